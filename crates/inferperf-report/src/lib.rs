@@ -1,0 +1,1 @@
+//! Reports from result files: tables, Excel workbooks, HTML pages and plots.

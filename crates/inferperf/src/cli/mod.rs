@@ -1,0 +1,17 @@
+//! One module per subcommand; each exposes its clap arguments and a `run` returning the exit code.
+
+pub mod bench;
+pub mod profile;
+pub mod send_one;
+pub mod serve;
+pub mod trace;
+
+/// Logs go to stderr through `tracing`; `RUST_LOG` overrides the default `info` level.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

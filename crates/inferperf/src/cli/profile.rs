@@ -1,0 +1,10 @@
+//! `inferperf profile` (not implemented yet).
+
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`profile` is not implemented yet")
+}

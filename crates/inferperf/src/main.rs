@@ -1,0 +1,51 @@
+//! The `inferperf` command line: parse flags (clap), call a library, print.
+//!
+//! Each subcommand lives in its own module under `cli/` with an `Args` type and a `run` function,
+//! so that commands can grow without touching each other.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+
+/// Benchmark and profile LLM and diffusion inference servers (SGLang/vLLM compatible).
+#[derive(Parser)]
+#[command(name = "inferperf", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the reference inference server (a real transformer engine on CPU).
+    Serve(cli::serve::Args),
+    /// Benchmarks: online serving, client calibration.
+    #[command(subcommand)]
+    Bench(cli::bench::BenchCommand),
+    /// Drive server-side profiling (`python -m sglang.profiler`).
+    Profile(cli::profile::Args),
+    /// Send one request, optionally profiled (`python -m sglang.test.send_one`).
+    SendOne(cli::send_one::Args),
+    /// Analyze profiler traces: merge, summary, ranks, trim, diff.
+    #[command(subcommand)]
+    Trace(cli::trace::TraceCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    cli::init_logging();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => cli::serve::run(args),
+        Command::Bench(cmd) => cli::bench::run(cmd),
+        Command::Profile(args) => cli::profile::run(args),
+        Command::SendOne(args) => cli::send_one::run(args),
+        Command::Trace(cmd) => cli::trace::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

