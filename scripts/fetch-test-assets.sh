@@ -23,4 +23,14 @@ os.replace(os.path.join(assets, "gguf.part"), os.path.join(assets, "SmolLM2-135M
 PY
   rm -rf "$tmp"
 fi
-echo "test assets in $ASSETS"
+
+
+# Python peers the tests drive: the official OpenAI SDK (server compatibility) and HTA 0.5.0
+# (trace compatibility). One venv, reused across runs.
+VENV="$ASSETS/venv"
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, hta' 2>/dev/null; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check openai "HolisticTraceAnalysis==0.5.0"
+  "$VENV/bin/python" -c 'import openai, hta'
+fi
+echo "python venv in $VENV"

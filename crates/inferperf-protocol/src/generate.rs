@@ -1,0 +1,1 @@
+//! SGLang native `/generate` request and response (`meta_info`).

@@ -1,0 +1,1 @@
+//! OpenAI `/v1/completions`, `/v1/chat/completions` and `/v1/models` requests, responses and stream chunks.

@@ -1,0 +1,1 @@
+//! SGLang `ProfileReqInput`: the body of `/start_profile`.
