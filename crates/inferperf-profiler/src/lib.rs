@@ -1,1 +1,41 @@
-//! Server-side profiling: step windows with SGLang's ProfileReqInput semantics, span recording, Chrome/Kineto trace writing and file naming.
+//! Server-side profiling with SGLang's `/start_profile` semantics: step windows, span recording,
+//! Kineto-compatible Chrome trace writing and SGLang's file naming; plus the HTTP client that
+//! drives `/start_profile` and `/stop_profile` on one or many servers.
+//!
+//! The engine depends on this crate (never the reverse). Data flow:
+//! - the front end resolves a [`ProfileReqInput`](inferperf_protocol::profile::ProfileReqInput)
+//!   into a [`ProfileStart`] and wraps it in a [`ProfileSession`] shared by all ranks;
+//! - each rank's engine thread owns a [`ProfileManager`]: `start`/`stop` between steps,
+//!   `on_step_begin`/`on_step_end` around each forward, spans through [`SpanRecorder`];
+//! - closed windows go to the [`TraceWriter`] thread, which writes `*.trace.json.gz` (temp file
+//!   then rename), merges when asked, and completes the session (what `/stop_profile` awaits).
+
+pub mod activity;
+pub mod client;
+pub mod error;
+mod event;
+mod manager;
+mod memory;
+pub mod naming;
+pub mod options;
+pub mod recorder;
+mod session;
+pub mod step;
+mod trace_json;
+mod window;
+mod writer;
+
+pub use activity::Activities;
+pub use error::ProfileError;
+pub use event::cat;
+pub use manager::{ProfileManager, ProfilerConfig};
+pub use memory::process_rss_bytes;
+pub use naming::{RankInfo, Stage};
+pub use options::{EnvDefaults, ProfileStart};
+pub use recorder::{phase, ModuleMarker, SpanGuard, SpanRecorder};
+pub use session::{ProfileOutcome, ProfileSession, TraceMerger};
+pub use step::{step_span_name, ForwardMode, StepEnd, StepInfo};
+pub use writer::TraceWriter;
+
+#[cfg(test)]
+mod tests;

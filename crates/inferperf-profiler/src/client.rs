@@ -1,0 +1,463 @@
+//! HTTP client side of profiling: `/start_profile` and `/stop_profile` on one server or on the
+//! prefill and decode workers of a PD-separated deployment (what `bench serving --profile`,
+//! `inferperf profile` and `inferperf send-one --profile` use), plus `send_one`.
+//!
+//! Plain HTTP/1.1 over reqwest with no TLS and no proxy (benchmark targets are direct).
+
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use inferperf_protocol::profile::ProfileReqInput;
+use serde_json::Value;
+
+use crate::naming::python_time_str;
+
+/// Why a client call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("request to {url} failed: {source}")]
+    Http {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{url} answered HTTP {status}: {body}")]
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error("invalid response from {url}: {message}")]
+    Invalid { url: String, message: String },
+    #[error("creating {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A client suited to benchmark targets: no proxy, HTTP/1.1, generous timeouts for
+/// `/stop_profile` (which returns only after the traces are written).
+pub fn http_client() -> Result<reqwest::Client, ClientError> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|source| ClientError::Http {
+            url: String::new(),
+            source,
+        })
+}
+
+/// One server to profile, with the label used in messages (`Prefill-0`, `Decode-1`, or the URL).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProfileTarget {
+    pub label: String,
+    pub url: String,
+}
+
+impl ProfileTarget {
+    /// A single (non-PD) server.
+    pub fn single(url: &str) -> Self {
+        Self {
+            label: "Server".into(),
+            url: url.trim_end_matches('/').to_string(),
+        }
+    }
+}
+
+/// Targets of a PD-separated deployment, labelled like SGLang's bench_serving
+/// (`Prefill-{i}`, then `Decode-{i}`).
+pub fn pd_targets(prefill_urls: &[String], decode_urls: &[String]) -> Vec<ProfileTarget> {
+    let mk = |kind: &str, i: usize, url: &String| ProfileTarget {
+        label: format!("{kind}-{i}"),
+        url: url.trim_end_matches('/').to_string(),
+    };
+    prefill_urls
+        .iter()
+        .enumerate()
+        .map(|(i, u)| mk("Prefill", i, u))
+        .chain(
+            decode_urls
+                .iter()
+                .enumerate()
+                .map(|(i, u)| mk("Decode", i, u)),
+        )
+        .collect()
+}
+
+/// Python's `os.path.normpath` on an absolute path: drops `.`, resolves `..` lexically.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// The client-side trace directory of `sglang.profiler` / bench_serving:
+/// `abs(normpath(base or $SGLANG_TORCH_PROFILER_DIR or /tmp)) / [name/] str(time.time())`,
+/// created with `mkdir -p` (on this machine; the server writes to the same path, so both must
+/// share it when they are different hosts).
+pub fn timestamped_output_dir(
+    base: Option<&Path>,
+    name: Option<&str>,
+) -> Result<PathBuf, ClientError> {
+    let base = match base {
+        Some(b) => b.to_path_buf(),
+        None => std::env::var_os("SGLANG_TORCH_PROFILER_DIR")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/tmp")),
+    };
+    let abs = std::path::absolute(&base).map_err(|source| ClientError::Io {
+        path: base.clone(),
+        source,
+    })?;
+    let mut dir = normalize(&abs);
+    if let Some(name) = name.filter(|n| !n.is_empty()) {
+        dir.push(name);
+    }
+    dir.push(python_time_str(SystemTime::now()));
+    std::fs::create_dir_all(&dir).map_err(|source| ClientError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    Ok(dir)
+}
+
+async fn read_reply(url: &str, resp: reqwest::Response) -> Result<String, ClientError> {
+    let status = resp.status();
+    let body = resp.text().await.map_err(|source| ClientError::Http {
+        url: url.to_string(),
+        source,
+    })?;
+    if !status.is_success() {
+        return Err(ClientError::Status {
+            url: url.to_string(),
+            status: status.as_u16(),
+            body: body.trim().to_string(),
+        });
+    }
+    Ok(body)
+}
+
+/// `POST {base_url}/start_profile` with `body`; returns the server's reply text
+/// (`"Start profiling.\n"`). Non-2xx answers are errors carrying the server's message.
+pub async fn start_profile(
+    client: &reqwest::Client,
+    base_url: &str,
+    body: &ProfileReqInput,
+) -> Result<String, ClientError> {
+    let url = format!("{}/start_profile", base_url.trim_end_matches('/'));
+    tracing::debug!(%url, body = %serde_json::to_string(body).unwrap_or_default(), "start_profile");
+    let resp = client
+        .post(&url)
+        .json(body)
+        .send()
+        .await
+        .map_err(|source| ClientError::Http {
+            url: url.clone(),
+            source,
+        })?;
+    read_reply(&url, resp).await
+}
+
+/// `POST {base_url}/stop_profile` with body `{}`; returns once the server has written the
+/// traces (`"Stop profiling. This will take some time.\n"`).
+pub async fn stop_profile(client: &reqwest::Client, base_url: &str) -> Result<String, ClientError> {
+    let url = format!("{}/stop_profile", base_url.trim_end_matches('/'));
+    let resp = client
+        .post(&url)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .map_err(|source| ClientError::Http {
+            url: url.clone(),
+            source,
+        })?;
+    read_reply(&url, resp).await
+}
+
+/// The result of one target in a fan-out call.
+#[derive(Debug)]
+pub struct TargetResult {
+    pub target: ProfileTarget,
+    pub result: Result<String, ClientError>,
+}
+
+/// Start profiling on every target, one after the other (as SGLang does), with the body
+/// `body_for(target)` (bench_serving gives each worker its own timestamped directory).
+/// Never short-circuits: every target gets its call and its result.
+pub async fn start_profile_all(
+    client: &reqwest::Client,
+    targets: &[ProfileTarget],
+    mut body_for: impl FnMut(&ProfileTarget) -> ProfileReqInput,
+) -> Vec<TargetResult> {
+    let mut out = Vec::with_capacity(targets.len());
+    for t in targets {
+        let body = body_for(t);
+        let result = start_profile(client, &t.url, &body).await;
+        out.push(TargetResult {
+            target: t.clone(),
+            result,
+        });
+    }
+    out
+}
+
+/// Stop profiling on every target, one after the other.
+pub async fn stop_profile_all(
+    client: &reqwest::Client,
+    targets: &[ProfileTarget],
+) -> Vec<TargetResult> {
+    let mut out = Vec::with_capacity(targets.len());
+    for t in targets {
+        let result = stop_profile(client, &t.url).await;
+        out.push(TargetResult {
+            target: t.clone(),
+            result,
+        });
+    }
+    out
+}
+
+/// `GET /get_server_info` (falling back to `/server_info` on 404), as JSON; `sglang.profiler`
+/// saves it as `server_args.json` next to the traces.
+pub async fn server_info(client: &reqwest::Client, base_url: &str) -> Result<Value, ClientError> {
+    let base = base_url.trim_end_matches('/');
+    let mut last = None;
+    for path in ["/get_server_info", "/server_info"] {
+        let url = format!("{base}{path}");
+        let resp = client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|source| ClientError::Http {
+                url: url.clone(),
+                source,
+            })?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            last = Some(ClientError::Status {
+                url,
+                status: 404,
+                body: String::new(),
+            });
+            continue;
+        }
+        let text = read_reply(&url, resp).await?;
+        return serde_json::from_str(&text).map_err(|e| ClientError::Invalid {
+            url,
+            message: e.to_string(),
+        });
+    }
+    Err(last.unwrap_or(ClientError::Invalid {
+        url: base.to_string(),
+        message: "no server info endpoint".into(),
+    }))
+}
+
+/// What `send_one` sends: the flags of `python -m sglang.test.send_one`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SendOneOptions {
+    pub prompt: String,
+    pub batch_size: usize,
+    pub different_prompts: bool,
+    pub temperature: f64,
+    pub max_new_tokens: usize,
+    pub frequency_penalty: f64,
+    pub presence_penalty: f64,
+    pub json: bool,
+    pub return_logprob: bool,
+    pub image: bool,
+    pub many_images: bool,
+    pub stream: bool,
+}
+
+/// send_one's default prompt.
+pub const SEND_ONE_PROMPT: &str =
+    "Human: Give me a fully functional FastAPI server. Show the python code.\n\nAssistant:";
+
+const EXAMPLE_IMAGE: &str =
+    "https://raw.githubusercontent.com/sgl-project/sglang/main/examples/assets/example_image.png";
+
+/// The `/generate` body send_one builds (same prompts, stop strings and fields).
+pub fn send_one_body(o: &SendOneOptions) -> Value {
+    let mut prompt = o.prompt.clone();
+    let image_data = if o.image {
+        prompt = "Human: Describe this image in a very short sentence.\n\nAssistant:".into();
+        Value::from(EXAMPLE_IMAGE)
+    } else if o.many_images {
+        prompt = "Human: I have one reference image and many images.Describe their relationship in a very short sentence.\n\nAssistant:".into();
+        Value::from(vec![EXAMPLE_IMAGE; 4])
+    } else {
+        Value::Null
+    };
+    let json_schema = if o.json {
+        prompt = "Human: What is the capital of France and how is that city like. Give me 3 trivial information about that city. Write in a format of json.\nAssistant:".into();
+        Value::from("$$ANY$$")
+    } else {
+        Value::Null
+    };
+    let text = if o.batch_size > 1 {
+        if o.different_prompts {
+            Value::from(
+                (0..o.batch_size)
+                    .map(|i| format!("Test case {}: {prompt}", i + 1))
+                    .collect::<Vec<_>>(),
+            )
+        } else {
+            Value::from(vec![prompt; o.batch_size])
+        }
+    } else {
+        Value::from(prompt)
+    };
+    serde_json::json!({
+        "text": text,
+        "image_data": image_data,
+        "sampling_params": {
+            "temperature": o.temperature,
+            "max_new_tokens": o.max_new_tokens,
+            "frequency_penalty": o.frequency_penalty,
+            "presence_penalty": o.presence_penalty,
+            "json_schema": json_schema,
+            "stop": ["Question", "Assistant:", "<|separator|>", "<|eos|>"],
+        },
+        "return_logprob": o.return_logprob,
+        "stream": o.stream,
+    })
+}
+
+/// send_one's result row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SendOneResult {
+    /// Generated text (non-streaming) or the concatenated streamed text.
+    pub text: String,
+    /// `meta_info.e2e_latency`, seconds.
+    pub latency_s: f64,
+    /// `meta_info.completion_tokens`.
+    pub tokens: u64,
+    /// `completion_tokens / spec_verify_ct` when speculative decoding ran, else 1.0.
+    pub acc_length: f64,
+    /// `tokens / latency`.
+    pub speed: f64,
+}
+
+/// POST `/generate` like send_one. `on_text` receives streamed text deltas as they arrive.
+pub async fn send_one(
+    client: &reqwest::Client,
+    base_url: &str,
+    opts: &SendOneOptions,
+    mut on_text: impl FnMut(&str),
+) -> Result<SendOneResult, ClientError> {
+    let url = format!("{}/generate", base_url.trim_end_matches('/'));
+    let http = |source| ClientError::Http {
+        url: url.clone(),
+        source,
+    };
+    let invalid = |message: String| ClientError::Invalid {
+        url: url.clone(),
+        message,
+    };
+    let mut resp = client
+        .post(&url)
+        .json(&send_one_body(opts))
+        .send()
+        .await
+        .map_err(http)?;
+    if !resp.status().is_success() {
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        return Err(ClientError::Status {
+            url: url.clone(),
+            status,
+            body: body.trim().to_string(),
+        });
+    }
+    let mut ret = Value::Null;
+    let mut streamed = String::new();
+    if opts.stream {
+        let mut pending: Vec<u8> = Vec::new();
+        let mut last_len = 0usize;
+        'outer: while let Some(chunk) = resp.chunk().await.map_err(http)? {
+            pending.extend_from_slice(&chunk);
+            while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=pos).collect();
+                let line = String::from_utf8_lossy(&line);
+                let line = line.trim_end();
+                let Some(data) = line.strip_prefix("data:") else {
+                    continue;
+                };
+                if line == "data: [DONE]" {
+                    break 'outer;
+                }
+                let value: Value =
+                    serde_json::from_str(data.trim()).map_err(|e| invalid(e.to_string()))?;
+                let item = if opts.batch_size > 1 {
+                    value.get(0).cloned().unwrap_or(value)
+                } else {
+                    value
+                };
+                let text = item["text"].as_str().unwrap_or_default();
+                if let Some(delta) = text.get(last_len..) {
+                    on_text(delta);
+                    streamed.push_str(delta);
+                }
+                last_len = text.len();
+                ret = item;
+            }
+        }
+    } else {
+        let value: Value = resp.json().await.map_err(http)?;
+        ret = if opts.batch_size > 1 {
+            value.get(0).cloned().unwrap_or(Value::Null)
+        } else {
+            value
+        };
+    }
+    let meta = ret
+        .get("meta_info")
+        .ok_or_else(|| invalid("no meta_info in the response".into()))?;
+    let latency_s = meta["e2e_latency"]
+        .as_f64()
+        .ok_or_else(|| invalid("meta_info.e2e_latency missing".into()))?;
+    let tokens = meta["completion_tokens"]
+        .as_u64()
+        .ok_or_else(|| invalid("meta_info.completion_tokens missing".into()))?;
+    let verify = meta
+        .get("spec_verify_ct")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let acc_length = if verify > 0 {
+        tokens as f64 / verify as f64
+    } else {
+        1.0
+    };
+    let speed = if latency_s > 0.0 {
+        tokens as f64 / latency_s
+    } else {
+        0.0
+    };
+    let text = if opts.stream {
+        streamed
+    } else {
+        ret["text"].as_str().unwrap_or_default().to_string()
+    };
+    Ok(SendOneResult {
+        text,
+        latency_s,
+        tokens,
+        acc_length,
+        speed,
+    })
+}
+
+#[cfg(test)]
+mod tests;
