@@ -1,0 +1,223 @@
+//! `bench serving` flags: SGLang's `bench_serving` names and defaults, plus vLLM's
+//! `--burstiness`, `--goodput`, `--percentile-metrics` and `--metric-percentiles`, plus a few
+//! of our own (client threads, request timeout). Flattened into the CLI.
+
+use crate::backend::Backend;
+use crate::dataset::DatasetName;
+use crate::error::BenchError;
+use crate::metrics::Slo;
+
+/// Arguments of `inferperf bench serving`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServingArgs {
+    /// Request protocol.
+    #[arg(long, value_enum, default_value = "sglang")]
+    pub backend: Backend,
+    /// Server base URL (instead of --host/--port). Without any of the three, an embedded
+    /// reference server is started (unless one already listens on the default port).
+    #[arg(long)]
+    pub base_url: Option<String>,
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Default depends on the backend (SGLang 30000, vLLM 8000, LMDeploy 23333).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Seconds to wait for `GET /v1/models` to answer 200; 0 disables the check.
+    #[arg(long, default_value_t = 60)]
+    pub ready_check_timeout_sec: u64,
+    /// Model name; if absent, `GET /v1/models` -> `data[0].id`.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Name put in the request `model` field (defaults to --model).
+    #[arg(long)]
+    pub served_model_name: Option<String>,
+    /// Path to a tokenizer.json or a directory holding one (else the server's
+    /// `/get_model_info` tokenizer path, else --model as a local path).
+    #[arg(long)]
+    pub tokenizer: Option<String>,
+    /// Extra HTTP headers `Key=Value`.
+    #[arg(long, num_args = 1..)]
+    pub header: Vec<String>,
+
+    #[arg(long, value_enum, default_value = "sharegpt")]
+    pub dataset_name: DatasetName,
+    /// Local dataset file (ShareGPT JSON, custom JSONL, Mooncake trace JSONL).
+    #[arg(long, default_value = "")]
+    pub dataset_path: String,
+    #[arg(long, default_value_t = 1000)]
+    pub num_prompts: usize,
+    #[arg(long)]
+    pub sharegpt_output_len: Option<usize>,
+    #[arg(long)]
+    pub sharegpt_context_len: Option<usize>,
+    #[arg(long, default_value_t = 1024)]
+    pub random_input_len: usize,
+    #[arg(long, default_value_t = 1024)]
+    pub random_output_len: usize,
+    #[arg(long, default_value_t = 0.0)]
+    pub random_range_ratio: f64,
+    #[arg(long, default_value = "")]
+    pub prompt_suffix: String,
+    /// Wrap sharegpt/custom prompts in the chat template.
+    #[arg(long)]
+    pub apply_chat_template: bool,
+    /// Send token ids (`input_ids`) instead of text (`--backend sglang` only).
+    #[arg(long)]
+    pub tokenize_prompt: bool,
+    #[arg(long, default_value_t = 64)]
+    pub gsp_num_groups: usize,
+    #[arg(long, default_value_t = 16)]
+    pub gsp_prompts_per_group: usize,
+    #[arg(long, default_value_t = 2048)]
+    pub gsp_system_prompt_len: usize,
+    #[arg(long, default_value_t = 128)]
+    pub gsp_question_len: usize,
+    #[arg(long, default_value_t = 256)]
+    pub gsp_output_len: usize,
+    #[arg(long, default_value_t = 1.0)]
+    pub gsp_range_ratio: f64,
+    #[arg(long)]
+    pub gsp_ordered: bool,
+    #[arg(long)]
+    pub gsp_send_routing_key: bool,
+    /// Mooncake replay time multiplier.
+    #[arg(long, default_value_t = 1.0)]
+    pub mooncake_slowdown_factor: f64,
+
+    /// Arrival rate (req/s); `inf` sends everything at t=0.
+    #[arg(long, default_value_t = f64::INFINITY)]
+    pub request_rate: f64,
+    /// Gamma shape of inter-arrival times (vLLM); 1 is Poisson, < 1 burstier.
+    #[arg(long, default_value_t = 1.0)]
+    pub burstiness: f64,
+    #[arg(long)]
+    pub max_concurrency: Option<usize>,
+    #[arg(long, default_value_t = 1)]
+    pub warmup_requests: usize,
+    /// POST /flush_cache (SGLang) or /reset_prefix_cache (vLLM) after warmup.
+    #[arg(long)]
+    pub flush_cache: bool,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[arg(long)]
+    pub disable_ignore_eos: bool,
+    #[arg(long)]
+    pub disable_stream: bool,
+    /// JSON object merged into every request body.
+    #[arg(long)]
+    pub extra_request_body: Option<String>,
+    /// LoRA adapter names (uniformly assigned).
+    #[arg(long, num_args = 0..)]
+    pub lora_name: Vec<String>,
+    /// Service-level objectives for goodput: `ttft:MS tpot:MS e2el:MS`.
+    #[arg(long, num_args = 1..)]
+    pub goodput: Vec<String>,
+    /// Comma-separated metrics for extra percentiles (vLLM names).
+    #[arg(long, default_value = "ttft,tpot,itl")]
+    pub percentile_metrics: String,
+    /// Comma-separated percentiles for --percentile-metrics.
+    #[arg(long, default_value = "99")]
+    pub metric_percentiles: String,
+
+    /// JSONL file to append the result record to.
+    #[arg(long)]
+    pub output_file: Option<String>,
+    /// Add per-request arrays to the record.
+    #[arg(long)]
+    pub output_details: bool,
+    #[arg(long)]
+    pub disable_tqdm: bool,
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Per-request timeout in seconds (default: none, as SGLang's 6 h).
+    #[arg(long)]
+    pub request_timeout_sec: Option<f64>,
+    /// Client worker threads (default: available cores).
+    #[arg(long)]
+    pub client_threads: Option<usize>,
+}
+
+impl ServingArgs {
+    /// Parse `--goodput ttft:MS tpot:MS e2el:MS`.
+    pub fn slo(&self) -> Result<Slo, BenchError> {
+        let mut s = Slo::default();
+        for item in &self.goodput {
+            let (k, v) = item.split_once(':').ok_or_else(|| {
+                BenchError::Config(format!("--goodput {item:?}: expected NAME:MS"))
+            })?;
+            let ms: f64 = v.parse().map_err(|_| {
+                BenchError::Config(format!("--goodput {item:?}: {v:?} is not a number"))
+            })?;
+            match k {
+                "ttft" => s.ttft_ms = Some(ms),
+                "tpot" => s.tpot_ms = Some(ms),
+                "e2el" => s.e2el_ms = Some(ms),
+                _ => {
+                    return Err(BenchError::Config(format!(
+                        "--goodput {item:?}: metric must be ttft, tpot or e2el"
+                    )))
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    /// `--percentile-metrics` as a list.
+    pub fn percentile_metric_names(&self) -> Vec<String> {
+        self.percentile_metrics
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    /// `--metric-percentiles` as numbers.
+    pub fn metric_percentile_values(&self) -> Result<Vec<f64>, BenchError> {
+        self.metric_percentiles
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|p| (0.0..=100.0).contains(p))
+                    .ok_or_else(|| {
+                        BenchError::Config(format!(
+                            "--metric-percentiles: {s:?} is not in [0, 100]"
+                        ))
+                    })
+            })
+            .collect()
+    }
+
+    /// The base URL: `--base-url`, else `http://{host}:{port}` with the backend's default port.
+    /// `None` when nothing was given (the caller may start an embedded server).
+    pub fn explicit_base_url(&self) -> Option<String> {
+        if let Some(u) = &self.base_url {
+            return Some(u.trim_end_matches('/').to_owned());
+        }
+        if self.host.is_none() && self.port.is_none() {
+            return None;
+        }
+        Some(self.host_port_url())
+    }
+
+    /// `http://{host or 127.0.0.1}:{port or the backend default}` (IPv6 bracketed).
+    pub fn host_port_url(&self) -> String {
+        let host = self.host.clone().unwrap_or_else(|| "127.0.0.1".into());
+        let host = if host == "0.0.0.0" {
+            "127.0.0.1".to_owned()
+        } else {
+            host
+        };
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        format!(
+            "http://{host}:{}",
+            self.port.unwrap_or(self.backend.default_port())
+        )
+    }
+}

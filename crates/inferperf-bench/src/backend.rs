@@ -1,0 +1,257 @@
+//! Backends: which route a request goes to, the exact JSON body SGLang's `bench_serving` (or
+//! vLLM's `bench serve`, for `openai`/`openai-chat`) sends for it, and how its stream is parsed.
+
+use serde_json::{json, Map, Value};
+
+/// Request protocol, with SGLang's (and vLLM's) `--backend` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// SGLang native `POST /generate` (cumulative text, `meta_info`).
+    Sglang,
+    #[value(name = "sglang-native")]
+    SglangNative,
+    /// OpenAI completions with SGLang's body.
+    #[value(name = "sglang-oai")]
+    SglangOai,
+    /// OpenAI chat completions with SGLang's body.
+    #[value(name = "sglang-oai-chat")]
+    SglangOaiChat,
+    Vllm,
+    #[value(name = "vllm-chat")]
+    VllmChat,
+    Lmdeploy,
+    #[value(name = "lmdeploy-chat")]
+    LmdeployChat,
+    /// OpenAI completions with vLLM's body (`stream_options.include_usage`).
+    Openai,
+    /// OpenAI chat completions with vLLM's body (`stream_options.include_usage`).
+    #[value(name = "openai-chat")]
+    OpenaiChat,
+}
+
+/// How a backend's responses are parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Generate,
+    Completions,
+    Chat,
+}
+
+impl Backend {
+    /// The `--backend` spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sglang => "sglang",
+            Backend::SglangNative => "sglang-native",
+            Backend::SglangOai => "sglang-oai",
+            Backend::SglangOaiChat => "sglang-oai-chat",
+            Backend::Vllm => "vllm",
+            Backend::VllmChat => "vllm-chat",
+            Backend::Lmdeploy => "lmdeploy",
+            Backend::LmdeployChat => "lmdeploy-chat",
+            Backend::Openai => "openai",
+            Backend::OpenaiChat => "openai-chat",
+        }
+    }
+
+    pub fn protocol(self) -> Protocol {
+        match self {
+            Backend::Sglang | Backend::SglangNative => Protocol::Generate,
+            Backend::SglangOai | Backend::Vllm | Backend::Lmdeploy | Backend::Openai => {
+                Protocol::Completions
+            }
+            Backend::SglangOaiChat
+            | Backend::VllmChat
+            | Backend::LmdeployChat
+            | Backend::OpenaiChat => Protocol::Chat,
+        }
+    }
+
+    /// Route appended to the base URL.
+    pub fn api_path(self) -> &'static str {
+        match self.protocol() {
+            Protocol::Generate => "/generate",
+            Protocol::Completions => "/v1/completions",
+            Protocol::Chat => "/v1/chat/completions",
+        }
+    }
+
+    /// SGLang's default port when `--port` is absent.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Backend::Lmdeploy | Backend::LmdeployChat => 23333,
+            Backend::Vllm | Backend::VllmChat | Backend::Openai | Backend::OpenaiChat => 8000,
+            _ => 30000,
+        }
+    }
+
+    /// True for the SGLang family (`/server_info`, `/flush_cache`).
+    pub fn is_sglang(self) -> bool {
+        self.name().contains("sglang")
+    }
+
+    /// vLLM-style bodies ask for usage in the stream.
+    fn wants_usage(self) -> bool {
+        matches!(self, Backend::Openai | Backend::OpenaiChat)
+    }
+}
+
+/// A prompt as the dataset produced it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Prompt {
+    Text(String),
+    /// Token ids (`--tokenize-prompt`, native backend only).
+    Ids(Vec<u32>),
+    /// Full OpenAI `messages` array (chat backends).
+    Messages(Value),
+}
+
+/// Everything that shapes one request body besides the prompt.
+#[derive(Clone, Debug)]
+pub struct BodyOptions<'a> {
+    pub backend: Backend,
+    pub model: &'a str,
+    pub stream: bool,
+    pub ignore_eos: bool,
+    pub lora_name: Option<&'a str>,
+    /// Merged last (overrides our keys), as SGLang does.
+    pub extra: &'a Map<String, Value>,
+}
+
+/// Build the JSON body for one request, exactly as SGLang's request functions do (§1.3).
+pub fn build_body(prompt: &Prompt, output_len: usize, o: &BodyOptions<'_>) -> Value {
+    let mut body = match o.backend.protocol() {
+        Protocol::Generate => {
+            let mut b = Map::new();
+            match prompt {
+                Prompt::Ids(ids) => b.insert("input_ids".into(), json!(ids)),
+                Prompt::Text(t) => b.insert("text".into(), json!(t)),
+                Prompt::Messages(m) => b.insert("text".into(), json!(m.to_string())),
+            };
+            b.insert(
+                "sampling_params".into(),
+                json!({"temperature": 0.0, "max_new_tokens": output_len, "ignore_eos": o.ignore_eos}),
+            );
+            b.insert("stream".into(), json!(o.stream));
+            b.insert("lora_path".into(), json!(o.lora_name));
+            b.insert("return_logprob".into(), json!(false));
+            b.insert("return_routed_experts".into(), json!(false));
+            b.insert("logprob_start_len".into(), json!(-1));
+            b
+        }
+        Protocol::Completions => {
+            let mut b = Map::new();
+            b.insert("model".into(), json!(o.model));
+            b.insert("prompt".into(), prompt_as_text(prompt));
+            if !o.backend.wants_usage() {
+                b.insert("best_of".into(), json!(1));
+            }
+            b.insert("max_tokens".into(), json!(output_len));
+            b.insert("stream".into(), json!(o.stream));
+            if o.backend.wants_usage() && o.stream {
+                b.insert("stream_options".into(), json!({"include_usage": true}));
+            }
+            if !o.extra.contains_key("temperature") {
+                b.insert("temperature".into(), json!(0.0));
+            }
+            if !o.extra.contains_key("ignore_eos") {
+                b.insert("ignore_eos".into(), json!(o.ignore_eos));
+            }
+            b
+        }
+        Protocol::Chat => {
+            let messages = match prompt {
+                Prompt::Messages(m) => m.clone(),
+                other => json!([{"role": "user", "content": prompt_as_text(other)}]),
+            };
+            let mut b = Map::new();
+            b.insert("model".into(), json!(o.model));
+            b.insert("messages".into(), messages);
+            b.insert("max_completion_tokens".into(), json!(output_len));
+            b.insert("stream".into(), json!(o.stream));
+            if o.backend.wants_usage() && o.stream {
+                b.insert("stream_options".into(), json!({"include_usage": true}));
+            }
+            if !o.extra.contains_key("temperature") {
+                b.insert("temperature".into(), json!(0.0));
+            }
+            if !o.extra.contains_key("ignore_eos") {
+                b.insert("ignore_eos".into(), json!(o.ignore_eos));
+            }
+            b
+        }
+    };
+    for (k, v) in o.extra {
+        body.insert(k.clone(), v.clone());
+    }
+    if let (Some(lora), Protocol::Completions | Protocol::Chat) =
+        (o.lora_name, o.backend.protocol())
+    {
+        body.insert("model".into(), json!(lora));
+        body.insert("lora_path".into(), json!(lora));
+    }
+    Value::Object(body)
+}
+
+fn prompt_as_text(p: &Prompt) -> Value {
+    match p {
+        Prompt::Text(t) => json!(t),
+        Prompt::Ids(ids) => json!(ids),
+        Prompt::Messages(m) => m.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(backend: Backend, extra: &Map<String, Value>) -> BodyOptions<'_> {
+        BodyOptions {
+            backend,
+            model: "m",
+            stream: true,
+            ignore_eos: true,
+            lora_name: None,
+            extra,
+        }
+    }
+
+    #[test]
+    fn bodies_match_sglang() {
+        let extra = Map::new();
+        let p = Prompt::Text("hi".into());
+        assert_eq!(
+            build_body(&p, 8, &opts(Backend::Sglang, &extra)),
+            json!({"text": "hi", "sampling_params": {"temperature": 0.0, "max_new_tokens": 8, "ignore_eos": true},
+                   "stream": true, "lora_path": null, "return_logprob": false, "return_routed_experts": false,
+                   "logprob_start_len": -1})
+        );
+        assert_eq!(
+            build_body(&p, 8, &opts(Backend::SglangOai, &extra)),
+            json!({"model": "m", "prompt": "hi", "best_of": 1, "max_tokens": 8, "stream": true,
+                   "temperature": 0.0, "ignore_eos": true})
+        );
+        assert_eq!(
+            build_body(&p, 8, &opts(Backend::VllmChat, &extra)),
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": 8,
+                   "stream": true, "temperature": 0.0, "ignore_eos": true})
+        );
+        let b = build_body(&p, 8, &opts(Backend::OpenaiChat, &extra));
+        assert_eq!(b["stream_options"], json!({"include_usage": true}));
+    }
+
+    #[test]
+    fn extra_body_overrides() {
+        let mut extra = Map::new();
+        extra.insert("temperature".into(), json!(0.7));
+        extra.insert("min_tokens".into(), json!(4));
+        let b = build_body(
+            &Prompt::Ids(vec![1, 2]),
+            4,
+            &opts(Backend::Lmdeploy, &extra),
+        );
+        assert_eq!(b["temperature"], json!(0.7));
+        assert_eq!(b["min_tokens"], json!(4));
+        assert_eq!(b["prompt"], json!([1, 2]));
+    }
+}

@@ -1,0 +1,314 @@
+//! The HTTP/1.1 client: keep-alive connections with TCP_NODELAY in a small pool (sized by use,
+//! i.e. by the concurrency), one pre-serialized body per request, and the streaming loop that
+//! timestamps every network read and hands it to the SSE parser.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, HOST};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::backend::Protocol;
+use crate::clock::Clock;
+use crate::error::BenchError;
+use crate::record::{ErrorKind, RequestError, RequestRecord};
+use crate::sse::{excerpt, StreamParser};
+
+/// Where requests go: a resolved address plus the headers every request carries.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub addr: SocketAddr,
+    /// `host:port` for the Host header.
+    pub authority: String,
+    /// Path prefix of the base URL (usually empty).
+    pub base_path: String,
+    /// Authorization and `--header` pairs.
+    pub headers: HeaderMap,
+}
+
+impl Target {
+    /// Parse an `http://host:port[/prefix]` base URL (plain HTTP only) and resolve it once.
+    pub fn from_base_url(base_url: &str, headers: HeaderMap) -> Result<Self, BenchError> {
+        let rest = base_url.strip_prefix("http://").ok_or_else(|| {
+            BenchError::Config(format!("base URL {base_url:?} must start with http://"))
+        })?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+            None => (rest, ""),
+        };
+        let with_port = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            authority.to_owned()
+        } else {
+            format!("{authority}:80")
+        };
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(&with_port)
+            .map_err(|e| BenchError::Config(format!("cannot resolve {authority:?}: {e}")))?
+            .next()
+            .ok_or_else(|| BenchError::Config(format!("{authority:?} resolves to nothing")))?;
+        Ok(Self {
+            addr,
+            authority: authority.to_owned(),
+            base_path: path.to_owned(),
+            headers,
+        })
+    }
+
+    /// Full path of a route under the base URL.
+    pub fn path(&self, route: &str) -> String {
+        format!("{}{}", self.base_path, route)
+    }
+}
+
+/// Build the auth header SGLang sends: `Bearer $OPENAI_API_KEY`, else raw `$API_KEY`, plus
+/// `Key=Value` pairs (split at the first `=`, empty keys or values dropped).
+pub fn request_headers(pairs: &[String]) -> Result<HeaderMap, BenchError> {
+    let mut h = HeaderMap::new();
+    let auth = std::env::var("OPENAI_API_KEY")
+        .ok()
+        .filter(|k| !k.is_empty())
+        .map(|k| format!("Bearer {k}"))
+        .or_else(|| std::env::var("API_KEY").ok().filter(|k| !k.is_empty()));
+    if let Some(a) = auth {
+        let v = HeaderValue::from_str(&a)
+            .map_err(|e| BenchError::Config(format!("API key is not a valid header value: {e}")))?;
+        h.insert(hyper::header::AUTHORIZATION, v);
+    }
+    for p in pairs {
+        let Some((k, v)) = p.split_once('=') else {
+            continue;
+        };
+        let (k, v) = (k.trim(), v.trim());
+        if k.is_empty() || v.is_empty() {
+            continue;
+        }
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|e| BenchError::Config(format!("--header {k:?}: {e}")))?;
+        let value = HeaderValue::from_str(v)
+            .map_err(|e| BenchError::Config(format!("--header {k:?} value: {e}")))?;
+        h.append(name, value);
+    }
+    Ok(h)
+}
+
+type Sender = SendRequest<Full<Bytes>>;
+
+/// Idle keep-alive connections to one target.
+pub struct Pool {
+    target: Target,
+    idle: Mutex<Vec<Sender>>,
+}
+
+impl Pool {
+    pub fn new(target: Target) -> Self {
+        Self {
+            target,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Open a new connection with TCP_NODELAY; the connection task runs on the current runtime.
+    pub async fn connect(&self) -> Result<Sender, RequestError> {
+        let err = |kind, e: &dyn std::fmt::Display| RequestError {
+            kind,
+            message: format!("connect {}: {e}", self.target.addr),
+        };
+        let stream = TcpStream::connect(self.target.addr)
+            .await
+            .map_err(|e| err(ErrorKind::Connect, &e))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| err(ErrorKind::Connect, &e))?;
+        let (sender, conn) = http1::Builder::new()
+            .max_buf_size(16 << 20)
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| err(ErrorKind::Connect, &e))?;
+        tokio::spawn(async move {
+            // The connection ends when the sender is dropped or the peer closes; either is
+            // observed by the request that uses it.
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    /// A ready connection: an idle one that is still open, else a new one.
+    async fn get(&self) -> Result<Sender, RequestError> {
+        loop {
+            let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
+            match idle {
+                Some(mut s) if !s.is_closed() => {
+                    if s.ready().await.is_ok() {
+                        return Ok(s);
+                    }
+                }
+                Some(_) => continue,
+                None => return self.connect().await,
+            }
+        }
+    }
+
+    fn put(&self, s: Sender) {
+        if !s.is_closed() {
+            if let Ok(mut v) = self.idle.lock() {
+                v.push(s);
+            }
+        }
+    }
+}
+
+/// What one request sends.
+pub struct Outgoing<'a> {
+    pub path: &'a str,
+    pub body: Bytes,
+    pub extra_headers: Option<&'a HeaderMap>,
+    pub protocol: Protocol,
+    pub stream: bool,
+}
+
+/// Send one request and fill `rec` with its timestamps and outcome. Never panics and never
+/// returns early without setting `rec.error` on failure.
+pub async fn execute(pool: &Pool, out: Outgoing<'_>, clock: &Clock, rec: &mut RequestRecord) {
+    if let Err(e) = execute_inner(pool, out, clock, rec).await {
+        if rec.last_ns == 0 {
+            rec.last_ns = clock.now_ns();
+        }
+        rec.error = Some(e);
+    }
+}
+
+async fn execute_inner(
+    pool: &Pool,
+    out: Outgoing<'_>,
+    clock: &Clock,
+    rec: &mut RequestRecord,
+) -> Result<(), RequestError> {
+    let mut sender = pool.get().await?;
+    let mut req = Request::builder()
+        .method(Method::POST)
+        .uri(out.path)
+        .body(Full::new(out.body))
+        .map_err(|e| RequestError {
+            kind: ErrorKind::Transport,
+            message: format!("building request: {e}"),
+        })?;
+    let h = req.headers_mut();
+    h.insert(
+        HOST,
+        HeaderValue::from_str(&pool.target.authority)
+            .unwrap_or(HeaderValue::from_static("localhost")),
+    );
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    for (k, v) in &pool.target.headers {
+        h.append(k, v.clone());
+    }
+    if let Some(extra) = out.extra_headers {
+        for (k, v) in extra {
+            h.insert(k, v.clone());
+        }
+    }
+    rec.sent_ns = clock.now_ns();
+    let resp = sender.send_request(req).await.map_err(transport)?;
+    rec.first_byte_ns = clock.now_ns();
+    let status = resp.status();
+    let mut body = resp.into_body();
+    if status != StatusCode::OK {
+        let mut buf = Vec::new();
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(f) => {
+                    if let Some(d) = f.data_ref() {
+                        buf.extend_from_slice(d);
+                    }
+                }
+                Err(_) => break,
+            }
+            if buf.len() > 4096 {
+                break;
+            }
+        }
+        rec.last_ns = clock.now_ns();
+        return Err(RequestError {
+            kind: ErrorKind::HttpStatus,
+            message: format!("HTTP {}: {}", status, excerpt(&buf)),
+        });
+    }
+    let mut parser = StreamParser::new(out.protocol, out.stream);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(transport)?;
+        if let Some(d) = frame.data_ref() {
+            let now = clock.now_ns();
+            parser.feed(d, now, rec)?;
+        }
+    }
+    parser.finish(clock.now_ns(), rec)?;
+    pool.put(sender);
+    Ok(())
+}
+
+fn transport(e: hyper::Error) -> RequestError {
+    let kind = if e.is_timeout() {
+        ErrorKind::Timeout
+    } else {
+        ErrorKind::Transport
+    };
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    RequestError { kind, message: msg }
+}
+
+/// Small non-hot-path GET/POST helper returning (status, body) for readiness checks,
+/// `/v1/models`, `/server_info` and `/flush_cache`.
+pub async fn simple_request(
+    pool: &Pool,
+    method: Method,
+    route: &str,
+    body: Option<Bytes>,
+    timeout: Duration,
+) -> Result<(StatusCode, Bytes), String> {
+    let fut = async {
+        let mut sender = pool.connect().await.map_err(|e| e.message)?;
+        let mut req = Request::builder()
+            .method(method)
+            .uri(pool.target.path(route))
+            .body(Full::new(body.unwrap_or_default()))
+            .map_err(|e| e.to_string())?;
+        let h = req.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&pool.target.authority) {
+            h.insert(HOST, v);
+        }
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        for (k, v) in &pool.target.headers {
+            h.append(k, v.clone());
+        }
+        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((status, bytes))
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| format!("timed out after {timeout:?}"))?
+}

@@ -1,0 +1,67 @@
+//! CPU time of the client's own threads (tokio workers, pacer), read from per-thread CPU clocks,
+//! so that a server running in the same process (the embedded one) is not charged to the client.
+
+use std::sync::{Arc, Mutex};
+
+/// Registry of thread CPU clocks.
+#[derive(Clone, Default)]
+pub struct ThreadCpu {
+    clocks: Arc<Mutex<Vec<libc::clockid_t>>>,
+}
+
+impl ThreadCpu {
+    /// Register the calling thread (call from the thread itself, e.g. `on_thread_start`).
+    pub fn register_current(&self) {
+        let mut id: libc::clockid_t = 0;
+        // SAFETY: pthread_self() is always valid for the calling thread and `id` is a valid
+        // out-pointer.
+        let rc = unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut id) };
+        if rc == 0 {
+            if let Ok(mut v) = self.clocks.lock() {
+                v.push(id);
+            }
+        }
+    }
+
+    /// Sum of CPU seconds of the registered threads that are still alive.
+    pub fn seconds(&self) -> f64 {
+        let Ok(v) = self.clocks.lock() else {
+            return 0.0;
+        };
+        v.iter().map(|&id| clock_seconds(id)).sum()
+    }
+}
+
+fn clock_seconds(id: libc::clockid_t) -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; an invalid clock id only yields an error code.
+    let rc = unsafe { libc::clock_gettime(id, &mut ts) };
+    if rc == 0 {
+        ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+    } else {
+        0.0
+    }
+}
+
+/// User + system CPU seconds of the whole process (getrusage), for reference.
+pub fn process_cpu_seconds() -> f64 {
+    // SAFETY: zeroed rusage is a valid out-parameter for getrusage.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid out-pointer.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Ask the kernel for the finest timer slack on this thread, so short sleeps wake on time.
+pub fn tighten_timer_slack() {
+    // SAFETY: PR_SET_TIMERSLACK takes an integer argument and affects only this thread.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
+    }
+}

@@ -1,0 +1,31 @@
+//! Typed errors of the benchmark library.
+
+/// What can stop a benchmark before or after the measured run (per-request failures are
+/// records, not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("dataset: {0}")]
+    Dataset(String),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("server: {0}")]
+    Server(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl BenchError {
+    /// Wrap an I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        BenchError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

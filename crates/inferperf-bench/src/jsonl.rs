@@ -1,0 +1,244 @@
+//! The JSONL result record: SGLang's keys in SGLang's order (§1.12), then ours, written as one
+//! line appended to `--output-file` through a temp file and a rename, so a reader never sees a
+//! half-written file. Non-finite floats are written as Python's `json.dumps` writes them
+//! (`Infinity`, `NaN`), e.g. the default `"request_rate": Infinity`.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::error::BenchError;
+
+/// SGLang's record keys, in order (without `--cache-report`).
+pub const SGLANG_KEYS: &[&str] = &[
+    "tag",
+    "backend",
+    "dataset_name",
+    "request_rate",
+    "max_concurrency",
+    "sharegpt_output_len",
+    "random_input_len",
+    "random_output_len",
+    "random_range_ratio",
+    "server_info",
+    "duration",
+    "completed",
+    "total_input_tokens",
+    "total_input_text_tokens",
+    "total_input_vision_tokens",
+    "total_output_tokens",
+    "total_output_tokens_retokenized",
+    "request_throughput",
+    "input_throughput",
+    "output_throughput",
+    "total_throughput",
+    "mean_e2e_latency_ms",
+    "median_e2e_latency_ms",
+    "std_e2e_latency_ms",
+    "p90_e2e_latency_ms",
+    "p95_e2e_latency_ms",
+    "p99_e2e_latency_ms",
+    "mean_ttft_ms",
+    "median_ttft_ms",
+    "std_ttft_ms",
+    "p90_ttft_ms",
+    "p95_ttft_ms",
+    "p99_ttft_ms",
+    "mean_tpot_ms",
+    "median_tpot_ms",
+    "std_tpot_ms",
+    "p90_tpot_ms",
+    "p95_tpot_ms",
+    "p99_tpot_ms",
+    "mean_itl_ms",
+    "median_itl_ms",
+    "std_itl_ms",
+    "p90_itl_ms",
+    "p95_itl_ms",
+    "p99_itl_ms",
+    "concurrency",
+    "accept_length",
+    "max_output_tokens_per_s",
+    "max_concurrent_requests",
+];
+
+/// A JSON value that may hold non-finite floats.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Field {
+    /// Any JSON value (finite numbers, strings, objects, null).
+    Json(Value),
+    /// A float, written as `Infinity`/`-Infinity`/`NaN` when not finite.
+    Float(f64),
+    /// Nested ordered object.
+    Object(OrderedRecord),
+}
+
+impl From<Value> for Field {
+    fn from(v: Value) -> Self {
+        Field::Json(v)
+    }
+}
+
+impl From<f64> for Field {
+    fn from(v: f64) -> Self {
+        Field::Float(v)
+    }
+}
+
+/// An object that keeps insertion order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OrderedRecord {
+    pub fields: Vec<(String, Field)>,
+}
+
+impl OrderedRecord {
+    /// Append a key (later duplicates are kept out: the first one wins).
+    pub fn put(&mut self, key: &str, v: impl Into<Field>) {
+        if !self.fields.iter().any(|(k, _)| k == key) {
+            self.fields.push((key.to_owned(), v.into()));
+        }
+    }
+
+    /// Serialize to one line of Python-`json.dumps`-compatible JSON.
+    pub fn to_line(&self) -> String {
+        let mut s = String::with_capacity(4096);
+        self.write(&mut s);
+        s
+    }
+
+    fn write(&self, s: &mut String) {
+        s.push('{');
+        for (i, (k, v)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                s.push_str(", ");
+            }
+            s.push_str(&Value::String(k.clone()).to_string());
+            s.push_str(": ");
+            match v {
+                Field::Json(j) => s.push_str(&j.to_string()),
+                Field::Float(f) => s.push_str(&float(*f)),
+                Field::Object(o) => o.write(s),
+            }
+        }
+        s.push('}');
+    }
+}
+
+/// Python `json.dumps` rendering of a float.
+pub fn float(f: f64) -> String {
+    if f.is_nan() {
+        "NaN".into()
+    } else if f.is_infinite() {
+        if f > 0.0 { "Infinity" } else { "-Infinity" }.into()
+    } else {
+        Value::from(f).to_string()
+    }
+}
+
+/// Parse a line written by [`OrderedRecord::to_line`] (or by Python) with serde_json, mapping
+/// the bare non-finite tokens to strings first.
+pub fn parse_line(line: &str) -> Result<Value, serde_json::Error> {
+    let mut out = String::with_capacity(line.len());
+    let mut in_str = false;
+    let mut escaped = false;
+    let b = line.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i] as char;
+        if in_str {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_str = false;
+            }
+            i += 1;
+            continue;
+        }
+        let rest = &line[i..];
+        let token = ["-Infinity", "Infinity", "NaN"]
+            .into_iter()
+            .find(|t| rest.starts_with(t));
+        if let Some(t) = token {
+            out.push('"');
+            out.push_str(t);
+            out.push('"');
+            i += t.len();
+            continue;
+        }
+        if c == '"' {
+            in_str = true;
+        }
+        // Multi-byte UTF-8 only appears inside strings; outside, the JSON is ASCII.
+        out.push(c);
+        i += 1;
+    }
+    serde_json::from_str(&out)
+}
+
+/// Append one line to `path` atomically: copy the existing content and the new line into a
+/// temp file in the same directory, flush it to disk, then rename over the target.
+pub fn append_line_atomic(path: &Path, line: &str) -> Result<(), BenchError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| BenchError::io(format!("creating {}", dir.display()), e))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir)
+        .map_err(|e| BenchError::io(format!("temp file in {}", dir.display()), e))?;
+    match std::fs::read(path) {
+        Ok(old) => {
+            tmp.write_all(&old)
+                .map_err(|e| BenchError::io("writing temp file", e))?;
+            if !old.is_empty() && !old.ends_with(b"\n") {
+                tmp.write_all(b"\n")
+                    .map_err(|e| BenchError::io("writing temp file", e))?;
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(BenchError::io(format!("reading {}", path.display()), e)),
+    }
+    tmp.write_all(line.as_bytes())
+        .and_then(|_| tmp.write_all(b"\n"))
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(|e| BenchError::io("writing temp file", e))?;
+    tmp.persist(path)
+        .map_err(|e| BenchError::io(format!("renaming into {}", path.display()), e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn python_compatible_floats_round_trip() {
+        let mut r = OrderedRecord::default();
+        r.put("request_rate", f64::INFINITY);
+        r.put("tag", json!("a \"NaN\" tag"));
+        r.put("x", 1.5);
+        let line = r.to_line();
+        assert_eq!(
+            line,
+            r#"{"request_rate": Infinity, "tag": "a \"NaN\" tag", "x": 1.5}"#
+        );
+        let v = parse_line(&line).unwrap_or_default();
+        assert_eq!(v["request_rate"], json!("Infinity"));
+        assert_eq!(v["tag"], json!("a \"NaN\" tag"));
+    }
+
+    #[test]
+    fn append_keeps_previous_lines() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let p = dir.path().join("out.jsonl");
+        append_line_atomic(&p, "{\"a\": 1}").unwrap_or_else(|e| panic!("{e}"));
+        append_line_atomic(&p, "{\"a\": 2}").unwrap_or_else(|e| panic!("{e}"));
+        let text = std::fs::read_to_string(&p).unwrap_or_default();
+        assert_eq!(text, "{\"a\": 1}\n{\"a\": 2}\n");
+    }
+}

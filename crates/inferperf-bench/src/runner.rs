@@ -1,0 +1,336 @@
+//! The measured run: a pacer thread releases requests on the fixed schedule; with
+//! `--max-concurrency C`, C workers take them in order (time spent waiting for a worker is the
+//! client queue time); without it, each released request gets its own task. Records go to a
+//! collector; Ctrl-C, a dead server or the end of the plan all finish with every record that
+//! exists, none lost.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::header::HeaderMap;
+use tokio::sync::{mpsc, watch, Mutex};
+
+use crate::backend::Protocol;
+use crate::client::{execute, Outgoing, Pool};
+use crate::clock::Clock;
+use crate::record::{ErrorKind, RequestError, RequestRecord};
+
+/// One request of the plan, ready to send.
+#[derive(Clone, Debug)]
+pub struct PlannedRequest {
+    /// Pre-serialized JSON body.
+    pub body: Bytes,
+    pub prompt_len: usize,
+    pub output_len: usize,
+    /// Per-request headers (routing key).
+    pub headers: Option<HeaderMap>,
+}
+
+/// Everything the run needs.
+pub struct RunSpec {
+    pub requests: Arc<Vec<PlannedRequest>>,
+    /// Release offsets (ns from the run start), one per request, non-decreasing.
+    pub offsets: Vec<u64>,
+    pub max_concurrency: Option<usize>,
+    pub path: String,
+    pub protocol: Protocol,
+    pub stream: bool,
+    pub timeout: Option<Duration>,
+    /// Abort the run after this many consecutive connection failures (server gone).
+    pub max_consecutive_connect_failures: usize,
+    pub warmup: bool,
+}
+
+/// Live counters for the progress display.
+#[derive(Default)]
+pub struct LiveCounters {
+    pub completed: AtomicUsize,
+    pub failed: AtomicUsize,
+    pub output_tokens: AtomicU64,
+}
+
+/// What a run produced.
+pub struct RunResult {
+    /// One record per request that was released, sorted by plan index.
+    pub records: Vec<RequestRecord>,
+    /// Requests never released (the run was stopped first).
+    pub not_started: usize,
+    /// Run start to the last record.
+    pub duration_s: f64,
+    /// Why the run stopped early, if it did.
+    pub abort_reason: Option<String>,
+    /// Runtime scheduling lag samples (ns): how late a 1 ms timer fired.
+    pub runtime_lag_ns: Vec<u64>,
+}
+
+/// Stops a run from outside (Ctrl-C handler, server death detection).
+#[derive(Clone)]
+pub struct Abort {
+    tx: Arc<watch::Sender<Option<String>>>,
+}
+
+impl Default for Abort {
+    fn default() -> Self {
+        Self {
+            tx: Arc::new(watch::channel(None).0),
+        }
+    }
+}
+
+impl Abort {
+    /// Stop the run with a reason (the first reason wins).
+    pub fn trigger(&self, reason: &str) {
+        self.tx.send_if_modified(|r| {
+            if r.is_none() {
+                *r = Some(reason.to_owned());
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    pub fn reason(&self) -> Option<String> {
+        self.tx.borrow().clone()
+    }
+
+    /// Resolves once the run is aborted.
+    pub async fn wait(&self) {
+        let mut rx = self.tx.subscribe();
+        let _ = rx.wait_for(|r| r.is_some()).await;
+    }
+}
+
+struct Shared {
+    pool: Arc<Pool>,
+    spec: RunSpec,
+    clock: Clock,
+    t0: u64,
+    released: Vec<AtomicU64>,
+    counters: Arc<LiveCounters>,
+    abort: Abort,
+    connect_failures: AtomicUsize,
+    records: mpsc::UnboundedSender<RequestRecord>,
+}
+
+/// Run the plan to completion (or abort) and return every record.
+pub async fn run(
+    pool: Arc<Pool>,
+    spec: RunSpec,
+    clock: Clock,
+    counters: Arc<LiveCounters>,
+    abort: Abort,
+) -> RunResult {
+    let n = spec.requests.len();
+    let (rec_tx, mut rec_rx) = mpsc::unbounded_channel();
+    let t0 = clock.now_ns();
+    let offsets: Vec<u64> = spec.offsets.iter().map(|o| t0 + o).collect();
+    let max_conc = spec.max_concurrency;
+    let shared = Arc::new(Shared {
+        pool,
+        spec,
+        clock,
+        t0,
+        released: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        counters,
+        abort: abort.clone(),
+        connect_failures: AtomicUsize::new(0),
+        records: rec_tx,
+    });
+
+    let (idx_tx, idx_rx) = mpsc::unbounded_channel::<usize>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let pacer = {
+        let shared = shared.clone();
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("inferperf-pacer".into())
+            .spawn(move || {
+                crate::pacer::run(&offsets, &shared.clock, &stop, |i, now| {
+                    shared.released[i].store(now, Ordering::Relaxed);
+                    let _ = idx_tx.send(i);
+                })
+            })
+    };
+    let pacer = match pacer {
+        Ok(p) => Some(p),
+        Err(e) => {
+            abort.trigger(&format!("cannot start the pacer thread: {e}"));
+            None
+        }
+    };
+    let lag_probe = tokio::spawn(runtime_lag_probe(abort.clone()));
+
+    let stopper = {
+        let abort = abort.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            abort.wait().await;
+            stop.store(true, Ordering::Relaxed);
+        })
+    };
+
+    let idx_rx = Arc::new(Mutex::new(idx_rx));
+    let mut workers = tokio::task::JoinSet::new();
+    match max_conc {
+        Some(c) => {
+            for _ in 0..c.max(1) {
+                let (shared, rx) = (shared.clone(), idx_rx.clone());
+                workers.spawn(async move {
+                    loop {
+                        let next = { rx.lock().await.recv().await };
+                        match next {
+                            Some(i) => one(&shared, i).await,
+                            None => break,
+                        }
+                    }
+                });
+            }
+        }
+        None => {
+            let shared = shared.clone();
+            workers.spawn(async move {
+                let mut tasks = tokio::task::JoinSet::new();
+                loop {
+                    let next = { idx_rx.lock().await.recv().await };
+                    match next {
+                        Some(i) => {
+                            let shared = shared.clone();
+                            tasks.spawn(async move { one(&shared, i).await });
+                        }
+                        None => break,
+                    }
+                    while tasks.try_join_next().is_some() {}
+                }
+                while tasks.join_next().await.is_some() {}
+            });
+        }
+    }
+    while workers.join_next().await.is_some() {}
+    let released_count = match pacer {
+        Some(p) => p.join().unwrap_or(0),
+        None => 0,
+    };
+    let end = shared.clock.now_ns();
+    stopper.abort();
+    abort.trigger("");
+    let runtime_lag_ns = lag_probe.await.unwrap_or_default();
+    drop(shared);
+    let mut records = Vec::with_capacity(released_count);
+    while let Some(r) = rec_rx.recv().await {
+        records.push(r);
+    }
+    records.sort_by_key(|r| r.index);
+    let reason = abort.reason().filter(|r| !r.is_empty());
+    let last = records
+        .iter()
+        .map(|r| r.last_ns)
+        .max()
+        .unwrap_or(end)
+        .max(t0);
+    RunResult {
+        not_started: n - records.len(),
+        duration_s: (last - t0) as f64 * 1e-9,
+        abort_reason: reason,
+        records,
+        runtime_lag_ns,
+    }
+}
+
+/// Send request `i` and deliver its record.
+async fn one(sh: &Shared, i: usize) {
+    let req = &sh.spec.requests[i];
+    let mut rec = RequestRecord {
+        index: i,
+        scheduled_ns: sh.t0 + sh.spec.offsets[i],
+        released_ns: sh.released[i].load(Ordering::Relaxed),
+        prompt_len: req.prompt_len,
+        requested_output_len: req.output_len,
+        output_len: req.output_len,
+        warmup: sh.spec.warmup,
+        ..Default::default()
+    };
+    let cancelled = if sh.abort.reason().is_some() {
+        true
+    } else {
+        let out = Outgoing {
+            path: &sh.spec.path,
+            body: req.body.clone(),
+            extra_headers: req.headers.as_ref(),
+            protocol: sh.spec.protocol,
+            stream: sh.spec.stream,
+        };
+        let fut = execute(&sh.pool, out, &sh.clock, &mut rec);
+        let timed = async {
+            match sh.spec.timeout {
+                Some(t) => tokio::time::timeout(t, fut).await.is_err(),
+                None => {
+                    fut.await;
+                    false
+                }
+            }
+        };
+        tokio::select! {
+            timed_out = timed => {
+                if timed_out {
+                    rec.error = Some(RequestError {
+                        kind: ErrorKind::Timeout,
+                        message: format!("no complete response within {:?}", sh.spec.timeout.unwrap_or_default()),
+                    });
+                    rec.last_ns = sh.clock.now_ns();
+                }
+                false
+            }
+            _ = sh.abort.wait() => true,
+        }
+    };
+    if cancelled {
+        rec.error = Some(RequestError {
+            kind: ErrorKind::Cancelled,
+            message: sh.abort.reason().unwrap_or_default(),
+        });
+        rec.last_ns = sh.clock.now_ns();
+    }
+    match &rec.error {
+        None => {
+            sh.connect_failures.store(0, Ordering::Relaxed);
+            sh.counters.completed.fetch_add(1, Ordering::Relaxed);
+            sh.counters
+                .output_tokens
+                .fetch_add(rec.output_len as u64, Ordering::Relaxed);
+        }
+        Some(e) => {
+            sh.counters.failed.fetch_add(1, Ordering::Relaxed);
+            if e.kind == ErrorKind::Connect {
+                let k = sh.connect_failures.fetch_add(1, Ordering::Relaxed) + 1;
+                if k >= sh.spec.max_consecutive_connect_failures {
+                    sh.abort.trigger(&format!(
+                        "server unreachable: {k} consecutive connection failures ({})",
+                        e.message
+                    ));
+                }
+            }
+        }
+    }
+    let _ = sh.records.send(rec);
+}
+
+/// Measure how late a 1 ms sleep wakes up on the client runtime, every 10 ms, until abort.
+async fn runtime_lag_probe(abort: Abort) -> Vec<u64> {
+    let mut lags = Vec::new();
+    loop {
+        let t = std::time::Instant::now();
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(1)) => {}
+            _ = abort.wait() => break,
+        }
+        lags.push((t.elapsed().as_nanos() as u64).saturating_sub(1_000_000));
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(9)) => {}
+            _ = abort.wait() => break,
+        }
+    }
+    lags
+}

@@ -1,0 +1,659 @@
+//! `bench serving` end to end: readiness, model and tokenizer discovery, dataset, request plan
+//! (pre-serialized bodies, fixed schedule), warmup, the measured run, metrics, the console
+//! table, the validity verdict and the JSONL record. The record is written even when the run
+//! was interrupted or the server died, marked incomplete.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, StatusCode};
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+use serde_json::{Map, Value};
+
+use crate::args::ServingArgs;
+use crate::arrival::{offered_rate, schedule, Arrivals};
+use crate::backend::{build_body, Backend, BodyOptions, Prompt};
+use crate::calibrate::Calibration;
+use crate::client::{request_headers, simple_request, Pool, Target};
+use crate::clock::Clock;
+use crate::cpu::{process_cpu_seconds, ThreadCpu};
+use crate::dataset::random::RandomOptions;
+use crate::dataset::sharegpt::ConversationOptions;
+use crate::dataset::{self, DatasetName, DatasetRow};
+use crate::error::BenchError;
+use crate::metrics::{compute, MetricInputs, Metrics};
+use crate::runner::{run, Abort, LiveCounters, PlannedRequest, RunSpec};
+use crate::table::{extra_table, py_float, sglang_table, TableContext};
+use crate::tokenizer::{HfTokenizer, SharedTokenizer};
+use crate::validity::{assess, render, Validity, ValidityInputs};
+
+/// What the caller provides besides the flags.
+pub struct ServingContext {
+    pub base_url: String,
+    /// The tokenizer, when the caller has one already (the embedded server's own).
+    pub tokenizer: Option<SharedTokenizer>,
+    pub client_threads: usize,
+    pub cpu: ThreadCpu,
+    /// Raised by Ctrl-C (wired by the caller).
+    pub abort: Abort,
+    /// This host's measured client ceiling, for the overload warning.
+    pub calibration: Option<Calibration>,
+    /// Print the tables to stdout (tests turn this off).
+    pub print: bool,
+}
+
+/// The run's results.
+pub struct ServingOutcome {
+    pub metrics: Metrics,
+    pub validity: Validity,
+    pub records: Vec<crate::record::RequestRecord>,
+    /// The JSONL line written.
+    pub record_line: String,
+    pub output_file: String,
+    pub incomplete: bool,
+}
+
+/// Run the serving benchmark.
+pub async fn run_serving(
+    args: &ServingArgs,
+    ctx: ServingContext,
+) -> Result<ServingOutcome, BenchError> {
+    if args.tokenize_prompt && !matches!(args.backend, Backend::Sglang | Backend::SglangNative) {
+        return Err(BenchError::Config(
+            "--tokenize-prompt only compatible with --backend sglang currently".into(),
+        ));
+    }
+    let headers = request_headers(&args.header)?;
+    let target = Target::from_base_url(&ctx.base_url, headers)?;
+    let pool = Arc::new(Pool::new(target));
+    println!("base_url={} backend={}", ctx.base_url, args.backend.name());
+    if args.ready_check_timeout_sec > 0 {
+        wait_ready(&pool, args.ready_check_timeout_sec).await?;
+    }
+    let model = match &args.model {
+        Some(m) => m.clone(),
+        None => fetch_model(&pool).await?,
+    };
+    let model_id = args
+        .served_model_name
+        .clone()
+        .unwrap_or_else(|| model.clone());
+    let tokenizer = resolve_tokenizer(args, &ctx, &pool, &model).await?;
+
+    let t_prep = Instant::now();
+    let rows = build_dataset(args, tokenizer.as_ref())?;
+    if rows.is_empty() {
+        return Err(BenchError::Dataset("the dataset produced no rows".into()));
+    }
+    let total_in: usize = rows.iter().map(|r| r.prompt_len).sum();
+    let total_out: usize = rows.iter().map(|r| r.output_len).sum();
+    println!("#Input tokens: {total_in}");
+    println!("#Output tokens: {total_out}");
+    let extra = parse_extra(args.extra_request_body.as_deref())?;
+    let requests = Arc::new(plan_requests(args, &rows, &model_id, &extra)?);
+    tracing::info!(
+        "prepared {} requests in {:.2} s",
+        requests.len(),
+        t_prep.elapsed().as_secs_f64()
+    );
+    let (arrivals, rate_for_record) = if args.dataset_name == DatasetName::Mooncake {
+        println!("Using time-based Mooncake request scheduler, ignoring --request-rate.");
+        let offsets_ms = rows.iter().map(|r| r.timestamp_ms.unwrap_or(0.0)).collect();
+        (
+            Arrivals::Trace {
+                offsets_ms,
+                slowdown: args.mooncake_slowdown_factor,
+            },
+            None,
+        )
+    } else if args.request_rate.is_infinite() {
+        (Arrivals::Burst, Some(args.request_rate))
+    } else {
+        (
+            Arrivals::Rate {
+                rate: args.request_rate,
+                burstiness: args.burstiness,
+            },
+            Some(args.request_rate),
+        )
+    };
+    let offsets = schedule(&arrivals, requests.len(), args.seed)?;
+    if let Some(cal) = &ctx.calibration {
+        for w in cal.overload_warnings(
+            offered_rate(&offsets),
+            args.max_concurrency.unwrap_or(requests.len()),
+            total_out as f64 / requests.len() as f64,
+        ) {
+            tracing::warn!("{w}");
+            eprintln!("WARNING: {w}");
+        }
+    }
+
+    let protocol = args.backend.protocol();
+    let stream = !args.disable_stream;
+    let path = pool.target().path(args.backend.api_path());
+    let timeout = args.request_timeout_sec.map(Duration::from_secs_f64);
+
+    // Warmup: the first row, at most 32 output tokens, all at once.
+    if args.warmup_requests > 0 {
+        println!("Starting warmup with {} sequences...", args.warmup_requests);
+        let mut first = rows[0].clone();
+        first.output_len = first.output_len.min(32);
+        let w = plan_requests(args, std::slice::from_ref(&first), &model_id, &extra)?;
+        let wreqs = Arc::new(vec![w[0].clone(); args.warmup_requests]);
+        let spec = RunSpec {
+            offsets: vec![0; wreqs.len()],
+            requests: wreqs,
+            max_concurrency: args.max_concurrency,
+            path: path.clone(),
+            protocol,
+            stream,
+            timeout,
+            max_consecutive_connect_failures: usize::MAX,
+            warmup: true,
+        };
+        let res = run(
+            pool.clone(),
+            spec,
+            Clock::start(),
+            Arc::default(),
+            ctx.abort.clone(),
+        )
+        .await;
+        if let Some(reason) = res.abort_reason {
+            return Err(BenchError::Server(format!("warmup interrupted: {reason}")));
+        }
+        if !res.records.iter().any(|r| r.success()) {
+            let err = res
+                .records
+                .iter()
+                .find_map(|r| {
+                    r.error
+                        .as_ref()
+                        .map(|e| format!("{:?}: {}", e.kind, e.message))
+                })
+                .unwrap_or_default();
+            return Err(BenchError::Server(format!(
+                "Warmup failed - Please make sure benchmark arguments are correctly specified. Error: {err}"
+            )));
+        }
+        println!(
+            "Warmup completed with {} sequences. Starting main benchmark run...",
+            args.warmup_requests
+        );
+    }
+    if args.flush_cache {
+        flush_cache(&pool, args.backend).await?;
+    }
+
+    let counters = Arc::new(LiveCounters::default());
+    let pb = crate::progress::bar(requests.len(), args.disable_tqdm);
+    let ticker = crate::progress::spawn_ticker(pb.clone(), counters.clone());
+    let cpu0 = (ctx.cpu.seconds(), process_cpu_seconds());
+    let spec = RunSpec {
+        requests: requests.clone(),
+        offsets,
+        max_concurrency: args.max_concurrency,
+        path,
+        protocol,
+        stream,
+        timeout,
+        max_consecutive_connect_failures: 8,
+        warmup: false,
+    };
+    let res = run(
+        pool.clone(),
+        spec,
+        Clock::start(),
+        counters.clone(),
+        ctx.abort.clone(),
+    )
+    .await;
+    let client_cpu = ctx.cpu.seconds() - cpu0.0;
+    let process_cpu = process_cpu_seconds() - cpu0.1;
+    ticker.abort();
+    pb.finish_and_clear();
+    let incomplete = res.abort_reason.is_some();
+    if let Some(r) = &res.abort_reason {
+        eprintln!("WARNING: run stopped early: {r}; writing results for what completed");
+    }
+
+    // After the measured duration: server info (accept length) and retokenized counts.
+    let server_info = if args.backend.is_sglang() && !incomplete {
+        get_json(&pool, "/server_info").await
+    } else {
+        None
+    };
+    let accept_length = server_info.as_ref().and_then(|s| {
+        let s = s.get("decode").and_then(|d| d.get(0)).unwrap_or(s);
+        s.get("internal_states")?
+            .get(0)?
+            .get("avg_spec_accept_length")?
+            .as_f64()
+    });
+    let retok: Option<Vec<usize>> = tokenizer.as_ref().map(|t| {
+        res.records
+            .par_iter()
+            .map(|r| {
+                if r.success() {
+                    t.encode(&r.generated_text, false)
+                        .map(|v| v.len())
+                        .unwrap_or(0)
+                } else {
+                    0
+                }
+            })
+            .collect()
+    });
+    let slo = args.slo()?;
+    let pm = args.percentile_metric_names();
+    let mp = args.metric_percentile_values()?;
+    let metrics = compute(&MetricInputs {
+        records: &res.records,
+        duration_s: res.duration_s,
+        retokenized: retok.as_deref(),
+        slo: &slo,
+        percentile_metrics: &pm,
+        metric_percentiles: &mp,
+    });
+    if metrics.completed == 0 {
+        println!("All requests failed. This is likely due to a misconfiguration on the benchmark arguments.");
+    }
+    let validity = assess(&ValidityInputs {
+        records: &res.records,
+        paced: !matches!(arrivals, Arrivals::Burst),
+        not_started: res.not_started,
+        runtime_lag_ns: &res.runtime_lag_ns,
+        client_cpu_s: client_cpu,
+        process_cpu_s: process_cpu,
+        client_threads: ctx.client_threads,
+        duration_s: res.duration_s,
+    });
+    if ctx.print {
+        let rate_str = rate_for_record.map_or_else(|| "trace".to_owned(), py_float);
+        print!(
+            "{}",
+            sglang_table(
+                &metrics,
+                &TableContext {
+                    backend: args.backend.name(),
+                    request_rate: rate_str,
+                    max_concurrency: args.max_concurrency,
+                    duration_s: res.duration_s,
+                    accept_length,
+                },
+            )
+        );
+        print!("{}", extra_table(&metrics));
+        print_first_errors(&res.records);
+        print!("{}", render(&validity));
+    }
+    let rec = crate::result::build(
+        &crate::result::RecordContext {
+            tag: args.tag.as_deref(),
+            backend: args.backend.name(),
+            dataset_name: args.dataset_name.name(),
+            request_rate: rate_for_record,
+            burstiness: args.burstiness,
+            max_concurrency: args.max_concurrency,
+            sharegpt_output_len: args.sharegpt_output_len,
+            random_input_len: args.random_input_len,
+            random_output_len: args.random_output_len,
+            random_range_ratio: args.random_range_ratio,
+            server_info,
+            duration_s: res.duration_s,
+            accept_length,
+            model_id: &model_id,
+            num_prompts: args.num_prompts,
+            incomplete,
+            abort_reason: res.abort_reason.as_deref(),
+            output_details: args.output_details,
+        },
+        &metrics,
+        &validity,
+        &res.records,
+    );
+    let line = rec.to_line();
+    let output_file = args
+        .output_file
+        .clone()
+        .unwrap_or_else(|| default_output_file(args));
+    crate::jsonl::append_line_atomic(Path::new(&output_file), &line)?;
+    println!("Results appended to {output_file}");
+    Ok(ServingOutcome {
+        metrics,
+        validity,
+        records: res.records,
+        record_line: line,
+        output_file,
+        incomplete,
+    })
+}
+
+fn print_first_errors(records: &[crate::record::RequestRecord]) {
+    let errs: Vec<_> = records
+        .iter()
+        .filter_map(|r| r.error.as_ref().map(|e| (r.index, e)))
+        .collect();
+    if errs.is_empty() {
+        return;
+    }
+    println!("First errors ({} failed requests in total):", errs.len());
+    for (i, e) in errs.iter().take(5) {
+        println!("  request {i}: {:?}: {}", e.kind, e.message);
+    }
+}
+
+/// SGLang's default output file name.
+pub fn default_output_file(args: &ServingArgs) -> String {
+    let mmdd = local_mmdd();
+    let b = args.backend.name();
+    if args.dataset_name.name().starts_with("random") {
+        format!(
+            "{b}_{mmdd}_{}_{}_{}.jsonl",
+            args.num_prompts, args.random_input_len, args.random_output_len
+        )
+    } else {
+        format!(
+            "{b}_{mmdd}_{}_{}.jsonl",
+            args.num_prompts,
+            args.dataset_name.name()
+        )
+    }
+}
+
+fn local_mmdd() -> String {
+    // SAFETY: time(NULL) and localtime_r with valid pointers.
+    unsafe {
+        let t = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return "0000".into();
+        }
+        format!("{:02}{:02}", tm.tm_mon + 1, tm.tm_mday)
+    }
+}
+
+async fn wait_ready(pool: &Pool, timeout_s: u64) -> Result<(), BenchError> {
+    let url = pool.target().path("/v1/models");
+    println!("Waiting up to {timeout_s}s for {url} to become ready...");
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(timeout_s);
+    let mut last_err = String::new();
+    while Instant::now() < deadline {
+        match simple_request(
+            pool,
+            Method::GET,
+            "/v1/models",
+            None,
+            Duration::from_secs(5),
+        )
+        .await
+        {
+            Ok((StatusCode::OK, _)) => {
+                println!("Server ready in {:.1}s.", start.elapsed().as_secs_f64());
+                return Ok(());
+            }
+            Ok((s, body)) => last_err = format!("HTTP {s}: {}", crate::sse::excerpt(&body)),
+            Err(e) => last_err = e,
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    println!("Server did not become ready within {timeout_s}s timeout.");
+    Err(BenchError::Server(format!(
+        "Server at {} is not ready ({last_err}). Exiting.",
+        pool.target().addr
+    )))
+}
+
+async fn get_json(pool: &Pool, route: &str) -> Option<Value> {
+    match simple_request(pool, Method::GET, route, None, Duration::from_secs(5)).await {
+        Ok((StatusCode::OK, body)) => serde_json::from_slice(&body).ok(),
+        _ => None,
+    }
+}
+
+async fn fetch_model(pool: &Pool) -> Result<String, BenchError> {
+    let (status, body) = simple_request(
+        pool,
+        Method::GET,
+        "/v1/models",
+        None,
+        Duration::from_secs(10),
+    )
+    .await
+    .map_err(|e| {
+        BenchError::Server(format!(
+            "Failed to fetch model from /v1/models. Error: {e}. Pass --model"
+        ))
+    })?;
+    let list: inferperf_protocol::openai::ModelList =
+        serde_json::from_slice(&body).map_err(|e| {
+            BenchError::Server(format!(
+                "Failed to fetch model from /v1/models (HTTP {status}): {e}. Pass --model"
+            ))
+        })?;
+    list.data
+        .first()
+        .map(|m| m.id.clone())
+        .ok_or_else(|| BenchError::Server("/v1/models lists no model; pass --model".into()))
+}
+
+async fn resolve_tokenizer(
+    args: &ServingArgs,
+    ctx: &ServingContext,
+    pool: &Pool,
+    model: &str,
+) -> Result<Option<SharedTokenizer>, BenchError> {
+    if let Some(t) = &args.tokenizer {
+        return Ok(Some(Arc::new(HfTokenizer::load(Path::new(t))?)));
+    }
+    if let Some(t) = &ctx.tokenizer {
+        return Ok(Some(t.clone()));
+    }
+    let mut candidates = vec![];
+    if let Some(info) = get_json(pool, "/get_model_info")
+        .await
+        .or(get_json(pool, "/model_info").await)
+    {
+        for k in ["tokenizer_path", "model_path"] {
+            if let Some(p) = info.get(k).and_then(Value::as_str) {
+                candidates.push(p.to_owned());
+            }
+        }
+    }
+    candidates.push(model.to_owned());
+    for c in candidates {
+        let p = Path::new(&c);
+        let file = if p.is_dir() {
+            p.join("tokenizer.json")
+        } else {
+            p.to_path_buf()
+        };
+        if file.is_file() && file.extension().is_some_and(|e| e == "json") {
+            return Ok(Some(Arc::new(HfTokenizer::load(&file)?)));
+        }
+    }
+    Ok(None)
+}
+
+fn need_tok(t: Option<&SharedTokenizer>, what: &str) -> Result<SharedTokenizer, BenchError> {
+    t.cloned().ok_or_else(|| {
+        BenchError::Tokenizer(format!(
+            "the {what} dataset needs a tokenizer: pass --tokenizer PATH (tokenizer.json or its directory)"
+        ))
+    })
+}
+
+/// Build the dataset rows for the flags.
+pub fn build_dataset(
+    args: &ServingArgs,
+    tok: Option<&SharedTokenizer>,
+) -> Result<Vec<DatasetRow>, BenchError> {
+    let conv = ConversationOptions {
+        num_prompts: args.num_prompts,
+        fixed_output_len: args.sharegpt_output_len,
+        context_len: args.sharegpt_context_len,
+        prompt_suffix: &args.prompt_suffix,
+        apply_chat_template: args.apply_chat_template,
+        seed: args.seed,
+    };
+    let ro = RandomOptions {
+        num_prompts: args.num_prompts,
+        input_len: args.random_input_len,
+        output_len: args.random_output_len,
+        range_ratio: args.random_range_ratio,
+        seed: args.seed,
+        tokenize_prompt: args.tokenize_prompt,
+    };
+    match args.dataset_name {
+        DatasetName::Sharegpt => {
+            if args.tokenize_prompt {
+                return Err(BenchError::Config(
+                    "--tokenize-prompt is not supported with sharegpt".into(),
+                ));
+            }
+            let tok = need_tok(tok, "sharegpt")?;
+            let path = dataset::sharegpt::locate(&args.dataset_path)?;
+            let pairs = dataset::sharegpt::load_pairs(&path)?;
+            dataset::sharegpt::build_rows(pairs, &conv, &tok)
+        }
+        DatasetName::Custom => {
+            let tok = need_tok(tok, "custom")?;
+            dataset::custom::load(&args.dataset_path, &conv, &tok)
+        }
+        DatasetName::RandomIds => {
+            let tok = need_tok(tok, "random-ids")?;
+            dataset::random::random_ids(&ro, &tok)
+        }
+        DatasetName::Random => {
+            let tok = need_tok(tok, "random")?;
+            let path = dataset::sharegpt::locate(&args.dataset_path)?;
+            let sources =
+                dataset::sharegpt::first_turns(dataset::sharegpt::load_pairs(&path)?, args.seed);
+            dataset::random::random_from_text(&ro, &tok, &sources)
+        }
+        DatasetName::GeneratedSharedPrefix => {
+            let tok = need_tok(tok, "generated-shared-prefix")?;
+            dataset::gsp::build(
+                &dataset::gsp::GspOptions {
+                    num_groups: args.gsp_num_groups,
+                    prompts_per_group: args.gsp_prompts_per_group,
+                    system_prompt_len: args.gsp_system_prompt_len,
+                    question_len: args.gsp_question_len,
+                    output_len: args.gsp_output_len,
+                    range_ratio: args.gsp_range_ratio,
+                    ordered: args.gsp_ordered,
+                    send_routing_key: args.gsp_send_routing_key,
+                    seed: args.seed,
+                },
+                &tok,
+            )
+        }
+        DatasetName::Mooncake => {
+            let tok = need_tok(tok, "mooncake")?;
+            dataset::mooncake::load(&args.dataset_path, args.num_prompts, &tok)
+        }
+    }
+}
+
+fn parse_extra(s: Option<&str>) -> Result<Map<String, Value>, BenchError> {
+    match s {
+        None => Ok(Map::new()),
+        Some(s) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(m)) => Ok(m),
+            Ok(_) => Err(BenchError::Config(
+                "--extra-request-body must be a JSON object".into(),
+            )),
+            Err(e) => Err(BenchError::Config(format!("--extra-request-body: {e}"))),
+        },
+    }
+}
+
+/// Serialize every request body once, before the run (in parallel).
+pub fn plan_requests(
+    args: &ServingArgs,
+    rows: &[DatasetRow],
+    model_id: &str,
+    extra: &Map<String, Value>,
+) -> Result<Vec<PlannedRequest>, BenchError> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed ^ 0x10AA);
+    let loras: Vec<Option<&str>> = rows
+        .iter()
+        .map(|_| {
+            (!args.lora_name.is_empty())
+                .then(|| args.lora_name[rng.gen_range(0..args.lora_name.len())].as_str())
+        })
+        .collect();
+    rows.par_iter()
+        .zip(loras.par_iter())
+        .map(|(row, lora)| {
+            let merged;
+            let extra = match &row.extra {
+                Some(e) => {
+                    let mut m = extra.clone();
+                    m.extend(e.clone());
+                    merged = m;
+                    &merged
+                }
+                None => extra,
+            };
+            let body = build_body(
+                &row.prompt,
+                row.output_len,
+                &BodyOptions {
+                    backend: args.backend,
+                    model: model_id,
+                    stream: !args.disable_stream,
+                    ignore_eos: !args.disable_ignore_eos,
+                    lora_name: *lora,
+                    extra,
+                },
+            );
+            let bytes = serde_json::to_vec(&body)
+                .map_err(|e| BenchError::Config(format!("serializing a request body: {e}")))?;
+            let headers = match &row.routing_key {
+                Some(k) => {
+                    let mut h = HeaderMap::new();
+                    let v = HeaderValue::from_str(k)
+                        .map_err(|e| BenchError::Config(format!("routing key: {e}")))?;
+                    h.insert(HeaderName::from_static("x-smg-routing-key"), v);
+                    Some(h)
+                }
+                None => None,
+            };
+            let prompt_len = match &row.prompt {
+                Prompt::Ids(ids) => ids.len(),
+                _ => row.prompt_len,
+            };
+            Ok(PlannedRequest {
+                body: Bytes::from(bytes),
+                prompt_len,
+                output_len: row.output_len,
+                headers,
+            })
+        })
+        .collect()
+}
+
+async fn flush_cache(pool: &Pool, backend: Backend) -> Result<(), BenchError> {
+    let route = match backend {
+        Backend::Vllm | Backend::VllmChat | Backend::Openai | Backend::OpenaiChat => {
+            "/reset_prefix_cache"
+        }
+        b if b.is_sglang() => "/flush_cache?timeout=60",
+        _ => "/flush_cache",
+    };
+    match simple_request(pool, Method::POST, route, None, Duration::from_secs(70)).await {
+        Ok((s, _)) if s.is_success() => Ok(()),
+        Ok((s, body)) => Err(BenchError::Server(format!(
+            "POST {route}: HTTP {s}: {}",
+            crate::sse::excerpt(&body)
+        ))),
+        Err(e) => Err(BenchError::Server(format!("POST {route}: {e}"))),
+    }
+}

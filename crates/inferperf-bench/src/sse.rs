@@ -1,0 +1,470 @@
+//! The streaming response parser (the client's hot path): splits the body into SSE lines across
+//! network reads without copying complete lines, and reads only the fields the metrics need
+//! from each JSON chunk into borrowed views (no re-tokenizing, no owned trees).
+//!
+//! Line handling follows SGLang: trim, skip empty lines, drop the `data:` prefix, ignore
+//! `[DONE]` (but let it end the latency), every other data line must be JSON. Deliberate
+//! differences: SSE comment lines (`: ping`) and other SSE fields are ignored instead of
+//! failing the request, and a usage-only completions chunk (`"choices": []`) is accepted.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use crate::backend::Protocol;
+use crate::record::{ErrorKind, RequestError, RequestRecord, TokenCountSource};
+
+/// Incremental parser for one response body.
+pub struct StreamParser {
+    protocol: Protocol,
+    stream: bool,
+    carry: Vec<u8>,
+    done: bool,
+    last_completion_tokens: usize,
+}
+
+impl StreamParser {
+    /// A parser for one response of `protocol`; `stream` false means one JSON body.
+    pub fn new(protocol: Protocol, stream: bool) -> Self {
+        Self {
+            protocol,
+            stream,
+            carry: Vec::new(),
+            done: false,
+            last_completion_tokens: 0,
+        }
+    }
+
+    /// Whether `[DONE]` was seen.
+    pub fn saw_done(&self) -> bool {
+        self.done
+    }
+
+    /// Feed one network read received at `now_ns`.
+    pub fn feed(
+        &mut self,
+        mut data: &[u8],
+        now_ns: u64,
+        rec: &mut RequestRecord,
+    ) -> Result<(), RequestError> {
+        if !self.stream {
+            self.carry.extend_from_slice(data);
+            return Ok(());
+        }
+        if !self.carry.is_empty() {
+            match memchr::memchr(b'\n', data) {
+                None => {
+                    self.carry.extend_from_slice(data);
+                    return Ok(());
+                }
+                Some(nl) => {
+                    self.carry.extend_from_slice(&data[..nl]);
+                    data = &data[nl + 1..];
+                    let line = std::mem::take(&mut self.carry);
+                    self.line(&line, now_ns, rec)?;
+                    self.carry = line;
+                    self.carry.clear();
+                }
+            }
+        }
+        while let Some(nl) = memchr::memchr(b'\n', data) {
+            self.line(&data[..nl], now_ns, rec)?;
+            data = &data[nl + 1..];
+        }
+        self.carry.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// The body ended cleanly at `now_ns`: parse what is left and check completeness.
+    pub fn finish(&mut self, now_ns: u64, rec: &mut RequestRecord) -> Result<(), RequestError> {
+        let rest = std::mem::take(&mut self.carry);
+        if !self.stream {
+            if rest.iter().all(u8::is_ascii_whitespace) {
+                return Err(malformed("empty response body"));
+            }
+            self.json(trim(&rest), now_ns, rec)?;
+            if rec.first_token_ns == 0 {
+                // Non-streaming: TTFT equals the latency (SGLang).
+                rec.first_token_ns = now_ns;
+                rec.chunk_ns.push(now_ns);
+            }
+            return Ok(());
+        }
+        self.line(&rest, now_ns, rec)?;
+        if !self.done {
+            return Err(RequestError {
+                kind: ErrorKind::TruncatedStream,
+                message: "stream ended without data: [DONE]".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn line(
+        &mut self,
+        raw: &[u8],
+        now_ns: u64,
+        rec: &mut RequestRecord,
+    ) -> Result<(), RequestError> {
+        let line = trim(raw);
+        if line.is_empty() || line[0] == b':' {
+            return Ok(());
+        }
+        let payload = match line.strip_prefix(b"data:") {
+            Some(p) => trim(p),
+            // `event:`, `id:`, `retry:` fields carry nothing we measure.
+            None if is_sse_field(line) => return Ok(()),
+            None => line,
+        };
+        rec.last_ns = now_ns;
+        if payload == b"[DONE]" {
+            self.done = true;
+            return Ok(());
+        }
+        self.json(payload, now_ns, rec)
+    }
+
+    fn json(
+        &mut self,
+        payload: &[u8],
+        now_ns: u64,
+        rec: &mut RequestRecord,
+    ) -> Result<(), RequestError> {
+        rec.last_ns = now_ns;
+        match self.protocol {
+            Protocol::Generate => {
+                let c: GenChunk<'_> = parse(payload)?;
+                server_error(c.error.as_ref())?;
+                if let Some(m) = &c.meta_info {
+                    if let Some(p) = m.prompt_tokens.filter(|p| *p > 0) {
+                        rec.server_prompt_len = Some(p);
+                    }
+                    if m.spec_accept_length.is_some() {
+                        rec.spec_accept_length = m.spec_accept_length;
+                    }
+                    if m.cached_tokens.is_some() {
+                        rec.cached_tokens = m.cached_tokens;
+                    }
+                }
+                let text = c.text.as_deref().unwrap_or("");
+                if text.is_empty() {
+                    return Ok(());
+                }
+                let ct = c.meta_info.as_ref().and_then(|m| m.completion_tokens);
+                let n_new = match ct {
+                    Some(ct) => ct.saturating_sub(self.last_completion_tokens),
+                    None => 1,
+                };
+                if rec.first_token_ns == 0 {
+                    rec.first_token_ns = now_ns;
+                } else if n_new == 0 {
+                    return Ok(());
+                }
+                rec.chunk_ns.push(now_ns);
+                rec.chunk_tokens.push(n_new.max(1) as u32);
+                rec.generated_text.clear();
+                rec.generated_text.push_str(text);
+                match ct {
+                    Some(ct) => {
+                        self.last_completion_tokens = ct;
+                        rec.output_len = ct;
+                        rec.output_len_source = TokenCountSource::Server;
+                    }
+                    None => rec.output_len = rec.chunk_ns.len(),
+                }
+            }
+            Protocol::Completions => {
+                let c: CmplChunk<'_> = parse(payload)?;
+                server_error(c.error.as_ref())?;
+                usage(c.usage.as_ref(), rec);
+                let text = c.choices.0.as_ref().and_then(|ch| ch.text.as_deref());
+                if let Some(t) = text.filter(|t| !t.is_empty()) {
+                    content(t, now_ns, rec);
+                }
+            }
+            Protocol::Chat => {
+                let c: ChatChunk<'_> = parse(payload)?;
+                server_error(c.error.as_ref())?;
+                usage(c.usage.as_ref(), rec);
+                if let Some(ch) = c.choices.0.as_ref() {
+                    let d = ch.delta.as_ref().or(ch.message.as_ref());
+                    if let Some(d) = d {
+                        let reasoning = d
+                            .reasoning_content
+                            .as_deref()
+                            .or(d.reasoning.as_deref())
+                            .unwrap_or("");
+                        let body = d.content.as_deref().unwrap_or("");
+                        if !reasoning.is_empty() || !body.is_empty() {
+                            if !reasoning.is_empty() {
+                                rec.generated_text.push_str(reasoning);
+                            }
+                            content(body, now_ns, rec);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One content event of an OpenAI stream: TTFT on the first, then one chunk per event.
+#[inline]
+fn content(text: &str, now_ns: u64, rec: &mut RequestRecord) {
+    if rec.first_token_ns == 0 {
+        rec.first_token_ns = now_ns;
+    }
+    rec.chunk_ns.push(now_ns);
+    rec.generated_text.push_str(text);
+}
+
+#[inline]
+fn usage(u: Option<&Usage>, rec: &mut RequestRecord) {
+    if let Some(u) = u {
+        if let Some(c) = u.completion_tokens {
+            rec.output_len = c;
+            rec.output_len_source = TokenCountSource::Server;
+        }
+        if let Some(p) = u.prompt_tokens.filter(|p| *p > 0) {
+            rec.server_prompt_len = Some(p);
+        }
+    }
+}
+
+fn server_error(e: Option<&serde_json::Value>) -> Result<(), RequestError> {
+    match e {
+        None | Some(serde_json::Value::Null) => Ok(()),
+        Some(v) => Err(RequestError {
+            kind: ErrorKind::ServerError,
+            message: excerpt(v.to_string().as_bytes()),
+        }),
+    }
+}
+
+fn parse<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, RequestError> {
+    serde_json::from_slice(payload).map_err(|e| malformed(&format!("{e}: {}", excerpt(payload))))
+}
+
+fn malformed(msg: &str) -> RequestError {
+    RequestError {
+        kind: ErrorKind::MalformedResponse,
+        message: msg.to_owned(),
+    }
+}
+
+/// At most 200 bytes of `b`, lossily decoded, for error messages.
+pub fn excerpt(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&b[..b.len().min(200)]);
+    if b.len() > 200 {
+        format!("{s}...")
+    } else {
+        s.into_owned()
+    }
+}
+
+fn trim(mut b: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = b {
+        if first.is_ascii_whitespace() {
+            b = rest;
+        } else {
+            break;
+        }
+    }
+    while let [rest @ .., last] = b {
+        if last.is_ascii_whitespace() {
+            b = rest;
+        } else {
+            break;
+        }
+    }
+    b
+}
+
+fn is_sse_field(line: &[u8]) -> bool {
+    line.starts_with(b"event:") || line.starts_with(b"id:") || line.starts_with(b"retry:")
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    prompt_tokens: Option<usize>,
+    completion_tokens: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct MetaInfo {
+    prompt_tokens: Option<usize>,
+    completion_tokens: Option<usize>,
+    cached_tokens: Option<usize>,
+    spec_accept_length: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct GenChunk<'a> {
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+    meta_info: Option<MetaInfo>,
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct CmplChoice<'a> {
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct CmplChunk<'a> {
+    #[serde(borrow, default)]
+    choices: First<CmplChoice<'a>>,
+    usage: Option<Usage>,
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct ChatDelta<'a> {
+    #[serde(borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    reasoning: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ChatChoice<'a> {
+    #[serde(borrow)]
+    delta: Option<ChatDelta<'a>>,
+    #[serde(borrow)]
+    message: Option<ChatDelta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ChatChunk<'a> {
+    #[serde(borrow, default)]
+    choices: First<ChatChoice<'a>>,
+    usage: Option<Usage>,
+    error: Option<serde_json::Value>,
+}
+
+/// The first element of a JSON array (the rest skipped without allocating); `null` and `[]`
+/// give `None`.
+struct First<T>(Option<T>);
+
+impl<T> Default for First<T> {
+    fn default() -> Self {
+        First(None)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for First<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = First<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array or null")
+            }
+            fn visit_unit<E>(self) -> Result<First<T>, E> {
+                Ok(First(None))
+            }
+            fn visit_none<E>(self) -> Result<First<T>, E> {
+                Ok(First(None))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<First<T>, D::Error> {
+                d.deserialize_seq(self)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<First<T>, A::Error> {
+                let first = seq.next_element::<T>()?;
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(First(first))
+            }
+        }
+        d.deserialize_option(V(PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(protocol: Protocol, parts: &[&str]) -> (RequestRecord, Result<(), RequestError>) {
+        let mut rec = RequestRecord::default();
+        let mut p = StreamParser::new(protocol, true);
+        for (i, part) in parts.iter().enumerate() {
+            if let Err(e) = p.feed(part.as_bytes(), (i as u64 + 1) * 1000, &mut rec) {
+                return (rec, Err(e));
+            }
+        }
+        let r = p.finish(99_000, &mut rec);
+        (rec, r)
+    }
+
+    #[test]
+    fn completions_lines_split_across_reads() {
+        let (rec, r) = run(
+            Protocol::Completions,
+            &[
+                "data: {\"choices\":[{\"text\":\" a\"}]}\n\ndata: {\"cho",
+                "ices\":[{\"text\":\"\"}]}\n\n: ping\n\ndata: {\"choices\":[{\"text\":\" b\"}]}\n\n",
+                "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n",
+            ],
+        );
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(rec.generated_text, " a b");
+        assert_eq!(rec.chunk_ns, vec![1000, 2000]);
+        assert_eq!(rec.output_len, 2);
+        assert_eq!(rec.server_prompt_len, Some(3));
+        assert_eq!(rec.last_ns, 3000);
+    }
+
+    #[test]
+    fn chat_role_chunk_is_not_a_token() {
+        let (rec, r) = run(
+            Protocol::Chat,
+            &[
+                "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+                "data: {\"choices\":[{\"delta\":{\"content\":\"x\\n\"}}]}\n\ndata: [DONE]\n\n",
+            ],
+        );
+        assert!(r.is_ok());
+        assert_eq!(rec.first_token_ns, 2000);
+        assert_eq!(rec.generated_text, "x\n");
+    }
+
+    #[test]
+    fn native_cumulative_text_and_token_deltas() {
+        let (rec, r) = run(
+            Protocol::Generate,
+            &[
+                "data: {\"text\":\"a\",\"meta_info\":{\"prompt_tokens\":5,\"completion_tokens\":1}}\n\n",
+                "data: {\"text\":\"abc\",\"meta_info\":{\"completion_tokens\":3}}\n\n",
+                "data: {\"text\":\"abc\",\"meta_info\":{\"completion_tokens\":3}}\n\ndata: [DONE]\n\n",
+            ],
+        );
+        assert!(r.is_ok());
+        assert_eq!(rec.generated_text, "abc");
+        assert_eq!(rec.chunk_tokens, vec![1, 2]);
+        assert_eq!(rec.output_len, 3);
+        assert_eq!(rec.server_prompt_len, Some(5));
+    }
+
+    #[test]
+    fn failures_are_classified() {
+        let (_, r) = run(
+            Protocol::Completions,
+            &["data: {\"choices\":[{\"text\":\"a\"}]}\n\n"],
+        );
+        assert_eq!(r.map_err(|e| e.kind), Err(ErrorKind::TruncatedStream));
+        let (_, r) = run(Protocol::Completions, &["data: {not json\n\n"]);
+        assert_eq!(r.map_err(|e| e.kind), Err(ErrorKind::MalformedResponse));
+        let (_, r) = run(
+            Protocol::Chat,
+            &["data: {\"error\":{\"message\":\"boom\"}}\n\n"],
+        );
+        assert_eq!(r.map_err(|e| e.kind), Err(ErrorKind::ServerError));
+    }
+}
