@@ -1,1 +1,36 @@
-//! The HTTP front end (axum) of the reference server: SGLang- and OpenAI-compatible routes over an inferperf-engine handle.
+//! The HTTP front end (axum) of the reference server: SGLang- and OpenAI-compatible routes
+//! over an inferperf-engine handle.
+//!
+//! - [`ServerArgs`]: the `sglang.launch_server`-style flags (a `clap::Args`, so commands that
+//!   embed a server flatten the same flags).
+//! - [`serve`]: launch the engine and serve until a shutdown future resolves (`inferperf serve`).
+//! - [`EmbeddedServer`]: an in-process server on any port (0 = ephemeral) over the built-in
+//!   engine ([`EmbeddedServer::start`]) or an injected one
+//!   ([`EmbeddedServer::start_with_engine`]).
+//!
+//! Routes live in [`routes`], one module per group, merged in [`routes::router`]. Handlers
+//! tokenize on their own threads and talk to the engine only through
+//! `inferperf_engine::api::EngineHandle`.
+
+pub mod api_error;
+pub mod args;
+mod convert;
+pub mod error;
+pub mod json;
+pub mod launch;
+mod openai_common;
+mod prompt;
+mod request;
+pub mod routes;
+mod sampling;
+mod server;
+pub mod shutdown;
+mod sse;
+pub mod state;
+
+pub use args::ServerArgs;
+pub use error::ServerError;
+pub use launch::OwnedEngine;
+pub use server::{serve, EmbeddedServer};
+pub use shutdown::shutdown_signal;
+pub use state::{AppState, EngineParts};

@@ -1,10 +1,29 @@
-//! `inferperf serve` (not implemented yet).
+//! `inferperf serve`: run the reference server (SGLang/OpenAI-compatible HTTP API over the
+//! built-in CPU engine) until Ctrl-C or SIGTERM.
 
 use std::process::ExitCode;
 
-#[derive(clap::Args)]
-pub struct Args {}
+use anyhow::Context;
+use inferperf_server::ServerArgs;
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`serve` is not implemented yet")
+/// Flags of `inferperf serve`: the server's own, named as in `sglang.launch_server`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let model = args.server.model_path.clone();
+    runtime
+        .block_on(inferperf_server::serve(
+            args.server,
+            inferperf_server::shutdown_signal(),
+        ))
+        .with_context(|| format!("serving model `{model}`"))?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,164 @@
+//! `ServerArgs`: the server's command-line flags, named after `sglang.launch_server`.
+//!
+//! It is a `clap::Args` so that `inferperf serve` and the benchmark commands that start an
+//! embedded server (`bench serving`, `bench one-batch`) flatten the same flags.
+
+use serde::Serialize;
+
+/// Flags of the reference server, with SGLang's names and defaults where they apply.
+#[derive(clap::Args, Clone, Debug, PartialEq, Serialize)]
+pub struct ServerArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+
+    /// Port to listen on (0 picks a free port).
+    #[arg(long, default_value_t = 30000)]
+    pub port: u16,
+
+    /// Model to serve: `default` (built-in dummy model with a byte tokenizer), a GGUF file or
+    /// a Hugging Face style directory.
+    #[arg(long, default_value = "default")]
+    pub model_path: String,
+
+    /// Model name reported by `/v1/models` and accepted in the `model` field (default: the
+    /// model path).
+    #[arg(long)]
+    pub served_model_name: Option<String>,
+
+    /// Tokenizer to use instead of the model's own (a `tokenizer.json` or its directory).
+    #[arg(long)]
+    pub tokenizer_path: Option<String>,
+
+    /// Where the weights come from: `auto`, `dummy` (random weights), `gguf`, `safetensors`.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "dummy", "gguf", "safetensors"])]
+    pub load_format: String,
+
+    /// JSON object overriding model config fields (e.g. `{"num_hidden_layers": 2}`).
+    #[arg(long, default_value = "{}")]
+    pub json_model_override_args: String,
+
+    /// Server-wide random seed; per-request seeds are derived from it.
+    #[arg(long)]
+    pub random_seed: Option<u64>,
+
+    /// Tokens per stream chunk (SGLang `--stream-interval`).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub stream_interval: u32,
+
+    /// KV cache capacity in tokens (default: derived from the model and memory).
+    #[arg(long)]
+    pub max_total_tokens: Option<usize>,
+
+    /// KV page size in tokens.
+    #[arg(long)]
+    pub page_size: Option<usize>,
+
+    /// Largest prefill chunk in tokens; -1 disables chunking.
+    #[arg(long, allow_negative_numbers = true)]
+    pub chunked_prefill_size: Option<i64>,
+
+    /// Maximum number of requests in a running batch.
+    #[arg(long)]
+    pub max_running_requests: Option<usize>,
+
+    /// Mix prefill chunks with decode requests in one batch.
+    #[arg(long)]
+    pub enable_mixed_chunk: bool,
+
+    /// Override the model's context length.
+    #[arg(long)]
+    pub context_length: Option<usize>,
+
+    /// Require `Authorization: Bearer <key>` on every route except `/health*` and `/metrics`.
+    #[arg(long)]
+    #[serde(skip)]
+    pub api_key: Option<String>,
+}
+
+impl Default for ServerArgs {
+    /// The same values as parsing no flags at all.
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".to_string(),
+            port: 30000,
+            model_path: "default".to_string(),
+            served_model_name: None,
+            tokenizer_path: None,
+            load_format: "auto".to_string(),
+            json_model_override_args: "{}".to_string(),
+            random_seed: None,
+            stream_interval: 1,
+            max_total_tokens: None,
+            page_size: None,
+            chunked_prefill_size: None,
+            max_running_requests: None,
+            enable_mixed_chunk: false,
+            context_length: None,
+            api_key: None,
+        }
+    }
+}
+
+impl ServerArgs {
+    /// Defaults for an embedded server on an ephemeral loopback port (tests, `bench serving`).
+    pub fn ephemeral() -> Self {
+        Self {
+            port: 0,
+            ..Self::default()
+        }
+    }
+
+    /// The name clients must use in `model` (`--served-model-name`, else the model path).
+    pub fn served_model_name(&self) -> &str {
+        self.served_model_name
+            .as_deref()
+            .unwrap_or(&self.model_path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ServerArgs,
+    }
+
+    #[test]
+    fn default_matches_clap_defaults() {
+        let parsed = Cli::try_parse_from(["x"]).unwrap().args;
+        assert_eq!(parsed, ServerArgs::default());
+    }
+
+    #[test]
+    fn sglang_flag_names() {
+        let a = Cli::try_parse_from([
+            "x",
+            "--model-path",
+            "m.gguf",
+            "--port",
+            "0",
+            "--served-model-name",
+            "tiny",
+            "--chunked-prefill-size",
+            "-1",
+            "--enable-mixed-chunk",
+            "--stream-interval",
+            "4",
+            "--json-model-override-args",
+            "{\"a\":1}",
+        ])
+        .unwrap()
+        .args;
+        assert_eq!(a.model_path, "m.gguf");
+        assert_eq!(a.served_model_name(), "tiny");
+        assert_eq!(a.chunked_prefill_size, Some(-1));
+        assert!(a.enable_mixed_chunk);
+        assert_eq!(a.stream_interval, 4);
+        assert!(Cli::try_parse_from(["x", "--stream-interval", "0"]).is_err());
+    }
+}

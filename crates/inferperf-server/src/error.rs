@@ -1,0 +1,32 @@
+//! Errors of starting and running the server (not HTTP error bodies; see [`crate::api_error`]).
+
+use std::net::SocketAddr;
+
+/// Why the server could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A flag has an invalid value (named in the message).
+    #[error("invalid server argument: {0}")]
+    InvalidArgs(String),
+    /// The engine failed to load the model or start its thread.
+    #[error("failed to launch the engine: {0}")]
+    EngineLaunch(String),
+    /// The engine did not answer a startup query.
+    #[error("the engine did not answer: {0}")]
+    Engine(#[from] inferperf_engine::api::EngineError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("HTTP server on {addr} failed: {source}")]
+    Serve {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server task panicked or was cancelled.
+    #[error("the server task ended abnormally: {0}")]
+    Task(String),
+}

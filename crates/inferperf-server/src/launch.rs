@@ -1,0 +1,52 @@
+//! `ServerArgs` -> the built-in engine: the one place that maps server flags onto the engine's
+//! configuration and starts it (off the async workers: loading weights blocks).
+
+use crate::args::ServerArgs;
+use crate::error::ServerError;
+use crate::state::EngineParts;
+
+/// A started engine the server owns: its parts, and how to stop it when the server ends.
+pub struct OwnedEngine {
+    pub parts: EngineParts,
+    /// Joins the engine thread after `EngineHandle::shutdown` (runs on the blocking pool).
+    pub join: Option<Box<dyn FnOnce() + Send>>,
+}
+
+/// Validate the flags the server itself interprets.
+pub fn validate_args(args: &ServerArgs) -> Result<(), ServerError> {
+    match serde_json::from_str::<serde_json::Value>(&args.json_model_override_args) {
+        Ok(serde_json::Value::Object(_)) => {}
+        Ok(_) => {
+            return Err(ServerError::InvalidArgs(
+                "--json-model-override-args must be a JSON object".to_string(),
+            ))
+        }
+        Err(e) => {
+            return Err(ServerError::InvalidArgs(format!(
+                "--json-model-override-args is not valid JSON: {e}"
+            )))
+        }
+    }
+    if args.context_length == Some(0) {
+        return Err(ServerError::InvalidArgs(
+            "--context-length must be at least 1".to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// Start the built-in engine described by `args`.
+pub async fn launch_engine(args: &ServerArgs) -> Result<OwnedEngine, ServerError> {
+    validate_args(args)?;
+    let args = args.clone();
+    tokio::task::spawn_blocking(move || launch_blocking(&args))
+        .await
+        .map_err(|e| ServerError::EngineLaunch(format!("engine launch task failed: {e}")))?
+}
+
+fn launch_blocking(args: &ServerArgs) -> Result<OwnedEngine, ServerError> {
+    Err(ServerError::EngineLaunch(format!(
+        "the built-in engine (inferperf_engine::launch) is not available in this build; cannot load `{}`",
+        args.model_path
+    )))
+}
