@@ -7,3 +7,4 @@
 //! dropped response receiver aborts the request and frees its KV slots.
 
 pub mod api;
+pub mod simulated;
