@@ -1,0 +1,309 @@
+//! One streaming pass over a trace file that keeps what the analyses need: GPU intervals with
+//! their class, kernel launch times by correlation id, step spans, and per-name CPU span
+//! statistics. Memory is proportional to the number of GPU events, not to the file size.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde_json::value::RawValue;
+
+use crate::error::TraceError;
+use crate::event::{is_gpu_category, EventParser};
+use crate::progress::Progress;
+use crate::reader::TraceReader;
+use crate::stats::Stats;
+use crate::taxonomy::{KernelClass, Taxonomy};
+
+/// One GPU activity interval.
+#[derive(Debug, Clone, Copy)]
+pub struct GpuEvent {
+    /// Start (ns).
+    pub start: i64,
+    /// End (ns).
+    pub end: i64,
+    /// Index into `TraceData::names`.
+    pub name: u32,
+    /// Taxonomy category index.
+    pub category: u16,
+    /// Temporal-breakdown class.
+    pub class: KernelClass,
+    /// Correlation id linking it to its launch, if any.
+    pub correlation: Option<i64>,
+    /// Stream (tid).
+    pub stream: i64,
+}
+
+/// A `step[...]` span (SGLang / the reference server) or `ProfilerStep#N`.
+#[derive(Debug, Clone)]
+pub struct StepSpan {
+    /// Full span name.
+    pub name: String,
+    /// Stage: `prefill` for EXTEND/PREFILL, `decode`, other modes lower-cased; for
+    /// `ProfilerStep#N`, `profiler_step`.
+    pub stage: String,
+    /// Start (ns).
+    pub start: i64,
+    /// End (ns).
+    pub end: i64,
+    /// Batch size from `bs=`.
+    pub bs: Option<u64>,
+    /// Tokens from `toks=`.
+    pub toks: Option<u64>,
+    /// N of `ProfilerStep#N`.
+    pub profiler_step: Option<u64>,
+}
+
+/// What to keep while collecting.
+#[derive(Debug, Clone, Default)]
+pub struct CollectOptions {
+    /// Include `python_function` events in the CPU span statistics.
+    pub include_python: bool,
+}
+
+/// Everything the analyses need from one trace file.
+pub struct TraceData {
+    /// The file.
+    pub path: PathBuf,
+    /// `distributedInfo.rank`, when present.
+    pub rank: Option<i64>,
+    /// `distributedInfo.world_size`, when present.
+    pub world_size: Option<i64>,
+    /// Interned event names.
+    pub names: Vec<String>,
+    /// GPU intervals in file order.
+    pub gpu: Vec<GpuEvent>,
+    /// Launch time (ns) of each correlation id (runtime/driver calls).
+    pub launches: HashMap<i64, i64>,
+    /// `step[...]` spans in start order.
+    pub steps: Vec<StepSpan>,
+    /// `ProfilerStep#N` spans in start order.
+    pub profiler_steps: Vec<StepSpan>,
+    /// CPU span statistics by (category, name).
+    pub cpu_spans: HashMap<(String, u32), Stats>,
+    /// Events read.
+    pub events: u64,
+    /// Events per category.
+    pub by_category: BTreeMap<String, u64>,
+    /// Earliest `ts` of any event (ns).
+    pub first_ts: Option<i64>,
+    /// Latest end of any event (ns).
+    pub last_ts: Option<i64>,
+    /// Warnings from reading (tolerated damage).
+    pub warnings: Vec<String>,
+    /// Top-level metadata (raw JSON).
+    pub metadata: Vec<(String, Box<RawValue>)>,
+}
+
+impl TraceData {
+    /// The name of an interned id.
+    pub fn name(&self, id: u32) -> &str {
+        self.names.get(id as usize).map(String::as_str).unwrap_or("")
+    }
+
+    /// A short label for this trace: `rank N` or the file name.
+    pub fn label(&self) -> String {
+        match self.rank {
+            Some(r) => format!("rank {r}"),
+            None => self
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Reads `path` once and collects the analysis data, classifying GPU events with `taxonomy`.
+pub fn collect(
+    path: &Path,
+    taxonomy: &Taxonomy,
+    opts: &CollectOptions,
+    progress: &Progress,
+) -> Result<TraceData, TraceError> {
+    let mut reader = TraceReader::open(path)?;
+    let mut parser = EventParser::default();
+    let mut names: Vec<String> = Vec::new();
+    let mut name_ids: HashMap<String, u32> = HashMap::new();
+    let mut classes: HashMap<u32, (u16, KernelClass)> = HashMap::new();
+    let mut gpu = Vec::new();
+    let mut launches = HashMap::new();
+    let mut steps = Vec::new();
+    let mut profiler_steps = Vec::new();
+    let mut cpu_spans: HashMap<(String, u32), Stats> = HashMap::new();
+    let mut by_category: BTreeMap<String, u64> = BTreeMap::new();
+    let mut first_ts: Option<i64> = None;
+    let mut last_ts: Option<i64> = None;
+    let mut index: u64 = 0;
+    let mut last_pos = 0u64;
+
+    let mut intern = |names: &mut Vec<String>, s: &str| -> u32 {
+        if let Some(&id) = name_ids.get(s) {
+            return id;
+        }
+        let id = names.len() as u32;
+        names.push(s.to_string());
+        name_ids.insert(s.to_string(), id);
+        id
+    };
+
+    loop {
+        let Some(raw) = reader.next_event()? else {
+            break;
+        };
+        let ev = parser.parse(raw).map_err(|e| {
+            TraceError::format(path, format!("event {index}: {e}"))
+        })?;
+        index += 1;
+        let cat = ev.category();
+        match by_category.get_mut(cat) {
+            Some(n) => *n += 1,
+            None => {
+                by_category.insert(cat.to_string(), 1);
+            }
+        }
+        if ev.ph == "M" {
+            continue;
+        }
+        if let Some(ts) = ev.ts {
+            first_ts = Some(first_ts.map_or(ts.0, |f| f.min(ts.0)));
+            let end = ev.end().map_or(ts.0, |e| e.0);
+            last_ts = Some(last_ts.map_or(end, |l| l.max(end)));
+        }
+        if ev.ph != "X" {
+            continue;
+        }
+        let (Some(ts), Some(dur)) = (ev.ts, ev.dur) else {
+            continue;
+        };
+        let (start, end) = (ts.0, ts.0.saturating_add(dur.0));
+        if is_gpu_category(cat) {
+            let id = intern(&mut names, &ev.name);
+            let (category, class) = *classes.entry(id).or_insert_with(|| {
+                let (c, k) = taxonomy.classify(cat, &ev.name);
+                (c as u16, k)
+            });
+            let link = ev.link_args();
+            let stream = link
+                .stream
+                .or_else(|| ev.tid.as_ref().and_then(|t| t.as_int()))
+                .unwrap_or(-1);
+            gpu.push(GpuEvent {
+                start,
+                end,
+                name: id,
+                category,
+                class,
+                correlation: link.correlation,
+                stream,
+            });
+            continue;
+        }
+        if matches!(cat, "cuda_runtime" | "cuda_driver" | "Runtime") {
+            if let Some(c) = ev.link_args().correlation {
+                launches.insert(c, start);
+            }
+        }
+        if let Some(span) = parse_step(&ev.name, start, end) {
+            if span.profiler_step.is_some() {
+                profiler_steps.push(span);
+            } else {
+                steps.push(span);
+            }
+        }
+        if cat == "python_function" && !opts.include_python {
+            continue;
+        }
+        if matches!(cat, "ac2g" | "Trace" | "overhead") {
+            continue;
+        }
+        let id = intern(&mut names, &ev.name);
+        let key = (cat.to_string(), id);
+        cpu_spans.entry(key).or_default().add(end - start);
+        let pos = reader.position();
+        if pos - last_pos > 1 << 20 {
+            progress.inc(pos - last_pos);
+            last_pos = pos;
+        }
+    }
+    progress.inc(reader.position().saturating_sub(last_pos));
+    let mut warnings = reader.warnings().to_vec();
+    if parser.invalid_utf8 > 0 {
+        let msg = format!(
+            "{} events had invalid UTF-8 and were read with replacement characters",
+            parser.invalid_utf8
+        );
+        tracing::warn!("{}: {}", path.display(), msg);
+        warnings.push(msg);
+    }
+    steps.sort_by_key(|s| s.start);
+    profiler_steps.sort_by_key(|s| s.start);
+    let metadata: Vec<(String, Box<RawValue>)> = reader.metadata().to_vec();
+    let dist = metadata
+        .iter()
+        .find(|(k, _)| k == "distributedInfo")
+        .and_then(|(_, v)| serde_json::from_str::<serde_json::Value>(v.get()).ok());
+    let rank = dist.as_ref().and_then(|d| d.get("rank")).and_then(|r| r.as_i64());
+    let world_size = dist
+        .as_ref()
+        .and_then(|d| d.get("world_size"))
+        .and_then(|r| r.as_i64());
+    Ok(TraceData {
+        path: path.to_path_buf(),
+        rank,
+        world_size,
+        names,
+        gpu,
+        launches,
+        steps,
+        profiler_steps,
+        cpu_spans,
+        events: index,
+        by_category,
+        first_ts,
+        last_ts,
+        warnings,
+        metadata,
+    })
+}
+
+/// Recognizes `step[MODE bs=.. toks=..]` and `ProfilerStep#N` span names.
+pub fn parse_step(name: &str, start: i64, end: i64) -> Option<StepSpan> {
+    if let Some(n) = name.strip_prefix("ProfilerStep#") {
+        return Some(StepSpan {
+            name: name.to_string(),
+            stage: "profiler_step".into(),
+            start,
+            end,
+            bs: None,
+            toks: None,
+            profiler_step: n.trim().parse().ok(),
+        });
+    }
+    let inner = name.strip_prefix("step[")?.strip_suffix(']')?;
+    let mut parts = inner.split_whitespace();
+    let mode = parts.next()?;
+    let mut bs = None;
+    let mut toks = None;
+    for p in parts {
+        if let Some(v) = p.strip_prefix("bs=") {
+            bs = v.parse().ok();
+        } else if let Some(v) = p.strip_prefix("toks=") {
+            toks = v.parse().ok();
+        }
+    }
+    let mode_l = mode.to_ascii_lowercase();
+    let mode_l = mode_l.rsplit('.').next().unwrap_or(&mode_l).to_string();
+    let stage = match mode_l.as_str() {
+        "extend" | "prefill" => "prefill".to_string(),
+        other => other.to_string(),
+    };
+    Some(StepSpan {
+        name: name.to_string(),
+        stage,
+        start,
+        end,
+        bs,
+        toks,
+        profiler_step: None,
+    })
+}

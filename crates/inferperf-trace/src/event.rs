@@ -1,0 +1,235 @@
+//! Typed, borrowing views of one trace event, for analyses that only read a few fields.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// A `pid`, `tid` or flow `id`: traces use integers, strings (`"Spans"`, `""`) and sometimes
+/// floats.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Id<'a> {
+    /// An integer id (the common case).
+    Int(i64),
+    /// A non-integer number (rare; kept as written).
+    Float(f64),
+    /// A string id such as `"Spans"`.
+    Str(Cow<'a, str>),
+}
+
+impl Id<'_> {
+    /// The integer value, if this id is an integer.
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Id::Int(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// An owned copy.
+    pub fn to_owned_id(&self) -> Id<'static> {
+        match self {
+            Id::Int(v) => Id::Int(*v),
+            Id::Float(v) => Id::Float(*v),
+            Id::Str(s) => Id::Str(Cow::Owned(s.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for Id<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Id::Int(v) => write!(f, "{v}"),
+            Id::Float(v) => write!(f, "{v}"),
+            Id::Str(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Id<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Id<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer or a string id")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Id::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                match i64::try_from(v) {
+                    Ok(i) => Ok(Id::Int(i)),
+                    Err(_) => Ok(Id::Float(v as f64)),
+                }
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Id::Float(v))
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Id::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Id::Str(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Id::Str(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A time in integer nanoseconds, parsed from a JSON number of microseconds.
+///
+/// Integer `ts` (legacy Kineto: epoch µs) converts exactly; float `ts` (newer Kineto: µs with ns
+/// precision) is rounded to the nearest ns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Nanos(pub i64);
+
+impl<'de> Deserialize<'de> for Nanos {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Nanos;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number of microseconds")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Nanos, E> {
+                v.checked_mul(1000)
+                    .map(Nanos)
+                    .ok_or_else(|| E::custom(format!("time {v} µs is out of range")))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Nanos, E> {
+                i64::try_from(v)
+                    .ok()
+                    .and_then(|v| v.checked_mul(1000))
+                    .map(Nanos)
+                    .ok_or_else(|| E::custom(format!("time {v} µs is out of range")))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Nanos, E> {
+                let ns = (v * 1000.0).round();
+                if ns.is_finite() && ns.abs() < 9.0e18 {
+                    Ok(Nanos(ns as i64))
+                } else {
+                    Err(E::custom(format!("time {v} µs is out of range")))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The fields of an event that the analyses read; everything else is skipped while parsing.
+#[derive(Debug, Deserialize)]
+pub struct EventView<'a> {
+    /// Event name (kernel, op or span name); empty if absent.
+    #[serde(borrow, default)]
+    pub name: Cow<'a, str>,
+    /// Category (`kernel`, `cpu_op`, `gpu_memcpy`...).
+    #[serde(borrow, default)]
+    pub cat: Option<Cow<'a, str>>,
+    /// Phase (`X`, `M`, `s`, `f`, `i`...).
+    #[serde(borrow, default)]
+    pub ph: Cow<'a, str>,
+    /// Start time.
+    #[serde(default)]
+    pub ts: Option<Nanos>,
+    /// Duration of complete (`X`) events.
+    #[serde(default)]
+    pub dur: Option<Nanos>,
+    /// Process id.
+    #[serde(borrow, default)]
+    pub pid: Option<Id<'a>>,
+    /// Thread id (the stream for GPU events).
+    #[serde(borrow, default)]
+    pub tid: Option<Id<'a>>,
+    /// Flow / async id.
+    #[serde(borrow, default)]
+    pub id: Option<Id<'a>>,
+    /// Raw `args`, parsed on demand.
+    #[serde(borrow, default)]
+    pub args: Option<&'a RawValue>,
+}
+
+/// The `args` fields of GPU and runtime events used to link them.
+#[derive(Debug, Default, Deserialize)]
+pub struct LinkArgs {
+    /// CUPTI/roctracer correlation id (links a launch to its kernel).
+    #[serde(default)]
+    pub correlation: Option<i64>,
+    /// GPU stream.
+    #[serde(default)]
+    pub stream: Option<i64>,
+    /// GPU device.
+    #[serde(default)]
+    pub device: Option<i64>,
+}
+
+impl EventView<'_> {
+    /// The category, or "" when absent.
+    pub fn category(&self) -> &str {
+        self.cat.as_deref().unwrap_or("")
+    }
+
+    /// End time of a complete event (`ts + dur`).
+    pub fn end(&self) -> Option<Nanos> {
+        match (self.ts, self.dur) {
+            (Some(t), Some(d)) => Some(Nanos(t.0.saturating_add(d.0))),
+            _ => None,
+        }
+    }
+
+    /// Parses the link fields of `args` (missing or malformed args give defaults).
+    pub fn link_args(&self) -> LinkArgs {
+        self.args
+            .and_then(|a| serde_json::from_str(a.get()).ok())
+            .unwrap_or_default()
+    }
+
+    /// True for GPU activity: complete events of category kernel, gpu_memcpy or gpu_memset.
+    pub fn is_gpu(&self) -> bool {
+        self.ph == "X" && is_gpu_category(self.category())
+    }
+}
+
+/// GPU activity categories (Kineto names, plus the legacy `Kernel`).
+pub fn is_gpu_category(cat: &str) -> bool {
+    matches!(cat, "kernel" | "gpu_memcpy" | "gpu_memset" | "Kernel")
+}
+
+/// Parses raw event bytes into views, tolerating invalid UTF-8 (replaced, and counted).
+#[derive(Debug, Default)]
+pub struct EventParser {
+    scratch: String,
+    /// Events whose bytes were not valid UTF-8 and were read with replacement characters.
+    pub invalid_utf8: u64,
+}
+
+impl EventParser {
+    /// Parses one event. Errors name what is wrong (e.g. "invalid type: string, expected a
+    /// number of microseconds").
+    pub fn parse<'a>(&'a mut self, raw: &'a [u8]) -> Result<EventView<'a>, serde_json::Error> {
+        match serde_json::from_slice::<EventView<'a>>(raw) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if std::str::from_utf8(raw).is_ok() {
+                    return Err(e);
+                }
+                self.invalid_utf8 += 1;
+                self.scratch = String::from_utf8_lossy(raw).into_owned();
+                serde_json::from_str::<EventView<'a>>(&self.scratch)
+            }
+        }
+    }
+}
+
+/// Makes event bytes safe to copy into an output file: invalid UTF-8 is replaced.
+pub fn sanitize(raw: &[u8]) -> Cow<'_, [u8]> {
+    match std::str::from_utf8(raw) {
+        Ok(_) => Cow::Borrowed(raw),
+        Err(_) => Cow::Owned(String::from_utf8_lossy(raw).into_owned().into_bytes()),
+    }
+}

@@ -1,0 +1,707 @@
+//! `trace merge`: streams per-rank traces into one viewable trace.
+//!
+//! Per rank: integer pids are moved into a rank-specific range and labelled with
+//! `process_name` / `process_sort_index` (`[TP01 DP00 PP00 EP00] GPU 1`); flow ids, correlation
+//! ids and external ids are offset so that arrows and links never cross ranks; timestamps are
+//! rebased when ranks use different `baseTimeNanoseconds` and, with `align_clocks`, corrected by
+//! the collective end-time offset; every rank's metadata is kept. An unreadable rank is an error
+//! (or, with `skip_bad`, a loud warning and a report entry) -- never a silent gap.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::align::{self, ClockAlignment};
+use crate::collect::{self, CollectOptions};
+use crate::error::TraceError;
+use crate::event::{is_gpu_category, Id, Nanos};
+use crate::naming::{self, RankId, RankMap};
+use crate::object::RawObject;
+use crate::progress::Progress;
+use crate::reader::TraceReader;
+use crate::taxonomy::Taxonomy;
+use crate::writer::{TraceWriter, WriteOptions};
+
+/// Pid range per rank: rank `i` maps pid `p` to `i * PID_STRIDE + p` (kept below 2^31 for
+/// viewers that store pids as 32-bit integers, up to 200 ranks).
+pub const PID_STRIDE: i64 = 10_000_000;
+/// Id range per rank for flow ids, correlation ids and external ids.
+pub const ID_STRIDE: i64 = 1_000_000_000_000;
+
+/// How to merge.
+#[derive(Debug, Clone, Default)]
+pub struct MergeOptions {
+    /// Fallback rank identities by file name.
+    pub rank_map: Option<RankMap>,
+    /// Correct per-rank clock offsets from collective end times (recorded in the output).
+    pub align_clocks: bool,
+    /// Move partially overlapping GPU events to synthetic tracks so Perfetto draws them.
+    pub perfetto_fix: bool,
+    /// Skip unreadable ranks with a warning instead of failing.
+    pub skip_bad: bool,
+    /// Event categories to leave out (e.g. `python_function`).
+    pub drop_categories: Vec<String>,
+    /// Output encoding.
+    pub write: WriteOptions,
+}
+
+/// One rank in the merged output.
+#[derive(Debug, Clone, Serialize)]
+pub struct MergedRank {
+    /// Source file.
+    pub file: PathBuf,
+    /// Resolved identity.
+    pub id: RankId,
+    /// Label used in process names.
+    pub label: String,
+    /// Position in the output (pid range index).
+    pub index: usize,
+    /// Events read from the file.
+    pub events_in: u64,
+    /// Events written for it (excluding synthesized metadata).
+    pub events_out: u64,
+    /// Clock correction applied (µs, subtracted from its timestamps).
+    pub clock_offset_us: f64,
+    /// The file ended early; only complete events were merged.
+    pub truncated: bool,
+}
+
+/// What the merge did.
+#[derive(Debug, Clone, Serialize)]
+pub struct MergeReport {
+    /// The merged file.
+    pub output: PathBuf,
+    /// Merged ranks in output order.
+    pub ranks: Vec<MergedRank>,
+    /// Inputs skipped with `skip_bad`, with the reason.
+    pub skipped: Vec<(PathBuf, String)>,
+    /// Events read from all merged inputs.
+    pub events_in: u64,
+    /// Events written (input events kept + synthesized metadata).
+    pub events_out: u64,
+    /// Metadata events added (labels for processes without them, perfetto-fix tracks).
+    pub synthesized_metadata: u64,
+    /// Events dropped by category.
+    pub dropped: u64,
+    /// GPU events moved to overlap tracks by `perfetto_fix`.
+    pub moved_overlapping: u64,
+    /// Clock alignment, when requested.
+    pub alignment: Option<ClockAlignment>,
+    /// Uncompressed output size in bytes.
+    pub bytes: u64,
+    /// Warnings (truncated inputs, invalid UTF-8...).
+    pub warnings: Vec<String>,
+}
+
+struct Planned {
+    path: PathBuf,
+    id: RankId,
+    base_ns: Option<i64>,
+    header: Vec<(String, Box<RawValue>)>,
+    device_ids: HashSet<i64>,
+}
+
+/// Merges `inputs` (one trace per rank) into `output` (gzip if it ends in `.gz`).
+///
+/// This is the library entry point used by the CLI and by the profiler for
+/// `merge_profiles: true`.
+pub fn merge_files(
+    inputs: &[PathBuf],
+    output: &Path,
+    opts: &MergeOptions,
+) -> Result<MergeReport, TraceError> {
+    merge_with_progress(inputs, output, opts, &Progress::hidden())
+}
+
+/// `merge_files` with a progress display.
+pub fn merge_with_progress(
+    inputs: &[PathBuf],
+    output: &Path,
+    opts: &MergeOptions,
+    progress: &Progress,
+) -> Result<MergeReport, TraceError> {
+    if inputs.is_empty() {
+        return Err(TraceError::Empty("merge: no input files".into()));
+    }
+    let mut skipped = Vec::new();
+    let mut warnings = Vec::new();
+    let mut planned = Vec::new();
+    for path in inputs {
+        if path.as_path() == output {
+            return Err(TraceError::Config(format!(
+                "{}: the output file is also an input",
+                path.display()
+            )));
+        }
+        match plan(path, opts) {
+            Ok(p) => planned.push(p),
+            Err(e) if opts.skip_bad => {
+                let msg = e.to_string();
+                tracing::warn!("skipping unreadable rank {}: {msg}", path.display());
+                warnings.push(format!("skipped {}: {msg}", path.display()));
+                skipped.push((path.clone(), msg));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if planned.is_empty() {
+        return Err(TraceError::Empty(
+            "merge: no readable input traces".into(),
+        ));
+    }
+    // Identity checks: every rank known and unique.
+    for p in &planned {
+        if p.id.is_unknown() {
+            return Err(TraceError::Rank(format!(
+                "{}: cannot tell which rank this is (no distributedInfo.rank, no TP-/rank/worker number in the file name); pass a rank map",
+                p.path.display()
+            )));
+        }
+    }
+    planned.sort_by(|a, b| a.id.cmp(&b.id));
+    for w in planned.windows(2) {
+        if w[0].id == w[1].id {
+            return Err(TraceError::Rank(format!(
+                "{} and {} both claim rank {}",
+                w[0].path.display(),
+                w[1].path.display(),
+                w[0].id.label()
+            )));
+        }
+    }
+
+    // Clock alignment needs one analysis pass per rank first.
+    let alignment = if opts.align_clocks && planned.len() > 1 {
+        let tax = Taxonomy::builtin();
+        let mut seqs = Vec::new();
+        for p in &planned {
+            let d = collect::collect(&p.path, &tax, &CollectOptions::default(), progress)?;
+            seqs.push(align::comm_kernels(&d));
+        }
+        Some(align::estimate(&seqs))
+    } else {
+        None
+    };
+
+    let out_base = planned.iter().filter_map(|p| p.base_ns).min();
+    let header = output_header(&planned, out_base, alignment.as_ref());
+    let mut writer = TraceWriter::create(output, &header, opts.write)?;
+    let mut state = MergeState {
+        synthesized: 0,
+        dropped: 0,
+        moved: 0,
+    };
+    let mut ranks = Vec::new();
+    let mut rank_metadata = Vec::new();
+    let mut events_in = 0;
+    for (index, p) in planned.iter().enumerate() {
+        let offset_ns = alignment
+            .as_ref()
+            .filter(|a| a.applied.get(index).copied().unwrap_or(false))
+            .and_then(|a| a.offsets_ns.get(index).copied())
+            .unwrap_or(0);
+        let rebase = match (p.base_ns, out_base) {
+            (Some(b), Some(o)) => b - o,
+            _ => 0,
+        };
+        progress.set_message(&format!("merging {}", p.path.display()));
+        let r = merge_rank(
+            p,
+            index,
+            rebase - offset_ns,
+            opts,
+            &mut writer,
+            &mut state,
+            progress,
+        )?;
+        events_in += r.events_in;
+        warnings.extend(r.warnings.iter().map(|w| format!("{}: {w}", p.path.display())));
+        let meta: Vec<String> = r
+            .metadata
+            .iter()
+            .map(|(k, v)| format!("{}:{}", json_str(k), v.get()))
+            .collect();
+        rank_metadata.push(format!(
+            "{{\"label\":{},\"file\":{},\"metadata\":{{{}}}}}",
+            json_str(&p.id.label()),
+            json_str(&p.path.display().to_string()),
+            meta.join(",")
+        ));
+        ranks.push(MergedRank {
+            file: p.path.clone(),
+            id: p.id.clone(),
+            label: p.id.label(),
+            index,
+            events_in: r.events_in,
+            events_out: r.events_out,
+            clock_offset_us: offset_ns as f64 / 1000.0,
+            truncated: r.truncated,
+        });
+    }
+    let events_out = writer.events();
+    let trailer = vec![(
+        "inferperfRankMetadata".to_string(),
+        format!("[{}]", rank_metadata.join(",")),
+    )];
+    let bytes = writer.finish(&trailer)?;
+    Ok(MergeReport {
+        output: output.to_path_buf(),
+        ranks,
+        skipped,
+        events_in,
+        events_out,
+        synthesized_metadata: state.synthesized,
+        dropped: state.dropped,
+        moved_overlapping: state.moved,
+        alignment,
+        bytes,
+        warnings,
+    })
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+fn plan(path: &Path, opts: &MergeOptions) -> Result<Planned, TraceError> {
+    let mut reader = TraceReader::open(path)?;
+    if opts.skip_bad {
+        // Validate the whole file now so a bad rank is skipped whole, never half-merged.
+        let mut parser = crate::event::EventParser::default();
+        let mut i = 0u64;
+        while let Some(raw) = reader.next_event()? {
+            parser
+                .parse(raw)
+                .map_err(|e| TraceError::format(path, format!("event {i}: {e}")))?;
+            i += 1;
+        }
+    } else if reader.meta("distributedInfo").is_none() && reader.metadata_before_events() == reader.metadata().len() {
+        // Rank identity may be written after the events: skim to the end for it.
+        reader.skip_events()?;
+    }
+    let header: Vec<(String, Box<RawValue>)> = reader.metadata().to_vec();
+    let get = |k: &str| header.iter().find(|(key, _)| key == k).map(|(_, v)| v.get());
+    let dist_rank = get("distributedInfo")
+        .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+        .and_then(|d| d.get("rank").and_then(|r| r.as_i64()));
+    let base_ns = get("baseTimeNanoseconds").and_then(|v| serde_json::from_str::<i64>(v).ok());
+    let device_ids = get("deviceProperties")
+        .and_then(|v| serde_json::from_str::<Vec<serde_json::Value>>(v).ok())
+        .map(|devs| {
+            devs.iter()
+                .filter_map(|d| d.get("id").and_then(|i| i.as_i64()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let id = naming::resolve(dist_rank, path, opts.rank_map.as_ref());
+    Ok(Planned {
+        path: path.to_path_buf(),
+        id,
+        base_ns,
+        header,
+        device_ids,
+    })
+}
+
+fn output_header(
+    planned: &[Planned],
+    out_base: Option<i64>,
+    alignment: Option<&ClockAlignment>,
+) -> Vec<(String, String)> {
+    let mut header: Vec<(String, String)> = Vec::new();
+    // First rank's keys, as SGLang's merger keeps them (the full set of every rank is in the
+    // trailer `inferperfRankMetadata`).
+    if let Some(first) = planned.first() {
+        for (k, v) in &first.header {
+            if matches!(k.as_str(), "deviceProperties" | "baseTimeNanoseconds") {
+                continue;
+            }
+            header.push((k.clone(), v.get().to_string()));
+        }
+    }
+    // Union of deviceProperties (deduplicated by their JSON).
+    let mut seen = HashSet::new();
+    let mut devices = Vec::new();
+    for p in planned {
+        if let Some((_, v)) = p.header.iter().find(|(k, _)| k == "deviceProperties") {
+            if let Ok(list) = serde_json::from_str::<Vec<&RawValue>>(v.get()) {
+                for d in list {
+                    if seen.insert(d.get().to_string()) {
+                        devices.push(d.get().to_string());
+                    }
+                }
+            }
+        }
+    }
+    if !devices.is_empty() {
+        header.push(("deviceProperties".into(), format!("[{}]", devices.join(","))));
+    }
+    if let Some(b) = out_base {
+        header.push(("baseTimeNanoseconds".into(), b.to_string()));
+    }
+    let ranks: Vec<serde_json::Value> = planned
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            serde_json::json!({
+                "index": i,
+                "label": p.id.label(),
+                "id": p.id,
+                "file": p.path.display().to_string(),
+                "pid_offset": i as i64 * PID_STRIDE,
+                "id_offset": i as i64 * ID_STRIDE,
+                "base_time_ns": p.base_ns,
+                "clock_offset_us": alignment
+                    .filter(|a| a.applied.get(i).copied().unwrap_or(false))
+                    .and_then(|a| a.offsets_ns.get(i))
+                    .map(|o| *o as f64 / 1000.0)
+                    .unwrap_or(0.0),
+            })
+        })
+        .collect();
+    let info = serde_json::json!({
+        "tool": "inferperf",
+        "version": env!("CARGO_PKG_VERSION"),
+        "ranks": ranks,
+        "clock_alignment": alignment,
+    });
+    header.push(("inferperfMerge".into(), info.to_string()));
+    header
+}
+
+struct MergeState {
+    synthesized: u64,
+    dropped: u64,
+    moved: u64,
+}
+
+struct RankResult {
+    events_in: u64,
+    events_out: u64,
+    truncated: bool,
+    warnings: Vec<String>,
+    metadata: Vec<(String, Box<RawValue>)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Cpu,
+    Gpu(i64),
+}
+
+/// Per-rank rewriting state.
+struct Rewriter<'p> {
+    index: i64,
+    label: String,
+    device_ids: &'p HashSet<i64>,
+    pid_map: HashMap<String, i64>,
+    next_dense: i64,
+    labelled: HashMap<i64, Kind>,
+    cpu_named: bool,
+    shift_ns: i64,
+    perfetto_fix: bool,
+    lanes: HashMap<(i64, String), Vec<i64>>,
+    lane_named: HashSet<(i64, String)>,
+}
+
+impl Rewriter<'_> {
+    fn map_pid(&mut self, id: &Id<'_>) -> i64 {
+        match id {
+            Id::Int(p) if (0..PID_STRIDE).contains(p) => self.index * PID_STRIDE + p,
+            other => {
+                let key = format!("{other:?}");
+                if let Some(v) = self.pid_map.get(&key) {
+                    return *v;
+                }
+                self.next_dense += 1;
+                let v = self.index * PID_STRIDE + PID_STRIDE - self.next_dense;
+                self.pid_map.insert(key, v);
+                v
+            }
+        }
+    }
+
+    fn map_id(&self, raw: &str) -> Option<String> {
+        if self.index == 0 {
+            return None;
+        }
+        match serde_json::from_str::<Id<'_>>(raw).ok()? {
+            Id::Int(v) if (0..ID_STRIDE).contains(&v) => Some((v + self.index * ID_STRIDE).to_string()),
+            Id::Int(v) => Some(json_str(&format!("r{}:{v}", self.index))),
+            Id::Float(v) => Some(json_str(&format!("r{}:{v}", self.index))),
+            Id::Str(s) => Some(json_str(&format!("r{}:{s}", self.index))),
+        }
+    }
+
+    fn process_label(&mut self, kind: Kind, orig: &Id<'_>) -> String {
+        match (kind, orig) {
+            (Kind::Gpu(d), _) => format!("{} GPU {d}", self.label),
+            (Kind::Cpu, Id::Str(s)) => format!("{} {s}", self.label),
+            (Kind::Cpu, Id::Int(p)) => {
+                if self.cpu_named {
+                    format!("{} CPU {p}", self.label)
+                } else {
+                    self.cpu_named = true;
+                    format!("{} CPU", self.label)
+                }
+            }
+            (Kind::Cpu, other) => format!("{} {other}", self.label),
+        }
+    }
+
+    fn sort_index(&self, kind: Kind, new_pid: i64) -> i64 {
+        let local = new_pid - self.index * PID_STRIDE;
+        self.index * 1000
+            + match kind {
+                Kind::Cpu => 0,
+                Kind::Gpu(d) => 100 + d.clamp(0, 800),
+            }
+            + if kind == Kind::Cpu && local >= PID_STRIDE - 100 { 50 } else { 0 }
+    }
+}
+
+fn meta_event(name: &str, pid: i64, tid: &str, args: String) -> String {
+    format!(
+        "{{\"name\":{},\"ph\":\"M\",\"pid\":{pid},\"tid\":{tid},\"ts\":0,\"args\":{args}}}",
+        json_str(name)
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn merge_rank(
+    p: &Planned,
+    index: usize,
+    shift_ns: i64,
+    opts: &MergeOptions,
+    writer: &mut TraceWriter,
+    state: &mut MergeState,
+    progress: &Progress,
+) -> Result<RankResult, TraceError> {
+    let path = &p.path;
+    let mut reader = TraceReader::open(path)?;
+    let mut rw = Rewriter {
+        index: index as i64,
+        label: p.id.label(),
+        device_ids: &p.device_ids,
+        pid_map: HashMap::new(),
+        next_dense: 0,
+        labelled: HashMap::new(),
+        cpu_named: false,
+        shift_ns,
+        perfetto_fix: opts.perfetto_fix,
+        lanes: HashMap::new(),
+        lane_named: HashSet::new(),
+    };
+    let drop: HashSet<&str> = opts.drop_categories.iter().map(String::as_str).collect();
+    let mut events_in = 0u64;
+    let mut events_out = 0u64;
+    let mut invalid_utf8 = 0u64;
+    let mut extra: Vec<String> = Vec::new();
+    let mut last_pos = 0u64;
+    while let Some(raw) = reader.next_event()? {
+        let lossy: String;
+        let text: &str = match std::str::from_utf8(raw) {
+            Ok(t) => t,
+            Err(_) => {
+                invalid_utf8 += 1;
+                lossy = String::from_utf8_lossy(raw).into_owned();
+                &lossy
+            }
+        };
+        let mut obj = RawObject::parse(text)
+            .map_err(|e| TraceError::format(path, format!("event {events_in}: {e}")))?;
+        events_in += 1;
+        let cat: Option<String> = obj.get_as("cat");
+        if let Some(c) = &cat {
+            if drop.contains(c.as_str()) {
+                state.dropped += 1;
+                continue;
+            }
+        }
+        extra.clear();
+        rewrite(&mut rw, &mut obj, cat.as_deref(), &mut extra, state)
+            .map_err(|m| TraceError::format(path, format!("event {}: {m}", events_in - 1)))?;
+        // Synthesized metadata goes before the event it describes.
+        for e in &extra {
+            writer.write_raw_event(e.as_bytes())?;
+        }
+        obj.write_to(writer.begin_event());
+        writer.end_event()?;
+        events_out += 1;
+        let pos = reader.position();
+        if pos - last_pos > 1 << 20 {
+            progress.inc(pos - last_pos);
+            last_pos = pos;
+        }
+    }
+    progress.inc(reader.position().saturating_sub(last_pos));
+    let mut warnings = reader.warnings().to_vec();
+    if invalid_utf8 > 0 {
+        warnings.push(format!(
+            "{invalid_utf8} events had invalid UTF-8 (replacement characters written)"
+        ));
+    }
+    Ok(RankResult {
+        events_in,
+        events_out,
+        truncated: reader.truncated(),
+        warnings,
+        metadata: reader.metadata().to_vec(),
+    })
+}
+
+fn rewrite(
+    rw: &mut Rewriter<'_>,
+    obj: &mut RawObject<'_>,
+    cat: Option<&str>,
+    extra: &mut Vec<String>,
+    state: &mut MergeState,
+) -> Result<(), String> {
+    let ph: String = obj.get_as("ph").unwrap_or_default();
+    let name: String = if ph == "M" {
+        obj.get_as("name").unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let is_gpu = ph == "X" && cat.is_some_and(is_gpu_category);
+
+    // Timestamps.
+    if rw.shift_ns != 0 {
+        if let Some(raw) = obj.get("ts") {
+            let t: Nanos = serde_json::from_str(raw).map_err(|e| format!("bad ts: {e}"))?;
+            let ns = t.0 + rw.shift_ns;
+            let text = if ns % 1000 == 0 && !raw.contains('.') {
+                (ns / 1000).to_string()
+            } else {
+                format!("{:.3}", ns as f64 / 1000.0)
+            };
+            obj.set("ts", text);
+        }
+    }
+
+    // Flow / async ids.
+    if let Some(raw) = obj.get("id") {
+        if let Some(new) = rw.map_id(raw) {
+            obj.set("id", new);
+        }
+    }
+
+    // args: correlation and external ids; metadata labels.
+    let mut device: Option<i64> = None;
+    let mut labels_kind: Option<Kind> = None;
+    if let Some(args_raw) = obj.get("args") {
+        let needs = rw.index > 0
+            && (args_raw.contains("correlation") || args_raw.contains("External id"));
+        if needs || is_gpu || ph == "M" {
+            let mut args = RawObject::parse(args_raw).map_err(|e| format!("bad args: {e}"))?;
+            if is_gpu {
+                device = args.get_as("device");
+            }
+            if name == "process_labels" {
+                let l: String = args.get_as("labels").unwrap_or_default();
+                labels_kind = Some(if let Some(n) = l.strip_prefix("GPU ") {
+                    Kind::Gpu(n.trim().parse().unwrap_or(0))
+                } else {
+                    Kind::Cpu
+                });
+            }
+            if rw.index > 0 {
+                for key in ["correlation", "External id"] {
+                    if let Some(v) = args.get(key) {
+                        if let Some(new) = rw.map_id(v) {
+                            args.set(key, new);
+                        }
+                    }
+                }
+            }
+            let json = args.to_json();
+            obj.set("args", json);
+        }
+    }
+
+    // pid.
+    let Some(pid_raw) = obj.get("pid") else {
+        return Ok(());
+    };
+    let orig: Id<'_> = serde_json::from_str::<Id<'_>>(pid_raw)
+        .map_err(|e| format!("bad pid: {e}"))?
+        .to_owned_id();
+    let new_pid = rw.map_pid(&orig);
+    obj.set("pid", new_pid.to_string());
+
+    let guess = |rw: &Rewriter<'_>| match orig {
+        Id::Int(p) if rw.device_ids.contains(&p) => Kind::Gpu(p),
+        _ => Kind::Cpu,
+    };
+    if ph == "M" && (name == "process_name" || name == "process_sort_index") {
+        let g = guess(rw);
+        let kind = *rw.labelled.entry(new_pid).or_insert(g);
+        let mut args = RawObject::default();
+        if name == "process_name" {
+            let label = rw.process_label(kind, &orig);
+            args.set_value("name", &label);
+        } else {
+            args.set_value("sort_index", &rw.sort_index(kind, new_pid));
+        }
+        obj.set("args", args.to_json());
+    } else if let Some(kind) = labels_kind {
+        let prev = rw.labelled.insert(new_pid, kind);
+        if prev.is_some() && prev != Some(kind) {
+            // The earlier guess was wrong: relabel.
+            let label = rw.process_label(kind, &orig);
+            extra.push(meta_event("process_name", new_pid, "0", format!("{{\"name\":{}}}", json_str(&label))));
+            extra.push(meta_event("process_sort_index", new_pid, "0", format!("{{\"sort_index\":{}}}", rw.sort_index(kind, new_pid))));
+            state.synthesized += 2;
+        }
+    } else if !rw.labelled.contains_key(&new_pid) {
+        let kind = if is_gpu {
+            Kind::Gpu(device.unwrap_or(orig.as_int().unwrap_or(0)))
+        } else {
+            guess(rw)
+        };
+        rw.labelled.insert(new_pid, kind);
+        let label = rw.process_label(kind, &orig);
+        extra.push(meta_event("process_name", new_pid, "0", format!("{{\"name\":{}}}", json_str(&label))));
+        extra.push(meta_event("process_sort_index", new_pid, "0", format!("{{\"sort_index\":{}}}", rw.sort_index(kind, new_pid))));
+        state.synthesized += 2;
+    }
+
+    // Perfetto fix: partially overlapping GPU events go to extra lanes of their stream.
+    if rw.perfetto_fix && is_gpu {
+        let tid_raw = obj.get("tid").unwrap_or("0").to_string();
+        let ts: Option<Nanos> = obj.get("ts").and_then(|t| serde_json::from_str(t).ok());
+        let dur: Option<Nanos> = obj.get("dur").and_then(|t| serde_json::from_str(t).ok());
+        if let (Some(ts), Some(dur)) = (ts, dur) {
+            let lanes = rw.lanes.entry((new_pid, tid_raw.clone())).or_default();
+            let lane = match lanes.iter().position(|end| ts.0 >= *end) {
+                Some(l) => l,
+                None => {
+                    lanes.push(i64::MIN);
+                    lanes.len() - 1
+                }
+            };
+            lanes[lane] = ts.0 + dur.0;
+            if lane > 0 {
+                state.moved += 1;
+                let new_tid = match serde_json::from_str::<Id<'_>>(&tid_raw) {
+                    Ok(Id::Int(t)) => (t + 1_000_000 * lane as i64).to_string(),
+                    _ => json_str(&format!("{} overlap {lane}", tid_raw.trim_matches('"'))),
+                };
+                if rw.lane_named.insert((new_pid, new_tid.clone())) {
+                    let tname = format!("stream {} (overlap {lane})", tid_raw.trim_matches('"'));
+                    extra.push(meta_event(
+                        "thread_name",
+                        new_pid,
+                        &new_tid,
+                        format!("{{\"name\":{}}}", json_str(&tname)),
+                    ));
+                    state.synthesized += 1;
+                }
+                obj.set("tid", new_tid);
+            }
+        }
+    }
+    Ok(())
+}
