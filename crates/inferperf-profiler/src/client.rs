@@ -12,15 +12,15 @@ use serde_json::Value;
 
 use crate::naming::python_time_str;
 
+/// The HTTP client type the functions here take (re-exported so callers need no reqwest dep).
+pub use reqwest::Client as HttpClient;
+
 /// Why a client call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("request to {url} failed: {source}")]
-    Http {
-        url: String,
-        #[source]
-        source: reqwest::Error,
-    },
+    /// Connection or protocol failure; `detail` is the whole error chain on one line.
+    #[error("request to {url} failed: {detail}")]
+    Http { url: String, detail: String },
     #[error("{url} answered HTTP {status}: {body}")]
     Status {
         url: String,
@@ -29,12 +29,28 @@ pub enum ClientError {
     },
     #[error("invalid response from {url}: {message}")]
     Invalid { url: String, message: String },
-    #[error("creating {}: {source}", path.display())]
+    #[error("creating {}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
+}
+
+/// `reqwest::Error` with its sources, deduplicated (reqwest repeats the URL at each level).
+fn http_error(url: impl Into<String>, err: reqwest::Error) -> ClientError {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&dyn std::error::Error> = Some(&err);
+    while let Some(e) = cur {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = e.source();
+    }
+    ClientError::Http {
+        url: url.into(),
+        detail: parts.join(": "),
+    }
 }
 
 /// A client suited to benchmark targets: no proxy, HTTP/1.1, generous timeouts for
@@ -44,10 +60,7 @@ pub fn http_client() -> Result<reqwest::Client, ClientError> {
         .no_proxy()
         .connect_timeout(Duration::from_secs(30))
         .build()
-        .map_err(|source| ClientError::Http {
-            url: String::new(),
-            source,
-        })
+        .map_err(|source| http_error(String::new(), source))
 }
 
 /// One server to profile, with the label used in messages (`Prefill-0`, `Decode-1`, or the URL).
@@ -119,7 +132,7 @@ pub fn timestamped_output_dir(
     };
     let abs = std::path::absolute(&base).map_err(|source| ClientError::Io {
         path: base.clone(),
-        source,
+        error: source,
     })?;
     let mut dir = normalize(&abs);
     if let Some(name) = name.filter(|n| !n.is_empty()) {
@@ -128,17 +141,17 @@ pub fn timestamped_output_dir(
     dir.push(python_time_str(SystemTime::now()));
     std::fs::create_dir_all(&dir).map_err(|source| ClientError::Io {
         path: dir.clone(),
-        source,
+        error: source,
     })?;
     Ok(dir)
 }
 
 async fn read_reply(url: &str, resp: reqwest::Response) -> Result<String, ClientError> {
     let status = resp.status();
-    let body = resp.text().await.map_err(|source| ClientError::Http {
-        url: url.to_string(),
-        source,
-    })?;
+    let body = resp
+        .text()
+        .await
+        .map_err(|source| http_error(url.to_string(), source))?;
     if !status.is_success() {
         return Err(ClientError::Status {
             url: url.to_string(),
@@ -163,10 +176,7 @@ pub async fn start_profile(
         .json(body)
         .send()
         .await
-        .map_err(|source| ClientError::Http {
-            url: url.clone(),
-            source,
-        })?;
+        .map_err(|source| http_error(url.clone(), source))?;
     read_reply(&url, resp).await
 }
 
@@ -179,10 +189,7 @@ pub async fn stop_profile(client: &reqwest::Client, base_url: &str) -> Result<St
         .json(&serde_json::json!({}))
         .send()
         .await
-        .map_err(|source| ClientError::Http {
-            url: url.clone(),
-            source,
-        })?;
+        .map_err(|source| http_error(url.clone(), source))?;
     read_reply(&url, resp).await
 }
 
@@ -240,10 +247,7 @@ pub async fn server_info(client: &reqwest::Client, base_url: &str) -> Result<Val
             .get(&url)
             .send()
             .await
-            .map_err(|source| ClientError::Http {
-                url: url.clone(),
-                source,
-            })?;
+            .map_err(|source| http_error(url.clone(), source))?;
         if resp.status() == reqwest::StatusCode::NOT_FOUND {
             last = Some(ClientError::Status {
                 url,
@@ -358,10 +362,7 @@ pub async fn send_one(
     mut on_text: impl FnMut(&str),
 ) -> Result<SendOneResult, ClientError> {
     let url = format!("{}/generate", base_url.trim_end_matches('/'));
-    let http = |source| ClientError::Http {
-        url: url.clone(),
-        source,
-    };
+    let http = |source| http_error(url.clone(), source);
     let invalid = |message: String| ClientError::Invalid {
         url: url.clone(),
         message,

@@ -41,18 +41,16 @@ pub enum ProfileError {
     #[error("merge_profiles is not available: no trace merger is configured on this server")]
     MergeUnavailable,
     /// The output directory cannot be created or written.
-    #[error("output directory {} is not writable: {source}", path.display())]
+    #[error("output directory {} is not writable: {error}", path.display())]
     OutputDir {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Writing a trace file failed.
-    #[error("writing {}: {source}", path.display())]
+    #[error("writing {}: {error}", path.display())]
     Write {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The writer thread is gone (the process is shutting down).
     #[error("the trace writer thread has stopped")]

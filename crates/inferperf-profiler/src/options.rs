@@ -173,7 +173,7 @@ pub fn expand_tilde(path: &str, home: Option<&Path>) -> PathBuf {
 fn prepare_output_dir(dir: &Path) -> Result<PathBuf, ProfileError> {
     let err = |source| ProfileError::OutputDir {
         path: dir.to_path_buf(),
-        source,
+        error: source,
     };
     std::fs::create_dir_all(dir).map_err(err)?;
     let abs = std::path::absolute(dir).map_err(err)?;

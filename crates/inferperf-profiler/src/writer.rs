@@ -141,7 +141,7 @@ pub(crate) fn write_gz_atomic(
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let err = |source| ProfileError::Write {
         path: path.to_path_buf(),
-        source,
+        error: source,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     let file_name = path

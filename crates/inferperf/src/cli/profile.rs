@@ -1,10 +1,212 @@
-//! `inferperf profile` (not implemented yet).
+//! `inferperf profile`: drive server-side profiling over HTTP, like `python -m sglang.profiler`.
+//!
+//! - `inferperf profile --url URL --num-steps 5 [...]`: one window of N steps that the server
+//!   closes by itself (SGLang's CLI; returns as soon as the server acknowledges);
+//! - `inferperf profile start [...]` / `inferperf profile stop`: an interactive window.
+//!
+//! `--gpu` defaults to off (SGLang: on) because the reference server refuses GPU; pass `--gpu`
+//! against a real SGLang server.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-#[derive(clap::Args)]
-pub struct Args {}
+use anyhow::Context;
+use inferperf_profiler::client;
+use inferperf_protocol::profile::ProfileReqInput;
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`profile` is not implemented yet")
+/// Flags shared by the one-shot form and `profile start`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Common {
+    /// Server base URL.
+    #[arg(long, default_value = "http://localhost:30000")]
+    pub url: String,
+    /// Base directory for the traces; a `str(time.time())` subdirectory is created in it
+    /// (default `$SGLANG_TORCH_PROFILER_DIR`, else `/tmp`). The server writes to the same path.
+    #[arg(long)]
+    pub output_dir: Option<PathBuf>,
+    /// Absolute forward step at which the window opens (inclusive).
+    #[arg(long)]
+    pub start_step: Option<u64>,
+    /// Prefix of the trace file names.
+    #[arg(long)]
+    pub profile_prefix: Option<String>,
+    /// Extra directory level under the output dir (older sglang.profiler's `--profile-name`).
+    #[arg(long)]
+    pub profile_name: Option<String>,
+    /// Profile CPU activity (default on).
+    #[arg(long, overrides_with = "no_cpu")]
+    pub cpu: bool,
+    /// Turn CPU profiling off.
+    #[arg(long, overrides_with = "cpu")]
+    pub no_cpu: bool,
+    /// Profile GPU activity (default off here; the reference server has no GPU).
+    #[arg(long, overrides_with = "no_gpu")]
+    pub gpu: bool,
+    /// Turn GPU profiling off.
+    #[arg(long, overrides_with = "gpu")]
+    pub no_gpu: bool,
+    /// Record a memory timeline (MEM).
+    #[arg(long, overrides_with = "no_mem")]
+    pub mem: bool,
+    /// Turn the memory timeline off.
+    #[arg(long, overrides_with = "mem")]
+    pub no_mem: bool,
+    /// ROCm rpd tracer (RPD; real SGLang servers on ROCm only).
+    #[arg(long, overrides_with = "no_rpd")]
+    pub rpd: bool,
+    /// Turn the rpd tracer off.
+    #[arg(long, overrides_with = "rpd")]
+    pub no_rpd: bool,
+    /// Separate prefill (EXTEND) and decode (DECODE) windows and files.
+    #[arg(long, overrides_with = "no_profile_by_stage")]
+    pub profile_by_stage: bool,
+    /// Turn per-stage windows off.
+    #[arg(long, overrides_with = "profile_by_stage")]
+    pub no_profile_by_stage: bool,
+    /// Merge the rank traces into `merged-{profile_id}.trace.json.gz`.
+    #[arg(long, overrides_with = "no_merge_profiles")]
+    pub merge_profiles: bool,
+    /// Turn merging off.
+    #[arg(long, overrides_with = "merge_profiles")]
+    pub no_merge_profiles: bool,
+}
+
+impl Common {
+    /// Activities in sglang.profiler's order: CPU, GPU, MEM, RPD.
+    fn activities(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if !self.no_cpu {
+            v.push("CPU".to_string());
+        }
+        if self.gpu {
+            v.push("GPU".to_string());
+        }
+        if self.mem {
+            v.push("MEM".to_string());
+        }
+        if self.rpd {
+            v.push("RPD".to_string());
+        }
+        v
+    }
+
+    fn body(&self, dir: &Path, num_steps: Option<u64>) -> ProfileReqInput {
+        ProfileReqInput {
+            output_dir: Some(dir.display().to_string()),
+            num_steps,
+            start_step: self.start_step,
+            activities: Some(self.activities()),
+            profile_by_stage: self.profile_by_stage,
+            merge_profiles: self.merge_profiles,
+            profile_prefix: self.profile_prefix.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// One-shot form (no subcommand).
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Number of forward steps to capture; the server stops by itself.
+    #[arg(long, default_value_t = 5)]
+    pub num_steps: u64,
+}
+
+/// `profile start`: open a window (until `profile stop` unless `--num-steps`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct StartArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Close the window by itself after this many steps.
+    #[arg(long)]
+    pub num_steps: Option<u64>,
+}
+
+/// `profile stop`: close the window; returns once the server has written the traces.
+#[derive(clap::Args, Debug, Clone)]
+pub struct StopArgs {
+    #[arg(long, default_value = "http://localhost:30000")]
+    pub url: String,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum Action {
+    /// Start an interactive profiling window.
+    Start(StartArgs),
+    /// Stop the profiling window and wait for the traces.
+    Stop(StopArgs),
+}
+
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    pub action: Option<Action>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let http = client::http_client().context("building the HTTP client")?;
+        match args.action {
+            None => run_once(&http, &args.run).await,
+            Some(Action::Start(a)) => start(&http, &a).await,
+            Some(Action::Stop(a)) => {
+                let reply = client::stop_profile(&http, &a.url).await?;
+                println!("{}", reply.trim_end());
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}
+
+async fn run_once(http: &client::HttpClient, a: &RunArgs) -> anyhow::Result<ExitCode> {
+    let c = &a.common;
+    let dir = client::timestamped_output_dir(c.output_dir.as_deref(), c.profile_name.as_deref())?;
+    println!("Dump profiling traces to {}", dir.display());
+    println!(
+        "Waiting for {} steps and the trace to be flushed.... (profile_by_stage={})",
+        a.num_steps,
+        if c.profile_by_stage { "True" } else { "False" }
+    );
+    save_server_args(http, &c.url, &dir).await;
+    client::start_profile(http, &c.url, &c.body(&dir, Some(a.num_steps))).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn start(http: &client::HttpClient, a: &StartArgs) -> anyhow::Result<ExitCode> {
+    let c = &a.common;
+    let dir = client::timestamped_output_dir(c.output_dir.as_deref(), c.profile_name.as_deref())?;
+    save_server_args(http, &c.url, &dir).await;
+    let reply = client::start_profile(http, &c.url, &c.body(&dir, a.num_steps)).await?;
+    println!("{}", reply.trim_end());
+    println!("Dump profiling traces to {}", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `server_args.json` next to the traces, as sglang.profiler writes it. A server without the
+/// endpoint only costs a warning: the traces matter more than the metadata.
+async fn save_server_args(http: &client::HttpClient, url: &str, dir: &Path) {
+    let path = dir.join("server_args.json");
+    if path.exists() {
+        return;
+    }
+    let result = async {
+        let info = client::server_info(http, url).await?;
+        let tmp = dir.join(".server_args.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec(&info)?)?;
+        std::fs::rename(&tmp, &path)?;
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(err) = result {
+        tracing::warn!("could not save {}: {err:#}", path.display());
+    }
 }
