@@ -29,6 +29,11 @@ enum Command {
     /// Analyze profiler traces: merge, summary, ranks, trim, diff.
     #[command(subcommand)]
     Trace(cli::trace::TraceCommand),
+    /// Generate an image or video with the diffusion pipeline (`sglang generate`).
+    Generate(cli::generate::Args),
+    /// Inspect and compare diffusion perf dumps (`--perf-dump-path` files).
+    #[command(subcommand)]
+    PerfDump(cli::perf_dump::PerfDumpCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -40,6 +45,8 @@ fn main() -> std::process::ExitCode {
         Command::Profile(args) => cli::profile::run(args),
         Command::SendOne(args) => cli::send_one::run(args),
         Command::Trace(cmd) => cli::trace::run(cmd),
+        Command::Generate(args) => cli::generate::run(args),
+        Command::PerfDump(cmd) => cli::perf_dump::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,8 @@
 //! One module per subcommand; each exposes its clap arguments and a `run` returning the exit code.
 
 pub mod bench;
+pub mod generate;
+pub mod perf_dump;
 pub mod profile;
 pub mod send_one;
 pub mod serve;
