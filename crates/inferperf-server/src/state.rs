@@ -18,6 +18,18 @@ pub struct EngineParts {
     pub model_info: ModelInfo,
 }
 
+impl From<&inferperf_engine::simulated::SimulatedEngine> for EngineParts {
+    /// Serve a simulated engine; the caller keeps the `SimulatedEngine` alive (it stops its
+    /// thread when dropped).
+    fn from(sim: &inferperf_engine::simulated::SimulatedEngine) -> Self {
+        Self {
+            handle: sim.handle.clone(),
+            tokenizer: sim.tokenizer.clone(),
+            model_info: sim.model_info.clone(),
+        }
+    }
+}
+
 impl std::fmt::Debug for EngineParts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EngineParts")
@@ -33,6 +45,11 @@ pub struct AppState {
     pub tokenizer: Arc<dyn TextTokenizer>,
     pub model_info: ModelInfo,
     pub args: ServerArgs,
+    /// The model path reported to clients: the engine's own (`ModelInfo::model_path`), so an
+    /// injected engine shows what it is; `--model-path` when the engine leaves it empty.
+    pub model_path: String,
+    /// `--served-model-name`, else [`AppState::model_path`].
+    pub served_model_name: String,
     /// Context length in tokens (the model's, or `--context-length`).
     pub context_length: usize,
     /// Longest prompt the engine accepts (from its first internal state).
@@ -62,7 +79,18 @@ impl AppState {
         } else {
             context_length.saturating_sub(1)
         };
+        let model_path = if parts.model_info.model_path.is_empty() {
+            args.model_path.clone()
+        } else {
+            parts.model_info.model_path.clone()
+        };
+        let served_model_name = args
+            .served_model_name
+            .clone()
+            .unwrap_or_else(|| model_path.clone());
         Self {
+            model_path,
+            served_model_name,
             engine: parts.handle,
             tokenizer: parts.tokenizer,
             model_info: parts.model_info,
@@ -79,12 +107,13 @@ impl AppState {
 
     /// The name accepted in `model` and reported by `/v1/models`.
     pub fn served_model_name(&self) -> &str {
-        self.args.served_model_name()
+        &self.served_model_name
     }
 
-    /// Whether a client-supplied `model` names the served model (its served name or path).
+    /// Whether a client-supplied `model` names the served model (its served name, its path or
+    /// the `--model-path` flag).
     pub fn accepts_model(&self, model: &str) -> bool {
-        model == self.served_model_name() || model == self.args.model_path
+        model == self.served_model_name || model == self.model_path || model == self.args.model_path
     }
 
     /// Register a live request id; `false` when one with that id is already running.

@@ -65,7 +65,7 @@ async fn server_info(State(state): State<Arc<AppState>>) -> Result<Json<ServerIn
     );
 
     Ok(Json(ServerInfo {
-        model_path: Some(state.args.model_path.clone()),
+        model_path: Some(state.model_path.clone()),
         tokenizer_path: Some(tokenizer_path(&state)),
         served_model_name: Some(state.served_model_name().to_string()),
         max_total_num_tokens: Some(internal.max_total_num_tokens as u64),
@@ -116,7 +116,7 @@ async fn model_info(State(state): State<Arc<AppState>>) -> Json<ModelInfoRespons
     extra.insert("load_format".into(), json!(info.load_format));
     extra.insert("served_model_name".into(), json!(state.served_model_name()));
     Json(ModelInfoResponse {
-        model_path: state.args.model_path.clone(),
+        model_path: state.model_path.clone(),
         tokenizer_path: Some(tokenizer_path(&state)),
         is_generation: info.is_generation,
         preferred_sampling_params: None,

@@ -23,7 +23,7 @@ fn card(state: &AppState) -> ModelCard {
         object: "model".to_string(),
         created: state.created,
         owned_by: "sglang".to_string(),
-        root: Some(state.args.model_path.clone()),
+        root: Some(state.model_path.clone()),
         max_model_len: Some(state.context_length as u64),
     }
 }
