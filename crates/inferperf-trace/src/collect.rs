@@ -307,3 +307,17 @@ pub fn parse_step(name: &str, start: i64, end: i64) -> Option<StepSpan> {
         profiler_step: None,
     })
 }
+
+/// Collects several files in parallel (one per core); results are in input order.
+pub fn collect_many(
+    paths: &[PathBuf],
+    taxonomy: &Taxonomy,
+    opts: &CollectOptions,
+    progress: &Progress,
+) -> Vec<Result<TraceData, TraceError>> {
+    use rayon::prelude::*;
+    paths
+        .par_iter()
+        .map(|p| collect(p, taxonomy, opts, progress))
+        .collect()
+}
