@@ -52,6 +52,20 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
+/// Like `read_full`, but keeps the bytes read before an error: (bytes read, error if any).
+fn read_some(r: &mut impl Read, buf: &mut [u8]) -> (usize, Option<io::Error>) {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (n, Some(e)),
+        }
+    }
+    (n, None)
+}
+
 /// A `Read` over chunks produced by a decompression thread.
 ///
 /// The thread stops on its own when the reader is dropped (its next send fails).
@@ -76,18 +90,20 @@ impl ThreadedGunzip {
                 loop {
                     let mut buf = recycled.try_recv().unwrap_or_default();
                     buf.resize(CHUNK, 0);
-                    match read_full(&mut dec, &mut buf) {
-                        Ok(0) => return,
-                        Ok(n) => {
-                            buf.truncate(n);
-                            if tx.send(Ok(buf)).is_err() {
-                                return;
-                            }
+                    let (n, err) = read_some(&mut dec, &mut buf);
+                    if n > 0 {
+                        buf.truncate(n);
+                        if tx.send(Ok(buf)).is_err() {
+                            return;
                         }
-                        Err(e) => {
+                    }
+                    match err {
+                        Some(e) => {
                             let _ = tx.send(Err(e));
                             return;
                         }
+                        None if n == 0 => return,
+                        None => {}
                     }
                 }
             })
