@@ -9,13 +9,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
     /// The file could not be opened, read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file concerned.
         path: PathBuf,
-        /// The underlying I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying I/O error (shown in the message, not chained again).
+        error: std::io::Error,
     },
     /// The file is not a Chrome/Kineto trace (bad JSON, wrong types, corrupt compression).
     #[error("{path}: {message}")]
@@ -41,7 +40,7 @@ impl TraceError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         TraceError::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 
