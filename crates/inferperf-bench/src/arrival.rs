@@ -24,7 +24,7 @@ pub fn schedule(a: &Arrivals, n: usize, seed: u64) -> Result<Vec<u64>, BenchErro
     match a {
         Arrivals::Burst => Ok(vec![0; n]),
         Arrivals::Rate { rate, burstiness } => {
-            if !(*rate > 0.0) || !(*burstiness > 0.0) {
+            if rate.is_nan() || *rate <= 0.0 || burstiness.is_nan() || *burstiness <= 0.0 {
                 return Err(BenchError::Config(format!(
                     "--request-rate ({rate}) and --burstiness ({burstiness}) must be positive"
                 )));

@@ -139,44 +139,70 @@ pub fn float(f: f64) -> String {
 /// Parse a line written by [`OrderedRecord::to_line`] (or by Python) with serde_json, mapping
 /// the bare non-finite tokens to strings first.
 pub fn parse_line(line: &str) -> Result<Value, serde_json::Error> {
-    let mut out = String::with_capacity(line.len());
+    serde_json::from_str(&sanitize(line))
+}
+
+/// Replace bare `Infinity`/`-Infinity`/`NaN` tokens (outside strings) with strings.
+fn sanitize(line: &str) -> String {
+    let mut out = String::with_capacity(line.len() + 16);
     let mut in_str = false;
     let mut escaped = false;
-    let b = line.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i] as char;
-        if in_str {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_str = false;
+    let mut rest = line;
+    while let Some(c) = rest.chars().next() {
+        if !in_str {
+            let token = ["-Infinity", "Infinity", "NaN"]
+                .into_iter()
+                .find(|t| rest.starts_with(t));
+            if let Some(t) = token {
+                out.push('"');
+                out.push_str(t);
+                out.push('"');
+                rest = &rest[t.len()..];
+                continue;
             }
-            i += 1;
-            continue;
+            in_str = c == '"';
+        } else if escaped {
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == '"' {
+            in_str = false;
         }
-        let rest = &line[i..];
-        let token = ["-Infinity", "Infinity", "NaN"]
-            .into_iter()
-            .find(|t| rest.starts_with(t));
-        if let Some(t) = token {
-            out.push('"');
-            out.push_str(t);
-            out.push('"');
-            i += t.len();
-            continue;
-        }
-        if c == '"' {
-            in_str = true;
-        }
-        // Multi-byte UTF-8 only appears inside strings; outside, the JSON is ASCII.
         out.push(c);
-        i += 1;
+        rest = &rest[c.len_utf8()..];
     }
-    serde_json::from_str(&out)
+    out
+}
+
+/// Top-level keys of a record line, in file order (serde_json's maps are sorted, so the order
+/// check needs its own pass).
+pub fn top_level_keys(line: &str) -> Result<Vec<String>, serde_json::Error> {
+    struct Keys(Vec<String>);
+    impl<'de> serde::Deserialize<'de> for Keys {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Keys;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut m: A,
+                ) -> Result<Keys, A::Error> {
+                    let mut keys = vec![];
+                    while let Some(k) = m.next_key::<String>()? {
+                        m.next_value::<serde::de::IgnoredAny>()?;
+                        keys.push(k);
+                    }
+                    Ok(Keys(keys))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+    let text = sanitize(line);
+    Ok(serde_json::from_str::<Keys>(&text)?.0)
 }
 
 /// Append one line to `path` atomically: copy the existing content and the new line into a
@@ -220,16 +246,20 @@ mod tests {
     fn python_compatible_floats_round_trip() {
         let mut r = OrderedRecord::default();
         r.put("request_rate", f64::INFINITY);
-        r.put("tag", json!("a \"NaN\" tag"));
+        r.put("tag", json!("a \"NaN\" tag é"));
         r.put("x", 1.5);
         let line = r.to_line();
         assert_eq!(
             line,
-            r#"{"request_rate": Infinity, "tag": "a \"NaN\" tag", "x": 1.5}"#
+            r#"{"request_rate": Infinity, "tag": "a \"NaN\" tag é", "x": 1.5}"#
         );
         let v = parse_line(&line).unwrap_or_default();
         assert_eq!(v["request_rate"], json!("Infinity"));
-        assert_eq!(v["tag"], json!("a \"NaN\" tag"));
+        assert_eq!(v["tag"], json!("a \"NaN\" tag é"));
+        assert_eq!(
+            top_level_keys(&line).unwrap_or_default(),
+            ["request_rate", "tag", "x"]
+        );
     }
 
     #[test]

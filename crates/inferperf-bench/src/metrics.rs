@@ -159,7 +159,7 @@ pub fn compute(inp: &MetricInputs<'_>) -> Metrics {
     m.tpot_ms = summarize(&tpots, 1000.0);
     m.itl_ms = summarize(&itls, 1000.0);
     m.e2e_latency_ms = summarize(&e2es, 1000.0);
-    m.concurrency = e2es.iter().sum::<f64>() / dur;
+    m.concurrency = e2es.iter().fold(0.0, |a, b| a + b) / dur;
     let (peak_tok, peak_conc) = peaks(&ok);
     m.max_output_tokens_per_s = peak_tok as f64;
     m.max_concurrent_requests = peak_conc;

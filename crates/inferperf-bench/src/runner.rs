@@ -55,7 +55,7 @@ pub struct LiveCounters {
 pub struct RunResult {
     /// One record per request that was released, sorted by plan index.
     pub records: Vec<RequestRecord>,
-    /// Requests never released (the run was stopped first).
+    /// Requests never sent (the run was stopped before they were released or written).
     pub not_started: usize,
     /// Run start to the last record.
     pub duration_s: f64,
@@ -107,7 +107,9 @@ struct Shared {
     pool: Arc<Pool>,
     spec: RunSpec,
     clock: Clock,
-    t0: u64,
+    /// The schedule's origin, set by the pacer thread when it starts (so thread start-up is
+    /// not counted as pacing lag).
+    t0: AtomicU64,
     released: Vec<AtomicU64>,
     counters: Arc<LiveCounters>,
     abort: Abort,
@@ -121,18 +123,27 @@ pub async fn run(
     spec: RunSpec,
     clock: Clock,
     counters: Arc<LiveCounters>,
-    abort: Abort,
+    external: Abort,
 ) -> RunResult {
+    // A run-local stop signal, raised by the caller's abort (Ctrl-C), by server death
+    // detection, or at the end of the run (to stop the probes); the caller's stays untouched.
+    let abort = Abort::default();
+    let link = {
+        let (external, abort) = (external.clone(), abort.clone());
+        tokio::spawn(async move {
+            external.wait().await;
+            abort.trigger(&external.reason().unwrap_or_default());
+        })
+    };
     let n = spec.requests.len();
     let (rec_tx, mut rec_rx) = mpsc::unbounded_channel();
-    let t0 = clock.now_ns();
-    let offsets: Vec<u64> = spec.offsets.iter().map(|o| t0 + o).collect();
+    let start_ns = clock.now_ns();
     let max_conc = spec.max_concurrency;
     let shared = Arc::new(Shared {
         pool,
         spec,
         clock,
-        t0,
+        t0: AtomicU64::new(start_ns),
         released: (0..n).map(|_| AtomicU64::new(0)).collect(),
         counters,
         abort: abort.clone(),
@@ -148,6 +159,9 @@ pub async fn run(
         std::thread::Builder::new()
             .name("inferperf-pacer".into())
             .spawn(move || {
+                let t0 = shared.clock.now_ns();
+                shared.t0.store(t0, Ordering::Release);
+                let offsets: Vec<u64> = shared.spec.offsets.iter().map(|o| t0 + o).collect();
                 crate::pacer::run(&offsets, &shared.clock, &stop, |i, now| {
                     shared.released[i].store(now, Ordering::Relaxed);
                     let _ = idx_tx.send(i);
@@ -215,15 +229,28 @@ pub async fn run(
     };
     let end = shared.clock.now_ns();
     stopper.abort();
+    link.abort();
     abort.trigger("");
     let runtime_lag_ns = lag_probe.await.unwrap_or_default();
     drop(shared);
     let mut records = Vec::with_capacity(released_count);
     while let Some(r) = rec_rx.recv().await {
-        records.push(r);
+        // Released but stopped before anything was written: not a failure, just never started.
+        let unsent = r.sent_ns == 0
+            && r.error
+                .as_ref()
+                .is_some_and(|e| e.kind == ErrorKind::Cancelled);
+        if !unsent {
+            records.push(r);
+        }
     }
     records.sort_by_key(|r| r.index);
     let reason = abort.reason().filter(|r| !r.is_empty());
+    let t0 = records
+        .iter()
+        .map(|r| r.scheduled_ns)
+        .min()
+        .unwrap_or(start_ns);
     let last = records
         .iter()
         .map(|r| r.last_ns)
@@ -244,7 +271,7 @@ async fn one(sh: &Shared, i: usize) {
     let req = &sh.spec.requests[i];
     let mut rec = RequestRecord {
         index: i,
-        scheduled_ns: sh.t0 + sh.spec.offsets[i],
+        scheduled_ns: sh.t0.load(Ordering::Acquire) + sh.spec.offsets[i],
         released_ns: sh.released[i].load(Ordering::Relaxed),
         prompt_len: req.prompt_len,
         requested_output_len: req.output_len,

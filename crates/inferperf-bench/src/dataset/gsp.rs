@@ -44,8 +44,8 @@ pub fn build(o: &GspOptions, tok: &SharedTokenizer) -> Result<Vec<DatasetRow>, B
     };
     let run_tag: u32 = rng.gen();
     let mut rows = Vec::with_capacity(n);
-    for g in 0..o.num_groups {
-        let system = gen(&mut rng, sys_lens[g])?;
+    for (g, &sys_len) in sys_lens.iter().enumerate() {
+        let system = gen(&mut rng, sys_len)?;
         for p in 0..o.prompts_per_group {
             let i = g * o.prompts_per_group + p;
             let question = gen(&mut rng, q_lens[i])?;

@@ -1,13 +1,293 @@
-//! `inferperf bench ...` subcommands (not implemented yet).
+//! `inferperf bench ...`: `serving` (SGLang-compatible online serving benchmark) and
+//! `calibrate` (this host's client ceiling against a zero-latency simulated server).
+//!
+//! This file only wires flags to `inferperf_bench`, decides where the server is (a URL, a
+//! server already on the default port, or an embedded one) and maps outcomes to exit codes.
 
+use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use inferperf_bench::args::ServingArgs;
+use inferperf_bench::calibrate::{calibrate, CalibrateOptions, Calibration};
+use inferperf_bench::cpu::ThreadCpu;
+use inferperf_bench::runner::Abort;
+use inferperf_bench::serving::{run_serving, ServingContext};
+use inferperf_bench::tokenizer::SharedTokenizer;
+use inferperf_engine::simulated::{SimulatedEngine, TokenSchedule};
+use inferperf_server::{EmbeddedServer, EngineParts, ServerArgs};
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
-    /// Placeholder until the first subcommand lands.
-    Todo,
+    /// Online serving benchmark (SGLang `bench_serving` flags, table and JSONL keys).
+    Serving(ServingCliArgs),
+    /// Measure this host's client ceiling against a zero-latency simulated server.
+    Calibrate(CalibrateArgs),
 }
 
-pub fn run(_cmd: BenchCommand) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`bench` is not implemented yet")
+/// `bench serving` flags: SGLang's, plus the embedded-server choice.
+#[derive(clap::Args)]
+pub struct ServingCliArgs {
+    #[command(flatten)]
+    pub bench: ServingArgs,
+    /// Embedded server only: serve a simulated engine instead of the model:
+    /// `zero` (every token at once) or `TTFT_MS:ITL_MS` (fixed schedule). Labelled simulated.
+    #[arg(long)]
+    pub simulate: Option<String>,
+}
+
+/// `bench calibrate` flags.
+#[derive(clap::Args)]
+pub struct CalibrateArgs {
+    /// Calibrate against this zero-latency server instead of an embedded simulated one.
+    #[arg(long)]
+    pub base_url: Option<String>,
+    /// Model name sent in requests (external server only).
+    #[arg(long, default_value = "simulated-zero-latency")]
+    pub model: String,
+    /// Concurrency levels to try (comma-separated).
+    #[arg(long, default_value = "64,256", value_delimiter = ',')]
+    pub concurrency: Vec<usize>,
+    #[arg(long, default_value_t = 1000)]
+    pub num_requests: usize,
+    #[arg(long, default_value_t = 256)]
+    pub output_len: usize,
+    /// Client worker threads (default: available cores).
+    #[arg(long)]
+    pub client_threads: Option<usize>,
+    /// Do not save the result as this host's calibration.
+    #[arg(long)]
+    pub no_save: bool,
+}
+
+pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        BenchCommand::Serving(a) => serving(a),
+        BenchCommand::Calibrate(a) => calibrate_cmd(a),
+    }
+}
+
+fn default_threads(explicit: Option<usize>) -> usize {
+    explicit.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
+
+/// Parse `--simulate`.
+fn parse_schedule(s: &str) -> anyhow::Result<TokenSchedule> {
+    if s == "zero" || s == "0" {
+        return Ok(TokenSchedule::ZeroLatency);
+    }
+    let (t, i) = s
+        .split_once(':')
+        .with_context(|| format!("--simulate {s:?}: expected `zero` or TTFT_MS:ITL_MS"))?;
+    let ms = |x: &str| -> anyhow::Result<Duration> {
+        let v: f64 = x
+            .parse()
+            .with_context(|| format!("--simulate: {x:?} is not a number"))?;
+        anyhow::ensure!(v >= 0.0 && v.is_finite(), "--simulate: {x} must be >= 0");
+        Ok(Duration::from_secs_f64(v / 1000.0))
+    };
+    Ok(TokenSchedule::Fixed {
+        ttft: ms(t)?,
+        itl: ms(i)?,
+    })
+}
+
+/// A server this process runs for the benchmark, on its own runtime so that its CPU is not
+/// charged to (and does not compete inside) the client runtime.
+struct Embedded {
+    runtime: tokio::runtime::Runtime,
+    server: Option<EmbeddedServer>,
+    _sim: Option<SimulatedEngine>,
+    tokenizer: Option<SharedTokenizer>,
+}
+
+impl Embedded {
+    fn start(simulate: Option<TokenSchedule>) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("inferperf-embedded-server")
+            .enable_all()
+            .build()
+            .context("cannot start the embedded server runtime")?;
+        let args = ServerArgs::ephemeral();
+        let (server, sim, tokenizer) = match simulate {
+            Some(schedule) => {
+                let sim = SimulatedEngine::start(schedule, 32000)
+                    .context("starting the simulated engine")?;
+                let tokenizer: SharedTokenizer = sim.tokenizer.clone();
+                let parts = EngineParts {
+                    handle: sim.handle.clone(),
+                    tokenizer: tokenizer.clone(),
+                    model_info: sim.model_info.clone(),
+                };
+                let mut args = args;
+                args.model_path = sim.model_info.model_path.clone();
+                let server = runtime
+                    .block_on(EmbeddedServer::start_with_engine(args, parts))
+                    .context("starting the embedded server")?;
+                (server, Some(sim), Some(tokenizer))
+            }
+            None => {
+                let server = runtime
+                    .block_on(EmbeddedServer::start(args))
+                    .context("starting the embedded reference server (--model-path default)")?;
+                (server, None, None)
+            }
+        };
+        Ok(Self {
+            runtime,
+            server: Some(server),
+            _sim: sim,
+            tokenizer,
+        })
+    }
+
+    fn base_url(&self) -> String {
+        self.server
+            .as_ref()
+            .map(|s| s.base_url())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            if let Err(e) = self.runtime.block_on(s.shutdown()) {
+                tracing::warn!("embedded server shutdown: {e}");
+            }
+        }
+    }
+}
+
+fn something_listens(url_port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], url_port));
+    TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
+}
+
+fn serving(a: ServingCliArgs) -> anyhow::Result<ExitCode> {
+    let args = a.bench;
+    let schedule = a.simulate.as_deref().map(parse_schedule).transpose()?;
+    let threads = default_threads(args.client_threads);
+    let cpu = ThreadCpu::default();
+    let runtime = inferperf_bench::client_runtime(threads, &cpu)
+        .context("cannot start the client runtime")?;
+
+    let mut embedded = None;
+    let base_url = match args.explicit_base_url() {
+        Some(u) => {
+            if schedule.is_some() {
+                bail!(
+                    "--simulate applies to the embedded server only; drop --base-url/--host/--port"
+                );
+            }
+            u
+        }
+        None => {
+            let port = args.backend.default_port();
+            if schedule.is_none() && something_listens(port) {
+                let u = args.host_port_url();
+                eprintln!(
+                    "No --base-url/--host/--port given; using the server already listening on {u}."
+                );
+                u
+            } else {
+                let what = match &schedule {
+                    Some(s) => s.label(),
+                    None => "the reference model (--model-path default)".to_owned(),
+                };
+                eprintln!(
+                    "No --base-url/--host/--port given and nothing listens on 127.0.0.1:{port}: \
+                     starting an embedded server with {what}."
+                );
+                let e = Embedded::start(schedule)?;
+                let u = e.base_url();
+                embedded = Some(e);
+                u
+            }
+        }
+    };
+    let abort = Abort::default();
+    let ctx = ServingContext {
+        base_url,
+        tokenizer: embedded.as_ref().and_then(|e| e.tokenizer.clone()),
+        client_threads: threads,
+        cpu,
+        abort: abort.clone(),
+        calibration: Calibration::load(),
+        print: true,
+    };
+    let outcome = runtime.block_on(async {
+        let a2 = abort.clone();
+        let ctrl_c = tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                a2.trigger("interrupted (Ctrl-C)");
+            }
+        });
+        let r = run_serving(&args, ctx).await;
+        ctrl_c.abort();
+        r
+    });
+    drop(embedded);
+    let outcome = outcome.context("bench serving")?;
+    println!("Verdict: {}", outcome.validity.verdict);
+    if outcome.incomplete {
+        let interrupted = abort.reason().is_some_and(|r| r.contains("Ctrl-C"));
+        eprintln!(
+            "The run is incomplete; the record in {} says so.",
+            outcome.output_file
+        );
+        return Ok(ExitCode::from(if interrupted { 130 } else { 1 }));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn calibrate_cmd(a: CalibrateArgs) -> anyhow::Result<ExitCode> {
+    let threads = default_threads(a.client_threads);
+    let cpu = ThreadCpu::default();
+    let runtime = inferperf_bench::client_runtime(threads, &cpu)
+        .context("cannot start the client runtime")?;
+    let mut embedded = None;
+    let (base_url, model) = match &a.base_url {
+        Some(u) => (u.clone(), a.model.clone()),
+        None => {
+            let e = Embedded::start(Some(TokenSchedule::ZeroLatency))?;
+            let u = e.base_url();
+            embedded = Some(e);
+            (u, "simulated-zero-latency".to_owned())
+        }
+    };
+    let opts = CalibrateOptions {
+        base_url,
+        model,
+        concurrency: a.concurrency.clone(),
+        num_requests: a.num_requests,
+        output_len: a.output_len,
+        cpu,
+        client_threads: threads,
+    };
+    let cal = runtime
+        .block_on(calibrate(&opts))
+        .context("calibration run")?;
+    drop(embedded);
+    println!(
+        "{:<12} {:>12} {:>14} {:>14} {:>18}",
+        "concurrency", "req/s", "chunks/s", "client CPU s", "CPU s / 1M chunks"
+    );
+    for p in &cal.points {
+        println!(
+            "{:<12} {:>12.1} {:>14.0} {:>14.2} {:>18.2}",
+            p.concurrency, p.requests_per_s, p.chunks_per_s, p.client_cpu_s, p.cpu_s_per_m_chunks
+        );
+    }
+    println!(
+        "Client ceiling on this host ({} client threads, server in-process on its own thread): {:.0} req/s, {:.0} chunks/s, {} streams",
+        cal.client_threads, cal.requests_per_s, cal.chunks_per_s, cal.streams
+    );
+    if !a.no_save {
+        let p = cal.save().context("saving the calibration")?;
+        println!("Saved to {}", p.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
