@@ -16,8 +16,9 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 30000)]
     pub port: u16,
 
-    /// Model to serve: `default` (built-in dummy model with a byte tokenizer), a GGUF file or
-    /// a Hugging Face style directory.
+    /// Model to serve: `default` (built-in dummy model with a byte tokenizer), a GGUF file, a
+    /// Hugging Face style directory, or `simulated` (no model: the simulated engine, for
+    /// measuring client overheads).
     #[arg(long, default_value = "default")]
     pub model_path: String,
 

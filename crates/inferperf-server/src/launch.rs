@@ -44,9 +44,32 @@ pub async fn launch_engine(args: &ServerArgs) -> Result<OwnedEngine, ServerError
         .map_err(|e| ServerError::EngineLaunch(format!("engine launch task failed: {e}")))?
 }
 
+/// `--model-path simulated`: the engine crate's simulated engine (no model; every token at
+/// once), labelled `Simulated` everywhere, for measuring client and server overheads.
+pub const SIMULATED_MODEL_PATH: &str = "simulated";
+
+/// Vocabulary of the simulated engine served for `--model-path simulated`.
+const SIMULATED_VOCAB: u32 = 32_000;
+
 fn launch_blocking(args: &ServerArgs) -> Result<OwnedEngine, ServerError> {
+    if args.model_path == SIMULATED_MODEL_PATH {
+        return launch_simulated();
+    }
     Err(ServerError::EngineLaunch(format!(
         "the built-in engine (inferperf_engine::launch) is not available in this build; cannot load `{}`",
         args.model_path
     )))
+}
+
+fn launch_simulated() -> Result<OwnedEngine, ServerError> {
+    use inferperf_engine::simulated::{SimulatedEngine, TokenSchedule};
+    let sim = SimulatedEngine::start(TokenSchedule::ZeroLatency, SIMULATED_VOCAB)
+        .map_err(|e| ServerError::EngineLaunch(e.to_string()))?;
+    let parts = EngineParts::from(&sim);
+    tracing::info!(schedule = %sim.schedule.label(), "serving the simulated engine (no model)");
+    Ok(OwnedEngine {
+        parts,
+        // Dropping the simulated engine stops and joins its thread.
+        join: Some(Box::new(move || drop(sim))),
+    })
 }
