@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use inferperf_engine::api::{ControlCommand, EngineHandle};
 use tokio::net::TcpListener;
@@ -19,6 +20,9 @@ use crate::error::ServerError;
 use crate::launch::{launch_engine, validate_args, OwnedEngine};
 use crate::routes;
 use crate::state::{AppState, EngineParts};
+
+/// How long a started engine may take to answer its first state query.
+const ENGINE_STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Launch the engine from `args`, serve until `shutdown` resolves, then shut everything down.
 /// Logs the listening URL.
@@ -77,7 +81,15 @@ impl EmbeddedServer {
         let owns_engine = join.is_some();
         let handle = parts.handle.clone();
         let started = async {
-            let internal = parts.handle.internal_state().await?;
+            let internal =
+                tokio::time::timeout(ENGINE_STARTUP_TIMEOUT, parts.handle.internal_state())
+                    .await
+                    .map_err(|_| {
+                        ServerError::EngineLaunch(format!(
+                            "the engine did not report its state within {} s",
+                            ENGINE_STARTUP_TIMEOUT.as_secs()
+                        ))
+                    })??;
             let addr_text = format!("{}:{}", args.host, args.port);
             let listener =
                 TcpListener::bind(&addr_text)
