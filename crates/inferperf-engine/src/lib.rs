@@ -7,4 +7,5 @@
 //! dropped response receiver aborts the request and frees its KV slots.
 
 pub mod api;
+pub mod diffusion;
 pub mod simulated;
