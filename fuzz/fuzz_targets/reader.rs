@@ -17,7 +17,9 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let mut parser = EventParser::default();
     while let Ok(Some(raw)) = reader.next_event() {
         let raw = raw.to_vec();
-        let _ = parser.parse(&raw).map(|ev| (ev.end(), ev.link_args(), ev.is_gpu()));
+        let _ = parser
+            .parse(&raw)
+            .map(|ev| (ev.end(), ev.link_args(), ev.is_gpu()));
         if let Ok(text) = std::str::from_utf8(&raw) {
             if let Ok(obj) = RawObject::parse(text) {
                 let _ = obj.to_json();

@@ -63,7 +63,11 @@ pub fn matched_keys(ranks: &[Vec<CommKernel>]) -> Vec<(String, usize)> {
     };
     let sets: Vec<HashMap<(&str, usize), ()>> = ranks
         .iter()
-        .map(|r| r.iter().map(|k| ((k.base.as_str(), k.occurrence), ())).collect())
+        .map(|r| {
+            r.iter()
+                .map(|k| ((k.base.as_str(), k.occurrence), ()))
+                .collect()
+        })
         .collect();
     first
         .iter()

@@ -97,7 +97,10 @@ pub struct TraceData {
 impl TraceData {
     /// The name of an interned id.
     pub fn name(&self, id: u32) -> &str {
-        self.names.get(id as usize).map(String::as_str).unwrap_or("")
+        self.names
+            .get(id as usize)
+            .map(String::as_str)
+            .unwrap_or("")
     }
 
     /// A short label for this trace: `rank N` or the file name.
@@ -146,13 +149,10 @@ pub fn collect(
         id
     };
 
-    loop {
-        let Some(raw) = reader.next_event()? else {
-            break;
-        };
-        let ev = parser.parse(raw).map_err(|e| {
-            TraceError::format(path, format!("event {index}: {e}"))
-        })?;
+    while let Some(raw) = reader.next_event()? {
+        let ev = parser
+            .parse(raw)
+            .map_err(|e| TraceError::format(path, format!("event {index}: {e}")))?;
         index += 1;
         let cat = ev.category();
         match by_category.get_mut(cat) {
@@ -242,7 +242,10 @@ pub fn collect(
         .iter()
         .find(|(k, _)| k == "distributedInfo")
         .and_then(|(_, v)| serde_json::from_str::<serde_json::Value>(v.get()).ok());
-    let rank = dist.as_ref().and_then(|d| d.get("rank")).and_then(|r| r.as_i64());
+    let rank = dist
+        .as_ref()
+        .and_then(|d| d.get("rank"))
+        .and_then(|r| r.as_i64());
     let world_size = dist
         .as_ref()
         .and_then(|d| d.get("world_size"))

@@ -190,7 +190,9 @@ impl DiffReport {
                 self.added,
                 self.removed
             ),
-            &["kind", "name", "status", "count A", "count B", "Δcount", "µs A", "µs B", "Δµs"],
+            &[
+                "kind", "name", "status", "count A", "count B", "Δcount", "µs A", "µs B", "Δµs",
+            ],
         );
         for r in self.rows.iter().take(top.unwrap_or(usize::MAX)) {
             t.push(vec![

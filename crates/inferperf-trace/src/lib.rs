@@ -32,6 +32,6 @@ pub mod writer;
 
 pub use error::TraceError;
 
+pub use merge::{merge_files, MergeOptions, MergeReport};
 pub use reader::TraceReader;
 pub use writer::TraceWriter;
-pub use merge::{merge_files, MergeOptions, MergeReport};

@@ -147,9 +147,7 @@ pub fn merge_with_progress(
         }
     }
     if planned.is_empty() {
-        return Err(TraceError::Empty(
-            "merge: no readable input traces".into(),
-        ));
+        return Err(TraceError::Empty("merge: no readable input traces".into()));
     }
     // Identity checks: every rank known and unique.
     for p in &planned {
@@ -217,7 +215,11 @@ pub fn merge_with_progress(
             progress,
         )?;
         events_in += r.events_in;
-        warnings.extend(r.warnings.iter().map(|w| format!("{}: {w}", p.path.display())));
+        warnings.extend(
+            r.warnings
+                .iter()
+                .map(|w| format!("{}: {w}", p.path.display())),
+        );
         let meta: Vec<String> = r
             .metadata
             .iter()
@@ -277,12 +279,19 @@ fn plan(path: &Path, opts: &MergeOptions) -> Result<Planned, TraceError> {
                 .map_err(|e| TraceError::format(path, format!("event {i}: {e}")))?;
             i += 1;
         }
-    } else if reader.meta("distributedInfo").is_none() && reader.metadata_before_events() == reader.metadata().len() {
+    } else if reader.meta("distributedInfo").is_none()
+        && reader.metadata_before_events() == reader.metadata().len()
+    {
         // Rank identity may be written after the events: skim to the end for it.
         reader.skip_events()?;
     }
     let header: Vec<(String, Box<RawValue>)> = reader.metadata().to_vec();
-    let get = |k: &str| header.iter().find(|(key, _)| key == k).map(|(_, v)| v.get());
+    let get = |k: &str| {
+        header
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.get())
+    };
     let dist_rank = get("distributedInfo")
         .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
         .and_then(|d| d.get("rank").and_then(|r| r.as_i64()));
@@ -336,7 +345,10 @@ fn output_header(
         }
     }
     if !devices.is_empty() {
-        header.push(("deviceProperties".into(), format!("[{}]", devices.join(","))));
+        header.push((
+            "deviceProperties".into(),
+            format!("[{}]", devices.join(",")),
+        ));
     }
     if let Some(b) = out_base {
         header.push(("baseTimeNanoseconds".into(), b.to_string()));
@@ -428,7 +440,9 @@ impl Rewriter<'_> {
             return None;
         }
         match serde_json::from_str::<Id<'_>>(raw).ok()? {
-            Id::Int(v) if (0..ID_STRIDE).contains(&v) => Some((v + self.index * ID_STRIDE).to_string()),
+            Id::Int(v) if (0..ID_STRIDE).contains(&v) => {
+                Some((v + self.index * ID_STRIDE).to_string())
+            }
             Id::Int(v) => Some(json_str(&format!("r{}:{v}", self.index))),
             Id::Float(v) => Some(json_str(&format!("r{}:{v}", self.index))),
             Id::Str(s) => Some(json_str(&format!("r{}:{s}", self.index))),
@@ -458,7 +472,11 @@ impl Rewriter<'_> {
                 Kind::Cpu => 0,
                 Kind::Gpu(d) => 100 + d.clamp(0, 800),
             }
-            + if kind == Kind::Cpu && local >= PID_STRIDE - 100 { 50 } else { 0 }
+            + if kind == Kind::Cpu && local >= PID_STRIDE - 100 {
+                50
+            } else {
+                0
+            }
     }
 }
 
@@ -592,8 +610,8 @@ fn rewrite(
     let mut device: Option<i64> = None;
     let mut labels_kind: Option<Kind> = None;
     if let Some(args_raw) = obj.get("args") {
-        let needs = rw.index > 0
-            && (args_raw.contains("correlation") || args_raw.contains("External id"));
+        let needs =
+            rw.index > 0 && (args_raw.contains("correlation") || args_raw.contains("External id"));
         if needs || is_gpu || ph == "M" {
             let mut args = RawObject::parse(args_raw).map_err(|e| format!("bad args: {e}"))?;
             if is_gpu {
@@ -651,8 +669,18 @@ fn rewrite(
         if prev.is_some() && prev != Some(kind) {
             // The earlier guess was wrong: relabel.
             let label = rw.process_label(kind, &orig);
-            extra.push(meta_event("process_name", new_pid, "0", format!("{{\"name\":{}}}", json_str(&label))));
-            extra.push(meta_event("process_sort_index", new_pid, "0", format!("{{\"sort_index\":{}}}", rw.sort_index(kind, new_pid))));
+            extra.push(meta_event(
+                "process_name",
+                new_pid,
+                "0",
+                format!("{{\"name\":{}}}", json_str(&label)),
+            ));
+            extra.push(meta_event(
+                "process_sort_index",
+                new_pid,
+                "0",
+                format!("{{\"sort_index\":{}}}", rw.sort_index(kind, new_pid)),
+            ));
             state.synthesized += 2;
         }
     } else if !rw.labelled.contains_key(&new_pid) {
@@ -663,8 +691,18 @@ fn rewrite(
         };
         rw.labelled.insert(new_pid, kind);
         let label = rw.process_label(kind, &orig);
-        extra.push(meta_event("process_name", new_pid, "0", format!("{{\"name\":{}}}", json_str(&label))));
-        extra.push(meta_event("process_sort_index", new_pid, "0", format!("{{\"sort_index\":{}}}", rw.sort_index(kind, new_pid))));
+        extra.push(meta_event(
+            "process_name",
+            new_pid,
+            "0",
+            format!("{{\"name\":{}}}", json_str(&label)),
+        ));
+        extra.push(meta_event(
+            "process_sort_index",
+            new_pid,
+            "0",
+            format!("{{\"sort_index\":{}}}", rw.sort_index(kind, new_pid)),
+        ));
         state.synthesized += 2;
     }
 

@@ -74,7 +74,9 @@ impl RankId {
 }
 
 fn re(cell: &'static OnceLock<Regex>, pat: &str) -> &'static Regex {
-    cell.get_or_init(|| Regex::new(pat).unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| unreachable_regex())))
+    cell.get_or_init(|| {
+        Regex::new(pat).unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| unreachable_regex()))
+    })
 }
 
 #[allow(clippy::unwrap_used)]
@@ -96,10 +98,13 @@ pub fn parse_file_name(name: &str) -> RankId {
             .and_then(|c| c.get(1))
             .and_then(|m| m.as_str().parse().ok())
     };
-    let stage = re(&STAGE, r"-(EXTEND|DECODE|PREFILL|extend|decode|prefill)(?:\.|$)")
-        .captures(name)
-        .and_then(|c| c.get(1))
-        .map(|m| m.as_str().to_ascii_uppercase());
+    let stage = re(
+        &STAGE,
+        r"-(EXTEND|DECODE|PREFILL|extend|decode|prefill)(?:\.|$)",
+    )
+    .captures(name)
+    .and_then(|c| c.get(1))
+    .map(|m| m.as_str().to_ascii_uppercase());
     RankId {
         tp: num(re(&TP, r"TP-(\d+)")),
         dp: num(re(&DP, r"DP-(\d+)")),

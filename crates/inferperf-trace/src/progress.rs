@@ -13,9 +13,9 @@ impl Progress {
     /// A progress display on stderr, hidden automatically when stderr is not a terminal.
     pub fn stderr(message: &str) -> Self {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        if let Ok(style) =
-            ProgressStyle::with_template("{spinner} {msg}: {bytes} read ({bytes_per_sec}) {elapsed}")
-        {
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} {msg}: {bytes} read ({bytes_per_sec}) {elapsed}",
+        ) {
             bar.set_style(style);
         }
         bar.set_message(message.to_string());

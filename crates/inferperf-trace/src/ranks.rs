@@ -180,7 +180,11 @@ pub fn compare_ranks(data: &[TraceData], opts: &RanksOptions) -> Result<RanksRep
     let keys = align::matched_keys(&seqs);
     let lookup: Vec<HashMap<(&str, usize), &CommKernel>> = seqs
         .iter()
-        .map(|s| s.iter().map(|k| ((k.base.as_str(), k.occurrence), k)).collect())
+        .map(|s| {
+            s.iter()
+                .map(|k| ((k.base.as_str(), k.occurrence), k))
+                .collect()
+        })
         .collect();
     let mut wait = vec![0i64; n];
     let mut last = vec![0usize; n];
@@ -212,7 +216,10 @@ pub fn compare_ranks(data: &[TraceData], opts: &RanksOptions) -> Result<RanksRep
             end_skew_us: (max_end - min_end) as f64 / 1000.0,
             last: labels[l].clone(),
             first: labels[f].clone(),
-            dur_us: ks.iter().map(|k| (k.end - k.start) as f64 / 1000.0).collect(),
+            dur_us: ks
+                .iter()
+                .map(|k| (k.end - k.start) as f64 / 1000.0)
+                .collect(),
         });
     }
     let total_comm: usize = seqs.iter().map(Vec::len).sum();
@@ -255,8 +262,16 @@ impl RanksReport {
             "ranks",
             "Per-rank GPU time (µs)",
             &[
-                "rank", "kernels", "span", "busy", "idle", "computation", "exposed comm",
-                "exposed mem", "Σcomm", "idle%",
+                "rank",
+                "kernels",
+                "span",
+                "busy",
+                "idle",
+                "computation",
+                "exposed comm",
+                "exposed mem",
+                "Σcomm",
+                "idle%",
             ],
         );
         for r in &self.ranks {
@@ -296,7 +311,14 @@ impl RanksReport {
         let mut c = Table::new(
             "collectives",
             "Collectives matched on all ranks (name + occurrence)",
-            &["collective", "#", "start skew µs", "end skew µs", "last", "first"],
+            &[
+                "collective",
+                "#",
+                "start skew µs",
+                "end skew µs",
+                "last",
+                "first",
+            ],
         );
         for r in &self.collectives {
             c.push(vec![
@@ -319,7 +341,13 @@ impl RanksReport {
                     self.straggler.join(", ")
                 }
             ),
-            &["rank", "total wait µs", "arrived last", "arrived first", "Σcomm µs"],
+            &[
+                "rank",
+                "total wait µs",
+                "arrived last",
+                "arrived first",
+                "Σcomm µs",
+            ],
         );
         for r in &self.stragglers {
             s.push(vec![

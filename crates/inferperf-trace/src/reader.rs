@@ -347,8 +347,9 @@ impl TraceReader {
                     let v = RawValue::from_string(lossy).map_err(|e| {
                         self.error(format!("invalid JSON in top-level key {key:?}: {e}"))
                     })?;
-                    self.warnings
-                        .push(format!("top-level key {key:?} had invalid UTF-8 (replaced)"));
+                    self.warnings.push(format!(
+                        "top-level key {key:?} had invalid UTF-8 (replaced)"
+                    ));
                     v
                 }
             };

@@ -139,7 +139,10 @@ pub struct OverallSummary {
 
 /// Summarizes collected traces.
 pub fn summarize(data: &[TraceData], taxonomy: &Taxonomy, opts: &SummaryOptions) -> SummaryReport {
-    let traces: Vec<TraceSummary> = data.iter().map(|d| summarize_one(d, taxonomy, opts)).collect();
+    let traces: Vec<TraceSummary> = data
+        .iter()
+        .map(|d| summarize_one(d, taxonomy, opts))
+        .collect();
     let overall = if data.len() > 1 {
         let mut t = Timeline::default();
         let mut by_name: HashMap<String, (u16, String, Stats)> = HashMap::new();
@@ -150,18 +153,24 @@ pub fn summarize(data: &[TraceData], taxonomy: &Taxonomy, opts: &SummaryOptions)
             for e in &d.gpu {
                 let entry = by_name
                     .entry(d.name(e.name).to_string())
-                    .or_insert_with(|| (e.category, e.class.as_str().to_string(), Stats::default()));
+                    .or_insert_with(|| {
+                        (e.category, e.class.as_str().to_string(), Stats::default())
+                    });
                 entry.2.add(e.end - e.start);
             }
         }
         let total: i64 = by_name.values().map(|v| v.2.sum).sum();
         let mut rows: Vec<KernelRow> = by_name
             .iter()
-            .map(|(n, (c, class, s))| kernel_row(n, taxonomy.category(*c as usize), class, s, total))
+            .map(|(n, (c, class, s))| {
+                kernel_row(n, taxonomy.category(*c as usize), class, s, total)
+            })
             .collect();
         sort_rows(&mut rows);
         let cats = category_rows(
-            by_name.values().map(|(c, class, s)| (*c, class.as_str(), *s)),
+            by_name
+                .values()
+                .map(|(c, class, s)| (*c, class.as_str(), *s)),
             taxonomy,
             total,
         );
@@ -260,7 +269,9 @@ fn kernel_table<'a>(
     }
     let mut rows: Vec<KernelRow> = by
         .iter()
-        .map(|(n, (c, class, s))| kernel_row(d.name(*n), taxonomy.category(*c as usize), class, s, total))
+        .map(|(n, (c, class, s))| {
+            kernel_row(d.name(*n), taxonomy.category(*c as usize), class, s, total)
+        })
         .collect();
     sort_rows(&mut rows);
     (rows, by.into_values().collect())
@@ -270,7 +281,11 @@ fn kernel_table<'a>(
 pub fn step_at(steps: &[StepSpan], t: i64) -> Option<&StepSpan> {
     let i = steps.partition_point(|s| s.start <= t);
     // Spans normally do not overlap; look back a few in case they nest.
-    steps[..i].iter().rev().take(4).find(|s| t < s.end.max(s.start + 1))
+    steps[..i]
+        .iter()
+        .rev()
+        .take(4)
+        .find(|s| t < s.end.max(s.start + 1))
 }
 
 fn summarize_one(d: &TraceData, taxonomy: &Taxonomy, opts: &SummaryOptions) -> TraceSummary {
@@ -394,7 +409,10 @@ impl SummaryReport {
             if !t.kernels.is_empty() {
                 out.push(kernel_tables(
                     &format!("kernels:{label}"),
-                    &format!("Top GPU kernels -- {label} ({} distinct)", t.distinct_kernels),
+                    &format!(
+                        "Top GPU kernels -- {label} ({} distinct)",
+                        t.distinct_kernels
+                    ),
                     &t.kernels,
                 ));
                 let mut c = Table::new(
@@ -443,7 +461,10 @@ impl SummaryReport {
                 let mut s = Table::new(
                     &format!("spans:{label}"),
                     &format!("Top CPU spans by total time -- {label}"),
-                    &["category", "name", "count", "sum µs", "mean µs", "min µs", "max µs", "std µs"],
+                    &[
+                        "category", "name", "count", "sum µs", "mean µs", "min µs", "max µs",
+                        "std µs",
+                    ],
                 );
                 for r in &t.cpu_spans {
                     s.push(vec![
@@ -506,7 +527,8 @@ fn kernel_tables(name: &str, title: &str, rows: &[KernelRow]) -> Table {
         name,
         title,
         &[
-            "name", "category", "count", "sum µs", "mean µs", "min µs", "max µs", "std µs", "share%",
+            "name", "category", "count", "sum µs", "mean µs", "min µs", "max µs", "std µs",
+            "share%",
         ],
     );
     for r in rows {

@@ -146,10 +146,17 @@ impl Taxonomy {
 
     /// Name of category `i`.
     pub fn category(&self, i: usize) -> &str {
-        self.categories.get(i).map(String::as_str).unwrap_or("other")
+        self.categories
+            .get(i)
+            .map(String::as_str)
+            .unwrap_or("other")
     }
 }
 
 fn base_categories() -> Vec<String> {
-    vec!["other".into(), "memory.memcpy".into(), "memory.memset".into()]
+    vec![
+        "other".into(),
+        "memory.memcpy".into(),
+        "memory.memset".into(),
+    ]
 }

@@ -116,7 +116,11 @@ fn scan(path: &Path, want_sizes: bool) -> Result<Scan, TraceError> {
                     s.cats.len() - 1
                 }
             };
-            let t = if ev.ph == "M" { i64::MIN } else { ts.unwrap_or(i64::MIN) };
+            let t = if ev.ph == "M" {
+                i64::MIN
+            } else {
+                ts.unwrap_or(i64::MIN)
+            };
             let end = ev.end().map_or(t, |e| e.0);
             s.sizes.push((t, end, len + 2, ci as u16));
         }
@@ -163,8 +167,12 @@ pub fn trim(
         let s = scan(input, opts.max_size.is_some())?;
         first_ts = s.first_ts;
         if opts.start_ms.is_some() || opts.end_ms.is_some() {
-            let a = opts.start_ms.map_or(i64::MIN, |m| s.first_ts + (m * 1e6) as i64);
-            let b = opts.end_ms.map_or(i64::MAX, |m| s.first_ts + (m * 1e6) as i64);
+            let a = opts
+                .start_ms
+                .map_or(i64::MIN, |m| s.first_ts + (m * 1e6) as i64);
+            let b = opts
+                .end_ms
+                .map_or(i64::MAX, |m| s.first_ts + (m * 1e6) as i64);
             if b < a {
                 return Err(TraceError::Config(format!(
                     "time window end ({:?} ms) is before its start ({:?} ms)",
@@ -179,10 +187,9 @@ pub fn trim(
                 .iter()
                 .filter(|(n, _, _)| *n >= a && *n <= b)
                 .collect();
-            let (Some(lo), Some(hi)) = (
-                sel.iter().map(|x| x.1).min(),
-                sel.iter().map(|x| x.2).max(),
-            ) else {
+            let (Some(lo), Some(hi)) =
+                (sel.iter().map(|x| x.1).min(), sel.iter().map(|x| x.2).max())
+            else {
                 let have: Vec<u64> = s.profiler_steps.iter().map(|x| x.0).collect();
                 return Err(TraceError::Config(format!(
                     "{}: no ProfilerStep#{a}..{b} (available: {have:?})",
@@ -304,7 +311,11 @@ pub fn trim(
         window_ns: window.map(|(a, b)| {
             (
                 if a == i64::MIN { 0 } else { a - first_ts },
-                if b == i64::MAX { i64::MAX } else { b - first_ts },
+                if b == i64::MAX {
+                    i64::MAX
+                } else {
+                    b - first_ts
+                },
             )
         }),
         events_in,
@@ -332,7 +343,10 @@ impl TrimReport {
         t.push(vec!["output".into(), self.output.display().to_string()]);
         t.push(vec!["events in".into(), self.events_in.to_string()]);
         t.push(vec!["events out".into(), self.events_out.to_string()]);
-        t.push(vec!["bytes out (uncompressed)".into(), self.bytes.to_string()]);
+        t.push(vec![
+            "bytes out (uncompressed)".into(),
+            self.bytes.to_string(),
+        ]);
         if let Some((a, b)) = self.window_ns {
             let end = if b == i64::MAX {
                 "end".to_string()
@@ -358,7 +372,10 @@ impl TrimReport {
             ]);
         }
         if self.window_shortened {
-            t.push(vec!["window shortened to fit max size".into(), "yes".into()]);
+            t.push(vec![
+                "window shortened to fit max size".into(),
+                "yes".into(),
+            ]);
         }
         vec![t]
     }

@@ -74,7 +74,10 @@ impl TraceWriter {
             .suffix(".part")
             .tempfile_in(&dir)
             .map_err(|e| TraceError::io(&dir, e))?;
-        let file = tmp.as_file().try_clone().map_err(|e| TraceError::io(path, e))?;
+        let file = tmp
+            .as_file()
+            .try_clone()
+            .map_err(|e| TraceError::io(path, e))?;
         let gzip = opts.gzip.unwrap_or_else(|| {
             path.extension()
                 .map(|e| e.eq_ignore_ascii_case("gz"))
@@ -187,9 +190,10 @@ impl TraceWriter {
                 }
             }
         }
-        let tmp = self.tmp.take().ok_or_else(|| {
-            TraceError::io(&path, io::Error::other("output already finished"))
-        })?;
+        let tmp = self
+            .tmp
+            .take()
+            .ok_or_else(|| TraceError::io(&path, io::Error::other("output already finished")))?;
         tmp.persist(&path)
             .map_err(|e| TraceError::io(&path, e.error))?;
         Ok(self.bytes)

@@ -21,12 +21,22 @@ pub fn dlrm_files() -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     v.sort();
-    assert_eq!(v.len(), 8, "expected 8 DLRM rank files in {}", dir.display());
+    assert_eq!(
+        v.len(),
+        8,
+        "expected 8 DLRM rank files in {}",
+        dir.display()
+    );
     v
 }
 
 /// Collects one file with the built-in taxonomy.
 pub fn load(path: &std::path::Path) -> TraceData {
-    collect(path, &Taxonomy::builtin(), &CollectOptions::default(), &Progress::hidden())
-        .unwrap_or_else(|e| panic!("collect {}: {e}", path.display()))
+    collect(
+        path,
+        &Taxonomy::builtin(),
+        &CollectOptions::default(),
+        &Progress::hidden(),
+    )
+    .unwrap_or_else(|e| panic!("collect {}: {e}", path.display()))
 }

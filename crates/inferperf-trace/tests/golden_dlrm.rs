@@ -26,7 +26,10 @@ const HTA_OVERLAP: [f64; 8] = [4.50, 2.47, 7.88, 3.31, 0.56, 0.64, 7.56, 9.51];
 
 #[test]
 fn summary_timeline_matches_golden_and_hta() {
-    let data: Vec<_> = common::dlrm_files().iter().map(|p| common::load(p)).collect();
+    let data: Vec<_> = common::dlrm_files()
+        .iter()
+        .map(|p| common::load(p))
+        .collect();
     let report = summarize(&data, &Taxonomy::builtin(), &SummaryOptions::default());
     assert_eq!(report.traces.len(), 8);
     for t in &report.traces {
@@ -43,9 +46,16 @@ fn summary_timeline_matches_golden_and_hta() {
             tl.idle_ns / 1000,
             tl.exposed_comm_ns / 1000,
         ];
-        assert_eq!(got, g, "rank {r}: kernels/Σcompute/Σcomm/Σmem/span/busy/idle/exposed comm");
+        assert_eq!(
+            got, g,
+            "rank {r}: kernels/Σcompute/Σcomm/Σmem/span/busy/idle/exposed comm"
+        );
         assert_eq!(tl.span_ns % 1000, 0, "integer µs input stays exact");
-        assert_eq!(tl.computation_ns / 1000, HTA_COMPUTE[r], "rank {r}: HTA compute_time");
+        assert_eq!(
+            tl.computation_ns / 1000,
+            HTA_COMPUTE[r],
+            "rank {r}: HTA compute_time"
+        );
         assert_eq!(
             (tl.exposed_comm_ns + tl.exposed_memory_ns) / 1000,
             HTA_NON_COMPUTE[r],
@@ -57,7 +67,11 @@ fn summary_timeline_matches_golden_and_hta() {
             "rank {r}: breakdown sums to the span"
         );
         let ov = tl.comm_overlap_pct.expect("has comm");
-        assert!((ov - HTA_OVERLAP[r]).abs() < 0.006, "rank {r}: overlap {ov} vs HTA {}", HTA_OVERLAP[r]);
+        assert!(
+            (ov - HTA_OVERLAP[r]).abs() < 0.006,
+            "rank {r}: overlap {ov} vs HTA {}",
+            HTA_OVERLAP[r]
+        );
     }
 }
 
@@ -84,7 +98,10 @@ fn kernel_sums_match_hta_breakdown() {
         (1823, 520, 131, 194.296938, 364.600000),
         (389, 357, 7, 156.082350, 77.800000),
     ];
-    let data: Vec<_> = common::dlrm_files().iter().map(|p| common::load(p)).collect();
+    let data: Vec<_> = common::dlrm_files()
+        .iter()
+        .map(|p| common::load(p))
+        .collect();
     let report = summarize(&data, &Taxonomy::builtin(), &SummaryOptions { top: 50 });
     for t in &report.traces {
         let r = t.rank.unwrap() as usize;
@@ -102,8 +119,15 @@ fn kernel_sums_match_hta_breakdown() {
             assert_eq!(k.stats.sum_us as i64, g.0, "rank {r} {prefix} sum");
             assert_eq!(k.stats.max_us as i64, g.1, "rank {r} {prefix} max");
             assert_eq!(k.stats.min_us as i64, g.2, "rank {r} {prefix} min");
-            assert!((k.stats.std_us - g.3).abs() < 1e-4, "rank {r} {prefix} std {}", k.stats.std_us);
-            assert!((k.stats.mean_us - g.4).abs() < 1e-4, "rank {r} {prefix} mean");
+            assert!(
+                (k.stats.std_us - g.3).abs() < 1e-4,
+                "rank {r} {prefix} std {}",
+                k.stats.std_us
+            );
+            assert!(
+                (k.stats.mean_us - g.4).abs() < 1e-4,
+                "rank {r} {prefix} mean"
+            );
         }
     }
     // HTA B.3 is overlap-aware: COMMUNICATION 46880 + "COMPUTATION overlapping COMMUNICATION"
@@ -119,7 +143,10 @@ fn kernel_sums_match_hta_breakdown() {
 
 #[test]
 fn ranks_view_names_rank_7_and_matches_straggler_table() {
-    let data: Vec<_> = common::dlrm_files().iter().map(|p| common::load(p)).collect();
+    let data: Vec<_> = common::dlrm_files()
+        .iter()
+        .map(|p| common::load(p))
+        .collect();
     let rep = compare_ranks(&data, &RanksOptions::default()).unwrap();
     assert_eq!(rep.straggler, vec!["rank 7".to_string()]);
     // (rank, total wait, times last, times first, Σcomm), sorted by wait (golden A.2).

@@ -40,7 +40,9 @@ const EV: &str = r#"{"ph":"X","cat":"kernel","name":"k","ts":1,"dur":2,"pid":0,"
 #[test]
 fn object_and_array_forms_with_metadata_anywhere() {
     let d = tempfile::tempdir().unwrap();
-    let obj = format!(r#"{{"schemaVersion":1,"traceEvents":[{EV},{EV}],"traceName":"x","baseTimeNanoseconds":17}}"#);
+    let obj = format!(
+        r#"{{"schemaVersion":1,"traceEvents":[{EV},{EV}],"traceName":"x","baseTimeNanoseconds":17}}"#
+    );
     let p = write(d.path(), "o.json", obj.as_bytes());
     let mut r = TraceReader::open(&p).unwrap();
     assert_eq!(r.form(), TraceForm::Object);
@@ -69,15 +71,27 @@ fn unusual_field_types_are_read() {
         r#"{"ph":"f","id":123456789012345678901234567890,"pid":1,"tid":1,"ts":5,"args":{"Comms Id":99999999999999999999999}}"#,
         r#"{"ph":"i","name":"","pid":"","tid":""}"#,
     ];
-    let p = write(d.path(), "t.json", format!("[{}]", evs.join(",")).as_bytes());
+    let p = write(
+        d.path(),
+        "t.json",
+        format!("[{}]", evs.join(",")).as_bytes(),
+    );
     let mut r = TraceReader::open(&p).unwrap();
     let mut parser = EventParser::default();
     let raw = r.next_event().unwrap().unwrap().to_vec();
     let a = parser.parse(&raw).unwrap();
-    assert_eq!(a.ts.unwrap().0, 1_694_128_201_426_556_000, "integer µs convert exactly");
+    assert_eq!(
+        a.ts.unwrap().0,
+        1_694_128_201_426_556_000,
+        "integer µs convert exactly"
+    );
     let raw = r.next_event().unwrap().unwrap().to_vec();
     let b = parser.parse(&raw).unwrap();
-    assert_eq!(b.ts.unwrap().0, 4_909_913_692_199_694, "float µs keep ns precision");
+    assert_eq!(
+        b.ts.unwrap().0,
+        4_909_913_692_199_694,
+        "float µs keep ns precision"
+    );
     assert_eq!(b.dur.unwrap().0, 14_452);
     let raw = r.next_event().unwrap().unwrap().to_vec();
     assert!(parser.parse(&raw).is_ok(), "big integers are tolerated");
@@ -89,7 +103,10 @@ fn unusual_field_types_are_read() {
 #[test]
 fn damaged_files_error_or_warn() {
     let d = tempfile::tempdir().unwrap();
-    let good = format!(r#"{{"traceEvents":[{}],"traceName":"x"}}"#, vec![EV; 2000].join(","));
+    let good = format!(
+        r#"{{"traceEvents":[{}],"traceName":"x"}}"#,
+        vec![EV; 2000].join(",")
+    );
 
     // Cut gzip: tolerated up to the last complete event, with a warning.
     let gz = gzip(good.as_bytes());
@@ -118,9 +135,19 @@ fn damaged_files_error_or_warn() {
     bytes.extend_from_slice(&[0xff, 0xfe]);
     bytes.extend_from_slice(br#"","ts":1,"dur":1,"pid":1,"tid":1}]"#);
     let p = write(d.path(), "utf8.json", &bytes);
-    let data = collect(&p, &Taxonomy::builtin(), &CollectOptions::default(), &Progress::hidden()).unwrap();
+    let data = collect(
+        &p,
+        &Taxonomy::builtin(),
+        &CollectOptions::default(),
+        &Progress::hidden(),
+    )
+    .unwrap();
     assert_eq!(data.events, 1);
-    assert!(data.warnings.iter().any(|w| w.contains("invalid UTF-8")), "{:?}", data.warnings);
+    assert!(
+        data.warnings.iter().any(|w| w.contains("invalid UTF-8")),
+        "{:?}",
+        data.warnings
+    );
 
     // Wrong types: clear errors with the event index.
     for (name, text, needle) in [
@@ -133,7 +160,12 @@ fn damaged_files_error_or_warn() {
         ("garbage.json", r#"[{"ph":"X"} {"ph":"X"}]"#, "expected ','"),
     ] {
         let p = write(d.path(), name, text.as_bytes());
-        let e = match collect(&p, &Taxonomy::builtin(), &CollectOptions::default(), &Progress::hidden()) {
+        let e = match collect(
+            &p,
+            &Taxonomy::builtin(),
+            &CollectOptions::default(),
+            &Progress::hidden(),
+        ) {
             Ok(_) => panic!("{name} should fail"),
             Err(e) => e.to_string(),
         };
@@ -144,10 +176,17 @@ fn damaged_files_error_or_warn() {
 #[test]
 fn failed_trim_leaves_no_output() {
     let d = tempfile::tempdir().unwrap();
-    let p = write(d.path(), "bad.json", format!(r#"[{EV},{{"ph":"X","ts":"x"}}]"#).as_bytes());
+    let p = write(
+        d.path(),
+        "bad.json",
+        format!(r#"[{EV},{{"ph":"X","ts":"x"}}]"#).as_bytes(),
+    );
     let out = d.path().join("out.json.gz");
     let e = trim(&p, &out, &TrimOptions::default(), &Progress::hidden()).unwrap_err();
     assert!(e.to_string().contains("event 1"), "{e}");
-    let left: Vec<_> = std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let left: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(left.len(), 1, "only the input remains: {left:?}");
 }

@@ -47,7 +47,8 @@ fn read_merged(path: &Path) -> Merged {
         };
         if ev.ph == "M" && ev.name == "process_name" {
             let args: serde_json::Value = serde_json::from_str(ev.args.unwrap().get()).unwrap();
-            m.process_names.push((pid, args["name"].as_str().unwrap().to_string()));
+            m.process_names
+                .push((pid, args["name"].as_str().unwrap().to_string()));
         }
         if matches!(ev.ph.as_ref(), "s" | "f" | "t") {
             let id = ev.id.as_ref().expect("flow id").to_string();
@@ -70,16 +71,26 @@ fn merge_dlrm_8_ranks() {
     let labels: Vec<&str> = rep.ranks.iter().map(|r| r.label.as_str()).collect();
     assert_eq!(
         labels,
-        ["[RANK00]", "[RANK01]", "[RANK02]", "[RANK03]", "[RANK04]", "[RANK05]", "[RANK06]", "[RANK07]"]
+        [
+            "[RANK00]", "[RANK01]", "[RANK02]", "[RANK03]", "[RANK04]", "[RANK05]", "[RANK06]",
+            "[RANK07]"
+        ]
     );
     // Only a temp-free directory remains: the output and nothing half-written.
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names.len(), 1, "{names:?}");
 
     let m = read_merged(&out);
     assert_eq!(m.events, rep.events_out);
     // 8 labelled ranks, each with a CPU process and GPU processes.
-    let ranks: HashSet<i64> = m.process_names.iter().map(|(p, _)| p / PID_STRIDE).collect();
+    let ranks: HashSet<i64> = m
+        .process_names
+        .iter()
+        .map(|(p, _)| p / PID_STRIDE)
+        .collect();
     assert_eq!(ranks.len(), 8);
     for r in 0..8 {
         let label = format!("[RANK{r:02}]");
@@ -89,9 +100,18 @@ fn merge_dlrm_8_ranks() {
             .filter(|(p, _)| p / PID_STRIDE == r)
             .map(|(_, n)| n.as_str())
             .collect();
-        assert!(names.contains(&format!("{label} CPU").as_str()), "rank {r}: {names:?}");
-        assert!(names.contains(&format!("{label} GPU {r}").as_str()), "rank {r}: {names:?}");
-        assert!(names.iter().all(|n| n.starts_with(&label)), "rank {r}: {names:?}");
+        assert!(
+            names.contains(&format!("{label} CPU").as_str()),
+            "rank {r}: {names:?}"
+        );
+        assert!(
+            names.contains(&format!("{label} GPU {r}").as_str()),
+            "rank {r}: {names:?}"
+        );
+        assert!(
+            names.iter().all(|n| n.starts_with(&label)),
+            "rank {r}: {names:?}"
+        );
     }
     // No flow id is shared across ranks (in the inputs every rank reuses the same id space).
     assert!(!m.flow_ranks.is_empty());
@@ -155,11 +175,23 @@ fn merge_by_profile_id_with_prefix_and_align_clocks() {
     };
     let rep = merge_files(&found, &out, &opts).unwrap();
     let labels: Vec<&str> = rep.ranks.iter().map(|r| r.label.as_str()).collect();
-    assert_eq!(labels, ["[TP00 DP00 PP00 EP00]", "[TP01 DP00 PP00 EP00]", "[TP02 DP00 PP00 EP00]", "[TP03 DP00 PP00 EP00]"]);
+    assert_eq!(
+        labels,
+        [
+            "[TP00 DP00 PP00 EP00]",
+            "[TP01 DP00 PP00 EP00]",
+            "[TP02 DP00 PP00 EP00]",
+            "[TP03 DP00 PP00 EP00]"
+        ]
+    );
     let a = rep.alignment.expect("alignment requested");
     assert_eq!(a.matched_collectives, 8);
     // Same node: offsets are a few µs and not applied.
-    assert!(a.offsets_ns.iter().all(|o| o.abs() < 10_000), "{:?}", a.offsets_ns);
+    assert!(
+        a.offsets_ns.iter().all(|o| o.abs() < 10_000),
+        "{:?}",
+        a.offsets_ns
+    );
     assert!(a.applied.iter().all(|x| !x));
     let m = read_merged(&out);
     assert_eq!(m.events, rep.events_out);
@@ -179,7 +211,11 @@ fn duplicate_and_unknown_ranks_are_errors() {
     assert!(!out.exists());
 
     let c = dir.path().join("c.json");
-    std::fs::write(&c, r#"{"traceEvents":[{"ph":"X","name":"k","ts":1,"dur":1,"pid":1,"tid":1}]}"#).unwrap();
+    std::fs::write(
+        &c,
+        r#"{"traceEvents":[{"ph":"X","name":"k","ts":1,"dur":1,"pid":1,"tid":1}]}"#,
+    )
+    .unwrap();
     let err = merge_files(&[a.clone(), c.clone()], &out, &MergeOptions::default()).unwrap_err();
     assert!(err.to_string().contains("cannot tell which rank"), "{err}");
 

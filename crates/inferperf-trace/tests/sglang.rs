@@ -33,12 +33,30 @@ fn prefilldecode_trace_splits_prefill_and_classifies_kernels() {
         .kernels
         .iter()
         .take(3)
-        .map(|k| (k.name.clone(), (k.stats.sum_us * 1000.0).round() as i64, k.share_pct))
+        .map(|k| {
+            (
+                k.name.clone(),
+                (k.stats.sum_us * 1000.0).round() as i64,
+                k.share_pct,
+            )
+        })
         .collect();
     let expect = [
-        ("Cijk_Alik_Bljk_BBS_BH_Bias_HA_S_SAV_UserArgs_MT128x256x32_MI", 243_643_021, 49.44),
-        ("Cijk_Alik_Bljk_BBS_BH_Bias_HA_S_SAV_UserArgs_MT320x224x64_MI", 124_930_912, 25.35),
-        ("Cijk_Alik_Bljk_BBS_BH_Bias_HA_S_SAV_UserArgs_MT256x192x64_MI", 51_295_484, 10.41),
+        (
+            "Cijk_Alik_Bljk_BBS_BH_Bias_HA_S_SAV_UserArgs_MT128x256x32_MI",
+            243_643_021,
+            49.44,
+        ),
+        (
+            "Cijk_Alik_Bljk_BBS_BH_Bias_HA_S_SAV_UserArgs_MT320x224x64_MI",
+            124_930_912,
+            25.35,
+        ),
+        (
+            "Cijk_Alik_Bljk_BBS_BH_Bias_HA_S_SAV_UserArgs_MT256x192x64_MI",
+            51_295_484,
+            10.41,
+        ),
     ];
     for ((name, sum, share), (ename, esum, eshare)) in top.iter().zip(expect) {
         assert!(name.starts_with(ename), "{name}");
@@ -72,7 +90,14 @@ fn prefilldecode_trace_splits_prefill_and_classifies_kernels() {
     let stages: Vec<(String, u64, u64, i64)> = t
         .stages
         .iter()
-        .map(|s| (s.stage.clone(), s.steps, s.gpu_events, (s.gpu_sum_us * 1000.0).round() as i64))
+        .map(|s| {
+            (
+                s.stage.clone(),
+                s.steps,
+                s.gpu_events,
+                (s.gpu_sum_us * 1000.0).round() as i64,
+            )
+        })
         .collect();
     assert_eq!(
         stages,
@@ -87,29 +112,58 @@ fn prefilldecode_trace_splits_prefill_and_classifies_kernels() {
     // HTA 0.5.0: kernel_time 987,288 µs, compute 492,240 µs, idle 495,017 µs. HTA rounds ts up
     // and ends down to whole µs before its union; we keep ns, so allow ~1 µs per kernel.
     let tl = t.timeline.as_ref().unwrap();
-    assert!((tl.span_ns as f64 / 1000.0 - 987_288.0).abs() < 2.0, "span {}", tl.span_ns);
-    assert!((tl.computation_ns as f64 / 1000.0 - 492_240.0).abs() < 600.0, "{}", tl.computation_ns);
-    assert!((tl.idle_ns as f64 / 1000.0 - 495_017.0).abs() < 600.0, "{}", tl.idle_ns);
+    assert!(
+        (tl.span_ns as f64 / 1000.0 - 987_288.0).abs() < 2.0,
+        "span {}",
+        tl.span_ns
+    );
+    assert!(
+        (tl.computation_ns as f64 / 1000.0 - 492_240.0).abs() < 600.0,
+        "{}",
+        tl.computation_ns
+    );
+    assert!(
+        (tl.idle_ns as f64 / 1000.0 - 495_017.0).abs() < 600.0,
+        "{}",
+        tl.idle_ns
+    );
     assert_eq!(tl.exposed_comm_ns, 0);
-    assert_eq!(tl.computation_ns + tl.exposed_memory_ns + tl.idle_ns, tl.span_ns);
+    assert_eq!(
+        tl.computation_ns + tl.exposed_memory_ns + tl.idle_ns,
+        tl.span_ns
+    );
 }
 
 #[test]
 fn decode_trace_is_decode_with_paged_attention() {
     let t = summary("sglang_Qwen3-8B_decode.json.gz");
     let second = &t.kernels[1];
-    assert!(second.name.contains("paged_attention_ll4mi_QKV_mfma16_kernel"));
+    assert!(second
+        .name
+        .contains("paged_attention_ll4mi_QKV_mfma16_kernel"));
     assert_eq!(second.category, "attention");
     assert_eq!((second.stats.sum_us * 1000.0).round() as i64, 1_949_556);
     assert!((second.share_pct - 19.94).abs() < 0.01);
-    assert_eq!((t.kernels[0].stats.sum_us * 1000.0).round() as i64, 2_417_659);
+    assert_eq!(
+        (t.kernels[0].stats.sum_us * 1000.0).round() as i64,
+        2_417_659
+    );
     let stages: Vec<(String, u64, i64)> = t
         .stages
         .iter()
-        .map(|s| (s.stage.clone(), s.gpu_events, (s.gpu_sum_us * 1000.0).round() as i64))
+        .map(|s| {
+            (
+                s.stage.clone(),
+                s.gpu_events,
+                (s.gpu_sum_us * 1000.0).round() as i64,
+            )
+        })
         .collect();
     assert_eq!(
         stages,
-        vec![("decode".to_string(), 551, 9_694_013), ("unattributed".to_string(), 7, 84_601)]
+        vec![
+            ("decode".to_string(), 551, 9_694_013),
+            ("unattributed".to_string(), 7, 84_601)
+        ]
     );
 }

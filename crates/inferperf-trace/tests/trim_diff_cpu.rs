@@ -12,10 +12,17 @@ fn cpu_trace() -> String {
     let mut evs = Vec::new();
     let mut t = 1_000i64;
     for step in 0..6 {
-        let (mode, dur) = if step < 2 { ("EXTEND bs=2 toks=64", 900) } else { ("DECODE bs=2", 300) };
+        let (mode, dur) = if step < 2 {
+            ("EXTEND bs=2 toks=64", 900)
+        } else {
+            ("DECODE bs=2", 300)
+        };
         evs.push(format!(r#"{{"ph":"X","cat":"user_annotation","name":"ProfilerStep#{step}","ts":{t},"dur":{},"pid":1,"tid":1}}"#, dur + 50));
         evs.push(format!(r#"{{"ph":"X","cat":"user_annotation","name":"step[{mode}]","ts":{},"dur":{dur},"pid":1,"tid":1}}"#, t + 10));
-        evs.push(format!(r#"{{"ph":"X","cat":"cpu_op","name":"matmul","ts":{},"dur":100,"pid":1,"tid":1}}"#, t + 20));
+        evs.push(format!(
+            r#"{{"ph":"X","cat":"cpu_op","name":"matmul","ts":{},"dur":100,"pid":1,"tid":1}}"#,
+            t + 20
+        ));
         evs.push(format!(r#"{{"ph":"X","cat":"python_function","name":"forward","ts":{},"dur":100,"pid":1,"tid":1}}"#, t + 20));
         t += 1_000;
     }
@@ -32,8 +39,15 @@ fn cpu_only_trace_is_summarized_by_span_and_stage() {
     let t = &r.traces[0];
     assert!(t.timeline.is_none());
     assert_eq!(t.profiler_steps, 6);
-    let stages: Vec<(String, u64, u64)> = t.stages.iter().map(|s| (s.stage.clone(), s.steps, s.tokens)).collect();
-    assert_eq!(stages, vec![("prefill".into(), 2, 128), ("decode".into(), 4, 0)]);
+    let stages: Vec<(String, u64, u64)> = t
+        .stages
+        .iter()
+        .map(|s| (s.stage.clone(), s.steps, s.tokens))
+        .collect();
+    assert_eq!(
+        stages,
+        vec![("prefill".into(), 2, 128), ("decode".into(), 4, 0)]
+    );
     assert_eq!(t.stages[0].step_stats.as_ref().unwrap().sum_us, 1800.0);
     let m = t.cpu_spans.iter().find(|s| s.name == "matmul").unwrap();
     assert_eq!(m.stats.count, 6);
@@ -63,14 +77,36 @@ fn trim_by_steps_and_categories() {
 
     // step[...] range and a size budget that forces python_function out.
     let out2 = d.path().join("t2.trace.json");
-    let r = trim(&p, &out2, &TrimOptions { steps: Some((0, 1)), max_size: Some(500), ..Default::default() }, &Progress::hidden()).unwrap();
-    assert_eq!(r.size_dropped_categories, vec!["python_function".to_string()]);
+    let r = trim(
+        &p,
+        &out2,
+        &TrimOptions {
+            steps: Some((0, 1)),
+            max_size: Some(500),
+            ..Default::default()
+        },
+        &Progress::hidden(),
+    )
+    .unwrap();
+    assert_eq!(
+        r.size_dropped_categories,
+        vec!["python_function".to_string()]
+    );
     assert!(r.window_shortened);
     assert!(r.bytes < 700, "{}", r.bytes);
     let t = common::load(&out2);
     assert!(!t.by_category.contains_key("python_function"));
     // A missing step range is a clear error.
-    let e = trim(&p, &out2, &TrimOptions { profiler_steps: Some((40, 41)), ..Default::default() }, &Progress::hidden()).unwrap_err();
+    let e = trim(
+        &p,
+        &out2,
+        &TrimOptions {
+            profiler_steps: Some((40, 41)),
+            ..Default::default()
+        },
+        &Progress::hidden(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("ProfilerStep#40"), "{e}");
 }
 
@@ -80,7 +116,11 @@ fn diff_two_ranks() {
     let a = common::load(&files[0]);
     let b = common::load(&files[7]);
     let r = diff(&a, &b, &DiffOptions::default());
-    let sr = r.rows.iter().find(|x| x.name == "ncclKernel_SendRecv_RING_SIMPLE_Sum_int8_t()").unwrap();
+    let sr = r
+        .rows
+        .iter()
+        .find(|x| x.name == "ncclKernel_SendRecv_RING_SIMPLE_Sum_int8_t()")
+        .unwrap();
     assert_eq!((sr.dur_a_us, sr.dur_b_us), (3999.0, 389.0));
     assert_eq!(sr.status, "decreased");
     assert_eq!(r.rows[0].name, sr.name, "largest change first");
@@ -88,6 +128,9 @@ fn diff_two_ranks() {
         normalize("void at::native::vectorized_elementwise_kernel<4, at::native::FillFunctor<float>, at::detail::Array<char*, 1> >(int, at::native::FillFunctor<float>, at::detail::Array<char*, 1>)"),
         "at::native::vectorized_elementwise_kernel<>()"
     );
-    assert_eq!(normalize("<built-in method x of y object at 0x7ed6e0170470>"), "<>");
+    assert_eq!(
+        normalize("<built-in method x of y object at 0x7ed6e0170470>"),
+        "<>"
+    );
     assert_eq!(normalize("f at 0x7ed6e0170470 end"), "f at 0x? end");
 }
