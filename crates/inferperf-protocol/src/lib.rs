@@ -5,9 +5,11 @@
 //! server can tell "absent" from "default" and clients send only what they set; response types
 //! default missing fields, so clients can read other compatible servers' answers too.
 
+pub mod diffusion;
 pub mod error;
 pub mod generate;
 pub mod openai;
+pub mod perf_dump;
 pub mod profile;
 pub mod server_info;
 
