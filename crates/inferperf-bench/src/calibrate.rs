@@ -137,6 +137,7 @@ pub async fn calibrate(o: &CalibrateOptions) -> Result<Calibration, BenchError> 
             timeout: None,
             max_consecutive_connect_failures: 8,
             warmup: false,
+            cpu: o.cpu.clone(),
         };
         let cpu0 = o.cpu.seconds();
         let t = Instant::now();

@@ -100,11 +100,22 @@ pub fn request_headers(pairs: &[String]) -> Result<HeaderMap, BenchError> {
 }
 
 type Sender = SendRequest<Full<Bytes>>;
+type Connection = http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
+
+/// One keep-alive connection: the request handle and the connection state machine. Both are
+/// driven by the task that sends the request (no connection task, no cross-task hand-off per
+/// network read): the request future and the connection future are polled together.
+pub struct Conn {
+    sender: Sender,
+    conn: Connection,
+    /// Opened for this request (a failure on it is not a stale pooled connection).
+    fresh: bool,
+}
 
 /// Idle keep-alive connections to one target.
 pub struct Pool {
     target: Target,
-    idle: Mutex<Vec<Sender>>,
+    idle: Mutex<Vec<Conn>>,
 }
 
 impl Pool {
@@ -119,8 +130,8 @@ impl Pool {
         &self.target
     }
 
-    /// Open a new connection with TCP_NODELAY; the connection task runs on the current runtime.
-    pub async fn connect(&self) -> Result<Sender, RequestError> {
+    /// Open a new connection with TCP_NODELAY.
+    pub async fn connect(&self) -> Result<Conn, RequestError> {
         let err = |kind, e: &dyn std::fmt::Display| RequestError {
             kind,
             message: format!("connect {}: {e}", self.target.addr),
@@ -136,34 +147,29 @@ impl Pool {
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| err(ErrorKind::Connect, &e))?;
-        tokio::spawn(async move {
-            // The connection ends when the sender is dropped or the peer closes; either is
-            // observed by the request that uses it.
-            let _ = conn.await;
-        });
-        Ok(sender)
+        Ok(Conn {
+            sender,
+            conn,
+            fresh: true,
+        })
     }
 
-    /// A ready connection: an idle one that is still open, else a new one.
-    async fn get(&self) -> Result<Sender, RequestError> {
+    async fn get(&self) -> Result<Conn, RequestError> {
         loop {
             let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
             match idle {
-                Some(mut s) if !s.is_closed() => {
-                    if s.ready().await.is_ok() {
-                        return Ok(s);
-                    }
-                }
-                Some(_) => continue,
+                Some(c) if c.sender.is_closed() => continue,
+                Some(c) => return Ok(c),
                 None => return self.connect().await,
             }
         }
     }
 
-    fn put(&self, s: Sender) {
-        if !s.is_closed() {
+    fn put(&self, mut c: Conn) {
+        c.fresh = false;
+        if !c.sender.is_closed() {
             if let Ok(mut v) = self.idle.lock() {
-                v.push(s);
+                v.push(c);
             }
         }
     }
@@ -181,7 +187,7 @@ pub struct Outgoing<'a> {
 /// Send one request and fill `rec` with its timestamps and outcome. Never panics and never
 /// returns early without setting `rec.error` on failure.
 pub async fn execute(pool: &Pool, out: Outgoing<'_>, clock: &Clock, rec: &mut RequestRecord) {
-    if let Err(e) = execute_inner(pool, out, clock, rec).await {
+    if let Err(e) = execute_inner(pool, &out, clock, rec).await {
         if rec.last_ns == 0 {
             rec.last_ns = clock.now_ns();
         }
@@ -189,27 +195,77 @@ pub async fn execute(pool: &Pool, out: Outgoing<'_>, clock: &Clock, rec: &mut Re
     }
 }
 
+/// Why a request attempt ended without a result.
+enum Attempt {
+    /// A pooled connection turned out to be closed before the request was written: retry.
+    Stale,
+    Failed(RequestError),
+}
+
 async fn execute_inner(
     pool: &Pool,
-    out: Outgoing<'_>,
+    out: &Outgoing<'_>,
     clock: &Clock,
     rec: &mut RequestRecord,
 ) -> Result<(), RequestError> {
-    let mut sender = pool.get().await?;
+    loop {
+        let mut c = pool.get().await?;
+        let fresh = c.fresh;
+        let (result, conn_alive) = {
+            let Conn { sender, conn, .. } = &mut c;
+            let fut = attempt(pool, sender, out, clock, rec);
+            tokio::pin!(fut);
+            let mut conn_alive = true;
+            let result = loop {
+                tokio::select! {
+                    biased;
+                    r = &mut fut => break r,
+                    _ = &mut *conn, if conn_alive => conn_alive = false,
+                }
+            };
+            (result, conn_alive)
+        };
+        match result {
+            Ok(()) => {
+                if conn_alive {
+                    pool.put(c);
+                }
+                return Ok(());
+            }
+            Err(Attempt::Stale) if !fresh => continue,
+            Err(Attempt::Stale) => {
+                return Err(RequestError {
+                    kind: ErrorKind::Transport,
+                    message: "connection closed before the request was sent".into(),
+                })
+            }
+            Err(Attempt::Failed(e)) => return Err(e),
+        }
+    }
+}
+
+async fn attempt(
+    pool: &Pool,
+    sender: &mut Sender,
+    out: &Outgoing<'_>,
+    clock: &Clock,
+    rec: &mut RequestRecord,
+) -> Result<(), Attempt> {
+    sender.ready().await.map_err(|_| Attempt::Stale)?;
     let mut req = Request::builder()
         .method(Method::POST)
         .uri(out.path)
-        .body(Full::new(out.body))
-        .map_err(|e| RequestError {
-            kind: ErrorKind::Transport,
-            message: format!("building request: {e}"),
+        .body(Full::new(out.body.clone()))
+        .map_err(|e| {
+            Attempt::Failed(RequestError {
+                kind: ErrorKind::Transport,
+                message: format!("building request: {e}"),
+            })
         })?;
     let h = req.headers_mut();
-    h.insert(
-        HOST,
-        HeaderValue::from_str(&pool.target.authority)
-            .unwrap_or(HeaderValue::from_static("localhost")),
-    );
+    if let Ok(v) = HeaderValue::from_str(&pool.target.authority) {
+        h.insert(HOST, v);
+    }
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (k, v) in &pool.target.headers {
         h.append(k, v.clone());
@@ -220,41 +276,41 @@ async fn execute_inner(
         }
     }
     rec.sent_ns = clock.now_ns();
-    let resp = sender.send_request(req).await.map_err(transport)?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| Attempt::Failed(transport(e)))?;
     rec.first_byte_ns = clock.now_ns();
     let status = resp.status();
     let mut body = resp.into_body();
     if status != StatusCode::OK {
         let mut buf = Vec::new();
-        while let Some(frame) = body.frame().await {
-            match frame {
-                Ok(f) => {
-                    if let Some(d) = f.data_ref() {
-                        buf.extend_from_slice(d);
-                    }
-                }
-                Err(_) => break,
+        while let Some(Ok(f)) = body.frame().await {
+            if let Some(d) = f.data_ref() {
+                buf.extend_from_slice(d);
             }
             if buf.len() > 4096 {
                 break;
             }
         }
         rec.last_ns = clock.now_ns();
-        return Err(RequestError {
+        return Err(Attempt::Failed(RequestError {
             kind: ErrorKind::HttpStatus,
             message: format!("HTTP {}: {}", status, excerpt(&buf)),
-        });
+        }));
     }
     let mut parser = StreamParser::new(out.protocol, out.stream);
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(transport)?;
+        let frame = frame.map_err(|e| Attempt::Failed(transport(e)))?;
         if let Some(d) = frame.data_ref() {
-            let now = clock.now_ns();
-            parser.feed(d, now, rec)?;
+            parser
+                .feed(d, clock.now_ns(), rec)
+                .map_err(Attempt::Failed)?;
         }
     }
-    parser.finish(clock.now_ns(), rec)?;
-    pool.put(sender);
+    parser
+        .finish(clock.now_ns(), rec)
+        .map_err(Attempt::Failed)?;
     Ok(())
 }
 
@@ -284,7 +340,12 @@ pub async fn simple_request(
     timeout: Duration,
 ) -> Result<(StatusCode, Bytes), String> {
     let fut = async {
-        let mut sender = pool.connect().await.map_err(|e| e.message)?;
+        let Conn {
+            mut sender, conn, ..
+        } = pool.connect().await.map_err(|e| e.message)?;
+        let driver = tokio::spawn(async move {
+            let _ = conn.await;
+        });
         let mut req = Request::builder()
             .method(method)
             .uri(pool.target.path(route))
@@ -298,15 +359,21 @@ pub async fn simple_request(
         for (k, v) in &pool.target.headers {
             h.append(k, v.clone());
         }
-        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-        let status = resp.status();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        Ok((status, bytes))
+        let result = async {
+            let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+            let status = resp.status();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            Ok((status, bytes))
+        }
+        .await;
+        drop(sender);
+        driver.abort();
+        result
     };
     tokio::time::timeout(timeout, fut)
         .await

