@@ -1,10 +1,941 @@
-//! `inferperf generate` (not implemented yet).
+//! `inferperf generate`: run the built-in diffusion pipeline once, like `sglang generate`, with
+//! SGLang's profiling (`--profile`, `--num-profiled-timesteps`, `--profile-all-stages`) and perf
+//! dump (`--perf-dump-path`).
+//!
+//! The profiler glue lives here, on the pipeline's observer seam: denoising steps (or, with
+//! `--profile-all-stages`, pipeline stages) become `ProfilerStep#N` steps of an
+//! `inferperf-profiler` session, and the finished trace is published under SGLang's diffusion
+//! name `{request_id}-{N}_steps-global-rank0.trace.json.gz`.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
-#[derive(clap::Args)]
-pub struct Args {}
+use anyhow::{bail, Context};
+use inferperf_engine::diffusion::{
+    decode_png, DiffusionConfig, DiffusionPipeline, DiffusionRequest, GeneratedMedia,
+    InferperfDiffusionTestDelay, InputImage, PipelineObserver, Stage, WeightSource,
+};
+use inferperf_profiler::{
+    process_rss_bytes, EnvDefaults, ForwardMode, ProfileManager, ProfileSession, ProfilerConfig,
+    StepEnd, StepInfo, TraceWriter,
+};
+use inferperf_protocol::perf_dump::{
+    iso8601_utc, round2, DenoiseStepDuration, MemoryCheckpoint, PerfDump, StageDuration,
+    TAG_CLI_GENERATE,
+};
+use inferperf_protocol::profile::ProfileReqInput;
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`generate` is not implemented yet")
+/// SGLang's request id for offline `generate` (it names the trace file).
+const OFFLINE_REQUEST_ID: &str = "mocked_fake_id_for_offline_generate";
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// `default` (built-in tiny model, dummy weights), a directory with `config.json` and/or
+    /// `model.safetensors`, a config `.json`, or a `.safetensors` file.
+    #[arg(long, default_value = "default")]
+    pub model_path: String,
+    /// Text prompt.
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// Prompt of the unconditional branch (used when `--guidance-scale` > 1).
+    #[arg(long, default_value = "")]
+    pub negative_prompt: String,
+    /// Conditioning image (PNG).
+    #[arg(long)]
+    pub image_path: Option<PathBuf>,
+    #[arg(long, default_value_t = 1024)]
+    pub seed: u64,
+    /// Default: the model's (20 for the built-in model).
+    #[arg(long)]
+    pub num_inference_steps: Option<usize>,
+    /// Classifier-free guidance scale; <= 1 disables CFG.
+    #[arg(long, default_value_t = 1.0)]
+    pub guidance_scale: f64,
+    /// Output width; a multiple of 16. Default: the native resolution.
+    #[arg(long)]
+    pub width: Option<usize>,
+    #[arg(long)]
+    pub height: Option<usize>,
+    /// 1 = image (PNG); more = video (APNG).
+    #[arg(long, default_value_t = 1)]
+    pub num_frames: usize,
+    #[arg(long, default_value_t = 24)]
+    pub fps: u32,
+    /// A directory, or a file path ending in `.png`/`.apng`.
+    #[arg(long, default_value = "outputs/")]
+    pub output_path: PathBuf,
+    /// File name inside `--output-path` (default: SGLang's `{prompt}_{time}_{hash}`).
+    #[arg(long)]
+    pub output_file_name: Option<String>,
+    /// Request id (names the trace and the perf dump).
+    #[arg(long, default_value = OFFLINE_REQUEST_ID)]
+    pub request_id: String,
+    /// Profile the denoising stage: 1 warm-up step, then `--num-profiled-timesteps` steps.
+    #[arg(long)]
+    pub profile: bool,
+    /// Steps recorded after the warm-up; -1 = every step, no warm-up.
+    #[arg(long, default_value_t = 5, allow_negative_numbers = true)]
+    pub num_profiled_timesteps: i64,
+    /// With `--profile`: record every pipeline stage (one profiler step per stage).
+    #[arg(long)]
+    pub profile_all_stages: bool,
+    /// Trace directory (SGLang's explicit `log_dir`); default
+    /// `$SGLANG_DIFFUSION_TORCH_PROFILER_DIR`, then `$SGLANG_TORCH_PROFILER_DIR`, then `./logs`.
+    #[arg(long)]
+    pub profile_output_dir: Option<PathBuf>,
+    /// Write SGLang's stage/step timing JSON here.
+    #[arg(long)]
+    pub perf_dump_path: Option<PathBuf>,
+    /// Test only: `STEP:MS` makes denoising step STEP slower by MS milliseconds.
+    #[arg(long, hide = true, value_parser = parse_test_delay)]
+    pub inferperf_diffusion_test_delay: Option<InferperfDiffusionTestDelay>,
+}
+
+fn parse_test_delay(s: &str) -> Result<InferperfDiffusionTestDelay, String> {
+    let (step, ms) = s.split_once(':').ok_or("expected STEP:MS")?;
+    Ok(InferperfDiffusionTestDelay {
+        step: step.trim().parse().map_err(|e| format!("step: {e}"))?,
+        ms: ms.trim().parse().map_err(|e| format!("ms: {e}"))?,
+    })
+}
+
+/// What `run` produced (paths are absolute when the inputs were).
+#[derive(Debug, Default)]
+pub struct GenerateOutcome {
+    pub output_file: Option<PathBuf>,
+    pub trace_file: Option<PathBuf>,
+    pub perf_dump: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    generate(&args)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The whole command; returns the files it wrote.
+pub fn generate(args: &Args) -> anyhow::Result<GenerateOutcome> {
+    let Some(prompt) = args.prompt.clone() else {
+        bail!("--prompt is required");
+    };
+    let pipeline = load_pipeline(&args.model_path)?;
+    let image = match &args.image_path {
+        Some(path) => Some(read_image(path)?),
+        None => None,
+    };
+    let request = DiffusionRequest {
+        request_id: args.request_id.clone(),
+        prompt: prompt.clone(),
+        negative_prompt: args.negative_prompt.clone(),
+        seed: args.seed,
+        num_inference_steps: args.num_inference_steps,
+        guidance_scale: args.guidance_scale,
+        width: args.width,
+        height: args.height,
+        num_frames: args.num_frames,
+        fps: args.fps,
+        image,
+        test_delay: args.inferperf_diffusion_test_delay,
+    };
+    // Refuse bad input before anything is created on disk.
+    let shape = pipeline
+        .validate(&request)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let profiler = if args.profile {
+        Some(DiffusionProfiler::start(
+            args,
+            shape.num_inference_steps,
+            &shape_args(&request, &shape),
+        )?)
+    } else {
+        None
+    };
+    let mut observer = CliObserver {
+        profiler,
+        memory: Vec::new(),
+        peak_mb: 0.0,
+    };
+    let media = pipeline
+        .generate(&request, &mut observer)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut outcome = GenerateOutcome::default();
+    if let Some(profiler) = observer.profiler.take() {
+        outcome.trace_file = profiler.finish()?;
+    }
+    let out_path = output_file_path(args, &prompt, &media);
+    write_atomic(&out_path, &media.encode()?)
+        .with_context(|| format!("cannot write {}", out_path.display()))?;
+    tracing::info!("Saved output to {}", absolute(&out_path).display());
+    outcome.output_file = Some(out_path.clone());
+    if let Some(path) = &args.perf_dump_path {
+        let dump = perf_dump(&media, &observer.memory, &prompt, &args.model_path);
+        write_atomic(path, dump.to_pretty_json().as_bytes())
+            .with_context(|| format!("cannot write perf dump {}", path.display()))?;
+        tracing::info!("Metrics dumped to: {}", absolute(path).display());
+        outcome.perf_dump = Some(path.clone());
+    }
+    let t = &media.timings;
+    println!(
+        "Generated {} {}x{} (native {}x{}{}) with {} steps in {:.2} ms (denoising {:.2} ms): {}",
+        if media.frames.len() > 1 {
+            format!("{}-frame video", media.frames.len())
+        } else {
+            "image".to_string()
+        },
+        media.width,
+        media.height,
+        media.native_width,
+        media.native_height,
+        if media.upsampled() {
+            format!(", upsampled {}x", media.upsample_factor)
+        } else {
+            String::new()
+        },
+        media.num_inference_steps,
+        ms(t.total),
+        ms(t.stage(Stage::Denoising).unwrap_or_default()),
+        out_path.display()
+    );
+    Ok(outcome)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Resolve `--model-path` into a config and a weight source.
+fn load_pipeline(model_path: &str) -> anyhow::Result<DiffusionPipeline> {
+    let err = |e| anyhow::anyhow!("cannot load model {model_path}: {e}");
+    if model_path == "default" {
+        return DiffusionPipeline::dummy(DiffusionConfig::default()).map_err(err);
+    }
+    let path = Path::new(model_path);
+    let (config, weights) = if path.is_dir() {
+        let cfg = path.join("config.json");
+        let w = path.join("model.safetensors");
+        (cfg.is_file().then_some(cfg), w.is_file().then_some(w))
+    } else if path.is_file() {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => (Some(path.to_path_buf()), None),
+            Some("safetensors") => (None, Some(path.to_path_buf())),
+            _ => {
+                bail!("model path {model_path} is neither a .json config nor .safetensors weights")
+            }
+        }
+    } else {
+        bail!("model path {model_path} does not exist (use `default` for the built-in model)");
+    };
+    let config = match config {
+        Some(c) => DiffusionConfig::from_json_file(&c).map_err(err)?,
+        None => DiffusionConfig::default(),
+    };
+    let source = match weights {
+        Some(w) => WeightSource::Safetensors(w),
+        None => WeightSource::Dummy {
+            seed: config.weights_seed,
+        },
+    };
+    DiffusionPipeline::load(config, source).map_err(err)
+}
+
+fn read_image(path: &Path) -> anyhow::Result<InputImage> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read input image {}", path.display()))?;
+    let decoded = decode_png(&bytes).map_err(|e| {
+        anyhow::anyhow!("input image {} is not a readable PNG: {e}", path.display())
+    })?;
+    let rgb = decoded
+        .frames
+        .into_iter()
+        .next()
+        .with_context(|| format!("input image {} has no frame", path.display()))?;
+    Ok(InputImage {
+        width: decoded.width,
+        height: decoded.height,
+        rgb,
+    })
+}
+
+/// SGLang's `_sanitize_filename`: ASCII, spaces to `_`, other characters outside
+/// `[A-Za-z0-9._-]` to `_`, runs of `_` collapsed, `._` trimmed, at most 150 characters.
+/// Non-ASCII characters are dropped (SGLang NFKD-normalizes first, so `é` keeps its `e`).
+fn sanitize_filename(name: &str) -> String {
+    let mut out = String::new();
+    for ch in name.chars() {
+        let c = if ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-') {
+            ch
+        } else if ch.is_ascii() {
+            '_'
+        } else {
+            continue;
+        };
+        if c == '_' && out.ends_with('_') {
+            continue;
+        }
+        out.push(c);
+    }
+    let trimmed: String = out
+        .trim_matches(|c| c == '.' || c == '_')
+        .chars()
+        .take(150)
+        .collect();
+    if trimmed.is_empty() {
+        "output".into()
+    } else {
+        trimmed
+    }
+}
+
+/// UTC `YYYYmmdd-HHMMSS` (SGLang uses local time; the reference tool has no time zone data).
+fn file_timestamp() -> String {
+    let iso = iso8601_utc(SystemTime::now());
+    let digits: String = iso
+        .chars()
+        .take(19)
+        .filter(|c| c.is_ascii_digit())
+        .collect();
+    format!(
+        "{}-{}",
+        &digits[..8.min(digits.len())],
+        &digits[8.min(digits.len())..]
+    )
+}
+
+/// The output file: `--output-path` itself when it names a `.png`/`.apng` file, otherwise
+/// `{output_path}/{name}` with SGLang's default name `{prompt[:100]}_{time}_{hash8}` (the hash
+/// is FNV-1a of the parameters, not SHA-256) and our extension (`png`, or `apng` for videos).
+fn output_file_path(args: &Args, prompt: &str, media: &GeneratedMedia) -> PathBuf {
+    let is_file = matches!(
+        args.output_path.extension().and_then(|e| e.to_str()),
+        Some("png" | "apng")
+    );
+    if is_file {
+        return args.output_path.clone();
+    }
+    let name = match &args.output_file_name {
+        Some(n) => sanitize_filename(n),
+        None => {
+            let params = format!("{args:?}");
+            let hash = params.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+            });
+            let head: String = prompt.chars().take(100).collect();
+            sanitize_filename(&format!("{head}_{}_{:08x}", file_timestamp(), hash as u32))
+        }
+    };
+    let name = if name.ends_with(".png") || name.ends_with(".apng") {
+        name
+    } else {
+        format!("{name}.{}", media.extension())
+    };
+    args.output_path.join(name)
+}
+
+/// Write through a temp file in the same directory, then rename (parents are created).
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Build the SGLang perf dump of one generation.
+fn perf_dump(
+    media: &GeneratedMedia,
+    memory: &[(Stage, MemoryCheckpoint)],
+    prompt: &str,
+    model: &str,
+) -> PerfDump {
+    let t = &media.timings;
+    let mut meta = serde_json::Map::new();
+    meta.insert("prompt".into(), prompt.into());
+    meta.insert("model".into(), model.into());
+    PerfDump {
+        timestamp: iso8601_utc(SystemTime::now()),
+        request_id: media.request_id.clone(),
+        commit_hash: commit_hash(),
+        tag: TAG_CLI_GENERATE.into(),
+        total_duration_ms: ms(t.total),
+        steps: t
+            .stages
+            .iter()
+            .map(|(s, d)| StageDuration {
+                name: s.name().into(),
+                duration_ms: ms(*d),
+            })
+            .collect(),
+        denoise_steps_ms: t
+            .denoise_steps
+            .iter()
+            .enumerate()
+            .map(|(i, d)| DenoiseStepDuration {
+                step: i as u64,
+                duration_ms: ms(*d),
+            })
+            .collect(),
+        memory_checkpoints: memory
+            .iter()
+            .map(|(s, m)| (format!("after_{}", s.name()), m.clone()))
+            .collect::<BTreeMap<_, _>>(),
+        meta,
+        custom_metrics: None,
+        cache_stats: None,
+    }
+}
+
+/// `SGLANG_GIT_COMMIT` when set (as newer SGLang honours), else `N/A`.
+fn commit_hash() -> String {
+    std::env::var("SGLANG_GIT_COMMIT")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "N/A".into())
+}
+
+/// Honesty labels carried into the trace: native vs output size.
+fn shape_args(
+    req: &DiffusionRequest,
+    shape: &inferperf_engine::diffusion::ResolvedShape,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("request_id".into(), req.request_id.clone().into());
+    m.insert(
+        "native_hw".into(),
+        serde_json::json!([shape.native_height, shape.native_width]),
+    );
+    m.insert(
+        "output_hw".into(),
+        serde_json::json!([shape.output_height, shape.output_width]),
+    );
+    m.insert("upsampled".into(), (shape.upsample > 1).into());
+    m.insert("num_frames".into(), shape.num_frames.into());
+    m.insert(
+        "num_inference_steps".into(),
+        shape.num_inference_steps.into(),
+    );
+    m.insert("cfg".into(), shape.cfg.into());
+    m
+}
+
+/// The observer `generate` passes to the pipeline: memory after each stage, plus the profiler.
+struct CliObserver {
+    profiler: Option<DiffusionProfiler>,
+    memory: Vec<(Stage, MemoryCheckpoint)>,
+    peak_mb: f64,
+}
+
+impl PipelineObserver for CliObserver {
+    fn on_stage_begin(&mut self, stage: Stage) {
+        if let Some(p) = &mut self.profiler {
+            p.on_stage_begin(stage);
+        }
+    }
+
+    fn on_stage_end(&mut self, stage: Stage, elapsed: Duration) {
+        if let Some(p) = &mut self.profiler {
+            p.on_stage_end(stage, elapsed);
+        }
+        // CPU engine: "allocated" and "reserved" are both the process RSS.
+        if let Some(rss) = process_rss_bytes() {
+            let mb = rss as f64 / (1024.0 * 1024.0);
+            self.peak_mb = self.peak_mb.max(mb);
+            let (cur, peak) = (round2(mb), round2(self.peak_mb));
+            self.memory.push((
+                stage,
+                MemoryCheckpoint {
+                    allocated_mb: cur,
+                    reserved_mb: cur,
+                    peak_allocated_mb: peak,
+                    peak_reserved_mb: peak,
+                },
+            ));
+        }
+    }
+
+    fn on_denoise_step_begin(&mut self, step: usize, total: usize) {
+        if let Some(p) = &mut self.profiler {
+            p.on_denoise_step_begin(step, total);
+        }
+    }
+
+    fn on_denoise_step_end(&mut self, step: usize, total: usize, elapsed: Duration) {
+        if let Some(p) = &mut self.profiler {
+            p.on_denoise_step_end(step, total, elapsed);
+        }
+    }
+}
+
+/// SGLDiffusionProfiler's two modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ProfileMode {
+    /// One profiler step per denoising step.
+    Denoise,
+    /// One profiler step per pipeline stage.
+    AllStages,
+}
+
+/// SGLang's diffusion profiler over an `inferperf-profiler` session.
+struct DiffusionProfiler {
+    manager: ProfileManager,
+    writer: TraceWriter,
+    session: Arc<ProfileSession>,
+    mode: ProfileMode,
+    /// `{request_id}-{mode_id}-global-rank0.trace.json.gz`.
+    final_path: PathBuf,
+    forward_ct: u64,
+    stage_start: Option<Instant>,
+    step_start: Option<Instant>,
+    labels: serde_json::Map<String, serde_json::Value>,
+    labelled: bool,
+}
+
+/// The trace directory: explicit, then SGLang's two variables, then `./logs`.
+fn trace_dir(explicit: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    for var in [
+        "SGLANG_DIFFUSION_TORCH_PROFILER_DIR",
+        "SGLANG_TORCH_PROFILER_DIR",
+    ] {
+        if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+            return PathBuf::from(v);
+        }
+    }
+    PathBuf::from("./logs")
+}
+
+/// A `&'static` span name for denoising step `i` (the recorder keeps static names); each index
+/// is allocated once per process, so memory is bounded by the largest step count used.
+fn step_span_name(i: usize) -> &'static str {
+    static NAMES: OnceLock<Mutex<Vec<&'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    while names.len() <= i {
+        let n = names.len();
+        names.push(Box::leak(format!("denoising_step_{n}").into_boxed_str()));
+    }
+    names[i]
+}
+
+impl DiffusionProfiler {
+    fn start(
+        args: &Args,
+        num_inference_steps: usize,
+        labels: &serde_json::Map<String, serde_json::Value>,
+    ) -> anyhow::Result<Self> {
+        let (mode, mode_id, start_step, num_steps) = if args.profile_all_stages {
+            (
+                ProfileMode::AllStages,
+                "full_stages".to_string(),
+                None,
+                None,
+            )
+        } else {
+            match args.num_profiled_timesteps {
+                -1 => (
+                    ProfileMode::Denoise,
+                    format!("{num_inference_steps}_steps"),
+                    None,
+                    None,
+                ),
+                n if n > 0 => (
+                    ProfileMode::Denoise,
+                    format!("{n}_steps"),
+                    // Step 1 is the warm-up; steps 2..=n+1 are recorded.
+                    Some(2),
+                    Some(n as u64),
+                ),
+                n => bail!("--num-profiled-timesteps must be positive or -1, got {n}"),
+            }
+        };
+        let dir = trace_dir(args.profile_output_dir.as_deref());
+        let dir = absolute(&dir);
+        let req = ProfileReqInput {
+            output_dir: Some(dir.to_string_lossy().into_owned()),
+            start_step,
+            num_steps,
+            profile_id: Some(format!("{}-{mode_id}", args.request_id)),
+            with_stack: Some(false),
+            record_shapes: Some(false),
+            ..ProfileReqInput::default()
+        };
+        let writer = TraceWriter::spawn(None).context("cannot start the trace writer")?;
+        let mut manager = ProfileManager::new(
+            ProfilerConfig {
+                process_name: "inferperf::diffusion".into(),
+                ..ProfilerConfig::default()
+            },
+            writer.clone(),
+        );
+        let session = manager
+            .start_request(&req, &EnvDefaults::default())
+            .map_err(|e| anyhow::anyhow!("cannot start profiling: {e}"))?;
+        let final_path = session.start().output_dir.join(format!(
+            "{}-{mode_id}-global-rank0.trace.json.gz",
+            args.request_id
+        ));
+        tracing::info!(
+            "Profiling request {} ({}); traces go to {}",
+            args.request_id,
+            mode_id.replace('_', " "),
+            session.start().output_dir.display()
+        );
+        Ok(Self {
+            manager,
+            writer,
+            session,
+            mode,
+            final_path,
+            forward_ct: 0,
+            stage_start: None,
+            step_start: None,
+            labels: labels.clone(),
+            labelled: false,
+        })
+    }
+
+    fn begin_profiler_step(&mut self) {
+        self.forward_ct += 1;
+        let recorded = self.manager.on_step_begin(&StepInfo {
+            forward_ct: self.forward_ct,
+            mode: ForwardMode::Idle,
+            batch_size: 1,
+            num_tokens: 0,
+            extend_prefix_lens: &[],
+            extend_seq_lens: &[],
+            seq_lens: &[],
+            iter_start: None,
+        });
+        if recorded && !self.labelled {
+            // One instant per trace with the honesty labels (native vs output size).
+            let labels = self.labels.clone();
+            self.manager
+                .recorder()
+                .instant("diffusion_request", move || labels);
+            self.labelled = true;
+        }
+    }
+
+    fn on_stage_begin(&mut self, _stage: Stage) {
+        if self.mode == ProfileMode::AllStages {
+            self.begin_profiler_step();
+        }
+        self.stage_start = Some(Instant::now());
+    }
+
+    fn on_stage_end(&mut self, stage: Stage, _elapsed: Duration) {
+        if let Some(start) = self.stage_start.take() {
+            self.manager
+                .recorder()
+                .record_span(stage.name(), start, Instant::now());
+        }
+        if self.mode == ProfileMode::AllStages {
+            self.manager.on_step_end(&StepEnd::default());
+        }
+    }
+
+    fn on_denoise_step_begin(&mut self, _step: usize, _total: usize) {
+        if self.mode == ProfileMode::Denoise {
+            self.begin_profiler_step();
+        }
+        self.step_start = Some(Instant::now());
+    }
+
+    fn on_denoise_step_end(&mut self, step: usize, _total: usize, _elapsed: Duration) {
+        if let Some(start) = self.step_start.take() {
+            self.manager
+                .recorder()
+                .record_span(step_span_name(step), start, Instant::now());
+        }
+        if self.mode == ProfileMode::Denoise {
+            self.manager.on_step_end(&StepEnd::default());
+        }
+    }
+
+    /// Close the session, wait for the file, publish it under SGLang's name, check it.
+    fn finish(mut self) -> anyhow::Result<Option<PathBuf>> {
+        if self.manager.is_active() {
+            self.manager
+                .stop()
+                .map_err(|e| anyhow::anyhow!("cannot stop profiling: {e}"))?;
+        }
+        self.writer
+            .flush()
+            .map_err(|e| anyhow::anyhow!("trace writer: {e}"))?;
+        let outcome = self.session.wait();
+        if let Some(err) = outcome.errors.first() {
+            bail!("writing the trace failed: {err}");
+        }
+        let Some(written) = outcome.trace_files.first() else {
+            tracing::warn!(
+                "No denoising step was profiled (the first step is the warm-up); no trace written"
+            );
+            return Ok(None);
+        };
+        std::fs::rename(written, &self.final_path).with_context(|| {
+            format!(
+                "cannot move {} to {}",
+                written.display(),
+                self.final_path.display()
+            )
+        })?;
+        check_trace(&self.final_path);
+        tracing::info!("Saved profiler traces to: {}", self.final_path.display());
+        Ok(Some(self.final_path))
+    }
+}
+
+/// SGLang's integrity check: non-empty, and one gzip member (no second `\x1f\x8b` header).
+fn check_trace(path: &Path) {
+    let ok = std::fs::read(path)
+        .map(|b| !b.is_empty() && b.windows(2).filter(|w| w == &[0x1f, 0x8b]).count() <= 1)
+        .unwrap_or(false);
+    if !ok {
+        tracing::warn!("Trace file may be corrupted: {}", path.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use inferperf_trace::TraceReader;
+
+    #[derive(Parser)]
+    struct TestCli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> Self {
+            static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let p = std::env::temp_dir()
+                .join(format!("inferperf-gen-{tag}-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(&p).unwrap();
+            Self(p)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn parse(extra: &[&str]) -> Args {
+        let mut argv = vec!["generate", "--prompt", "a lighthouse at dusk"];
+        argv.extend_from_slice(extra);
+        TestCli::try_parse_from(argv).unwrap().args
+    }
+
+    fn trace_events(path: &Path) -> Vec<serde_json::Value> {
+        let mut r = TraceReader::open(path).unwrap();
+        let mut out = Vec::new();
+        while let Some(raw) = r.next_event().unwrap() {
+            out.push(serde_json::from_slice(raw).unwrap());
+        }
+        out
+    }
+
+    fn named<'a>(events: &'a [serde_json::Value], prefix: &str) -> Vec<&'a str> {
+        events
+            .iter()
+            .filter(|e| e["ph"] == "X")
+            .filter_map(|e| e["name"].as_str())
+            .filter(|n| n.starts_with(prefix))
+            .collect()
+    }
+
+    #[test]
+    fn profile_records_n_denoising_steps_after_one_warmup_and_dump_adds_up() {
+        let tmp = TempDir::new("prof");
+        let logs = tmp.0.join("logs");
+        let dump = tmp.0.join("perf.json");
+        let out = tmp.0.join("img.png");
+        let args = parse(&[
+            "--num-inference-steps",
+            "6",
+            "--profile",
+            "--num-profiled-timesteps",
+            "3",
+            "--profile-output-dir",
+            logs.to_str().unwrap(),
+            "--perf-dump-path",
+            dump.to_str().unwrap(),
+            "--output-path",
+            out.to_str().unwrap(),
+        ]);
+        let o = generate(&args).unwrap();
+        let trace = o.trace_file.unwrap();
+        assert_eq!(
+            trace.file_name().unwrap().to_str().unwrap(),
+            "mocked_fake_id_for_offline_generate-3_steps-global-rank0.trace.json.gz"
+        );
+        // Only the published file is left in the directory.
+        assert_eq!(std::fs::read_dir(&logs).unwrap().count(), 1);
+        let events = trace_events(&trace);
+        assert_eq!(
+            named(&events, "ProfilerStep#"),
+            ["ProfilerStep#2", "ProfilerStep#3", "ProfilerStep#4"]
+        );
+        assert_eq!(
+            named(&events, "denoising_step_"),
+            ["denoising_step_1", "denoising_step_2", "denoising_step_3"]
+        );
+        let label = events
+            .iter()
+            .find(|e| e["name"] == "diffusion_request")
+            .unwrap();
+        assert_eq!(label["args"]["native_hw"], serde_json::json!([256, 256]));
+        assert_eq!(label["args"]["upsampled"], false);
+
+        let text = std::fs::read_to_string(&dump).unwrap();
+        let d = PerfDump::from_json_str(&text).unwrap();
+        assert_eq!(d.tag, "cli_generate");
+        assert_eq!(d.request_id, "mocked_fake_id_for_offline_generate");
+        assert_eq!(d.meta["prompt"], "a lighthouse at dusk");
+        let names: Vec<&str> = d.steps.iter().map(|s| s.name.as_str()).collect();
+        let all: Vec<&str> = Stage::ALL.iter().map(|s| s.name()).collect();
+        assert_eq!(names, all);
+        assert_eq!(d.denoise_steps_ms.len(), 6);
+        let denoise = d.stage_ms("DenoisingStage").unwrap();
+        let sum = d.denoise_steps_total_ms();
+        assert!(
+            (denoise - sum).abs() <= 0.01 * denoise,
+            "steps {sum} vs stage {denoise}"
+        );
+        assert!(d.memory_checkpoints.contains_key("after_DenoisingStage"));
+    }
+
+    #[test]
+    fn profile_all_stages_records_every_stage() {
+        let tmp = TempDir::new("all");
+        let args = parse(&[
+            "--num-inference-steps",
+            "2",
+            "--profile",
+            "--profile-all-stages",
+            "--request-id",
+            "rid7",
+            "--profile-output-dir",
+            tmp.0.to_str().unwrap(),
+            "--output-path",
+            tmp.0.join("x.png").to_str().unwrap(),
+        ]);
+        let trace = generate(&args).unwrap().trace_file.unwrap();
+        assert!(trace.ends_with("rid7-full_stages-global-rank0.trace.json.gz"));
+        let events = trace_events(&trace);
+        assert_eq!(named(&events, "ProfilerStep#").len(), 7);
+        for stage in Stage::ALL {
+            assert_eq!(named(&events, stage.name()), [stage.name()], "{stage:?}");
+        }
+        assert_eq!(named(&events, "denoising_step_").len(), 2);
+    }
+
+    #[test]
+    fn outputs_are_png_and_apng_of_the_requested_size_and_deterministic() {
+        let tmp = TempDir::new("out");
+        let a = tmp.0.join("a.png");
+        let b = tmp.0.join("b.png");
+        for p in [&a, &b] {
+            let args = parse(&[
+                "--num-inference-steps",
+                "3",
+                "--width",
+                "512",
+                "--height",
+                "256",
+                "--seed",
+                "42",
+                "--guidance-scale",
+                "3.5",
+                "--output-path",
+                p.to_str().unwrap(),
+            ]);
+            generate(&args).unwrap();
+        }
+        let bytes = std::fs::read(&a).unwrap();
+        assert_eq!(bytes, std::fs::read(&b).unwrap());
+        let img = decode_png(&bytes).unwrap();
+        assert_eq!((img.width, img.height, img.animated), (512, 256, false));
+
+        let args = parse(&[
+            "--num-inference-steps",
+            "2",
+            "--num-frames",
+            "4",
+            "--fps",
+            "8",
+            "--output-path",
+            tmp.0.to_str().unwrap(),
+            "--output-file-name",
+            "clip",
+        ]);
+        let out = generate(&args).unwrap().output_file.unwrap();
+        assert_eq!(out, tmp.0.join("clip.apng"));
+        let vid = decode_png(&std::fs::read(&out).unwrap()).unwrap();
+        assert_eq!(
+            (vid.width, vid.height, vid.animated, vid.frames.len()),
+            (128, 128, true, 4)
+        );
+    }
+
+    #[test]
+    fn bad_input_is_a_clear_error_and_writes_nothing() {
+        let tmp = TempDir::new("bad");
+        let out = tmp.0.join("o");
+        let o = out.to_str().unwrap();
+        let err = |extra: &[&str]| {
+            let mut v = extra.to_vec();
+            v.extend(["--output-path", o, "--profile", "--profile-output-dir", o]);
+            format!("{:#}", generate(&parse(&v)).unwrap_err())
+        };
+        let e = err(&["--width", "1000"]);
+        assert!(e.contains("width") && e.contains("multiple of 16"), "{e}");
+        let e = err(&["--num-inference-steps", "0"]);
+        assert!(e.contains("num_inference_steps"), "{e}");
+        let garbage = tmp.0.join("garbage.png");
+        std::fs::write(&garbage, b"definitely not a png").unwrap();
+        let e = err(&["--image-path", garbage.to_str().unwrap()]);
+        assert!(
+            e.contains("garbage.png") && e.contains("not a readable PNG"),
+            "{e}"
+        );
+        let e = err(&["--image-path", "/nonexistent/in.png"]);
+        assert!(e.contains("cannot read input image"), "{e}");
+        let e = err(&["--model-path", "/nonexistent/model"]);
+        assert!(e.contains("does not exist"), "{e}");
+        assert!(!out.exists());
+    }
+
+    #[test]
+    fn sglang_file_names() {
+        assert_eq!(sanitize_filename("a cat, on  a mat!"), "a_cat_on_a_mat");
+        assert_eq!(sanitize_filename("..."), "output");
+        let ts = file_timestamp();
+        assert_eq!(ts.len(), 15, "{ts}");
+    }
 }
