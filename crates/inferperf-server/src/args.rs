@@ -39,7 +39,8 @@ pub struct ServerArgs {
     #[arg(long, default_value = "{}")]
     pub json_model_override_args: String,
 
-    /// Server-wide random seed; per-request seeds are derived from it.
+    /// Server-wide random seed (dummy weights, per-request sampling seeds). Default: the
+    /// engine's fixed seed (0), so runs are reproducible (SGLang picks a random one).
     #[arg(long)]
     pub random_seed: Option<u64>,
 

@@ -76,7 +76,27 @@ impl EmbeddedServer {
         Self::start_inner(args, engine).await
     }
 
+    /// [`EmbeddedServer::start_owning_engine`] with `extra_routes` that carry their own state
+    /// (e.g. profile routes around the profiler handle whose hooks the engine was launched
+    /// with, see `launch::launch_model`). They are served behind the same API-key check.
+    pub async fn start_with_routes(
+        args: ServerArgs,
+        engine: OwnedEngine,
+        extra_routes: axum::Router,
+    ) -> Result<Self, ServerError> {
+        validate_args(&args)?;
+        Self::start_inner_with(args, engine, extra_routes).await
+    }
+
     async fn start_inner(args: ServerArgs, engine: OwnedEngine) -> Result<Self, ServerError> {
+        Self::start_inner_with(args, engine, axum::Router::new()).await
+    }
+
+    async fn start_inner_with(
+        args: ServerArgs,
+        engine: OwnedEngine,
+        extra_routes: axum::Router,
+    ) -> Result<Self, ServerError> {
         let OwnedEngine { parts, join } = engine;
         let owns_engine = join.is_some();
         let handle = parts.handle.clone();
@@ -119,7 +139,7 @@ impl EmbeddedServer {
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let engine_for_abort = handle.clone();
         let engine_for_stop = handle.clone();
-        let app = routes::router(state);
+        let app = routes::router_with(state, extra_routes);
         let task = tokio::spawn(async move {
             let shutdown = async move {
                 // A dropped sender (EmbeddedServer dropped) also means "shut down".

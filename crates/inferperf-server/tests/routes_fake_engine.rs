@@ -419,3 +419,38 @@ async fn generate_single_batch_and_streams() {
     }
     s.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn extra_routes_are_served_behind_the_api_key() {
+    let engine = common::fake_engine::FakeEngine::start();
+    let extra = axum::Router::new().route(
+        "/start_profile",
+        axum::routing::post(|| async { "Start profiling.\n" }),
+    );
+    let args = inferperf_server::ServerArgs {
+        api_key: Some("k".into()),
+        ..fake_args()
+    };
+    let owned = inferperf_server::OwnedEngine {
+        parts: engine.parts(),
+        join: None,
+    };
+    let server = inferperf_server::EmbeddedServer::start_with_routes(args, owned, extra)
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("{}/start_profile", server.base_url());
+    let resp = http.post(&url).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let resp = http.post(&url).bearer_auth("k").send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.text().await.unwrap(), "Start profiling.\n");
+    let resp = http
+        .post(format!("{}/v1/models", server.base_url()))
+        .bearer_auth("k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 405, "built-in routes are still there");
+    server.shutdown().await.unwrap();
+}

@@ -1,6 +1,7 @@
-//! All HTTP routes, one module per group, merged in [`router`]. To add a group (e.g. the
-//! profiler's `/start_profile`, `/stop_profile`), add a module with a
-//! `pub fn routes() -> Router<Arc<AppState>>` and one `.merge(...)` line below.
+//! All HTTP routes, one module per group, merged in [`router_with`]. To add a group, add a
+//! module with a `pub fn routes() -> Router<Arc<AppState>>` and one `.merge(...)` line below;
+//! a group with its own state (the profiler's `/start_profile`, `/stop_profile`, built around
+//! its handle) is passed as `extra` (see `EmbeddedServer::start_with_routes`).
 
 use std::sync::Arc;
 
@@ -29,6 +30,12 @@ const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
 /// The complete application: every route group, the API-key check, body limit and JSON
 /// fallbacks for unknown paths and methods.
 pub fn router(state: Arc<AppState>) -> Router {
+    router_with(state, Router::new())
+}
+
+/// [`router`] plus `extra` routes that carry their own state (e.g. profile routes built
+/// around a profiler handle); they get the same API-key check, body limit and fallbacks.
+pub fn router_with(state: Arc<AppState>, extra: Router) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(models::routes())
@@ -39,15 +46,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(control::routes())
         .merge(tokenize::routes())
         .merge(metrics::routes())
-        // Profile routes (`/start_profile`, `/stop_profile`, `/end_profile`) merge here.
+        // Route groups that need only `AppState` merge here.
+        .with_state(state.clone())
+        .merge(extra)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_api_key,
-        ))
+        .layer(middleware::from_fn_with_state(state, auth::require_api_key))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
 }
 
 async fn not_found(uri: Uri) -> ApiError {
