@@ -4,8 +4,21 @@
 //! The public contract is [`api`]: a cloneable [`api::EngineHandle`] that HTTP handlers (or
 //! in-process benchmarks) use to submit requests and control commands. One engine thread owns the
 //! model and the KV pool; requests arrive on a channel with their own response channel, and a
-//! dropped response receiver aborts the request and frees its KV slots.
+//! dropped response receiver aborts the request and frees its KV slots. [`launch`] loads a model
+//! (`default`, GGUF, HF directory) and starts that thread; [`hooks`] is the profiler's seam.
 
 pub mod api;
+pub mod config;
 pub mod diffusion;
+mod engine;
+pub mod hooks;
+pub mod kv;
+mod load;
+pub mod model;
+mod request;
+pub mod sampler;
+mod scheduler;
 pub mod simulated;
+pub mod tokenizer;
+
+pub use engine::{launch, launch_with_hooks, EngineConfig, LaunchedEngine};

@@ -1,0 +1,487 @@
+//! The engine thread: owns the model, the KV pool and the scheduler; drains requests and control
+//! commands between steps, runs one forward batch per step, samples and streams results.
+
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crate::api::{
+    ControlCommand, EngineError, EngineHandle, EngineMessage, FinishReason, GenerateEvent,
+    GenerateRequest, InternalState, ModelInfo, TextTokenizer,
+};
+use crate::hooks::{BatchSummary, NoHooks, StepHooks, StepOutcome};
+use crate::kv::KvPool;
+use crate::load::{load, LoadedModel};
+use crate::model::{ForwardBatch, LlamaModel, SeqInput};
+use crate::request::Req;
+use crate::sampler::sample;
+use crate::scheduler::{Scheduler, SchedulerConfig};
+
+/// Engine settings, with SGLang's server-argument names.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// `default` (built-in tiny model), a `.gguf` file, an HF directory, or a cached hub id.
+    pub model_path: String,
+    pub tokenizer_path: Option<String>,
+    /// `auto`, `dummy`, `gguf` or `safetensors`.
+    pub load_format: String,
+    pub json_model_override_args: Option<String>,
+    /// KV pool size in tokens; default fits about 1 GiB of KV (at most 65536 tokens).
+    pub max_total_tokens: Option<usize>,
+    pub page_size: usize,
+    /// Prefill token budget per step; `-1` (or 0) disables chunking.
+    pub chunked_prefill_size: i64,
+    pub max_running_requests: Option<usize>,
+    pub enable_mixed_chunk: bool,
+    pub random_seed: u64,
+    pub context_length: Option<usize>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            model_path: "default".into(),
+            tokenizer_path: None,
+            load_format: "auto".into(),
+            json_model_override_args: None,
+            max_total_tokens: None,
+            page_size: 1,
+            chunked_prefill_size: 512,
+            max_running_requests: None,
+            enable_mixed_chunk: false,
+            random_seed: 0,
+            context_length: None,
+        }
+    }
+}
+
+/// A started engine: its handle, tokenizer and description.
+pub struct LaunchedEngine {
+    pub handle: EngineHandle,
+    pub tokenizer: Arc<dyn TextTokenizer>,
+    pub model_info: ModelInfo,
+    pub thread: Option<JoinHandle<()>>,
+}
+
+impl LaunchedEngine {
+    /// Stop the engine thread and wait for it.
+    pub fn shutdown(mut self) {
+        self.handle.shutdown();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Load the model and start the engine thread.
+pub fn launch(config: EngineConfig) -> Result<LaunchedEngine, EngineError> {
+    launch_with_hooks(config, Box::new(NoHooks))
+}
+
+/// [`launch`] with step hooks (the profiler's seam).
+pub fn launch_with_hooks(
+    config: EngineConfig,
+    hooks: Box<dyn StepHooks>,
+) -> Result<LaunchedEngine, EngineError> {
+    let LoadedModel {
+        model,
+        tokenizer,
+        info,
+    } = load(&config)?;
+    let cfg = &model.config;
+    let row_bytes = cfg.num_hidden_layers * 2 * cfg.num_kv_heads() * cfg.head_dim() * 4;
+    let max_total = config
+        .max_total_tokens
+        .unwrap_or_else(|| ((1usize << 30) / row_bytes.max(1)).clamp(1024, 65536));
+    let pool = KvPool::new(
+        cfg.num_hidden_layers,
+        cfg.num_kv_heads(),
+        cfg.head_dim(),
+        max_total,
+        config.page_size,
+    )?;
+    let sched = Scheduler::new(SchedulerConfig {
+        chunked_prefill_size: (config.chunked_prefill_size > 0)
+            .then_some(config.chunked_prefill_size as usize),
+        max_running_requests: config.max_running_requests.unwrap_or(256).max(1),
+        enable_mixed_chunk: config.enable_mixed_chunk,
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut state = EngineLoop {
+        context_len: info.context_length,
+        eos: tokenizer.eos_token_ids(),
+        model,
+        pool,
+        sched,
+        tokenizer: tokenizer.clone(),
+        hooks,
+        seed: config.random_seed,
+        forward_ct: 0,
+        totals: Totals::default(),
+        throughput: ThroughputWindow::new(),
+    };
+    let thread = std::thread::Builder::new()
+        .name("inferperf-engine".into())
+        .spawn(move || state.run(rx))
+        .map_err(|e| EngineError::Other(format!("cannot start the engine thread: {e}")))?;
+    Ok(LaunchedEngine {
+        handle: EngineHandle::new(tx),
+        tokenizer,
+        model_info: info,
+        thread: Some(thread),
+    })
+}
+
+#[derive(Default)]
+struct Totals {
+    prompt: u64,
+    cached: u64,
+    generated: u64,
+}
+
+/// Decode throughput over the last second or so (SGLang's `last_gen_throughput`).
+struct ThroughputWindow {
+    since: Instant,
+    tokens: u64,
+    last: f64,
+}
+
+impl ThroughputWindow {
+    fn new() -> Self {
+        Self {
+            since: Instant::now(),
+            tokens: 0,
+            last: 0.0,
+        }
+    }
+    fn add(&mut self, n: usize) {
+        self.tokens += n as u64;
+        let dt = self.since.elapsed().as_secs_f64();
+        if dt >= 1.0 {
+            self.last = self.tokens as f64 / dt;
+            self.tokens = 0;
+            self.since = Instant::now();
+        }
+    }
+}
+
+struct EngineLoop {
+    model: LlamaModel,
+    pool: KvPool,
+    sched: Scheduler,
+    tokenizer: Arc<dyn TextTokenizer>,
+    hooks: Box<dyn StepHooks>,
+    eos: Vec<u32>,
+    context_len: usize,
+    seed: u64,
+    forward_ct: u64,
+    totals: Totals,
+    throughput: ThroughputWindow,
+}
+
+impl EngineLoop {
+    fn run(&mut self, rx: Receiver<EngineMessage>) {
+        loop {
+            if self.sched.is_idle() {
+                match rx.recv() {
+                    Ok(m) => {
+                        if !self.handle(m) {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            let mut stop = false;
+            loop {
+                match rx.try_recv() {
+                    Ok(m) => {
+                        if !self.handle(m) {
+                            stop = true;
+                            break;
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        stop = true;
+                        break;
+                    }
+                }
+            }
+            if stop {
+                break;
+            }
+            self.drop_closed();
+            if !self.step() && !self.sched.is_idle() {
+                // Nothing can run now (should not happen with reservations): wait for input.
+                match rx.recv() {
+                    Ok(m) => {
+                        if !self.handle(m) {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        self.abort_all("the engine is shutting down");
+    }
+
+    /// Apply one message; false means shut down.
+    fn handle(&mut self, msg: EngineMessage) -> bool {
+        match msg {
+            EngineMessage::Generate(req, tx) => self.admit(req, tx),
+            EngineMessage::Control(c) => self.control(c),
+            EngineMessage::Shutdown => return false,
+        }
+        true
+    }
+
+    fn admit(
+        &mut self,
+        req: GenerateRequest,
+        tx: tokio::sync::mpsc::UnboundedSender<GenerateEvent>,
+    ) {
+        let mut r = Req::new(req, tx, self.seed);
+        let reject = if r.input_ids.is_empty() {
+            Some("the prompt is empty".to_string())
+        } else if r.input_ids.len() >= self.context_len {
+            Some(format!(
+                "the prompt has {} tokens, which is not below the context length {}",
+                r.input_ids.len(),
+                self.context_len
+            ))
+        } else if let Some(bad) = r
+            .input_ids
+            .iter()
+            .find(|&&t| t as usize >= self.model.config.vocab_size)
+        {
+            Some(format!(
+                "token id {bad} is outside the vocabulary (size {})",
+                self.model.config.vocab_size
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = reject {
+            r.finish(FinishReason::Abort { message });
+            return;
+        }
+        // Never promise more than the context allows.
+        let room = self.context_len - r.input_ids.len();
+        r.sampling.max_new_tokens = r.sampling.max_new_tokens.min(room);
+        let need = self
+            .pool
+            .pages_for(r.max_tokens_needed().max(r.input_ids.len() + 1))
+            * self.pool.page_size();
+        if need > self.pool.total_slots() {
+            let message = format!(
+                "prompt ({}) + max_new_tokens ({}) = {} tokens exceeds the KV pool (--max-total-tokens {})",
+                r.input_ids.len(),
+                r.sampling.max_new_tokens,
+                r.max_tokens_needed(),
+                self.pool.total_slots()
+            );
+            r.finish(FinishReason::Abort { message });
+            return;
+        }
+        self.totals.prompt += r.input_ids.len() as u64;
+        self.sched.waiting.push_back(r);
+    }
+
+    fn control(&mut self, cmd: ControlCommand) {
+        match cmd {
+            ControlCommand::FlushCache(reply) => {
+                // No prefix cache yet: flushing succeeds only when idle, as in SGLang.
+                let _ = reply.send(self.sched.is_idle());
+            }
+            ControlCommand::Abort(rid) => {
+                let matches = |r: &Req| rid.as_deref().is_none_or(|x| x == r.rid);
+                let mut kept = std::collections::VecDeque::new();
+                for mut r in self.sched.waiting.drain(..) {
+                    if matches(&r) {
+                        r.finish(FinishReason::Abort {
+                            message: "aborted".into(),
+                        });
+                        self.pool.release(&mut r.pages);
+                    } else {
+                        kept.push_back(r);
+                    }
+                }
+                self.sched.waiting = kept;
+                let mut i = 0;
+                while i < self.sched.running.len() {
+                    if matches(&self.sched.running[i]) {
+                        let mut r = self.sched.running.remove(i);
+                        r.finish(FinishReason::Abort {
+                            message: "aborted".into(),
+                        });
+                        self.pool.release(&mut r.pages);
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            ControlCommand::GetInternalState(reply) => {
+                let _ = reply.send(self.internal_state());
+            }
+        }
+    }
+
+    fn internal_state(&self) -> InternalState {
+        let total = self.pool.total_slots();
+        let free = self.pool.free_slots();
+        InternalState {
+            forward_ct: self.forward_ct,
+            num_running_reqs: self.sched.running.len(),
+            num_waiting_reqs: self.sched.waiting.len(),
+            token_usage: (total - free) as f64 / total.max(1) as f64,
+            kv_total_slots: total,
+            kv_free_slots: free,
+            last_gen_throughput: self.throughput.last,
+            max_total_num_tokens: total,
+            max_running_requests: self.sched.cfg.max_running_requests,
+            max_req_input_len: self.context_len.saturating_sub(1),
+            prompt_tokens_total: self.totals.prompt,
+            cached_tokens_total: self.totals.cached,
+            generation_tokens_total: self.totals.generated,
+        }
+    }
+
+    /// Abort requests whose receiver was dropped and free their KV.
+    fn drop_closed(&mut self) {
+        let pool = &mut self.pool;
+        self.sched.waiting.retain_mut(|r| {
+            let closed = r.is_closed();
+            if closed {
+                pool.release(&mut r.pages);
+            }
+            !closed
+        });
+        self.sched.running.retain_mut(|r| {
+            let closed = r.is_closed();
+            if closed {
+                pool.release(&mut r.pages);
+            }
+            !closed
+        });
+    }
+
+    fn abort_all(&mut self, message: &str) {
+        for mut r in self
+            .sched
+            .waiting
+            .drain(..)
+            .chain(self.sched.running.drain(..))
+        {
+            r.finish(FinishReason::Abort {
+                message: message.into(),
+            });
+            self.pool.release(&mut r.pages);
+        }
+    }
+
+    /// Run one step; false if nothing could be scheduled.
+    fn step(&mut self) -> bool {
+        let schedule_start = Instant::now();
+        let Some(step) = self.sched.next_step(&mut self.pool) else {
+            return false;
+        };
+        self.forward_ct += 1;
+        let mut batch = ForwardBatch::default();
+        for &(i, n, sample) in &step.rows {
+            let r = &self.sched.running[i];
+            let row_start = batch.input_ids.len();
+            for pos in r.computed..r.computed + n {
+                batch.input_ids.push(r.token_at(pos));
+                batch.positions.push(pos);
+            }
+            batch.seqs.push(SeqInput {
+                row_start,
+                len: n,
+                prefix: r.computed,
+                slots: (0..r.computed + n)
+                    .map(|p| self.pool.slot(&r.pages, p))
+                    .collect(),
+                sample,
+            });
+        }
+        let summary = BatchSummary {
+            forward_ct: self.forward_ct,
+            mode: step.mode,
+            batch_size: step.rows.len(),
+            num_tokens: batch.input_ids.len(),
+            prefix_lens: batch.seqs.iter().map(|s| s.prefix).collect(),
+            extend_lens: batch.seqs.iter().map(|s| s.len).collect(),
+            schedule_start: Some(schedule_start),
+        };
+        let detailed = self.hooks.on_step_begin(&summary);
+        let start = Instant::now();
+        let result = if detailed {
+            let hooks = &mut self.hooks;
+            let mut sink = |t| hooks.on_module(t);
+            self.model.forward(&batch, &mut self.pool, Some(&mut sink))
+        } else {
+            self.model.forward(&batch, &mut self.pool, None)
+        };
+        self.hooks.on_forward(start, Instant::now());
+        let mut new_tokens = 0;
+        match result {
+            Ok(mut logits) => {
+                let mut logit_rows = logits.iter_mut();
+                let mut finished = Vec::new();
+                for &(i, n, sampled) in &step.rows {
+                    let r = &mut self.sched.running[i];
+                    r.computed += n;
+                    if !sampled {
+                        continue;
+                    }
+                    let Some(row) = logit_rows.next() else { break };
+                    if r.output_ids.len() < r.sampling.min_new_tokens {
+                        for &e in self.eos.iter().chain(&r.sampling.stop_token_ids) {
+                            if let Some(l) = row.get_mut(e as usize) {
+                                *l = f32::NEG_INFINITY;
+                            }
+                        }
+                    }
+                    let tok = sample(row, &r.sampling, &mut r.rng);
+                    new_tokens += 1;
+                    match r.push_token(tok, self.tokenizer.as_ref(), &self.eos, self.context_len) {
+                        Some(reason) => finished.push((i, reason)),
+                        None => r.maybe_emit(false),
+                    }
+                }
+                finished.sort_by_key(|f| std::cmp::Reverse(f.0));
+                for (i, reason) in finished {
+                    let mut r = self.sched.running.remove(i);
+                    r.finish(reason);
+                    self.pool.release(&mut r.pages);
+                }
+            }
+            Err(e) => {
+                let mut idx: Vec<usize> = step.rows.iter().map(|r| r.0).collect();
+                idx.sort_unstable_by(|a, b| b.cmp(a));
+                for i in idx {
+                    let mut r = self.sched.running.remove(i);
+                    r.finish(FinishReason::Abort {
+                        message: e.to_string(),
+                    });
+                    self.pool.release(&mut r.pages);
+                }
+            }
+        }
+        self.totals.generated += new_tokens as u64;
+        self.throughput.add(new_tokens);
+        let total = self.pool.total_slots();
+        self.hooks.on_step_end(&StepOutcome {
+            forward_ct: self.forward_ct,
+            running_reqs: self.sched.running.len(),
+            waiting_reqs: self.sched.waiting.len(),
+            kv_used_tokens: total - self.pool.free_slots(),
+            kv_total_tokens: total,
+            new_tokens,
+        });
+        true
+    }
+}

@@ -1,0 +1,7 @@
+//! The Llama-family decoder and its flattened ragged-batch forward.
+
+mod attention;
+mod llama;
+pub mod weights;
+
+pub use llama::{ForwardBatch, LlamaModel, SeqInput};

@@ -1,0 +1,61 @@
+//! Incremental detokenization: text is released only once it forms complete UTF-8 characters
+//! (the prefix/read-offset scheme of TGI and SGLang's DecodeStream).
+
+use crate::api::{EngineError, TextTokenizer};
+
+/// Turns a growing list of token ids into text deltas.
+#[derive(Default)]
+pub struct IncrementalDetokenizer {
+    ids: Vec<u32>,
+    prefix_offset: usize,
+    read_offset: usize,
+}
+
+impl IncrementalDetokenizer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add one token; returns the newly completed text (possibly empty).
+    pub fn push(
+        &mut self,
+        tokenizer: &dyn TextTokenizer,
+        id: u32,
+        skip_special_tokens: bool,
+    ) -> Result<String, EngineError> {
+        self.ids.push(id);
+        let prefix = tokenizer.decode(
+            &self.ids[self.prefix_offset..self.read_offset],
+            skip_special_tokens,
+        )?;
+        let full = tokenizer.decode(&self.ids[self.prefix_offset..], skip_special_tokens)?;
+        if full.len() > prefix.len()
+            && !full.ends_with('\u{FFFD}')
+            && full.is_char_boundary(prefix.len())
+        {
+            let delta = full[prefix.len()..].to_string();
+            self.prefix_offset = self.read_offset;
+            self.read_offset = self.ids.len();
+            Ok(delta)
+        } else {
+            Ok(String::new())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokenizer::ByteTokenizer;
+
+    #[test]
+    fn never_splits_a_multibyte_character() {
+        let t = ByteTokenizer::new().unwrap();
+        let mut d = IncrementalDetokenizer::new();
+        let mut out = Vec::new();
+        for b in "aé€".bytes() {
+            out.push(d.push(&t, b as u32, true).unwrap());
+        }
+        assert_eq!(out, vec!["a", "", "é", "", "", "€"]);
+    }
+}
