@@ -1,6 +1,8 @@
 //! `ServerArgs` -> the built-in engine: the one place that maps server flags onto the engine's
 //! configuration and starts it (off the async workers: loading weights blocks).
 
+use inferperf_engine::{EngineConfig, LaunchedEngine};
+
 use crate::args::ServerArgs;
 use crate::error::ServerError;
 use crate::state::EngineParts;
@@ -55,10 +57,67 @@ fn launch_blocking(args: &ServerArgs) -> Result<OwnedEngine, ServerError> {
     if args.model_path == SIMULATED_MODEL_PATH {
         return launch_simulated();
     }
-    Err(ServerError::EngineLaunch(format!(
-        "the built-in engine (inferperf_engine::launch) is not available in this build; cannot load `{}`",
-        args.model_path
-    )))
+    launch_model(args, Box::new(inferperf_engine::hooks::NoHooks))
+}
+
+/// The engine configuration for `args` (SGLang flag -> engine field, defaults from the engine).
+pub fn engine_config(args: &ServerArgs) -> EngineConfig {
+    let defaults = EngineConfig::default();
+    EngineConfig {
+        model_path: args.model_path.clone(),
+        tokenizer_path: args.tokenizer_path.clone(),
+        load_format: args.load_format.clone(),
+        json_model_override_args: (args.json_model_override_args.trim() != "{}")
+            .then(|| args.json_model_override_args.clone()),
+        max_total_tokens: args.max_total_tokens,
+        page_size: args.page_size.unwrap_or(defaults.page_size),
+        chunked_prefill_size: args
+            .chunked_prefill_size
+            .unwrap_or(defaults.chunked_prefill_size),
+        max_running_requests: args.max_running_requests,
+        enable_mixed_chunk: args.enable_mixed_chunk,
+        random_seed: args.random_seed.unwrap_or(defaults.random_seed),
+        context_length: args.context_length,
+    }
+}
+
+/// Load the model named by `args` and start the engine thread with `hooks` (the profiler's
+/// seam). Blocks while the weights load.
+pub fn launch_model(
+    args: &ServerArgs,
+    hooks: Box<dyn inferperf_engine::hooks::StepHooks>,
+) -> Result<OwnedEngine, ServerError> {
+    let config = engine_config(args);
+    tracing::info!(model_path = %config.model_path, load_format = %config.load_format, "loading model");
+    let launched = inferperf_engine::launch_with_hooks(config, hooks).map_err(|e| {
+        ServerError::EngineLaunch(format!("cannot load `{}`: {e}", args.model_path))
+    })?;
+    let LaunchedEngine {
+        handle,
+        tokenizer,
+        model_info,
+        thread,
+    } = launched;
+    tracing::info!(
+        architecture = %model_info.architecture,
+        load_format = %model_info.load_format,
+        context_length = model_info.context_length,
+        "model loaded"
+    );
+    Ok(OwnedEngine {
+        parts: EngineParts {
+            handle,
+            tokenizer,
+            model_info,
+        },
+        join: thread.map(|t| {
+            Box::new(move || {
+                if t.join().is_err() {
+                    tracing::warn!("the engine thread panicked");
+                }
+            }) as Box<dyn FnOnce() + Send>
+        }),
+    })
 }
 
 fn launch_simulated() -> Result<OwnedEngine, ServerError> {
