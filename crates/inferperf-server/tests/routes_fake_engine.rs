@@ -451,6 +451,10 @@ async fn extra_routes_are_served_behind_the_api_key() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status().as_u16(), 405, "built-in routes are still there");
+    assert_eq!(
+        resp.status().as_u16(),
+        405,
+        "built-in routes are still there"
+    );
     server.shutdown().await.unwrap();
 }
