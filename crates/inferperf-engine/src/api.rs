@@ -145,6 +145,10 @@ pub enum ControlCommand {
     /// Abort one request by rid (or all when `None`).
     Abort(Option<String>),
     GetInternalState(oneshot::Sender<InternalState>),
+    /// Wake the engine thread and let its step hooks apply commands queued on their own
+    /// channel ([`crate::hooks::StepHooks::on_control`]), e.g. a profiler start/stop, between
+    /// steps and also while the engine is idle. Engines without hooks ignore it.
+    PollHooks,
 }
 
 /// Messages on the engine's input channel.
@@ -188,6 +192,12 @@ impl EngineHandle {
         let (tx, rx) = oneshot::channel();
         self.control(ControlCommand::GetInternalState(tx))?;
         rx.await.map_err(|_| EngineError::Stopped)
+    }
+
+    /// Pass a message on as is (a dispatcher in front of several engines forwards requests
+    /// with their original response channel).
+    pub fn send_message(&self, msg: EngineMessage) -> Result<(), EngineError> {
+        self.send(msg)
     }
 
     /// Ask the engine thread to finish and exit.

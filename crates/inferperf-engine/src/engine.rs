@@ -326,6 +326,7 @@ impl EngineLoop {
             ControlCommand::GetInternalState(reply) => {
                 let _ = reply.send(self.internal_state());
             }
+            ControlCommand::PollHooks => self.hooks.on_control(),
         }
     }
 

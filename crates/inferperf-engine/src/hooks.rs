@@ -86,6 +86,11 @@ pub trait StepHooks: Send {
     fn on_forward(&mut self, _start: Instant, _end: Instant) {}
     /// Called after results were processed.
     fn on_step_end(&mut self, _outcome: &StepOutcome) {}
+    /// Called on the engine thread between steps (or while idle) when a
+    /// [`crate::api::ControlCommand::PollHooks`] arrives: apply commands the hook object
+    /// receives on its own channel (the profiler's start/stop, which must finish on an idle
+    /// engine without waiting for a future step).
+    fn on_control(&mut self) {}
 }
 
 /// Hooks that do nothing.

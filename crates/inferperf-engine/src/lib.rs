@@ -10,6 +10,7 @@
 pub mod api;
 pub mod config;
 pub mod diffusion;
+mod dp;
 mod engine;
 pub mod hooks;
 pub mod kv;
@@ -21,4 +22,5 @@ mod scheduler;
 pub mod simulated;
 pub mod tokenizer;
 
+pub use dp::launch_dp;
 pub use engine::{launch, launch_with_hooks, EngineConfig, LaunchedEngine};

@@ -240,6 +240,8 @@ impl Sim {
             ControlCommand::GetInternalState(reply) => {
                 let _ = reply.send(self.state.clone());
             }
+            // No step hooks in the simulated engine.
+            ControlCommand::PollHooks => {}
         }
     }
 

@@ -229,6 +229,7 @@ fn run(rx: std_mpsc::Receiver<EngineMessage>, aborted: std_mpsc::Sender<String>)
                             generation_tokens_total: 0,
                         });
                     }
+                    ControlCommand::PollHooks => {}
                 }
                 continue;
             }
