@@ -55,6 +55,9 @@ pub enum ProfileError {
     /// The writer thread is gone (the process is shutting down).
     #[error("the trace writer thread has stopped")]
     WriterGone,
+    /// The engine thread that applies start/stop is gone (the server is shutting down).
+    #[error("the engine has stopped")]
+    EngineStopped,
 }
 
 impl ProfileError {
@@ -73,6 +76,7 @@ impl ProfileError {
             | ProfileError::MergeUnavailable
             | ProfileError::OutputDir { .. } => 400,
             ProfileError::Write { .. } | ProfileError::WriterGone => 500,
+            ProfileError::EngineStopped => 503,
         }
     }
 }

@@ -2,9 +2,12 @@
 //! Kineto-compatible Chrome trace writing and SGLang's file naming; plus the HTTP client that
 //! drives `/start_profile` and `/stop_profile` on one or many servers.
 //!
-//! The engine depends on this crate (never the reverse). Data flow:
+//! This crate depends on the engine only for its hook types ([`engine_hooks`] implements
+//! `inferperf_engine::hooks::StepHooks`); the engine never depends on the profiler. Data flow:
 //! - the front end resolves a [`ProfileReqInput`](inferperf_protocol::profile::ProfileReqInput)
 //!   into a [`ProfileStart`] and wraps it in a [`ProfileSession`] shared by all ranks;
+//! - [`ProfilerHandle`] sends start/stop to every rank's [`RankHooks`] (the engine's step
+//!   hooks), applied on the engine thread between steps or while idle;
 //! - each rank's engine thread owns a [`ProfileManager`]: `start`/`stop` between steps,
 //!   `on_step_begin`/`on_step_end` around each forward, spans through [`SpanRecorder`];
 //! - closed windows go to the [`TraceWriter`] thread, which writes `*.trace.json.gz` (temp file
@@ -12,6 +15,7 @@
 
 pub mod activity;
 pub mod client;
+mod engine_hooks;
 pub mod error;
 mod event;
 mod manager;
@@ -26,6 +30,7 @@ mod window;
 mod writer;
 
 pub use activity::Activities;
+pub use engine_hooks::{ProfilerHandle, RankHooks};
 pub use error::ProfileError;
 pub use event::cat;
 pub use manager::{ProfileManager, ProfilerConfig};

@@ -201,6 +201,50 @@ impl SpanRecorder {
         });
     }
 
+    /// A module span measured by the caller (the engine reports module timings after the
+    /// fact); recorded only when [`Self::modules_enabled`].
+    #[track_caller]
+    pub fn record_module(&self, marker: ModuleMarker, start: Instant, end: Instant) {
+        if !self.modules_enabled() {
+            return;
+        }
+        let name = Cow::Owned(marker.module.clone());
+        let mut args = Some(marker.into_args());
+        self.add_stack(&mut args, Location::caller());
+        self.events.borrow_mut().push(Event {
+            name,
+            cat: cat::CPU_OP,
+            kind: Kind::Complete,
+            start,
+            dur: end.saturating_duration_since(start),
+            args,
+        });
+    }
+
+    /// SGLang's `step[...]` span (see [`Self::forward_span`]) for a forward measured by the
+    /// caller.
+    #[track_caller]
+    pub fn record_forward(&self, start: Instant, end: Instant) {
+        if !self.recording.get() {
+            return;
+        }
+        let label = self
+            .step_label
+            .borrow()
+            .clone()
+            .unwrap_or_else(|| "step".to_string());
+        let mut args = None;
+        self.add_stack(&mut args, Location::caller());
+        self.events.borrow_mut().push(Event {
+            name: Cow::Owned(label),
+            cat: cat::USER_ANNOTATION,
+            kind: Kind::Complete,
+            start,
+            dur: end.saturating_duration_since(start),
+            args,
+        });
+    }
+
     /// A counter sample (`ph: "C"`); each pair is one series of the counter track.
     pub fn counter(&self, name: &'static str, values: &[(&'static str, f64)]) {
         if !self.recording.get() {

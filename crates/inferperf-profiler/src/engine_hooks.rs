@@ -1,0 +1,332 @@
+//! The profiler as the engine's [`StepHooks`]: one [`RankHooks`] per engine thread (rank), and a
+//! [`ProfilerHandle`] the HTTP front end uses to start and stop sessions on every rank.
+//!
+//! Start/stop travel on each rank's own channel and are applied on the engine thread between
+//! steps: the handle queues the command, then sends `ControlCommand::PollHooks` to the engine,
+//! which calls [`StepHooks::on_control`] between steps or at once when idle. So a stop on an
+//! idle server completes (and the files get written) without waiting for another step.
+//!
+//! Per recorded step the trace gets `ProfilerStep#N` (from the scheduler's start of the
+//! iteration to the end of result processing), the `schedule` phase, SGLang's `step[...]` span
+//! around the forward, one `cpu_op` per module call when module spans are on, the
+//! `process_batch_result` phase, and the running/waiting/KV counters.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use inferperf_engine::api::{ControlCommand, EngineHandle};
+use inferperf_engine::hooks::{self, BatchSummary, ModuleTiming, StepHooks, StepOutcome};
+use inferperf_protocol::profile::ProfileReqInput;
+use tokio::sync::oneshot;
+
+use crate::error::ProfileError;
+use crate::manager::{ProfileManager, ProfilerConfig};
+use crate::options::{EnvDefaults, ProfileStart};
+use crate::recorder::{phase, ModuleMarker};
+use crate::session::{ProfileOutcome, ProfileSession};
+use crate::step::{ForwardMode, StepEnd, StepInfo};
+use crate::writer::TraceWriter;
+
+/// A command for one rank, applied on its engine thread.
+enum Command {
+    Start(
+        Arc<ProfileSession>,
+        oneshot::Sender<Result<(), ProfileError>>,
+    ),
+    Stop(oneshot::Sender<Result<Arc<ProfileSession>, ProfileError>>),
+    /// Bytes of one KV slot (known once the model is loaded), for the memory timeline.
+    SetKvBytesPerToken(usize),
+}
+
+/// The step hooks of one rank: owns that rank's [`ProfileManager`].
+pub struct RankHooks {
+    manager: ProfileManager,
+    rx: mpsc::Receiver<Command>,
+    kv_bytes_per_token: usize,
+    /// Per-step scratch so that building a [`StepInfo`] allocates nothing.
+    seq_lens: Vec<usize>,
+    recording: bool,
+    forward_end: Option<Instant>,
+}
+
+impl RankHooks {
+    fn apply_commands(&mut self) {
+        while let Ok(cmd) = self.rx.try_recv() {
+            match cmd {
+                Command::Start(session, reply) => {
+                    let _ = reply.send(self.manager.start(session));
+                }
+                Command::Stop(reply) => {
+                    let _ = reply.send(self.manager.stop());
+                }
+                Command::SetKvBytesPerToken(n) => self.kv_bytes_per_token = n,
+            }
+        }
+    }
+}
+
+fn mode(m: hooks::ForwardMode) -> ForwardMode {
+    match m {
+        hooks::ForwardMode::Extend => ForwardMode::Extend,
+        hooks::ForwardMode::Decode => ForwardMode::Decode,
+        hooks::ForwardMode::Mixed => ForwardMode::Mixed,
+    }
+}
+
+impl StepHooks for RankHooks {
+    fn on_step_begin(&mut self, batch: &BatchSummary) -> bool {
+        self.apply_commands();
+        let mode = mode(batch.mode);
+        self.seq_lens.clear();
+        if mode == ForwardMode::Decode {
+            self.seq_lens.extend(
+                batch
+                    .prefix_lens
+                    .iter()
+                    .zip(&batch.extend_lens)
+                    .map(|(p, e)| p + e),
+            );
+        }
+        let (prefix, ext): (&[usize], &[usize]) = if mode == ForwardMode::Decode {
+            (&[], &[])
+        } else {
+            (&batch.prefix_lens, &batch.extend_lens)
+        };
+        let info = StepInfo {
+            forward_ct: batch.forward_ct,
+            mode,
+            batch_size: batch.batch_size,
+            num_tokens: batch.num_tokens,
+            extend_prefix_lens: prefix,
+            extend_seq_lens: ext,
+            seq_lens: &self.seq_lens,
+            iter_start: batch.schedule_start,
+        };
+        self.recording = self.manager.on_step_begin(&info);
+        self.forward_end = None;
+        if !self.recording {
+            return false;
+        }
+        let rec = self.manager.recorder();
+        if let Some(start) = batch.schedule_start {
+            rec.record_span(phase::SCHEDULE, start, Instant::now());
+        }
+        rec.modules_enabled()
+    }
+
+    fn on_module(&mut self, t: ModuleTiming) {
+        let rec = self.manager.recorder();
+        if !rec.modules_enabled() {
+            return;
+        }
+        let module = match t.layer {
+            Some(l) => format!("model.layers.{l}.{}", t.module),
+            None => format!("model.{}", t.module),
+        };
+        rec.record_module(
+            ModuleMarker {
+                module,
+                inputs: vec![t.input_shape],
+                ..ModuleMarker::default()
+            },
+            t.start,
+            t.end,
+        );
+    }
+
+    fn on_forward(&mut self, start: Instant, end: Instant) {
+        if self.recording {
+            self.manager.recorder().record_forward(start, end);
+            self.forward_end = Some(end);
+        }
+    }
+
+    fn on_step_end(&mut self, outcome: &StepOutcome) {
+        if self.recording {
+            if let Some(end) = self.forward_end.take() {
+                self.manager.recorder().record_span(
+                    phase::PROCESS_BATCH_RESULT,
+                    end,
+                    Instant::now(),
+                );
+            }
+        }
+        self.recording = false;
+        self.manager.on_step_end(&StepEnd {
+            running_reqs: outcome.running_reqs,
+            waiting_reqs: outcome.waiting_reqs,
+            kv_used_tokens: outcome.kv_used_tokens,
+            kv_total_tokens: outcome.kv_total_tokens,
+            kv_bytes_per_token: self.kv_bytes_per_token,
+        });
+    }
+
+    fn on_control(&mut self) {
+        self.apply_commands();
+    }
+}
+
+/// The front end's side: starts and stops sessions on every rank of one server.
+///
+/// Create it with [`ProfilerHandle::new`] (which returns the per-rank hooks to launch the
+/// engine with), then [`ProfilerHandle::attach`] the launched engine's handle.
+#[derive(Clone)]
+pub struct ProfilerHandle {
+    ranks: Vec<mpsc::Sender<Command>>,
+    engine: Option<EngineHandle>,
+    env: EnvDefaults,
+}
+
+impl std::fmt::Debug for ProfilerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProfilerHandle")
+            .field("ranks", &self.ranks.len())
+            .finish()
+    }
+}
+
+impl ProfilerHandle {
+    /// One [`RankHooks`] per entry of `ranks` (in rank order), all writing through `writer`.
+    /// `env` supplies the defaults of `/start_profile` (`SGLANG_TORCH_PROFILER_DIR`, ...).
+    pub fn new(
+        ranks: Vec<ProfilerConfig>,
+        writer: TraceWriter,
+        env: EnvDefaults,
+    ) -> (Self, Vec<Box<dyn StepHooks>>) {
+        let mut senders = Vec::with_capacity(ranks.len());
+        let mut hooks: Vec<Box<dyn StepHooks>> = Vec::with_capacity(ranks.len());
+        for config in ranks {
+            let (tx, rx) = mpsc::channel();
+            senders.push(tx);
+            hooks.push(Box::new(RankHooks {
+                manager: ProfileManager::new(config, writer.clone()),
+                rx,
+                kv_bytes_per_token: 0,
+                seq_lens: Vec::new(),
+                recording: false,
+                forward_end: None,
+            }));
+        }
+        (
+            Self {
+                ranks: senders,
+                engine: None,
+                env,
+            },
+            hooks,
+        )
+    }
+
+    /// The engine the hooks were launched with (its thread applies the commands).
+    pub fn attach(&mut self, engine: EngineHandle) {
+        self.engine = Some(engine);
+    }
+
+    /// Number of ranks (the session world size).
+    pub fn world_size(&self) -> usize {
+        self.ranks.len()
+    }
+
+    /// Tell every rank the size of one KV slot, for the MEM timeline's KV bytes.
+    pub fn set_kv_bytes_per_token(&self, bytes: usize) -> Result<(), ProfileError> {
+        for tx in &self.ranks {
+            tx.send(Command::SetKvBytesPerToken(bytes))
+                .map_err(|_| ProfileError::EngineStopped)?;
+        }
+        self.wake()
+    }
+
+    fn wake(&self) -> Result<(), ProfileError> {
+        match &self.engine {
+            Some(e) => e
+                .control(ControlCommand::PollHooks)
+                .map_err(|_| ProfileError::EngineStopped),
+            None => Err(ProfileError::EngineStopped),
+        }
+    }
+
+    /// `/start_profile`: resolve `req` (defaults from the environment captured at creation;
+    /// the output directory is created and probed now) and arm the windows on every rank.
+    /// If a rank refuses, the ranks that accepted are stopped again so all stay consistent.
+    pub async fn start(&self, req: &ProfileReqInput) -> Result<Arc<ProfileSession>, ProfileError> {
+        let start = ProfileStart::resolve(req, &self.env)?;
+        let session = ProfileSession::new(start, self.ranks.len());
+        let mut replies = Vec::with_capacity(self.ranks.len());
+        for tx in &self.ranks {
+            let (rtx, rrx) = oneshot::channel();
+            tx.send(Command::Start(session.clone(), rtx))
+                .map_err(|_| ProfileError::EngineStopped)?;
+            replies.push(rrx);
+        }
+        self.wake()?;
+        let mut first_err = None;
+        let mut accepted = Vec::new();
+        for (i, rx) in replies.into_iter().enumerate() {
+            match rx.await {
+                Ok(Ok(())) => accepted.push(i),
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_err.get_or_insert(ProfileError::EngineStopped);
+                }
+            }
+        }
+        let Some(err) = first_err else {
+            return Ok(session);
+        };
+        if !accepted.is_empty() {
+            tracing::warn!("profiler: start refused by some ranks ({err}); stopping the others");
+            let mut rxs = Vec::new();
+            for i in accepted {
+                let (rtx, rrx) = oneshot::channel();
+                if let Some(tx) = self.ranks.get(i) {
+                    if tx.send(Command::Stop(rtx)).is_ok() {
+                        rxs.push(rrx);
+                    }
+                }
+            }
+            let _ = self.wake();
+            for rx in rxs {
+                let _ = rx.await;
+            }
+        }
+        Err(err)
+    }
+
+    /// `/stop_profile`: close the windows on every rank and wait until every file is written
+    /// (and merged when asked). Ranks whose windows already closed by themselves (`num_steps`)
+    /// answer "not in progress"; that is an error only when no rank was still profiling.
+    pub async fn stop(&self) -> Result<ProfileOutcome, ProfileError> {
+        let mut replies = Vec::with_capacity(self.ranks.len());
+        for tx in &self.ranks {
+            let (rtx, rrx) = oneshot::channel();
+            tx.send(Command::Stop(rtx))
+                .map_err(|_| ProfileError::EngineStopped)?;
+            replies.push(rrx);
+        }
+        self.wake()?;
+        let mut session = None;
+        let mut first_err = None;
+        for rx in replies {
+            match rx.await {
+                Ok(Ok(s)) => session = Some(s),
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_err.get_or_insert(ProfileError::EngineStopped);
+                }
+            }
+        }
+        let Some(session) = session else {
+            return Err(first_err.unwrap_or(ProfileError::NotInProgress));
+        };
+        let (tx, rx) = oneshot::channel();
+        session.on_complete(move |o| {
+            let _ = tx.send(o.clone());
+        });
+        rx.await.map_err(|_| ProfileError::WriterGone)
+    }
+}
