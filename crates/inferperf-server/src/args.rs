@@ -76,6 +76,21 @@ pub struct ServerArgs {
     #[arg(long)]
     #[serde(skip)]
     pub api_key: Option<String>,
+
+    /// Tensor-parallel size. Only 1 is implemented by the CPU engine (sharded ranks are not);
+    /// use `--dp-size` for several profiled ranks.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub tp_size: u32,
+
+    /// Data-parallel size: this many engine replicas behind one front end (requests
+    /// round-robin), each its own profiler rank (`-DP-{i}` trace files).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub dp_size: u32,
+
+    /// One span per module per layer in every CPU profile (SGLang's layerwise NVTX markers),
+    /// even when the request turns `record_shapes` off.
+    #[arg(long)]
+    pub enable_layerwise_nvtx_marker: bool,
 }
 
 impl Default for ServerArgs {
@@ -98,6 +113,9 @@ impl Default for ServerArgs {
             enable_mixed_chunk: false,
             context_length: None,
             api_key: None,
+            tp_size: 1,
+            dp_size: 1,
+            enable_layerwise_nvtx_marker: false,
         }
     }
 }

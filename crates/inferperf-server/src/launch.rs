@@ -29,6 +29,13 @@ pub fn validate_args(args: &ServerArgs) -> Result<(), ServerError> {
             )))
         }
     }
+    if args.tp_size != 1 {
+        return Err(ServerError::InvalidArgs(format!(
+            "--tp-size {} is not supported: the CPU reference engine does not shard its model \
+             across tensor-parallel ranks; use --dp-size {} for several ranks",
+            args.tp_size, args.tp_size
+        )));
+    }
     if args.context_length == Some(0) {
         return Err(ServerError::InvalidArgs(
             "--context-length must be at least 1".to_string(),
@@ -57,7 +64,43 @@ fn launch_blocking(args: &ServerArgs) -> Result<OwnedEngine, ServerError> {
     if args.model_path == SIMULATED_MODEL_PATH {
         return launch_simulated();
     }
-    launch_model(args, Box::new(inferperf_engine::hooks::NoHooks))
+    let hooks = (0..args.dp_size)
+        .map(|_| {
+            Box::new(inferperf_engine::hooks::NoHooks)
+                as Box<dyn inferperf_engine::hooks::StepHooks>
+        })
+        .collect();
+    launch_model_ranks(args, hooks)
+}
+
+/// [`launch_engine`] plus the `/start_profile` routes over the profiler hooks the engine runs
+/// (one profiler rank per `--dp-size` replica).
+pub async fn launch_engine_profiled(
+    args: &ServerArgs,
+) -> Result<(OwnedEngine, axum::Router), ServerError> {
+    validate_args(args)?;
+    let args = args.clone();
+    tokio::task::spawn_blocking(move || launch_profiled_blocking(&args))
+        .await
+        .map_err(|e| ServerError::EngineLaunch(format!("engine launch task failed: {e}")))?
+}
+
+fn launch_profiled_blocking(args: &ServerArgs) -> Result<(OwnedEngine, axum::Router), ServerError> {
+    use crate::routes::profile;
+    if args.model_path == SIMULATED_MODEL_PATH {
+        let routes = profile::unavailable_routes("the simulated engine runs no forward steps");
+        return Ok((launch_simulated()?, routes));
+    }
+    let (mut profiler, hooks) = profile::profiler_for(args)?;
+    let engine = launch_model_ranks(args, hooks)?;
+    profiler.attach(engine.parts.handle.clone());
+    let info = &engine.parts.model_info;
+    let head_dim = info.hidden_size / info.num_attention_heads.max(1);
+    let kv_bytes = info.num_hidden_layers * 2 * info.num_key_value_heads * head_dim * 4;
+    if let Err(e) = profiler.set_kv_bytes_per_token(kv_bytes) {
+        tracing::warn!("profiler: {e}");
+    }
+    Ok((engine, profile::routes(profiler)))
 }
 
 /// The engine configuration for `args` (SGLang flag -> engine field, defaults from the engine).
@@ -87,9 +130,18 @@ pub fn launch_model(
     args: &ServerArgs,
     hooks: Box<dyn inferperf_engine::hooks::StepHooks>,
 ) -> Result<OwnedEngine, ServerError> {
+    launch_model_ranks(args, vec![hooks])
+}
+
+/// [`launch_model`] with one hooks object per data-parallel replica (`hooks.len()` replicas
+/// behind a round-robin dispatcher; one entry is a single engine).
+pub fn launch_model_ranks(
+    args: &ServerArgs,
+    hooks: Vec<Box<dyn inferperf_engine::hooks::StepHooks>>,
+) -> Result<OwnedEngine, ServerError> {
     let config = engine_config(args);
-    tracing::info!(model_path = %config.model_path, load_format = %config.load_format, "loading model");
-    let launched = inferperf_engine::launch_with_hooks(config, hooks).map_err(|e| {
+    tracing::info!(model_path = %config.model_path, load_format = %config.load_format, dp_size = hooks.len(), "loading model");
+    let launched = inferperf_engine::launch_dp(config, hooks).map_err(|e| {
         ServerError::EngineLaunch(format!("cannot load `{}`: {e}", args.model_path))
     })?;
     let LaunchedEngine {

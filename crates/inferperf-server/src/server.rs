@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::args::ServerArgs;
 use crate::error::ServerError;
-use crate::launch::{launch_engine, validate_args, OwnedEngine};
+use crate::launch::{launch_engine_profiled, validate_args, OwnedEngine};
 use crate::routes;
 use crate::state::{AppState, EngineParts};
 
@@ -53,8 +53,8 @@ impl EmbeddedServer {
     /// (port 0 picks a free port; see [`EmbeddedServer::local_addr`]). The server owns the
     /// engine and stops it on shutdown.
     pub async fn start(args: ServerArgs) -> Result<Self, ServerError> {
-        let engine = launch_engine(&args).await?;
-        Self::start_inner(args, engine).await
+        let (engine, profile_routes) = launch_engine_profiled(&args).await?;
+        Self::start_inner_with(args, engine, profile_routes).await
     }
 
     /// Serve an engine started elsewhere (e.g. a simulated engine). The caller keeps

@@ -22,6 +22,7 @@ pub mod health;
 pub mod info;
 pub mod metrics;
 pub mod models;
+pub mod profile;
 pub mod tokenize;
 
 /// Largest accepted request body (long prompts as text or token ids).
