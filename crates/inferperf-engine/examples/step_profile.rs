@@ -6,8 +6,11 @@ use inferperf_engine::api::{GenerateEvent, GenerateRequest, SamplingParams};
 use inferperf_engine::hooks::{BatchSummary, ModuleTiming, StepHooks};
 use inferperf_engine::{launch_with_hooks, EngineConfig};
 
+/// Seconds per module, total forward seconds, and forward count.
+type Tally = (BTreeMap<&'static str, f64>, f64, usize);
+
 #[derive(Clone, Default)]
-struct Totals(Arc<Mutex<(BTreeMap<&'static str, f64>, f64, usize)>>);
+struct Totals(Arc<Mutex<Tally>>);
 
 impl StepHooks for Totals {
     fn on_step_begin(&mut self, b: &BatchSummary) -> bool {

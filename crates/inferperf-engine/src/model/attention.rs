@@ -7,20 +7,41 @@ use rayon::prelude::*;
 
 use crate::config::RopeStyle;
 
-/// Rotate `heads` vectors of length `head_dim` in `x` (one token) at position `pos`.
-pub fn apply_rope(
-    x: &mut [f32],
-    heads: usize,
-    head_dim: usize,
-    pos: usize,
-    inv_freq: &[f32],
-    style: RopeStyle,
-) {
+/// cos/sin of every row's position, computed once per step and shared by all layers.
+pub struct RopeTable {
+    half: usize,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+impl RopeTable {
+    /// Angles `pos * inv_freq[i]` for each row's position.
+    pub fn new(positions: &[usize], inv_freq: &[f32]) -> Self {
+        let half = inv_freq.len();
+        let mut cos = Vec::with_capacity(positions.len() * half);
+        let mut sin = Vec::with_capacity(positions.len() * half);
+        for &p in positions {
+            for f in inv_freq {
+                let (s, c) = (p as f32 * f).sin_cos();
+                cos.push(c);
+                sin.push(s);
+            }
+        }
+        Self { half, cos, sin }
+    }
+
+    /// cos and sin of one row.
+    pub fn row(&self, row: usize) -> (&[f32], &[f32]) {
+        let r = row * self.half..(row + 1) * self.half;
+        (&self.cos[r.clone()], &self.sin[r])
+    }
+}
+
+/// Rotate every `head_dim` vector in `x` (one token's heads) by the row's `cos`/`sin`.
+pub fn apply_rope(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32], style: RopeStyle) {
     let half = head_dim / 2;
-    for h in 0..heads {
-        let v = &mut x[h * head_dim..(h + 1) * head_dim];
-        for (i, f) in inv_freq.iter().enumerate().take(half) {
-            let (sin, cos) = (pos as f32 * f).sin_cos();
+    for v in x.chunks_exact_mut(head_dim) {
+        for (i, (&cos, &sin)) in cos.iter().zip(sin).enumerate().take(half) {
             let (a, b) = match style {
                 RopeStyle::Neox => (i, i + half),
                 RopeStyle::Interleaved => (2 * i, 2 * i + 1),
@@ -118,11 +139,14 @@ mod tests {
     #[test]
     fn rope_styles_agree_at_position_zero_and_preserve_norm() {
         let inv = [1.0f32, 0.1];
+        let table = RopeTable::new(&[0, 7], &inv);
         let mut a = vec![1.0, 2.0, 3.0, 4.0];
-        apply_rope(&mut a, 1, 4, 0, &inv, RopeStyle::Neox);
+        let (c, s) = table.row(0);
+        apply_rope(&mut a, 4, c, s, RopeStyle::Neox);
         assert_eq!(a, vec![1.0, 2.0, 3.0, 4.0]);
         let n0: f32 = a.iter().map(|x| x * x).sum();
-        apply_rope(&mut a, 1, 4, 7, &inv, RopeStyle::Interleaved);
+        let (c, s) = table.row(1);
+        apply_rope(&mut a, 4, c, s, RopeStyle::Interleaved);
         let n1: f32 = a.iter().map(|x| x * x).sum();
         assert!((n0 - n1).abs() < 1e-4);
     }

@@ -7,8 +7,8 @@ use std::time::Instant;
 use candle_core::quantized::QMatMul;
 use candle_core::{Device, Module, Tensor};
 
-use super::attention::{apply_rope, ragged_attention, AttnDims, AttnSeq};
-use super::weights::WeightSource;
+use super::attention::{apply_rope, ragged_attention, AttnDims, AttnSeq, RopeTable};
+use super::weights::{MatWeight, WeightSource};
 use crate::api::EngineError;
 use crate::config::ModelConfig;
 use crate::hooks::ModuleTiming;
@@ -18,14 +18,36 @@ fn cerr(e: candle_core::Error) -> EngineError {
     EngineError::Other(format!("forward: {e}"))
 }
 
+/// `x · Wᵀ` for a `[T, in]` activation, through candle or our Q4_1 kernel.
+fn mat_forward(w: &MatWeight, x: &Tensor) -> Result<Tensor, EngineError> {
+    match w {
+        MatWeight::Candle(m) => m.forward(x).map_err(cerr),
+        MatWeight::Q41(m) => {
+            let t = x.dim(0).map_err(cerr)?;
+            let xs = x
+                .flatten_all()
+                .and_then(|f| f.to_vec1::<f32>())
+                .map_err(cerr)?;
+            if xs.len() != t * m.cols() {
+                return Err(EngineError::Other(format!(
+                    "forward: activation of {} values for a [{t}, {}] input",
+                    xs.len(),
+                    m.cols()
+                )));
+            }
+            Tensor::from_vec(m.matmul(&xs, t), (t, m.rows()), &Device::Cpu).map_err(cerr)
+        }
+    }
+}
+
 struct Linear {
-    w: QMatMul,
+    w: MatWeight,
     b: Option<Tensor>,
 }
 
 impl Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor, EngineError> {
-        let y = self.w.forward(x).map_err(cerr)?;
+        let y = mat_forward(&self.w, x)?;
         match &self.b {
             Some(b) => y.broadcast_add(b).map_err(cerr),
             None => Ok(y),
@@ -74,7 +96,7 @@ pub struct LlamaModel {
     embed: Tensor,
     layers: Vec<Layer>,
     norm: Tensor,
-    lm_head: QMatMul,
+    lm_head: MatWeight,
     inv_freq: Vec<f32>,
 }
 
@@ -165,7 +187,7 @@ impl LlamaModel {
             Some(w) if !config.tie_word_embeddings || fmt == "gguf" => w,
             _ => match src.matmul("model.embed_tokens.weight", [config.vocab_size, h])? {
                 Some(w) => w,
-                None => QMatMul::Tensor(embed.clone()),
+                None => MatWeight::Candle(QMatMul::Tensor(embed.clone())),
             },
         };
         let inv_freq = config.rope_inv_freq();
@@ -208,6 +230,7 @@ impl LlamaModel {
         let start = Instant::now();
         let mut x = self.embed.index_select(&ids, 0).map_err(cerr)?;
         timed(None, "embed_tokens", start, &[t]);
+        let rope = RopeTable::new(&batch.positions, &self.inv_freq);
         let dims = AttnDims {
             heads: nh,
             kv_heads: nkv,
@@ -223,21 +246,20 @@ impl LlamaModel {
             let v = flat(&layer.v.forward(&hn)?)?;
             timed(Some(li), "self_attn.qkv_proj", s, &[t, cfg.hidden_size]);
             let s = Instant::now();
-            for (row, &pos) in batch.positions.iter().enumerate() {
+            for row in 0..t {
+                let (cos, sin) = rope.row(row);
                 apply_rope(
                     &mut q[row * nh * hd..(row + 1) * nh * hd],
-                    nh,
                     hd,
-                    pos,
-                    &self.inv_freq,
+                    cos,
+                    sin,
                     cfg.rope_style,
                 );
                 apply_rope(
                     &mut k[row * nkv * hd..(row + 1) * nkv * hd],
-                    nkv,
                     hd,
-                    pos,
-                    &self.inv_freq,
+                    cos,
+                    sin,
                     cfg.rope_style,
                 );
             }
@@ -292,7 +314,7 @@ impl LlamaModel {
         let idx = Tensor::from_slice(&rows, rows.len(), &dev).map_err(cerr)?;
         let last = x.index_select(&idx, 0).map_err(cerr)?;
         let last = candle_nn::ops::rms_norm(&last, &self.norm, eps).map_err(cerr)?;
-        let logits = self.lm_head.forward(&last).map_err(cerr)?;
+        let logits = mat_forward(&self.lm_head, &last)?;
         let out = logits.to_vec2::<f32>().map_err(cerr)?;
         timed(None, "lm_head", s, &[rows.len(), cfg.hidden_size]);
         Ok(out)

@@ -2,6 +2,7 @@
 
 mod attention;
 mod llama;
+mod q4_1;
 pub mod weights;
 
 pub use llama::{ForwardBatch, LlamaModel, SeqInput};

@@ -5,12 +5,20 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 
-use candle_core::quantized::{gguf_file, QMatMul};
+use candle_core::quantized::{gguf_file, GgmlDType, QMatMul};
 use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::q4_1::Q41Matrix;
 use crate::api::EngineError;
+
+/// A `[out, in]` matrix for the linear layers: candle's (possibly quantized) matmul, or a
+/// Q4_1 matrix with our own SIMD kernel (candle's Q4_1 path is scalar).
+pub enum MatWeight {
+    Candle(QMatMul),
+    Q41(Q41Matrix),
+}
 
 fn err(origin: &str, e: impl std::fmt::Display) -> EngineError {
     EngineError::Other(format!("{origin}: {e}"))
@@ -21,7 +29,7 @@ pub trait WeightSource {
     /// A dense f32 tensor (norms, biases, embeddings), or `None` if absent.
     fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<Option<Tensor>, EngineError>;
     /// A `[out, in]` matrix for a matmul, kept quantized where the source is.
-    fn matmul(&mut self, name: &str, shape: [usize; 2]) -> Result<Option<QMatMul>, EngineError>;
+    fn matmul(&mut self, name: &str, shape: [usize; 2]) -> Result<Option<MatWeight>, EngineError>;
     /// `dummy`, `gguf` or `safetensors`.
     fn format(&self) -> &'static str;
 }
@@ -65,8 +73,10 @@ impl WeightSource for DummyWeights {
         }
         self.values(name, shape).map(Some)
     }
-    fn matmul(&mut self, name: &str, shape: [usize; 2]) -> Result<Option<QMatMul>, EngineError> {
-        Ok(Some(QMatMul::Tensor(self.values(name, &shape)?)))
+    fn matmul(&mut self, name: &str, shape: [usize; 2]) -> Result<Option<MatWeight>, EngineError> {
+        Ok(Some(MatWeight::Candle(QMatMul::Tensor(
+            self.values(name, &shape)?,
+        ))))
     }
     fn format(&self) -> &'static str {
         "dummy"
@@ -124,8 +134,10 @@ impl WeightSource for SafetensorsWeights {
     fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<Option<Tensor>, EngineError> {
         self.load(name, shape)
     }
-    fn matmul(&mut self, name: &str, shape: [usize; 2]) -> Result<Option<QMatMul>, EngineError> {
-        Ok(self.load(name, &shape)?.map(QMatMul::Tensor))
+    fn matmul(&mut self, name: &str, shape: [usize; 2]) -> Result<Option<MatWeight>, EngineError> {
+        Ok(self
+            .load(name, &shape)?
+            .map(|t| MatWeight::Candle(QMatMul::Tensor(t))))
     }
     fn format(&self) -> &'static str {
         "safetensors"
@@ -215,7 +227,7 @@ impl WeightSource for GgufWeights {
         let t = t.reshape(shape).map_err(|e| err(name, e))?;
         Ok(Some(t))
     }
-    fn matmul(&mut self, name: &str, shape: [usize; 2]) -> Result<Option<QMatMul>, EngineError> {
+    fn matmul(&mut self, name: &str, shape: [usize; 2]) -> Result<Option<MatWeight>, EngineError> {
         let Some(q) = self.read(name)? else {
             return Ok(None);
         };
@@ -226,7 +238,15 @@ impl WeightSource for GgufWeights {
                 q.shape().dims()
             )));
         }
-        QMatMul::from_qtensor(q).map(Some).map_err(|e| err(name, e))
+        if q.dtype() == GgmlDType::Q4_1 {
+            let bytes = q.data().map_err(|e| err(name, e))?;
+            if let Some(m) = Q41Matrix::from_gguf_bytes(&bytes, shape[0], shape[1]) {
+                return Ok(Some(MatWeight::Q41(m)));
+            }
+        }
+        QMatMul::from_qtensor(q)
+            .map(|m| Some(MatWeight::Candle(m)))
+            .map_err(|e| err(name, e))
     }
     fn format(&self) -> &'static str {
         "gguf"
