@@ -132,7 +132,7 @@ pub struct ServingArgs {
     /// Per-request timeout in seconds (default: none, as SGLang's 6 h).
     #[arg(long)]
     pub request_timeout_sec: Option<f64>,
-    /// Client worker threads (default: available cores).
+    /// Client worker threads (default: one per four cores, at least one).
     #[arg(long)]
     pub client_threads: Option<usize>,
 }

@@ -216,11 +216,14 @@ async fn execute_inner(
             let fut = attempt(pool, sender, out, clock, rec);
             tokio::pin!(fut);
             let mut conn_alive = true;
+            // The connection is polled first: it reads the socket and queues the decoded
+            // frames for the body, which the request future then takes in the same poll, so a
+            // chunk is timestamped without waiting for another turn of the scheduler.
             let result = loop {
                 tokio::select! {
                     biased;
-                    r = &mut fut => break r,
                     _ = &mut *conn, if conn_alive => conn_alive = false,
+                    r = &mut fut => break r,
                 }
             };
             (result, conn_alive)

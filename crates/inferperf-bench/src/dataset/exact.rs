@@ -24,19 +24,31 @@ impl WordVocab {
     /// that concatenations keep the count. `None` when the tokenizer does not have the
     /// property (the caller falls back to the repair loop).
     pub fn build(tok: &SharedTokenizer) -> Option<Self> {
+        const BLOCK: u32 = 4096;
+        /// Enough distinct words for random text; the scan stops there (start-up cost).
+        const ENOUGH: usize = 4096;
         let vocab = tok.vocab_size() as u32;
-        let mut words: Vec<(u32, String)> = (0..vocab)
-            .into_par_iter()
-            .filter_map(|id| {
-                let s = tok.decode(&[id], false).ok()?;
-                let w = s.strip_prefix(' ')?;
-                let ok = (2..=10).contains(&w.len()) && w.bytes().all(|b| b.is_ascii_lowercase());
-                if !ok || tok.encode(&s, false).ok()? != [id] {
-                    return None;
-                }
-                Some((id, s))
-            })
-            .collect();
+        let mut words: Vec<(u32, String)> = Vec::new();
+        let mut start = 0;
+        while start < vocab && words.len() < ENOUGH {
+            let end = (start + BLOCK).min(vocab);
+            words.extend(
+                (start..end)
+                    .into_par_iter()
+                    .filter_map(|id| {
+                        let s = tok.decode(&[id], false).ok()?;
+                        let w = s.strip_prefix(' ')?;
+                        let ok = (2..=10).contains(&w.len())
+                            && w.bytes().all(|b| b.is_ascii_lowercase());
+                        if !ok || tok.encode(&s, false).ok()? != [id] {
+                            return None;
+                        }
+                        Some((id, s))
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            start = end;
+        }
         words.sort();
         if words.len() < 64 {
             return None;
