@@ -18,11 +18,11 @@ fn cerr(e: candle_core::Error) -> EngineError {
     EngineError::Other(format!("forward: {e}"))
 }
 
-/// `x · Wᵀ` for a `[T, in]` activation, through candle or our Q4_1 kernel.
+/// `x · Wᵀ` for a `[T, in]` activation, through candle or our quantized kernels.
 fn mat_forward(w: &MatWeight, x: &Tensor) -> Result<Tensor, EngineError> {
     match w {
         MatWeight::Candle(m) => m.forward(x).map_err(cerr),
-        MatWeight::Q41(m) => {
+        MatWeight::Quant(m) => {
             let t = x.dim(0).map_err(cerr)?;
             let xs = x
                 .flatten_all()

@@ -10,14 +10,14 @@ use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::q4_1::Q41Matrix;
+use super::qmat::{QKind, QMatrix};
 use crate::api::EngineError;
 
 /// A `[out, in]` matrix for the linear layers: candle's (possibly quantized) matmul, or a
-/// Q4_1 matrix with our own SIMD kernel (candle's Q4_1 path is scalar).
+/// Q4_1/Q8_0 matrix with our own row-tiled SIMD kernel (candle's Q4_1 path is scalar).
 pub enum MatWeight {
     Candle(QMatMul),
-    Q41(Q41Matrix),
+    Quant(QMatrix),
 }
 
 fn err(origin: &str, e: impl std::fmt::Display) -> EngineError {
@@ -238,10 +238,15 @@ impl WeightSource for GgufWeights {
                 q.shape().dims()
             )));
         }
-        if q.dtype() == GgmlDType::Q4_1 {
+        let kind = match q.dtype() {
+            GgmlDType::Q4_1 => Some(QKind::Q4_1),
+            GgmlDType::Q8_0 => Some(QKind::Q8_0),
+            _ => None,
+        };
+        if let Some(kind) = kind {
             let bytes = q.data().map_err(|e| err(name, e))?;
-            if let Some(m) = Q41Matrix::from_gguf_bytes(&bytes, shape[0], shape[1]) {
-                return Ok(Some(MatWeight::Q41(m)));
+            if let Some(m) = QMatrix::from_gguf_bytes(kind, &bytes, shape[0], shape[1]) {
+                return Ok(Some(MatWeight::Quant(m)));
             }
         }
         QMatMul::from_qtensor(q)
