@@ -21,7 +21,7 @@ use inferperf_server::{EmbeddedServer, EngineParts, ServerArgs};
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
     /// Online serving benchmark (SGLang `bench_serving` flags, table and JSONL keys).
-    Serving(ServingCliArgs),
+    Serving(Box<ServingCliArgs>),
     /// Measure this host's client ceiling against a zero-latency simulated server.
     Calibrate(CalibrateArgs),
 }
@@ -63,7 +63,7 @@ pub struct CalibrateArgs {
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        BenchCommand::Serving(a) => serving(a),
+        BenchCommand::Serving(a) => serving(*a),
         BenchCommand::Calibrate(a) => calibrate_cmd(a),
     }
 }
