@@ -50,6 +50,62 @@ pub struct BatchSummary {
     pub schedule_start: Option<Instant>,
 }
 
+/// Attention work of a step in SGLang's roofline terms (`profile_utils`): per request `q` is
+/// the query width and `k` the visible KV length; `c_*` sums context rows (EXTEND rows, and
+/// MIXED rows with `q > 1`), `g_*` generation rows (`q == 1` in DECODE and MIXED).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Roofline {
+    pub c: usize,
+    pub c_sq: u64,
+    pub c_sk: u64,
+    pub c_sqsq: u64,
+    pub c_sqsk: u64,
+    pub g: usize,
+    pub g_sq: u64,
+    pub g_sk: u64,
+    pub g_sqsq: u64,
+    pub g_sqsk: u64,
+}
+
+impl BatchSummary {
+    /// `Σq, Σk, Σq², Σq·k` for context and generation rows (what `step[...]` span names and
+    /// roofline estimates use). Attention cost of a request is proportional to `q·k`.
+    pub fn roofline(&self) -> Roofline {
+        let mut r = Roofline::default();
+        for (&q, &prefix) in self.extend_lens.iter().zip(&self.prefix_lens) {
+            let (q64, k64) = (q as u64, (prefix + q) as u64);
+            let generation = match self.mode {
+                ForwardMode::Decode => true,
+                ForwardMode::Extend => false,
+                ForwardMode::Mixed => q == 1,
+            };
+            let (n, sq, sk, sqsq, sqsk) = if generation {
+                (
+                    &mut r.g,
+                    &mut r.g_sq,
+                    &mut r.g_sk,
+                    &mut r.g_sqsq,
+                    &mut r.g_sqsk,
+                )
+            } else {
+                (
+                    &mut r.c,
+                    &mut r.c_sq,
+                    &mut r.c_sk,
+                    &mut r.c_sqsq,
+                    &mut r.c_sqsk,
+                )
+            };
+            *n += 1;
+            *sq += q64;
+            *sk += k64;
+            *sqsq += q64 * q64;
+            *sqsk += q64 * k64;
+        }
+        r
+    }
+}
+
 /// What a step did.
 #[derive(Clone, Debug, Serialize)]
 pub struct StepOutcome {
@@ -96,3 +152,35 @@ pub trait StepHooks: Send {
 /// Hooks that do nothing.
 pub struct NoHooks;
 impl StepHooks for NoHooks {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(mode: ForwardMode, prefix: &[usize], extend: &[usize]) -> BatchSummary {
+        BatchSummary {
+            forward_ct: 1,
+            mode,
+            batch_size: prefix.len(),
+            num_tokens: extend.iter().sum(),
+            prefix_lens: prefix.to_vec(),
+            extend_lens: extend.to_vec(),
+            schedule_start: None,
+        }
+    }
+
+    #[test]
+    fn roofline_matches_sglang_examples() {
+        // SGLang docs: step[EXTEND bs=2 toks=12 c_sq=12 c_sqsq=80 c_sqsk=120 c_sk=20]
+        let r = summary(ForwardMode::Extend, &[4, 4], &[4, 8]).roofline();
+        assert_eq!((r.c, r.c_sq, r.c_sk, r.c_sqsq), (2, 12, 20, 80));
+        assert_eq!(r.c_sqsk, 4 * 8 + 8 * 12);
+        // step[DECODE bs=2 g_sq=2 g_sqsq=2 g_sqsk=30 g_sk=30]
+        let r = summary(ForwardMode::Decode, &[13, 15], &[1, 1]).roofline();
+        assert_eq!((r.g, r.g_sq, r.g_sqsq, r.g_sqsk, r.g_sk), (2, 2, 2, 30, 30));
+        // step[MIXED bs=2 c=1 g=1 c_sq=5 c_sk=8 c_sqsq=25 c_sqsk=40 g_sq=1 g_sk=12 ...]
+        let r = summary(ForwardMode::Mixed, &[3, 11], &[5, 1]).roofline();
+        assert_eq!((r.c, r.c_sq, r.c_sk, r.c_sqsq, r.c_sqsk), (1, 5, 8, 25, 40));
+        assert_eq!((r.g, r.g_sq, r.g_sk, r.g_sqsq, r.g_sqsk), (1, 1, 12, 1, 12));
+    }
+}

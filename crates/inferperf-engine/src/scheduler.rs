@@ -159,3 +159,189 @@ impl Scheduler {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{GenerateRequest, SamplingParams};
+
+    fn req(rid: &str, prompt: usize, max_new: usize) -> Req {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        // The scheduler never sends; keep the receiver alive so the request is not "closed".
+        std::mem::forget(rx);
+        Req::new(
+            GenerateRequest {
+                rid: rid.into(),
+                input_ids: vec![7; prompt],
+                sampling: SamplingParams {
+                    max_new_tokens: max_new,
+                    ..Default::default()
+                },
+                stream_interval: 1,
+            },
+            tx,
+            0,
+        )
+    }
+
+    fn sched(budget: Option<usize>, max_running: usize) -> Scheduler {
+        Scheduler::new(SchedulerConfig {
+            chunked_prefill_size: budget,
+            max_running_requests: max_running,
+            enable_mixed_chunk: false,
+        })
+    }
+
+    /// Run `next_step` and apply what the engine would: advance `computed`, append a token
+    /// for every sampling row. Returns (mode, [(rid, tokens, sampled)]).
+    fn step(s: &mut Scheduler, pool: &mut KvPool) -> (ForwardMode, Vec<(String, usize, bool)>) {
+        let st = s.next_step(pool).expect("a step");
+        let mut rows = Vec::new();
+        for &(i, n, sample) in &st.rows {
+            let r = &mut s.running[i];
+            assert!(
+                r.pages.len() * pool.page_size() >= r.computed + n,
+                "slots allocated"
+            );
+            r.computed += n;
+            if sample {
+                r.output_ids.push(1);
+            }
+            rows.push((r.rid.clone(), n, sample));
+        }
+        (st.mode, rows)
+    }
+
+    fn pool(slots: usize) -> KvPool {
+        KvPool::new(1, 1, 2, slots, 1).unwrap()
+    }
+
+    #[test]
+    fn long_prompts_are_chunked_under_the_budget_and_only_the_last_chunk_samples() {
+        let mut p = pool(1000);
+        let mut s = sched(Some(64), 8);
+        s.waiting.push_back(req("a", 150, 4));
+        let chunks: Vec<_> = (0..3).map(|_| step(&mut s, &mut p)).collect();
+        assert_eq!(
+            chunks,
+            vec![
+                (ForwardMode::Extend, vec![("a".into(), 64, false)]),
+                (ForwardMode::Extend, vec![("a".into(), 64, false)]),
+                (ForwardMode::Extend, vec![("a".into(), 22, true)]),
+            ]
+        );
+        assert_eq!(
+            step(&mut s, &mut p),
+            (ForwardMode::Decode, vec![("a".into(), 1, true)])
+        );
+        // 150 prompt slots plus one for the first sampled token, written by the decode.
+        assert_eq!(p.free_slots(), 1000 - 151);
+    }
+
+    #[test]
+    fn budget_is_shared_by_several_prompts_in_one_extend() {
+        let mut p = pool(1000);
+        let mut s = sched(Some(100), 8);
+        for (rid, n) in [("a", 30), ("b", 50), ("c", 40)] {
+            s.waiting.push_back(req(rid, n, 4));
+        }
+        let (mode, rows) = step(&mut s, &mut p);
+        assert_eq!(mode, ForwardMode::Extend);
+        // a and b fit; c gets the remaining 20 tokens as a first chunk.
+        assert_eq!(
+            rows,
+            vec![
+                ("a".into(), 30, true),
+                ("b".into(), 50, true),
+                ("c".into(), 20, false)
+            ]
+        );
+        assert_eq!(step(&mut s, &mut p).1, vec![("c".into(), 20, true)]);
+    }
+
+    #[test]
+    fn prefill_has_priority_over_decode() {
+        let mut p = pool(1000);
+        let mut s = sched(Some(512), 8);
+        s.waiting.push_back(req("a", 10, 8));
+        assert_eq!(step(&mut s, &mut p).0, ForwardMode::Extend);
+        assert_eq!(step(&mut s, &mut p).0, ForwardMode::Decode);
+        s.waiting.push_back(req("b", 10, 8));
+        // The new prompt runs alone first; then both decode together.
+        assert_eq!(
+            step(&mut s, &mut p),
+            (ForwardMode::Extend, vec![("b".into(), 10, true)])
+        );
+        assert_eq!(
+            step(&mut s, &mut p),
+            (
+                ForwardMode::Decode,
+                vec![("a".into(), 1, true), ("b".into(), 1, true)]
+            )
+        );
+    }
+
+    #[test]
+    fn admission_reserves_prompt_plus_max_new_tokens() {
+        let mut p = pool(100);
+        let mut s = sched(None, 8);
+        s.waiting.push_back(req("a", 10, 60)); // reserves 70
+        s.waiting.push_back(req("b", 10, 40)); // needs 50, only 30 unreserved
+        let (_, rows) = step(&mut s, &mut p);
+        assert_eq!(rows, vec![("a".into(), 10, true)]);
+        assert_eq!(
+            s.waiting.len(),
+            1,
+            "b waits although 90 slots are still free"
+        );
+        assert_eq!(step(&mut s, &mut p).0, ForwardMode::Decode);
+        // When a finishes and frees its slots, b is admitted.
+        let mut a = s.running.remove(0);
+        p.release(&mut a.pages);
+        assert_eq!(step(&mut s, &mut p).1, vec![("b".into(), 10, true)]);
+    }
+
+    #[test]
+    fn max_running_requests_caps_admission() {
+        let mut p = pool(1000);
+        let mut s = sched(None, 2);
+        for rid in ["a", "b", "c"] {
+            s.waiting.push_back(req(rid, 5, 4));
+        }
+        let (_, rows) = step(&mut s, &mut p);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(s.running.len(), 2);
+        assert_eq!(s.waiting.len(), 1);
+        // With two running, the third keeps waiting: the next step is a decode of two.
+        let (mode, rows) = step(&mut s, &mut p);
+        assert_eq!((mode, rows.len()), (ForwardMode::Decode, 2));
+    }
+
+    #[test]
+    fn decode_retracts_the_newest_request_when_the_pool_runs_out() {
+        let mut p = pool(8);
+        let mut s = sched(None, 8);
+        // Two running requests that each hold 4 slots and need a 5th to decode (as can
+        // happen when admission is bypassed, e.g. after a retraction shrank the pool's slack).
+        for rid in ["a", "b"] {
+            let mut r = req(rid, 3, 10);
+            r.output_ids.push(1);
+            r.output_ids.push(1);
+            r.computed = 4;
+            assert!(p.ensure(&mut r.pages, 4));
+            s.running.push(r);
+        }
+        assert_eq!(p.free_slots(), 0);
+        let (mode, rows) = step(&mut s, &mut p);
+        assert_eq!(
+            (mode, rows),
+            (ForwardMode::Decode, vec![("a".into(), 1, true)])
+        );
+        assert_eq!(s.retractions, 1);
+        let b = s.waiting.front().expect("b is back in the queue");
+        assert_eq!((b.rid.as_str(), b.computed, b.pages.len()), ("b", 0, 0));
+        // Its generated tokens are kept and recomputed with the prompt later.
+        assert_eq!(b.total_len(), 5);
+        assert_eq!(p.free_slots(), 8 - 5);
+    }
+}
