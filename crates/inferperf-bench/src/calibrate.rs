@@ -29,6 +29,9 @@ pub struct CalibrationPoint {
     pub client_cpu_s: f64,
     /// Client CPU seconds per million chunks.
     pub cpu_s_per_m_chunks: f64,
+    /// Chunks per client CPU-second: what one fully busy client thread could parse if the
+    /// server kept up (the server shares this host, so the measured rate is lower).
+    pub chunks_per_client_cpu_s: f64,
 }
 
 /// This host's client ceiling (the best point).
@@ -161,6 +164,7 @@ pub async fn calibrate(o: &CalibrateOptions) -> Result<Calibration, BenchError> 
             chunks_per_s: chunks as f64 / res.duration_s.max(1e-9),
             client_cpu_s: cpu,
             cpu_s_per_m_chunks: cpu / (chunks.max(1) as f64) * 1e6,
+            chunks_per_client_cpu_s: chunks as f64 / cpu.max(1e-9),
         };
         tracing::info!(
             "calibration c={c}: {:.0} req/s, {:.0} chunks/s, client CPU {:.2} s in {wall:.2} s",

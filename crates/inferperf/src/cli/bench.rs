@@ -279,17 +279,29 @@ fn calibrate_cmd(a: CalibrateArgs) -> anyhow::Result<ExitCode> {
         .context("calibration run")?;
     drop(embedded);
     println!(
-        "{:<12} {:>12} {:>14} {:>14} {:>18}",
-        "concurrency", "req/s", "chunks/s", "client CPU s", "CPU s / 1M chunks"
+        "{:<12} {:>12} {:>14} {:>14} {:>18} {:>22}",
+        "concurrency",
+        "req/s",
+        "chunks/s",
+        "client CPU s",
+        "CPU s / 1M chunks",
+        "chunks / client CPU-s"
     );
     for p in &cal.points {
         println!(
-            "{:<12} {:>12.1} {:>14.0} {:>14.2} {:>18.2}",
-            p.concurrency, p.requests_per_s, p.chunks_per_s, p.client_cpu_s, p.cpu_s_per_m_chunks
+            "{:<12} {:>12.1} {:>14.0} {:>14.2} {:>18.2} {:>22.0}",
+            p.concurrency,
+            p.requests_per_s,
+            p.chunks_per_s,
+            p.client_cpu_s,
+            p.cpu_s_per_m_chunks,
+            p.chunks_per_client_cpu_s
         );
     }
     println!(
-        "Client ceiling on this host ({} client threads, server in-process on its own thread): {:.0} req/s, {:.0} chunks/s, {} streams",
+        "Measured ceiling on this host ({} client threads; the simulated server shares the host \
+         on its own thread): {:.0} req/s, {:.0} chunks/s, {} streams. \
+         `chunks / client CPU-s` is what the client alone could parse per busy thread.",
         cal.client_threads, cal.requests_per_s, cal.chunks_per_s, cal.streams
     );
     if !a.no_save {
