@@ -14,7 +14,7 @@ struct Totals(Arc<Mutex<Tally>>);
 
 impl StepHooks for Totals {
     fn on_step_begin(&mut self, b: &BatchSummary) -> bool {
-        b.mode.name() == "DECODE"
+        b.mode.name() == std::env::var("STEP_MODE").unwrap_or_else(|_| "DECODE".into())
     }
     fn on_module(&mut self, t: ModuleTiming) {
         if let Ok(mut g) = self.0.lock() {

@@ -40,14 +40,36 @@ fn mat_forward(w: &MatWeight, x: &Tensor) -> Result<Tensor, EngineError> {
     }
 }
 
+/// Batches of at least this many rows multiply quantized weights through their dense f32 copy
+/// (candle's blocked f32 GEMM: ~3x faster prefill); smaller ones (decode) use the int8 kernels,
+/// which read 6x fewer bytes per row and win up to about 16 rows (measured on 2 cores).
+const DENSE_MIN_ROWS: usize = 32;
+
 struct Linear {
     w: MatWeight,
+    /// Dense copy of a quantized `w` for large batches (prefill).
+    dense: Option<Tensor>,
     b: Option<Tensor>,
 }
 
 impl Linear {
+    fn new(w: MatWeight, b: Option<Tensor>) -> Result<Self, EngineError> {
+        let dense = match &w {
+            MatWeight::Quant(q) => Some(
+                Tensor::from_vec(q.dequantize(), (q.rows(), q.cols()), &Device::Cpu)
+                    .and_then(|t| t.t())
+                    .map_err(cerr)?,
+            ),
+            MatWeight::Candle(_) => None,
+        };
+        Ok(Self { w, dense, b })
+    }
+
     fn forward(&self, x: &Tensor) -> Result<Tensor, EngineError> {
-        let y = mat_forward(&self.w, x)?;
+        let y = match &self.dense {
+            Some(wt) if x.dim(0).map_err(cerr)? >= DENSE_MIN_ROWS => x.matmul(wt).map_err(cerr)?,
+            _ => mat_forward(&self.w, x)?,
+        };
         match &self.b {
             Some(b) => y.broadcast_add(b).map_err(cerr),
             None => Ok(y),
@@ -122,7 +144,7 @@ fn linear(
     } else {
         None
     };
-    Ok(Linear { w, b })
+    Linear::new(w, b)
 }
 
 fn need<T>(v: Option<T>, name: &str, format: &str) -> Result<T, EngineError> {

@@ -122,6 +122,25 @@ impl QMatrix {
         })
     }
 
+    /// The matrix as dense row-major f32 (exact: every quantized value is representable).
+    pub fn dequantize(&self) -> Vec<f32> {
+        let mut out = Vec::with_capacity(self.rows * self.cols);
+        match &self.quants {
+            Quants::Q4_1 { m, qs } => {
+                for ((&d, &m), q) in self.d.iter().zip(m).zip(qs) {
+                    out.extend(q.iter().map(|&b| d * (b & 0x0f) as f32 + m));
+                    out.extend(q.iter().map(|&b| d * (b >> 4) as f32 + m));
+                }
+            }
+            Quants::Q8_0 { qs } => {
+                for (&d, q) in self.d.iter().zip(qs) {
+                    out.extend(q.iter().map(|&v| d * v as f32));
+                }
+            }
+        }
+        out
+    }
+
     /// Output features.
     pub fn rows(&self) -> usize {
         self.rows
