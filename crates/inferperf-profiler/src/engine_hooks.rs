@@ -11,8 +11,7 @@
 //! around the forward, one `cpu_op` per module call when module spans are on, the
 //! `process_batch_result` phase, and the running/waiting/KV counters.
 
-use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
 use inferperf_engine::api::{ControlCommand, EngineHandle};
@@ -176,6 +175,7 @@ pub struct ProfilerHandle {
     ranks: Vec<mpsc::Sender<Command>>,
     engine: Option<EngineHandle>,
     env: EnvDefaults,
+    last: Arc<Mutex<Option<Arc<ProfileSession>>>>,
 }
 
 impl std::fmt::Debug for ProfilerHandle {
@@ -213,6 +213,7 @@ impl ProfilerHandle {
                 ranks: senders,
                 engine: None,
                 env,
+                last: Arc::default(),
             },
             hooks,
         )
@@ -274,6 +275,7 @@ impl ProfilerHandle {
             }
         }
         let Some(err) = first_err else {
+            *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(session.clone());
             return Ok(session);
         };
         if !accepted.is_empty() {
@@ -293,6 +295,22 @@ impl ProfilerHandle {
             }
         }
         Err(err)
+    }
+
+    /// The most recently started session. A window that closes by itself (`num_steps`) has
+    /// no `/stop_profile` to wait on; embedders and tests wait on this one instead:
+    /// `handle.last_session()` then [`ProfilerHandle::wait`].
+    pub fn last_session(&self) -> Option<Arc<ProfileSession>> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Wait (without blocking the async runtime) until `session` has written all its files.
+    pub async fn wait(session: &ProfileSession) -> Result<ProfileOutcome, ProfileError> {
+        let (tx, rx) = oneshot::channel();
+        session.on_complete(move |o| {
+            let _ = tx.send(o.clone());
+        });
+        rx.await.map_err(|_| ProfileError::WriterGone)
     }
 
     /// `/stop_profile`: close the windows on every rank and wait until every file is written
@@ -323,10 +341,6 @@ impl ProfilerHandle {
         let Some(session) = session else {
             return Err(first_err.unwrap_or(ProfileError::NotInProgress));
         };
-        let (tx, rx) = oneshot::channel();
-        session.on_complete(move |o| {
-            let _ = tx.send(o.clone());
-        });
-        rx.await.map_err(|_| ProfileError::WriterGone)
+        Self::wait(&session).await
     }
 }

@@ -91,7 +91,17 @@ fn launch_profiled_blocking(args: &ServerArgs) -> Result<(OwnedEngine, axum::Rou
         let routes = profile::unavailable_routes("the simulated engine runs no forward steps");
         return Ok((launch_simulated()?, routes));
     }
-    let (mut profiler, hooks) = profile::profiler_for(args)?;
+    let (engine, profiler) = launch_model_profiled(args)?;
+    Ok((engine, profile::routes(profiler)))
+}
+
+/// Load the model with profiler hooks (one rank per `--dp-size` replica) and return the
+/// [`inferperf_profiler::ProfilerHandle`] attached to it (serve it with
+/// `routes::profile::routes`). Blocks while the weights load.
+pub fn launch_model_profiled(
+    args: &ServerArgs,
+) -> Result<(OwnedEngine, inferperf_profiler::ProfilerHandle), ServerError> {
+    let (mut profiler, hooks) = crate::routes::profile::profiler_for(args)?;
     let engine = launch_model_ranks(args, hooks)?;
     profiler.attach(engine.parts.handle.clone());
     let info = &engine.parts.model_info;
@@ -100,7 +110,7 @@ fn launch_profiled_blocking(args: &ServerArgs) -> Result<(OwnedEngine, axum::Rou
     if let Err(e) = profiler.set_kv_bytes_per_token(kv_bytes) {
         tracing::warn!("profiler: {e}");
     }
-    Ok((engine, profile::routes(profiler)))
+    Ok((engine, profiler))
 }
 
 /// The engine configuration for `args` (SGLang flag -> engine field, defaults from the engine).
