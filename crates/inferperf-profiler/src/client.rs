@@ -193,6 +193,33 @@ pub async fn stop_profile(client: &reqwest::Client, base_url: &str) -> Result<St
     read_reply(&url, resp).await
 }
 
+/// The trace files a server wrote into `dir` (the `output_dir` the client sent), sorted:
+/// rank traces and `merged-*` files (`*.trace.json.gz`) and MEM timelines (`*-memory*.json.gz`).
+/// Call it after [`stop_profile`] returned (the server replies only once its files are on
+/// disk) to report where the traces are. A missing directory is an empty list.
+pub fn written_traces(dir: &Path) -> Result<Vec<PathBuf>, ClientError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => {
+            return Err(ClientError::Io {
+                path: dir.to_path_buf(),
+                error,
+            })
+        }
+    };
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.ends_with(".trace.json.gz") || (n.contains("-memory") && n.ends_with(".json.gz"))
+            })
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
 /// The result of one target in a fan-out call.
 #[derive(Debug)]
 pub struct TargetResult {

@@ -259,3 +259,33 @@ fn timestamped_dir_is_created_under_the_normalized_base() {
     let leaf: f64 = dir.file_name().unwrap().to_str().unwrap().parse().unwrap();
     assert!(leaf > 1.6e9);
 }
+
+#[test]
+fn written_traces_lists_rank_merged_and_memory_files_only() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "1.5-TP-0-DP-1.trace.json.gz",
+        "merged-1.5.trace.json.gz",
+        "1.6-TP-0-memory.json.gz",
+        "server_args.json",
+        ".1.5-TP-0.trace.json.gz.tmp-7-1",
+    ] {
+        std::fs::write(dir.path().join(name), b"x").unwrap();
+    }
+    let found: Vec<String> = written_traces(dir.path())
+        .unwrap()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        found,
+        [
+            "1.5-TP-0-DP-1.trace.json.gz",
+            "1.6-TP-0-memory.json.gz",
+            "merged-1.5.trace.json.gz"
+        ]
+    );
+    assert!(written_traces(&dir.path().join("missing"))
+        .unwrap()
+        .is_empty());
+}
