@@ -498,7 +498,10 @@ async fn pd_separated_profiling_through_the_client_api() {
     let prefill = start(ServerArgs::ephemeral()).await;
     let decode = start(ServerArgs::ephemeral()).await;
     let base = tempfile::tempdir().expect("tempdir");
-    let targets = client::pd_targets(&[prefill.base.clone()], &[decode.base.clone()]);
+    let targets = client::pd_targets(
+        std::slice::from_ref(&prefill.base),
+        std::slice::from_ref(&decode.base),
+    );
     let http = client::http_client().expect("client");
     let mut dirs = Vec::new();
     let started = client::start_profile_all(&http, &targets, |t| {
