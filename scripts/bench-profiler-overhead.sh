@@ -17,7 +17,8 @@ CONC="${CONC:-4}"
 TOKENS="${TOKENS:-64}"
 MODEL="${MODEL:-default}"
 OUT="$(mktemp -d)"
-trap 'kill "$SERVER_PID" 2>/dev/null || true; rm -rf "$OUT"' EXIT
+SERVER_PID=""
+trap 'if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi; rm -rf "$OUT"' EXIT
 
 cargo build --release -p inferperf >&2
 BIN="$CARGO_TARGET_DIR/release/inferperf"
