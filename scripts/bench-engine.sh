@@ -28,11 +28,33 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
   "load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
 echo "model: $GGUF; output $OUT_LEN tokens; concurrency 1 and $CONC"
 
-cargo build --release --quiet -p inferperf -p inferperf-engine --example engine_bench
-BIN="$CARGO_TARGET_DIR/release"
+# Copies of this checkout's executables: the shared target dir's release/ binaries may be
+# overwritten by a build from another checkout at any time.
+BIN_DIR=$(mktemp -d)
+trap 'rm -rf "$BIN_DIR"' EXIT
+build() {  # build CARGO_ARGS... -> prints "name path" per executable
+  cargo build --release --quiet --message-format=json "$@" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable"):
+        print(m["target"]["name"], m["executable"])'
+}
+copy() { local p; p=$(awk -v n="$1" '$1 == n {print $2}' <<<"$2"); [ -n "$p" ] && cp "$p" "$BIN_DIR/$1" && echo "$BIN_DIR/$1"; }
+ENGINE_BENCH=$(copy engine_bench "$(build -p inferperf-engine --example engine_bench)") \
+  || { echo "cannot build the engine_bench example" >&2; exit 1; }
+# The server is optional: without it the ratios use the in-process numbers.
+INFERPERF=$(copy inferperf "$(build -p inferperf --bin inferperf 2>/dev/null)") || {
+  echo "note: inferperf (the server) does not build right now; comparing in-process numbers"
+  INFERPERF=""
+}
 
 echo "== in-process engine (EngineHandle, no HTTP)"
-"$BIN/examples/engine_bench" "$GGUF" "1,$CONC" 64 "$OUT_LEN" | grep -v '^json:'
+inproc=$("$ENGINE_BENCH" "$GGUF" "1,$CONC" 64 "$OUT_LEN")
+grep -v '^json:' <<<"$inproc"
+jfield() {  # jfield CONCURRENCY KEY
+  grep "^json: {\"concurrency\": $1," <<<"$inproc" | sed -E "s/.*\"$2\": ([0-9.]+).*/\1/"
+}
 
 # One streaming client for both servers: prints "c=N decode_tok_s=.. agg_tok_s=.. ttft_ms=..".
 client() {  # client BASE_URL MODEL CONCURRENCY
@@ -87,34 +109,37 @@ wait_up() {  # wait_up URL PID
   return 1
 }
 
-declare -A R
-if [ "${SKIP_HTTP:-0}" != 1 ]; then
+field() { sed -E "s/.*$2=([0-9.]+).*/\1/" <<<"$1"; }
+OURS1=$(jfield 1 decode_tok_s_per_stream); OURSN=$(jfield "$CONC" output_tok_s); OURS_HOW="in-process"
+if [ "${SKIP_HTTP:-0}" != 1 ] && [ -n "$INFERPERF" ]; then
   echo "== inferperf serve (HTTP) on 127.0.0.1:$OURS_PORT"
   log=$(mktemp)
-  "$BIN/inferperf" serve --model-path "$GGUF" --served-model-name smollm2 --host 127.0.0.1 --port "$OURS_PORT" >"$log" 2>&1 &
+  "$INFERPERF" serve --model-path "$GGUF" --served-model-name smollm2 --host 127.0.0.1 \
+    --port "$OURS_PORT" >"$log" 2>&1 &
   pid=$!
-  trap 'kill $pid 2>/dev/null || true' EXIT
+  trap 'kill $pid 2>/dev/null || true; rm -rf "$BIN_DIR"' EXIT
   wait_up "http://127.0.0.1:$OURS_PORT/health" "$pid" || { cat "$log" >&2; exit 1; }
-  R[ours1]=$(client "http://127.0.0.1:$OURS_PORT" smollm2 1); echo "${R[ours1]}"
-  R[oursN]=$(client "http://127.0.0.1:$OURS_PORT" smollm2 "$CONC"); echo "${R[oursN]}"
-  kill "$pid"; wait "$pid" 2>/dev/null || true; trap - EXIT; rm -f "$log"
-
-  if [ "${SKIP_LLAMACPP:-0}" != 1 ]; then
-    echo "== llama.cpp server (llama-cpp-python) on 127.0.0.1:$LLAMA_PORT"
-    PORT=$LLAMA_PORT "$PEERS_DIR/llamacpp_server.sh" start >/dev/null
-    trap 'PORT=$LLAMA_PORT "$PEERS_DIR/llamacpp_server.sh" stop >/dev/null' EXIT
-    R[llama1]=$(client "http://127.0.0.1:$LLAMA_PORT" smollm2 1); echo "${R[llama1]}"
-    R[llamaN]=$(client "http://127.0.0.1:$LLAMA_PORT" smollm2 "$CONC"); echo "${R[llamaN]}"
-    PORT=$LLAMA_PORT "$PEERS_DIR/llamacpp_server.sh" stop >/dev/null; trap - EXIT
-
-    field() { sed -E "s/.*$2=([0-9.]+).*/\1/" <<<"$1"; }
-    python3 - "$(field "${R[ours1]}" decode_tok_s)" "$(field "${R[llama1]}" decode_tok_s)" \
-      "$(field "${R[oursN]}" agg_tok_s)" "$(field "${R[llamaN]}" agg_tok_s)" "$CONC" <<'PY'
+  r1=$(client "http://127.0.0.1:$OURS_PORT" smollm2 1); echo "$r1"
+  rn=$(client "http://127.0.0.1:$OURS_PORT" smollm2 "$CONC"); echo "$rn"
+  kill "$pid"; wait "$pid" 2>/dev/null || true; rm -f "$log"
+  trap 'rm -rf "$BIN_DIR"' EXIT
+  OURS1=$(field "$r1" decode_tok_s); OURSN=$(field "$rn" agg_tok_s); OURS_HOW="HTTP"
+fi
+if [ "${SKIP_LLAMACPP:-0}" != 1 ]; then
+  echo "== llama.cpp server (llama-cpp-python) on 127.0.0.1:$LLAMA_PORT"
+  PORT=$LLAMA_PORT "$PEERS_DIR/llamacpp_server.sh" start >/dev/null
+  trap 'PORT=$LLAMA_PORT "$PEERS_DIR/llamacpp_server.sh" stop >/dev/null; rm -rf "$BIN_DIR"' EXIT
+  l1=$(client "http://127.0.0.1:$LLAMA_PORT" smollm2 1); echo "$l1"
+  ln=$(client "http://127.0.0.1:$LLAMA_PORT" smollm2 "$CONC"); echo "$ln"
+  PORT=$LLAMA_PORT "$PEERS_DIR/llamacpp_server.sh" stop >/dev/null
+  trap 'rm -rf "$BIN_DIR"' EXIT
+  python3 - "$OURS1" "$(field "$l1" decode_tok_s)" "$OURSN" "$(field "$ln" agg_tok_s)" "$CONC" \
+    "$OURS_HOW" <<'PY'
 import sys
-o1, l1, on, ln, c = map(float, sys.argv[1:])
-print(f"== ratios vs llama.cpp\nsingle-stream decode: {o1:.1f} vs {l1:.1f} tok/s = {o1/l1:.2f}x (target >= 0.8x)")
+o1, l1, on, ln, c = map(float, sys.argv[1:6])
+print(f"== ratios vs llama.cpp (ours measured {sys.argv[6]}, llama.cpp over HTTP)")
+print(f"single-stream decode: {o1:.1f} vs {l1:.1f} tok/s = {o1/l1:.2f}x (target >= 0.8x)")
 print(f"aggregate at {int(c)} streams: {on:.1f} vs {ln:.1f} tok/s = {on/ln:.2f}x (target >= 3x)")
 PY
-  fi
 fi
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at end"
