@@ -318,6 +318,26 @@ mod tests {
     }
 
     #[test]
+    fn mixed_chunk_runs_new_prompts_and_decodes_in_one_step() {
+        let mut p = pool(1000);
+        let mut s = Scheduler::new(SchedulerConfig {
+            chunked_prefill_size: Some(512),
+            max_running_requests: 8,
+            enable_mixed_chunk: true,
+        });
+        s.waiting.push_back(req("a", 10, 8));
+        assert_eq!(step(&mut s, &mut p).0, ForwardMode::Extend);
+        s.waiting.push_back(req("b", 10, 8));
+        assert_eq!(
+            step(&mut s, &mut p),
+            (
+                ForwardMode::Mixed,
+                vec![("b".into(), 10, true), ("a".into(), 1, true)]
+            )
+        );
+    }
+
+    #[test]
     fn decode_retracts_the_newest_request_when_the_pool_runs_out() {
         let mut p = pool(8);
         let mut s = sched(None, 8);
