@@ -136,10 +136,17 @@ impl Embedded {
                 (server, Some(sim), Some(tokenizer))
             }
             None => {
-                let server = runtime
-                    .block_on(EmbeddedServer::start(args))
+                // Launch the engine here (not inside the server) to keep its tokenizer: the
+                // datasets then count tokens exactly as the server does.
+                let server = runtime.block_on(async {
+                    let engine = inferperf_server::launch::launch_engine(&args).await?;
+                    let tokenizer: SharedTokenizer = engine.parts.tokenizer.clone();
+                    let server = EmbeddedServer::start_owning_engine(args, engine).await?;
+                    Ok::<_, inferperf_server::ServerError>((server, tokenizer))
+                });
+                let (server, tokenizer) = server
                     .context("starting the embedded reference server (--model-path default)")?;
-                (server, None, None)
+                (server, None, Some(tokenizer))
             }
         };
         Ok(Self {
