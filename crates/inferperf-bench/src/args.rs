@@ -103,6 +103,27 @@ pub struct ServingArgs {
     pub disable_ignore_eos: bool,
     #[arg(long)]
     pub disable_stream: bool,
+    /// Sampling temperature (native `/generate` only; OpenAI bodies send 0.0 as SGLang does).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f64,
+    /// Top-p (native `/generate` only, sent when < 1.0).
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f64,
+    /// Call `/start_profile` before and `/stop_profile` after the measured run.
+    #[arg(long)]
+    pub profile: bool,
+    #[arg(long, num_args = 1.., default_values_t = ["CPU".to_string(), "GPU".to_string()])]
+    pub profile_activities: Vec<String>,
+    /// Steps to capture (the server stops by itself; no `/stop_profile`).
+    #[arg(long)]
+    pub profile_num_steps: Option<u64>,
+    #[arg(long)]
+    pub profile_by_stage: bool,
+    /// Base directory; a `<epoch>` subdirectory is created and sent as `output_dir`.
+    #[arg(long)]
+    pub profile_output_dir: Option<String>,
+    #[arg(long)]
+    pub profile_prefix: Option<String>,
     /// JSON object merged into every request body.
     #[arg(long)]
     pub extra_request_body: Option<String>,

@@ -114,6 +114,9 @@ pub struct BodyOptions<'a> {
     pub stream: bool,
     pub ignore_eos: bool,
     pub lora_name: Option<&'a str>,
+    /// Native `/generate` only (`--temperature`, `--top-p`; top_p sent only when < 1).
+    pub temperature: f64,
+    pub top_p: f64,
     /// Merged last (overrides our keys), as SGLang does.
     pub extra: &'a Map<String, Value>,
 }
@@ -128,10 +131,12 @@ pub fn build_body(prompt: &Prompt, output_len: usize, o: &BodyOptions<'_>) -> Va
                 Prompt::Text(t) => b.insert("text".into(), json!(t)),
                 Prompt::Messages(m) => b.insert("text".into(), json!(m.to_string())),
             };
-            b.insert(
-                "sampling_params".into(),
-                json!({"temperature": 0.0, "max_new_tokens": output_len, "ignore_eos": o.ignore_eos}),
-            );
+            let mut sp = json!({"temperature": o.temperature, "max_new_tokens": output_len,
+                                "ignore_eos": o.ignore_eos});
+            if o.top_p < 1.0 {
+                sp["top_p"] = json!(o.top_p);
+            }
+            b.insert("sampling_params".into(), sp);
             b.insert("stream".into(), json!(o.stream));
             b.insert("lora_path".into(), json!(o.lora_name));
             b.insert("return_logprob".into(), json!(false));
@@ -212,6 +217,8 @@ mod tests {
             stream: true,
             ignore_eos: true,
             lora_name: None,
+            temperature: 0.0,
+            top_p: 1.0,
             extra,
         }
     }
@@ -238,6 +245,20 @@ mod tests {
         );
         let b = build_body(&p, 8, &opts(Backend::OpenaiChat, &extra));
         assert_eq!(b["stream_options"], json!({"include_usage": true}));
+    }
+
+    #[test]
+    fn native_sampling_flags() {
+        let extra = Map::new();
+        let mut o = opts(Backend::Sglang, &extra);
+        o.temperature = 0.5;
+        o.top_p = 0.9;
+        let b = build_body(&Prompt::Ids(vec![7]), 3, &o);
+        assert_eq!(
+            b["sampling_params"],
+            json!({"temperature": 0.5, "max_new_tokens": 3, "ignore_eos": true, "top_p": 0.9})
+        );
+        assert_eq!(b["input_ids"], json!([7]));
     }
 
     #[test]

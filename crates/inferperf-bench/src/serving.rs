@@ -190,6 +190,9 @@ pub async fn run_serving(
     if args.flush_cache {
         flush_cache(&pool, args.backend).await?;
     }
+    if args.profile {
+        start_profile(&pool, args).await;
+    }
 
     let counters = Arc::new(LiveCounters::default());
     let pb = crate::progress::bar(requests.len(), args.disable_tqdm);
@@ -216,6 +219,9 @@ pub async fn run_serving(
     )
     .await;
     let client_cpu = ctx.cpu.seconds() - cpu0.0;
+    if args.profile && args.profile_num_steps.is_none() {
+        stop_profile(&pool).await;
+    }
     let process_cpu = process_cpu_seconds() - cpu0.1;
     ticker.abort();
     pb.finish_and_clear();
@@ -613,6 +619,8 @@ pub fn plan_requests(
                     stream: !args.disable_stream,
                     ignore_eos: !args.disable_ignore_eos,
                     lora_name: *lora,
+                    temperature: args.temperature,
+                    top_p: args.top_p,
                     extra,
                 },
             );
@@ -657,5 +665,76 @@ async fn flush_cache(pool: &Pool, backend: Backend) -> Result<(), BenchError> {
             crate::sse::excerpt(&body)
         ))),
         Err(e) => Err(BenchError::Server(format!("POST {route}: {e}"))),
+    }
+}
+
+/// `--profile`: `POST /start_profile` with SGLang's body (§1.11), after warmup and flush.
+async fn start_profile(pool: &Pool, args: &ServingArgs) {
+    let base = args
+        .profile_output_dir
+        .clone()
+        .or_else(|| std::env::var("SGLANG_TORCH_PROFILER_DIR").ok())
+        .unwrap_or_else(|| "/tmp".into());
+    let base = std::path::absolute(&base).unwrap_or_else(|_| base.clone().into());
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let dir = base.join(format!("{stamp}"));
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        tracing::warn!("cannot create {}: {e}", dir.display());
+    }
+    let num_steps = match (args.profile_num_steps, args.profile_by_stage) {
+        (Some(n), _) => Some(n),
+        (None, true) => Some(5),
+        (None, false) => None,
+    };
+    let body = serde_json::json!({
+        "activities": args.profile_activities,
+        "num_steps": num_steps,
+        "profile_by_stage": args.profile_by_stage,
+        "profile_stages": null,
+        "output_dir": dir.to_string_lossy(),
+        "profile_prefix": args.profile_prefix,
+    });
+    println!("Starting profiler...");
+    let bytes = Bytes::from(body.to_string());
+    match simple_request(
+        pool,
+        Method::POST,
+        "/start_profile",
+        Some(bytes),
+        Duration::from_secs(60),
+    )
+    .await
+    {
+        Ok((StatusCode::OK, _)) => println!("Profiler started"),
+        Ok((s, b)) => eprintln!(
+            "WARNING: /start_profile answered HTTP {s}: {}",
+            crate::sse::excerpt(&b)
+        ),
+        Err(e) => eprintln!("WARNING: /start_profile failed: {e}"),
+    }
+}
+
+/// `POST /stop_profile` with `{}` after the measured run (outside the duration).
+async fn stop_profile(pool: &Pool) {
+    println!("Stopping profiler...");
+    let body = Some(Bytes::from_static(b"{}"));
+    match simple_request(
+        pool,
+        Method::POST,
+        "/stop_profile",
+        body,
+        Duration::from_secs(600),
+    )
+    .await
+    {
+        Ok((StatusCode::OK, _)) => println!("Profiler stopped"),
+        Ok((s, b)) => eprintln!(
+            "WARNING: /stop_profile answered HTTP {s}: {}",
+            crate::sse::excerpt(&b)
+        ),
+        Err(e) => eprintln!("WARNING: /stop_profile failed: {e}"),
     }
 }

@@ -139,9 +139,11 @@ impl Embedded {
                 // Launch the engine here (not inside the server) to keep its tokenizer: the
                 // datasets then count tokens exactly as the server does.
                 let server = runtime.block_on(async {
-                    let engine = inferperf_server::launch::launch_engine(&args).await?;
+                    let (engine, profile_routes) =
+                        inferperf_server::launch::launch_engine_profiled(&args).await?;
                     let tokenizer: SharedTokenizer = engine.parts.tokenizer.clone();
-                    let server = EmbeddedServer::start_owning_engine(args, engine).await?;
+                    let server =
+                        EmbeddedServer::start_with_routes(args, engine, profile_routes).await?;
                     Ok::<_, inferperf_server::ServerError>((server, tokenizer))
                 });
                 let (server, tokenizer) = server
