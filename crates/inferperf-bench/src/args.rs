@@ -109,6 +109,9 @@ pub struct ServingArgs {
     /// Top-p (native `/generate` only, sent when < 1.0).
     #[arg(long, default_value_t = 1.0)]
     pub top_p: f64,
+    /// Collect cached-token statistics (SGLang backends): table section and `cache_report`.
+    #[arg(long)]
+    pub cache_report: bool,
     /// Call `/start_profile` before and `/stop_profile` after the measured run.
     #[arg(long)]
     pub profile: bool,

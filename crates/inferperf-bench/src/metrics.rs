@@ -90,6 +90,10 @@ pub struct ExtraMetrics {
     pub input_len_mismatches: usize,
     /// Failures by kind.
     pub errors_by_kind: BTreeMap<String, usize>,
+    /// Σ prompt tokens (server-reported when available) and Σ cached prompt tokens over
+    /// successful requests (`--cache-report`).
+    pub cache_total_prompt_tokens: usize,
+    pub cache_total_cached_tokens: usize,
     /// Extra percentiles asked for with `--percentile-metrics`/`--metric-percentiles`,
     /// as `p{P}_{metric}_ms`.
     pub selected_percentiles: BTreeMap<String, f64>,
@@ -199,6 +203,11 @@ pub fn compute(inp: &MetricInputs<'_>) -> Metrics {
     } else {
         lens.iter().sum::<usize>() as f64 / lens.len() as f64
     };
+    x.cache_total_prompt_tokens = ok
+        .iter()
+        .map(|r| r.server_prompt_len.unwrap_or(r.prompt_len))
+        .sum();
+    x.cache_total_cached_tokens = ok.iter().map(|r| r.cached_tokens.unwrap_or(0)).sum();
     x.input_len_mismatches = ok
         .iter()
         .filter(|r| r.server_prompt_len.is_some_and(|s| s != r.prompt_len))
@@ -230,6 +239,16 @@ pub fn compute(inp: &MetricInputs<'_>) -> Metrics {
         }
     }
     m
+}
+
+/// SGLang's cache hit rate in percent (0 without prompt tokens).
+pub fn cache_hit_rate_pct(m: &Metrics) -> f64 {
+    let p = m.extra.cache_total_prompt_tokens;
+    if p == 0 {
+        0.0
+    } else {
+        m.extra.cache_total_cached_tokens as f64 / p as f64 * 100.0
+    }
 }
 
 /// `99` -> "99", `99.9` -> "99.9" (vLLM's key spelling).

@@ -31,6 +31,7 @@ pub struct RecordContext<'a> {
     pub incomplete: bool,
     pub abort_reason: Option<&'a str>,
     pub output_details: bool,
+    pub cache_report: bool,
 }
 
 fn put_summary(r: &mut OrderedRecord, name: &str, s: &Summary, with_max: bool) {
@@ -88,6 +89,21 @@ pub fn build(
     r.put("accept_length", json!(c.accept_length));
     r.put("max_output_tokens_per_s", m.max_output_tokens_per_s);
     r.put("max_concurrent_requests", json!(m.max_concurrent_requests));
+    if c.cache_report {
+        let rate = (crate::metrics::cache_hit_rate_pct(m) * 100.0).round() / 100.0;
+        r.put(
+            "cache_report",
+            json!({
+                "total_prompt_tokens": m.extra.cache_total_prompt_tokens,
+                "total_cached_tokens": m.extra.cache_total_cached_tokens,
+                "cache_hit_rate_pct": rate,
+                "device_cached_tokens": null,
+                "host_cached_tokens": null,
+                "storage_cached_tokens": null,
+                "storage_backend": null,
+            }),
+        );
+    }
 
     // Ours, after SGLang's keys.
     let x = &m.extra;
@@ -175,6 +191,15 @@ pub fn build(
             "e2el_including_client_queue": "scheduled arrival -> last stream line",
         }),
     );
+    if c.output_details && c.cache_report {
+        r.put(
+            "cached_tokens",
+            json!(records
+                .iter()
+                .map(|x| x.cached_tokens.unwrap_or(0))
+                .collect::<Vec<_>>()),
+        );
+    }
     if c.output_details {
         let ok = |rec: &RequestRecord| rec.success();
         r.put(

@@ -93,7 +93,16 @@ pub async fn run_serving(
     let total_out: usize = rows.iter().map(|r| r.output_len).sum();
     println!("#Input tokens: {total_in}");
     println!("#Output tokens: {total_out}");
-    let extra = parse_extra(args.extra_request_body.as_deref())?;
+    let mut extra = parse_extra(args.extra_request_body.as_deref())?;
+    if args.cache_report {
+        match args.backend {
+            Backend::SglangOai | Backend::SglangOaiChat => {
+                extra.insert("return_cached_tokens_details".into(), Value::Bool(true));
+            }
+            Backend::Sglang | Backend::SglangNative => {}
+            _ => println!("WARNING: --cache-report is only supported with sglang backends."),
+        }
+    }
     let requests = Arc::new(plan_requests(args, &rows, &model_id, &extra)?);
     tracing::info!(
         "prepared {} requests in {:.2} s",
@@ -293,6 +302,7 @@ pub async fn run_serving(
                     max_concurrency: args.max_concurrency,
                     duration_s: res.duration_s,
                     accept_length,
+                    cache_report: args.cache_report,
                 },
             )
         );
@@ -320,6 +330,7 @@ pub async fn run_serving(
             incomplete,
             abort_reason: res.abort_reason.as_deref(),
             output_details: args.output_details,
+            cache_report: args.cache_report,
         },
         &metrics,
         &validity,

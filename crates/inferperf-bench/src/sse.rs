@@ -232,6 +232,13 @@ fn usage(u: Option<&Usage>, rec: &mut RequestRecord) {
         if let Some(p) = u.prompt_tokens.filter(|p| *p > 0) {
             rec.server_prompt_len = Some(p);
         }
+        if let Some(c) = u
+            .prompt_tokens_details
+            .as_ref()
+            .and_then(|d| d.cached_tokens)
+        {
+            rec.cached_tokens = Some(c);
+        }
     }
 }
 
@@ -292,6 +299,12 @@ fn is_sse_field(line: &[u8]) -> bool {
 struct Usage {
     prompt_tokens: Option<usize>,
     completion_tokens: Option<usize>,
+    prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+#[derive(Deserialize)]
+struct PromptTokensDetails {
+    cached_tokens: Option<usize>,
 }
 
 #[derive(Deserialize)]

@@ -14,6 +14,8 @@ pub struct TableContext<'a> {
     pub max_concurrency: Option<usize>,
     pub duration_s: f64,
     pub accept_length: Option<f64>,
+    /// Print SGLang's "Cache Hit Details" section.
+    pub cache_report: bool,
 }
 
 /// Python `str(float)` for the values SGLang prints raw (`4.0`, `0.5`, `inf`).
@@ -123,6 +125,24 @@ pub fn sglang_table(m: &Metrics, c: &TableContext<'_>) -> String {
     latency_rows(&mut o, "TPOT", &m.tpot_ms, false);
     header(&mut o, "Inter-Token Latency", '-');
     latency_rows(&mut o, "ITL", &m.itl_ms, true);
+    if c.cache_report {
+        header(&mut o, "Cache Hit Details", '-');
+        row(
+            &mut o,
+            "Total prompt tokens:",
+            &m.extra.cache_total_prompt_tokens.to_string(),
+        );
+        row(
+            &mut o,
+            "Total cached tokens:",
+            &m.extra.cache_total_cached_tokens.to_string(),
+        );
+        row(
+            &mut o,
+            "Cache hit rate:",
+            &format!("{:.1}%", crate::metrics::cache_hit_rate_pct(m)),
+        );
+    }
     o.push_str(&"=".repeat(50));
     o.push('\n');
     o
@@ -195,6 +215,7 @@ mod tests {
                 max_concurrency: None,
                 duration_s: 12.345,
                 accept_length: None,
+                cache_report: false,
             },
         );
         let lines: Vec<&str> = t.lines().collect();

@@ -516,3 +516,42 @@ async fn dead_server_still_yields_a_record() {
         out.records.len() as u64
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_report_follows_sglang_keys() {
+    let s = SimServer::start(TokenSchedule::ZeroLatency).await;
+    let dir = tempdir();
+    let a = args(&[
+        "--backend",
+        "sglang",
+        "--dataset-name",
+        "random-ids",
+        "--num-prompts",
+        "4",
+        "--random-input-len",
+        "10",
+        "--random-output-len",
+        "3",
+        "--random-range-ratio",
+        "1",
+        "--cache-report",
+    ]);
+    run(
+        &s.server.base_url(),
+        Some(s.tokenizer()),
+        a,
+        dir.path(),
+        Abort::default(),
+    )
+    .await;
+    let path = dir.path().join("out.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let keys = top_level_keys(text.lines().last().unwrap_or_default()).unwrap_or_default();
+    assert_eq!(
+        keys.get(SGLANG_KEYS.len()).map(String::as_str),
+        Some("cache_report")
+    );
+    let r = last_record(&path);
+    assert_eq!(r["cache_report"]["total_prompt_tokens"], 40);
+    assert_eq!(r["cache_report"]["cache_hit_rate_pct"], 0.0);
+}
