@@ -150,10 +150,13 @@ impl StreamParser {
                     }
                 }
                 let text = c.text.as_deref().unwrap_or("");
-                if text.is_empty() {
+                let ct = c.meta_info.as_ref().and_then(|m| m.completion_tokens);
+                // A chunk counts when it carries text or new tokens: tokens whose bytes do not
+                // form text yet (a split UTF-8 character) were still generated. SGLang's client
+                // waits for text and then reports TTFT 0 for such requests.
+                if text.is_empty() && ct.unwrap_or(0) <= self.last_completion_tokens {
                     return Ok(());
                 }
-                let ct = c.meta_info.as_ref().and_then(|m| m.completion_tokens);
                 let n_new = match ct {
                     Some(ct) => ct.saturating_sub(self.last_completion_tokens),
                     None => 1,
@@ -446,6 +449,21 @@ mod tests {
         assert!(r.is_ok());
         assert_eq!(rec.first_token_ns, 2000);
         assert_eq!(rec.generated_text, "x\n");
+    }
+
+    #[test]
+    fn native_tokens_without_text_yet_start_ttft() {
+        let (rec, r) = run(
+            Protocol::Generate,
+            &[
+                "data: {\"text\":\"\",\"meta_info\":{\"completion_tokens\":1}}\n\n",
+                "data: {\"text\":\"é\",\"meta_info\":{\"completion_tokens\":2}}\n\ndata: [DONE]\n\n",
+            ],
+        );
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(rec.first_token_ns, 1000);
+        assert_eq!(rec.chunk_tokens, vec![1, 1]);
+        assert_eq!(rec.output_len, 2);
     }
 
     #[test]
