@@ -2,7 +2,7 @@
 
 mod attention;
 mod llama;
-mod qmat;
+pub mod qmat;
 pub mod weights;
 
 pub use llama::{ForwardBatch, LlamaModel, SeqInput};

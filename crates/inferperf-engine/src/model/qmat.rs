@@ -18,7 +18,7 @@ const QK: usize = 32;
 const Q4_1_BYTES: usize = 20;
 /// Bytes of one GGUF `block_q8_0`: f16 d, 32 signed bytes.
 const Q8_0_BYTES: usize = 34;
-/// Weight rows per parallel work item.
+/// Weight rows per parallel work item (a multiple of 4: the 4-row kernels' groups).
 const ROWS_PER_TASK: usize = 16;
 
 /// The GGUF block types with a kernel here.
@@ -198,7 +198,7 @@ impl QMatrix {
                     tiles(dst, |i, out| unsafe {
                         match out.len() {
                             4 => out.copy_from_slice(&dot4_q4_1_avx2(d, m, q, a, i)),
-                            _ => out.copy_from_slice(&dot_q4_1_avx2::<1>(d, m, q, a, i)),
+                            _ => out[0] = dot1_q4_1_avx2(d, m, q, a, i),
                         }
                     });
                     return;
@@ -215,7 +215,7 @@ impl QMatrix {
                     tiles(dst, |i, out| unsafe {
                         match out.len() {
                             4 => out.copy_from_slice(&dot4_q8_0_avx2(d, q, a, i)),
-                            _ => out.copy_from_slice(&dot_q8_0_avx2::<1>(d, q, a, i)),
+                            _ => out[0] = dot1_q8_0_avx2(d, q, a, i),
                         }
                     });
                     return;
@@ -331,83 +331,87 @@ unsafe fn hsum(v: std::arch::x86_64::__m256) -> f32 {
     _mm_cvtss_f32(s1)
 }
 
-/// Q8_0 dot products of one weight row with activation rows `first..first+N`.
+/// Q8_0 dot product of one weight row with activation row `row`; even and odd blocks go to
+/// separate accumulators so consecutive FMAs do not wait on each other.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn dot_q8_0_avx2<const N: usize>(
-    d: &[f32],
-    q: &[[i8; QK]],
-    a: &ActQ8,
-    first: usize,
-) -> [f32; N] {
+unsafe fn dot1_q8_0_avx2(d: &[f32], q: &[[i8; QK]], a: &ActQ8, row: usize) -> f32 {
     use std::arch::x86_64::*;
     let nb = q.len();
     // Real checks, once: the loop below reads without bounds checks.
-    assert!(d.len() == nb && a.nb == nb);
-    assert!((first + N) * nb <= a.qs.len() && a.d.len() == a.qs.len());
+    assert!(d.len() == nb && a.nb == nb && (row + 1) * nb <= a.qs.len());
+    assert!(a.d.len() == a.qs.len());
     let ones = _mm256_set1_epi16(1);
-    let mut acc = [_mm256_setzero_ps(); N];
-    for b in 0..nb {
+    let block = |b: usize| {
+        let k = row * nb + b;
         let w = _mm256_loadu_si256(q.get_unchecked(b).as_ptr() as *const __m256i);
+        let x = _mm256_loadu_si256(a.qs.get_unchecked(k).as_ptr() as *const __m256i);
         // maddubs wants unsigned x signed: |w| times x with w's sign moved onto x.
-        let aw = _mm256_sign_epi8(w, w);
-        let db = *d.get_unchecked(b);
-        for (i, acc) in acc.iter_mut().enumerate() {
-            let k = (first + i) * nb + b;
-            let x = _mm256_loadu_si256(a.qs.get_unchecked(k).as_ptr() as *const __m256i);
-            let sx = _mm256_sign_epi8(x, w);
-            let p32 = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), ones);
-            let scale = _mm256_set1_ps(db * *a.d.get_unchecked(k));
-            *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), scale, *acc);
-        }
+        let p32 = _mm256_madd_epi16(
+            _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)),
+            ones,
+        );
+        let scale = _mm256_set1_ps(*d.get_unchecked(b) * *a.d.get_unchecked(k));
+        (_mm256_cvtepi32_ps(p32), scale)
+    };
+    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let mut b = 0;
+    while b + 2 <= nb {
+        let (p0, s0) = block(b);
+        let (p1, s1) = block(b + 1);
+        acc0 = _mm256_fmadd_ps(p0, s0, acc0);
+        acc1 = _mm256_fmadd_ps(p1, s1, acc1);
+        b += 2;
     }
-    let mut out = [0.0f32; N];
-    for (o, acc) in out.iter_mut().zip(acc) {
-        *o = hsum(acc);
+    if b < nb {
+        let (p0, s0) = block(b);
+        acc0 = _mm256_fmadd_ps(p0, s0, acc0);
     }
-    out
+    hsum(_mm256_add_ps(acc0, acc1))
 }
 
-/// Q4_1 dot products of one weight row with activation rows `first..first+N`; the weight
-/// block is unpacked once per block and reused for the N rows.
+/// Q4_1 dot product of one weight row with activation row `row` (two accumulators, as in
+/// [`dot1_q8_0_avx2`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn dot_q4_1_avx2<const N: usize>(
-    d: &[f32],
-    m: &[f32],
-    q: &[[u8; 16]],
-    a: &ActQ8,
-    first: usize,
-) -> [f32; N] {
+unsafe fn dot1_q4_1_avx2(d: &[f32], m: &[f32], q: &[[u8; 16]], a: &ActQ8, row: usize) -> f32 {
     use std::arch::x86_64::*;
     let nb = q.len();
     // Real checks, once: the loop below reads without bounds checks.
-    assert!(d.len() == nb && m.len() == nb && a.nb == nb);
-    assert!((first + N) * nb <= a.qs.len() && a.d.len() == a.qs.len() && a.s.len() == a.qs.len());
+    assert!(d.len() == nb && m.len() == nb && a.nb == nb && (row + 1) * nb <= a.qs.len());
+    assert!(a.d.len() == a.qs.len() && a.s.len() == a.qs.len());
     let low_mask = _mm256_set1_epi8(0x0f);
     let ones = _mm256_set1_epi16(1);
-    let mut acc = [_mm256_setzero_ps(); N];
-    let mut offset = [0.0f32; N];
-    for b in 0..nb {
+    let block = |b: usize| {
+        let k = row * nb + b;
         // Nibbles: low halves are elements 0..16, high halves 16..32.
         let packed = _mm_loadu_si128(q.get_unchecked(b).as_ptr() as *const __m128i);
         let hi = _mm_srli_epi16(packed, 4);
         let w = _mm256_and_si256(_mm256_set_m128i(hi, packed), low_mask);
-        let (db, mb) = (*d.get_unchecked(b), *m.get_unchecked(b));
-        for i in 0..N {
-            let k = (first + i) * nb + b;
-            let x = _mm256_loadu_si256(a.qs.get_unchecked(k).as_ptr() as *const __m256i);
-            let p32 = _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones);
-            let scale = _mm256_set1_ps(db * *a.d.get_unchecked(k));
-            acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), scale, acc[i]);
-            offset[i] += mb * *a.s.get_unchecked(k);
-        }
+        let x = _mm256_loadu_si256(a.qs.get_unchecked(k).as_ptr() as *const __m256i);
+        let p32 = _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones);
+        let scale = _mm256_set1_ps(*d.get_unchecked(b) * *a.d.get_unchecked(k));
+        let offset = *m.get_unchecked(b) * *a.s.get_unchecked(k);
+        (_mm256_cvtepi32_ps(p32), scale, offset)
+    };
+    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let (mut off0, mut off1) = (0.0f32, 0.0f32);
+    let mut b = 0;
+    while b + 2 <= nb {
+        let (p0, s0, o0) = block(b);
+        let (p1, s1, o1) = block(b + 1);
+        acc0 = _mm256_fmadd_ps(p0, s0, acc0);
+        acc1 = _mm256_fmadd_ps(p1, s1, acc1);
+        off0 += o0;
+        off1 += o1;
+        b += 2;
     }
-    let mut out = [0.0f32; N];
-    for i in 0..N {
-        out[i] = hsum(acc[i]) + offset[i];
+    if b < nb {
+        let (p0, s0, o0) = block(b);
+        acc0 = _mm256_fmadd_ps(p0, s0, acc0);
+        off0 += o0;
     }
-    out
+    hsum(_mm256_add_ps(acc0, acc1)) + off0 + off1
 }
 
 /// Reduce four rows' 8-lane int32 block products to `[r0, r1, r2, r3]` per 128-bit half, as
