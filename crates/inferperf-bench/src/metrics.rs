@@ -260,8 +260,11 @@ pub fn fmt_pct(p: f64) -> String {
     }
 }
 
-/// SGLang's peak metrics over one-second buckets from the earliest send: output tokens per
-/// bucket (token times = first token, then cumulative ITL adds) and requests alive per bucket.
+/// Peak metrics over one-second buckets from the earliest send: output tokens per bucket and
+/// requests alive per bucket. Each chunk adds the tokens it carried at its arrival time.
+/// SGLang adds one token per inter-token gap instead, which undercounts whenever a chunk holds
+/// several tokens (`--stream-interval` > 1, or a server that coalesces): its peak can then fall
+/// below the mean throughput.
 fn peaks(ok: &[&RequestRecord]) -> (usize, usize) {
     let Some(t0) = ok.iter().map(|r| r.sent_ns).min() else {
         return (0, 0);
@@ -272,18 +275,16 @@ fn peaks(ok: &[&RequestRecord]) -> (usize, usize) {
     let mut conc = vec![0usize; buckets];
     for r in ok {
         let start = ns_to_s(r.sent_ns - t0);
-        let mut t = start + r.ttft_s();
-        let mut bump = |t: f64| {
-            let b = t as usize;
-            if t >= 0.0 && b < buckets {
-                tokens[b] += 1;
-            }
-        };
-        if r.first_token_ns > 0 {
-            bump(t);
-            for gap in r.sglang_itl_s() {
-                t += gap;
-                bump(t);
+        for (k, &ns) in r.chunk_ns.iter().enumerate() {
+            let carried = match r.chunk_tokens.get(k) {
+                Some(&n) => n as usize,
+                // One chunk for the whole answer (non-streaming): all its tokens.
+                None if r.chunk_ns.len() == 1 => r.output_len,
+                None => 1,
+            };
+            let b = ns_to_s(ns.saturating_sub(t0)) as usize;
+            if b < buckets {
+                tokens[b] += carried.max(1);
             }
         }
         let end = start + r.latency_s();
@@ -296,4 +297,29 @@ fn peaks(ok: &[&RequestRecord]) -> (usize, usize) {
         tokens.into_iter().max().unwrap_or(0),
         conc.into_iter().max().unwrap_or(0),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_counts_every_token_a_chunk_carries() {
+        let rec = |sent: u64| RequestRecord {
+            sent_ns: sent,
+            first_token_ns: sent + 100_000_000,
+            chunk_ns: vec![sent + 100_000_000, sent + 200_000_000],
+            chunk_tokens: vec![4, 4],
+            last_ns: sent + 200_000_000,
+            output_len: 8,
+            ..Default::default()
+        };
+        let (a, b) = (rec(0), rec(10_000_000));
+        let (peak_tokens, peak_conc) = peaks(&[&a, &b]);
+        assert_eq!(
+            peak_tokens, 16,
+            "two requests x 8 tokens in the first second"
+        );
+        assert_eq!(peak_conc, 2);
+    }
 }
