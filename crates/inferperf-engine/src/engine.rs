@@ -271,6 +271,12 @@ impl EngineLoop {
         // Never promise more than the context allows.
         let room = self.context_len - r.input_ids.len();
         r.sampling.max_new_tokens = r.sampling.max_new_tokens.min(room);
+        if r.sampling.max_new_tokens == 0 {
+            // Nothing to generate (SGLang answers such requests without sampling).
+            self.totals.prompt += r.input_ids.len() as u64;
+            r.finish(FinishReason::Length { length: 0 });
+            return;
+        }
         let need = self
             .pool
             .pages_for(r.max_tokens_needed().max(r.input_ids.len() + 1))

@@ -164,6 +164,17 @@ async fn long_prompts_are_chunked_and_oversized_requests_rejected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_max_new_tokens_generates_nothing() {
+    let eng = launch(EngineConfig::default()).unwrap();
+    let ids = eng.tokenizer.encode("nothing", false).unwrap();
+    let (out, text, info) = run_one(&eng.handle, request("z", ids.clone(), fixed_len(0))).await;
+    assert!(out.is_empty() && text.is_empty());
+    assert_eq!(info.reason, FinishReason::Length { length: 0 });
+    assert_eq!((info.prompt_tokens, info.completion_tokens), (ids.len(), 0));
+    eng.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_strings_end_and_trim_the_output() {
     let eng = launch(EngineConfig::default()).unwrap();
     let ids = eng.tokenizer.encode("x", false).unwrap();
