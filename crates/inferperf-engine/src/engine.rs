@@ -397,7 +397,7 @@ impl EngineLoop {
         };
         self.forward_ct += 1;
         let mut batch = ForwardBatch::default();
-        for &(i, n, sample) in &step.rows {
+        for (j, &(i, n, sample)) in step.rows.iter().enumerate() {
             let r = &self.sched.running[i];
             let row_start = batch.input_ids.len();
             for pos in r.computed..r.computed + n {
@@ -413,6 +413,9 @@ impl EngineLoop {
                     .collect(),
                 sample,
             });
+            if j + 1 == step.prefill_rows {
+                batch.prefill_rows = batch.input_ids.len();
+            }
         }
         let summary = BatchSummary {
             forward_ct: self.forward_ct,

@@ -21,8 +21,10 @@ pub struct SchedulerConfig {
 /// A scheduled step: indices into `Scheduler::running` and how many tokens each computes.
 pub struct Step {
     pub mode: ForwardMode,
-    /// (index into running, tokens to compute, samples this step)
+    /// (index into running, tokens to compute, samples this step); prefill rows first.
     pub rows: Vec<(usize, usize, bool)>,
+    /// How many leading entries of `rows` are prefill (prompt or recompute) rows.
+    pub prefill_rows: usize,
 }
 
 /// Waiting and running requests.
@@ -108,6 +110,7 @@ impl Scheduler {
         if prefill_rows > 0 && !self.cfg.enable_mixed_chunk {
             return Some(Step {
                 mode: ForwardMode::Extend,
+                prefill_rows,
                 rows,
             });
         }
@@ -140,7 +143,11 @@ impl Scheduler {
         } else {
             ForwardMode::Extend
         };
-        Some(Step { mode, rows })
+        Some(Step {
+            mode,
+            rows,
+            prefill_rows,
+        })
     }
 
     /// Free the newest decoding request's KV and put it back in front of the queue to be

@@ -40,11 +40,6 @@ fn mat_forward(w: &MatWeight, x: &Tensor) -> Result<Tensor, EngineError> {
     }
 }
 
-/// Batches of at least this many rows multiply quantized weights through their dense f32 copy
-/// (candle's blocked f32 GEMM: ~3x faster prefill); smaller ones (decode) use the int8 kernels,
-/// which read 6x fewer bytes per row and win up to about 16 rows (measured on 2 cores).
-const DENSE_MIN_ROWS: usize = 32;
-
 struct Linear {
     w: MatWeight,
     /// Dense copy of a quantized `w` for large batches (prefill).
@@ -65,9 +60,22 @@ impl Linear {
         Ok(Self { w, dense, b })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor, EngineError> {
+    /// `x · Wᵀ (+ b)`. The first `prefill_rows` rows (prompt tokens) multiply quantized weights
+    /// through their dense f32 copy (candle's blocked GEMM: ~3x faster prefill than int8 at 64+
+    /// rows); decode rows use the int8 kernels, which read 6x fewer bytes. The choice is per
+    /// row kind, not per batch size, so a request's numbers do not depend on its batch.
+    fn forward(&self, x: &Tensor, prefill_rows: usize) -> Result<Tensor, EngineError> {
+        let t = x.dim(0).map_err(cerr)?;
         let y = match &self.dense {
-            Some(wt) if x.dim(0).map_err(cerr)? >= DENSE_MIN_ROWS => x.matmul(wt).map_err(cerr)?,
+            Some(wt) if prefill_rows >= t => x.matmul(wt).map_err(cerr)?,
+            Some(wt) if prefill_rows > 0 => {
+                let head = x.narrow(0, 0, prefill_rows).and_then(|h| h.matmul(wt));
+                let tail = mat_forward(
+                    &self.w,
+                    &x.narrow(0, prefill_rows, t - prefill_rows).map_err(cerr)?,
+                )?;
+                Tensor::cat(&[head.map_err(cerr)?, tail], 0).map_err(cerr)?
+            }
             _ => mat_forward(&self.w, x)?,
         };
         match &self.b {
@@ -110,6 +118,8 @@ pub struct ForwardBatch {
     pub input_ids: Vec<u32>,
     pub positions: Vec<usize>,
     pub seqs: Vec<SeqInput>,
+    /// Leading rows that are prompt (prefill) tokens; the rest are decode tokens.
+    pub prefill_rows: usize,
 }
 
 /// A loaded Llama-family model.
@@ -253,6 +263,7 @@ impl LlamaModel {
         let mut x = self.embed.index_select(&ids, 0).map_err(cerr)?;
         timed(None, "embed_tokens", start, &[t]);
         let rope = RopeTable::new(&batch.positions, &self.inv_freq);
+        let pr = batch.prefill_rows.min(t);
         let dims = AttnDims {
             heads: nh,
             kv_heads: nkv,
@@ -263,9 +274,9 @@ impl LlamaModel {
             let hn = candle_nn::ops::rms_norm(&x, &layer.input_norm, eps).map_err(cerr)?;
             timed(Some(li), "input_layernorm", s, &[t, cfg.hidden_size]);
             let s = Instant::now();
-            let mut q = flat(&layer.q.forward(&hn)?)?;
-            let mut k = flat(&layer.k.forward(&hn)?)?;
-            let v = flat(&layer.v.forward(&hn)?)?;
+            let mut q = flat(&layer.q.forward(&hn, pr)?)?;
+            let mut k = flat(&layer.k.forward(&hn, pr)?)?;
+            let v = flat(&layer.v.forward(&hn, pr)?)?;
             timed(Some(li), "self_attn.qkv_proj", s, &[t, cfg.hidden_size]);
             let s = Instant::now();
             for row in 0..t {
@@ -313,13 +324,13 @@ impl LlamaModel {
             timed(Some(li), "self_attn.attn", s, &[t, nh * hd]);
             let s = Instant::now();
             let attn = Tensor::from_vec(attn, (t, nh * hd), &dev).map_err(cerr)?;
-            x = (x + layer.o.forward(&attn)?).map_err(cerr)?;
+            x = (x + layer.o.forward(&attn, pr)?).map_err(cerr)?;
             timed(Some(li), "self_attn.o_proj", s, &[t, nh * hd]);
             let s = Instant::now();
             let hn = candle_nn::ops::rms_norm(&x, &layer.post_norm, eps).map_err(cerr)?;
-            let g = candle_nn::ops::silu(&layer.gate.forward(&hn)?).map_err(cerr)?;
-            let u = layer.up.forward(&hn)?;
-            let m = layer.down.forward(&(g * u).map_err(cerr)?)?;
+            let g = candle_nn::ops::silu(&layer.gate.forward(&hn, pr)?).map_err(cerr)?;
+            let u = layer.up.forward(&hn, pr)?;
+            let m = layer.down.forward(&(g * u).map_err(cerr)?, pr)?;
             x = (x + m).map_err(cerr)?;
             timed(Some(li), "mlp", s, &[t, cfg.hidden_size]);
         }

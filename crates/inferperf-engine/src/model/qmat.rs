@@ -318,21 +318,31 @@ fn dot_q8_0_scalar(d: &[f32], q: &[[i8; QK]], a: &ActQ8, row: usize) -> f32 {
     sum
 }
 
-/// Horizontal sum of eight f32 lanes.
+/// One row's share of [`reduce4`]: the block product's low and high 128-bit halves summed
+/// (exactly, in integers) into lanes 0 and 4, as floats.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn hsum(v: std::arch::x86_64::__m256) -> f32 {
+#[inline]
+unsafe fn reduce1(p: std::arch::x86_64::__m256i) -> std::arch::x86_64::__m256 {
     use std::arch::x86_64::*;
-    let lo = _mm256_castps256_ps128(v);
-    let hi = _mm256_extractf128_ps(v, 1);
-    let s4 = _mm_add_ps(lo, hi);
-    let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-    let s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
-    _mm_cvtss_f32(s1)
+    let h = _mm256_hadd_epi32(p, p);
+    _mm256_cvtepi32_ps(_mm256_hadd_epi32(h, h))
 }
 
-/// Q8_0 dot product of one weight row with activation row `row`; even and odd blocks go to
-/// separate accumulators so consecutive FMAs do not wait on each other.
+/// `(lo + hi) + extra` from lanes 0 and 4, the same additions as [`halves4`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn halves1(v: std::arch::x86_64::__m256, extra: f32) -> f32 {
+    use std::arch::x86_64::*;
+    let lo = _mm_cvtss_f32(_mm256_castps256_ps128(v));
+    let hi = _mm_cvtss_f32(_mm256_extractf128_ps(v, 1));
+    (lo + hi) + extra
+}
+
+/// Q8_0 dot product of one weight row with activation row `row`. Bit-identical to the same
+/// row's result from [`dot4_q8_0_avx2`] (same integer reductions, same FMA sequence), so a
+/// request's tokens do not depend on how many others share its batch.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot1_q8_0_avx2(d: &[f32], q: &[[i8; QK]], a: &ActQ8, row: usize) -> f32 {
@@ -342,7 +352,8 @@ unsafe fn dot1_q8_0_avx2(d: &[f32], q: &[[i8; QK]], a: &ActQ8, row: usize) -> f3
     assert!(d.len() == nb && a.nb == nb && (row + 1) * nb <= a.qs.len());
     assert!(a.d.len() == a.qs.len());
     let ones = _mm256_set1_epi16(1);
-    let block = |b: usize| {
+    let mut acc = _mm256_setzero_ps();
+    for b in 0..nb {
         let k = row * nb + b;
         let w = _mm256_loadu_si256(q.get_unchecked(b).as_ptr() as *const __m256i);
         let x = _mm256_loadu_si256(a.qs.get_unchecked(k).as_ptr() as *const __m256i);
@@ -351,27 +362,14 @@ unsafe fn dot1_q8_0_avx2(d: &[f32], q: &[[i8; QK]], a: &ActQ8, row: usize) -> f3
             _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)),
             ones,
         );
-        let scale = _mm256_set1_ps(*d.get_unchecked(b) * *a.d.get_unchecked(k));
-        (_mm256_cvtepi32_ps(p32), scale)
-    };
-    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-    let mut b = 0;
-    while b + 2 <= nb {
-        let (p0, s0) = block(b);
-        let (p1, s1) = block(b + 1);
-        acc0 = _mm256_fmadd_ps(p0, s0, acc0);
-        acc1 = _mm256_fmadd_ps(p1, s1, acc1);
-        b += 2;
+        let scale = _mm256_set1_ps(*a.d.get_unchecked(k) * *d.get_unchecked(b));
+        acc = _mm256_fmadd_ps(reduce1(p32), scale, acc);
     }
-    if b < nb {
-        let (p0, s0) = block(b);
-        acc0 = _mm256_fmadd_ps(p0, s0, acc0);
-    }
-    hsum(_mm256_add_ps(acc0, acc1))
+    halves1(acc, 0.0)
 }
 
-/// Q4_1 dot product of one weight row with activation row `row` (two accumulators, as in
-/// [`dot1_q8_0_avx2`]).
+/// Q4_1 dot product of one weight row with activation row `row`, bit-identical to the same
+/// row's result from [`dot4_q4_1_avx2`] (see [`dot1_q8_0_avx2`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot1_q4_1_avx2(d: &[f32], m: &[f32], q: &[[u8; 16]], a: &ActQ8, row: usize) -> f32 {
@@ -382,7 +380,9 @@ unsafe fn dot1_q4_1_avx2(d: &[f32], m: &[f32], q: &[[u8; 16]], a: &ActQ8, row: u
     assert!(a.d.len() == a.qs.len() && a.s.len() == a.qs.len());
     let low_mask = _mm256_set1_epi8(0x0f);
     let ones = _mm256_set1_epi16(1);
-    let block = |b: usize| {
+    let mut acc = _mm256_setzero_ps();
+    let mut offset = 0.0f32;
+    for b in 0..nb {
         let k = row * nb + b;
         // Nibbles: low halves are elements 0..16, high halves 16..32.
         let packed = _mm_loadu_si128(q.get_unchecked(b).as_ptr() as *const __m128i);
@@ -390,28 +390,11 @@ unsafe fn dot1_q4_1_avx2(d: &[f32], m: &[f32], q: &[[u8; 16]], a: &ActQ8, row: u
         let w = _mm256_and_si256(_mm256_set_m128i(hi, packed), low_mask);
         let x = _mm256_loadu_si256(a.qs.get_unchecked(k).as_ptr() as *const __m256i);
         let p32 = _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones);
-        let scale = _mm256_set1_ps(*d.get_unchecked(b) * *a.d.get_unchecked(k));
-        let offset = *m.get_unchecked(b) * *a.s.get_unchecked(k);
-        (_mm256_cvtepi32_ps(p32), scale, offset)
-    };
-    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-    let (mut off0, mut off1) = (0.0f32, 0.0f32);
-    let mut b = 0;
-    while b + 2 <= nb {
-        let (p0, s0, o0) = block(b);
-        let (p1, s1, o1) = block(b + 1);
-        acc0 = _mm256_fmadd_ps(p0, s0, acc0);
-        acc1 = _mm256_fmadd_ps(p1, s1, acc1);
-        off0 += o0;
-        off1 += o1;
-        b += 2;
+        let scale = _mm256_set1_ps(*a.d.get_unchecked(k) * *d.get_unchecked(b));
+        acc = _mm256_fmadd_ps(reduce1(p32), scale, acc);
+        offset = a.s.get_unchecked(k).mul_add(*m.get_unchecked(b), offset);
     }
-    if b < nb {
-        let (p0, s0, o0) = block(b);
-        acc0 = _mm256_fmadd_ps(p0, s0, acc0);
-        off0 += o0;
-    }
-    hsum(_mm256_add_ps(acc0, acc1)) + off0 + off1
+    halves1(acc, offset)
 }
 
 /// Reduce four rows' 8-lane int32 block products to `[r0, r1, r2, r3]` per 128-bit half, as
@@ -605,6 +588,32 @@ mod tests {
                 "{kind:?}: {a} vs {b}"
             );
         }
+    }
+
+    /// Each row's result is bit-identical whether it is computed alone or in a batch (with
+    /// 4-row groups and leftovers): greedy outputs must not depend on the batch.
+    fn check_batch_invariance(kind: QKind) {
+        let (rows, cols) = (24, 96);
+        let (bytes, _) = matrix(kind, rows, cols);
+        let w = QMatrix::from_gguf_bytes(kind, &bytes, rows, cols).unwrap();
+        let x: Vec<f32> = (0..7 * cols)
+            .map(|i| ((i * 53 % 89) as f32 - 44.0) / 13.0)
+            .collect();
+        let batched = w.matmul(&x, 7);
+        for ti in 0..7 {
+            let alone = w.matmul(&x[ti * cols..(ti + 1) * cols], 1);
+            assert_eq!(
+                alone[..],
+                batched[ti * rows..(ti + 1) * rows],
+                "{kind:?} row {ti}"
+            );
+        }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_batch() {
+        check_batch_invariance(QKind::Q4_1);
+        check_batch_invariance(QKind::Q8_0);
     }
 
     #[test]
