@@ -149,10 +149,14 @@ pub fn collect(
         id
     };
 
-    while let Some(raw) = reader.next_event()? {
-        let ev = parser
-            .parse(raw)
-            .map_err(|e| TraceError::format(path, format!("event {index}: {e}")))?;
+    let mut members = Vec::new();
+    while let Some((raw, scanned)) = reader.next_event_scanned(&mut members)? {
+        let ev = if scanned {
+            parser.parse_scanned(raw, &members)
+        } else {
+            parser.parse(raw)
+        }
+        .map_err(|e| TraceError::format(path, format!("event {index}: {e}")))?;
         index += 1;
         let cat = ev.category();
         match by_category.get_mut(cat) {

@@ -7,6 +7,8 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::fastscan::{self, Member};
+
 /// A `pid`, `tid` or flow `id`: traces use integers, strings (`"Spans"`, `""`) and sometimes
 /// floats.
 #[derive(Debug, Clone, PartialEq)]
@@ -151,7 +153,24 @@ pub struct EventView<'a> {
     pub id: Option<Id<'a>>,
     /// Raw `args`, parsed on demand.
     #[serde(borrow, default)]
-    pub args: Option<&'a RawValue>,
+    pub args: Option<RawArgs<'a>>,
+}
+
+/// The raw JSON text of an event's `args`, borrowed from the event (parsed on demand).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawArgs<'a>(&'a str);
+
+impl<'a> RawArgs<'a> {
+    /// The JSON text.
+    pub fn get(&self) -> &'a str {
+        self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawArgs<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&'de RawValue>::deserialize(d).map(|r| RawArgs(r.get()))
+    }
 }
 
 /// The `args` fields of GPU and runtime events used to link them.
@@ -209,6 +228,21 @@ pub struct EventParser {
 }
 
 impl EventParser {
+    /// Like [`parse`](Self::parse), for an event whose top-level members `members` were found
+    /// by [`fastscan`] (which also validated it): when the fields have their usual forms (plain
+    /// strings, integers, `null`) they are read directly from the spans; anything else goes
+    /// through `parse`, so the result -- or the error -- is the same.
+    pub fn parse_scanned<'a>(
+        &'a mut self,
+        raw: &'a [u8],
+        members: &[Member],
+    ) -> Result<EventView<'a>, serde_json::Error> {
+        match view_from_members(raw, members) {
+            Some(v) => Ok(v),
+            None => self.parse(raw),
+        }
+    }
+
     /// Parses one event. Errors name what is wrong (e.g. "invalid type: string, expected a
     /// number of microseconds").
     pub fn parse<'a>(&'a mut self, raw: &'a [u8]) -> Result<EventView<'a>, serde_json::Error> {
@@ -232,4 +266,85 @@ pub fn sanitize(raw: &[u8]) -> Cow<'_, [u8]> {
         Ok(_) => Cow::Borrowed(raw),
         Err(_) => Cow::Owned(String::from_utf8_lossy(raw).into_owned().into_bytes()),
     }
+}
+
+/// The view of a scanned event, read straight from its member spans; `None` when any field
+/// needs serde's general handling (escapes, floats, duplicates, wrong types, invalid UTF-8).
+fn view_from_members<'a>(raw: &'a [u8], members: &[Member]) -> Option<EventView<'a>> {
+    // serde_json checks UTF-8 only in the strings it reads; leave all of that to it.
+    std::str::from_utf8(raw).ok()?;
+    fn text(v: &[u8]) -> Option<Cow<'_, str>> {
+        fastscan::plain_str(v).map(Cow::Borrowed)
+    }
+    fn nanos(v: &[u8]) -> Option<Option<Nanos>> {
+        if v == b"null" {
+            return Some(None);
+        }
+        match fastscan::small_uint(v) {
+            Some(us) => us.checked_mul(1000).map(|ns| Some(Nanos(ns))),
+            None => serde_json::from_slice::<Nanos>(v).ok().map(Some),
+        }
+    }
+    fn id(v: &[u8]) -> Option<Option<Id<'_>>> {
+        if v == b"null" {
+            return Some(None);
+        }
+        if let Some(i) = fastscan::small_uint(v) {
+            return Some(Some(Id::Int(i)));
+        }
+        if let Some(s) = fastscan::plain_str(v) {
+            return Some(Some(Id::Str(Cow::Borrowed(s))));
+        }
+        serde_json::from_slice::<Id<'_>>(v).ok().map(Some)
+    }
+    let mut view = EventView {
+        name: Cow::Borrowed(""),
+        cat: None,
+        ph: Cow::Borrowed(""),
+        ts: None,
+        dur: None,
+        pid: None,
+        tid: None,
+        id: None,
+        args: None,
+    };
+    let mut seen = 0u16;
+    for m in members {
+        let v = m.value(raw);
+        let field = match m.key(raw) {
+            b"name" => 0,
+            b"cat" => 1,
+            b"ph" => 2,
+            b"ts" => 3,
+            b"dur" => 4,
+            b"pid" => 5,
+            b"tid" => 6,
+            b"id" => 7,
+            b"args" => 8,
+            _ => continue,
+        };
+        if seen & (1 << field) != 0 {
+            // serde reports duplicate fields.
+            return None;
+        }
+        seen |= 1 << field;
+        match field {
+            0 => view.name = text(v)?,
+            1 => view.cat = if v == b"null" { None } else { Some(text(v)?) },
+            2 => view.ph = text(v)?,
+            3 => view.ts = nanos(v)?,
+            4 => view.dur = nanos(v)?,
+            5 => view.pid = id(v)?,
+            6 => view.tid = id(v)?,
+            7 => view.id = id(v)?,
+            _ => {
+                view.args = if v == b"null" {
+                    None
+                } else {
+                    Some(RawArgs(std::str::from_utf8(v).ok()?))
+                }
+            }
+        }
+    }
+    Some(view)
 }

@@ -7,6 +7,7 @@
 //! the collective end-time offset; every rank's metadata is kept. An unreadable rank is an error
 //! (or, with `skip_bad`, a loud warning and a report entry) -- never a silent gap.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,7 @@ use crate::align::{self, ClockAlignment};
 use crate::collect::{self, CollectOptions};
 use crate::error::TraceError;
 use crate::event::{is_gpu_category, Id, Nanos};
+use crate::fastscan::{self, Member};
 use crate::naming::{self, RankId, RankMap};
 use crate::object::RawObject;
 use crate::progress::Progress;
@@ -122,6 +124,27 @@ pub fn merge_with_progress(
     opts: &MergeOptions,
     progress: &Progress,
 ) -> Result<MergeReport, TraceError> {
+    merge_impl(inputs, output, opts, progress, true)
+}
+
+/// `merge_files` with every event parsed and re-serialized by the general path (no byte-level
+/// fast path). Its output is byte-identical to `merge_files`'; it exists so tests can check that.
+#[doc(hidden)]
+pub fn merge_files_general_path(
+    inputs: &[PathBuf],
+    output: &Path,
+    opts: &MergeOptions,
+) -> Result<MergeReport, TraceError> {
+    merge_impl(inputs, output, opts, &Progress::hidden(), false)
+}
+
+fn merge_impl(
+    inputs: &[PathBuf],
+    output: &Path,
+    opts: &MergeOptions,
+    progress: &Progress,
+    fast: bool,
+) -> Result<MergeReport, TraceError> {
     if inputs.is_empty() {
         return Err(TraceError::Empty("merge: no input files".into()));
     }
@@ -213,6 +236,7 @@ pub fn merge_with_progress(
             &mut writer,
             &mut state,
             progress,
+            fast,
         )?;
         events_in += r.events_in;
         warnings.extend(
@@ -439,7 +463,11 @@ impl Rewriter<'_> {
         if self.index == 0 {
             return None;
         }
-        match serde_json::from_str::<Id<'_>>(raw).ok()? {
+        let id = match fastscan::small_uint(raw.as_bytes()) {
+            Some(v) => Id::Int(v),
+            None => serde_json::from_str::<Id<'_>>(raw).ok()?,
+        };
+        match id {
             Id::Int(v) if (0..ID_STRIDE).contains(&v) => {
                 Some((v + self.index * ID_STRIDE).to_string())
             }
@@ -496,6 +524,7 @@ fn merge_rank(
     writer: &mut TraceWriter,
     state: &mut MergeState,
     progress: &Progress,
+    fast: bool,
 ) -> Result<RankResult, TraceError> {
     let path = &p.path;
     let mut reader = TraceReader::open(path)?;
@@ -518,7 +547,57 @@ fn merge_rank(
     let mut invalid_utf8 = 0u64;
     let mut extra: Vec<String> = Vec::new();
     let mut last_pos = 0u64;
-    while let Some(raw) = reader.next_event()? {
+    let mut scratch = FastScratch::new();
+    let mut members = Vec::new();
+    loop {
+        let (raw, scanned) = if fast {
+            match reader.next_event_scanned(&mut members)? {
+                Some(e) => e,
+                None => break,
+            }
+        } else {
+            match reader.next_event()? {
+                Some(raw) => (raw, false),
+                None => break,
+            }
+        };
+        if fast {
+            extra.clear();
+            if scanned {
+                std::mem::swap(&mut members, &mut scratch.members);
+            }
+            match fast_rewrite(
+                &mut rw,
+                raw,
+                scanned,
+                &drop,
+                &mut scratch,
+                &mut extra,
+                state,
+            ) {
+                Fast::Unsupported => {}
+                Fast::Dropped => {
+                    events_in += 1;
+                    state.dropped += 1;
+                    continue;
+                }
+                Fast::Rewritten => {
+                    events_in += 1;
+                    for e in &extra {
+                        writer.write_raw_event(e.as_bytes())?;
+                    }
+                    scratch.write_event(raw, writer.begin_event());
+                    writer.end_event()?;
+                    events_out += 1;
+                    let pos = reader.position();
+                    if pos - last_pos > 1 << 20 {
+                        progress.inc(pos - last_pos);
+                        last_pos = pos;
+                    }
+                    continue;
+                }
+            }
+        }
         let lossy: String;
         let text: &str = match std::str::from_utf8(raw) {
             Ok(t) => t,
@@ -588,13 +667,7 @@ fn rewrite(
     // Timestamps.
     if rw.shift_ns != 0 {
         if let Some(raw) = obj.get("ts") {
-            let t: Nanos = serde_json::from_str(raw).map_err(|e| format!("bad ts: {e}"))?;
-            let ns = t.0 + rw.shift_ns;
-            let text = if ns % 1000 == 0 && !raw.contains('.') {
-                (ns / 1000).to_string()
-            } else {
-                format!("{:.3}", ns as f64 / 1000.0)
-            };
+            let text = shift_ts(raw, rw.shift_ns)?;
             obj.set("ts", text);
         }
     }
@@ -619,11 +692,7 @@ fn rewrite(
             }
             if name == "process_labels" {
                 let l: String = args.get_as("labels").unwrap_or_default();
-                labels_kind = Some(if let Some(n) = l.strip_prefix("GPU ") {
-                    Kind::Gpu(n.trim().parse().unwrap_or(0))
-                } else {
-                    Kind::Cpu
-                });
+                labels_kind = Some(labels_kind_of(&l));
             }
             if rw.index > 0 {
                 for key in ["correlation", "External id"] {
@@ -648,9 +717,66 @@ fn rewrite(
         .to_owned_id();
     let new_pid = rw.map_pid(&orig);
     obj.set("pid", new_pid.to_string());
+    if let Some(args) = label_process(
+        rw,
+        &ph,
+        &name,
+        is_gpu,
+        device,
+        labels_kind,
+        &orig,
+        new_pid,
+        extra,
+        state,
+    ) {
+        obj.set("args", args);
+    }
 
+    // Perfetto fix: partially overlapping GPU events go to extra lanes of their stream.
+    if rw.perfetto_fix && is_gpu {
+        perfetto_fix(rw, obj, new_pid, extra, state);
+    }
+    Ok(())
+}
+
+/// The `ts` text of `raw` moved by `shift_ns` (integers stay integers when they can).
+fn shift_ts(raw: &str, shift_ns: i64) -> Result<String, String> {
+    let t: Nanos = serde_json::from_str(raw).map_err(|e| format!("bad ts: {e}"))?;
+    let ns = t.0 + shift_ns;
+    Ok(if ns % 1000 == 0 && !raw.contains('.') {
+        (ns / 1000).to_string()
+    } else {
+        format!("{:.3}", ns as f64 / 1000.0)
+    })
+}
+
+/// The process kind named by a `process_labels` value (`GPU 3`, `CPU`...).
+fn labels_kind_of(labels: &str) -> Kind {
+    if let Some(n) = labels.strip_prefix("GPU ") {
+        Kind::Gpu(n.trim().parse().unwrap_or(0))
+    } else {
+        Kind::Cpu
+    }
+}
+
+/// Labels the process `new_pid` (mapped from `orig`) the first time it is seen, pushing
+/// synthesized `process_name`/`process_sort_index` events to `extra`. For a `process_name` or
+/// `process_sort_index` metadata event, returns its new `args`.
+#[allow(clippy::too_many_arguments)]
+fn label_process(
+    rw: &mut Rewriter<'_>,
+    ph: &str,
+    name: &str,
+    is_gpu: bool,
+    device: Option<i64>,
+    labels_kind: Option<Kind>,
+    orig: &Id<'_>,
+    new_pid: i64,
+    extra: &mut Vec<String>,
+    state: &mut MergeState,
+) -> Option<String> {
     let guess = |rw: &Rewriter<'_>| match orig {
-        Id::Int(p) if rw.device_ids.contains(&p) => Kind::Gpu(p),
+        Id::Int(p) if rw.device_ids.contains(p) => Kind::Gpu(*p),
         _ => Kind::Cpu,
     };
     if ph == "M" && (name == "process_name" || name == "process_sort_index") {
@@ -658,17 +784,17 @@ fn rewrite(
         let kind = *rw.labelled.entry(new_pid).or_insert(g);
         let mut args = RawObject::default();
         if name == "process_name" {
-            let label = rw.process_label(kind, &orig);
+            let label = rw.process_label(kind, orig);
             args.set_value("name", &label);
         } else {
             args.set_value("sort_index", &rw.sort_index(kind, new_pid));
         }
-        obj.set("args", args.to_json());
+        return Some(args.to_json());
     } else if let Some(kind) = labels_kind {
         let prev = rw.labelled.insert(new_pid, kind);
         if prev.is_some() && prev != Some(kind) {
             // The earlier guess was wrong: relabel.
-            let label = rw.process_label(kind, &orig);
+            let label = rw.process_label(kind, orig);
             extra.push(meta_event(
                 "process_name",
                 new_pid,
@@ -690,7 +816,7 @@ fn rewrite(
             guess(rw)
         };
         rw.labelled.insert(new_pid, kind);
-        let label = rw.process_label(kind, &orig);
+        let label = rw.process_label(kind, orig);
         extra.push(meta_event(
             "process_name",
             new_pid,
@@ -705,9 +831,18 @@ fn rewrite(
         ));
         state.synthesized += 2;
     }
+    None
+}
 
-    // Perfetto fix: partially overlapping GPU events go to extra lanes of their stream.
-    if rw.perfetto_fix && is_gpu {
+/// Moves a GPU event that partially overlaps an earlier one on its stream to an extra lane.
+fn perfetto_fix(
+    rw: &mut Rewriter<'_>,
+    obj: &mut RawObject<'_>,
+    new_pid: i64,
+    extra: &mut Vec<String>,
+    state: &mut MergeState,
+) {
+    {
         let tid_raw = obj.get("tid").unwrap_or("0").to_string();
         let ts: Option<Nanos> = obj.get("ts").and_then(|t| serde_json::from_str(t).ok());
         let dur: Option<Nanos> = obj.get("dur").and_then(|t| serde_json::from_str(t).ok());
@@ -741,5 +876,286 @@ fn rewrite(
             }
         }
     }
-    Ok(())
+}
+
+/// Outcome of the fast path for one event.
+enum Fast {
+    /// Not handled (unusual form, invalid UTF-8 or JSON, `perfetto_fix` on a GPU event): use
+    /// the general path, which handles it or reports the error. Nothing was changed.
+    Unsupported,
+    /// Dropped by category.
+    Dropped,
+    /// Rewritten: `FastScratch::write_event` writes it.
+    Rewritten,
+}
+
+/// Reusable buffers of the byte-level fast path: the event's member spans and the replacement
+/// JSON of the members it changes (`ts`, `id`, `args`, `pid`).
+struct FastScratch {
+    correlation: memchr::memmem::Finder<'static>,
+    external_id: memchr::memmem::Finder<'static>,
+    members: Vec<Member>,
+    args_members: Vec<Member>,
+    /// (member index, range in `text`) of each replaced member.
+    patches: Vec<(usize, usize, usize)>,
+    /// `args` to append when the event has none (range in `text`).
+    append_args: Option<(usize, usize)>,
+    text: Vec<u8>,
+}
+
+impl FastScratch {
+    fn new() -> Self {
+        FastScratch {
+            correlation: memchr::memmem::Finder::new(b"correlation"),
+            external_id: memchr::memmem::Finder::new(b"External id"),
+            members: Vec::new(),
+            args_members: Vec::new(),
+            patches: Vec::new(),
+            append_args: None,
+            text: Vec::new(),
+        }
+    }
+
+    fn patch(&mut self, member: usize, json: &[u8]) {
+        let start = self.text.len();
+        self.text.extend_from_slice(json);
+        self.patches.retain(|p| p.0 != member);
+        self.patches.push((member, start, self.text.len()));
+    }
+
+    /// Writes the rewritten event as compact JSON: members in input order, keys and untouched
+    /// values copied byte for byte, patched values replaced -- the bytes the general path
+    /// (`RawObject::write_to`) produces for the same event.
+    fn write_event(&mut self, raw: &[u8], out: &mut Vec<u8>) {
+        self.patches.sort_unstable();
+        let mut patches = self.patches.iter().peekable();
+        out.push(b'{');
+        for (i, m) in self.members.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&raw[m.key_start..m.key_end]);
+            out.push(b':');
+            match patches.next_if(|p| p.0 == i) {
+                Some(&(_, a, b)) => out.extend_from_slice(&self.text[a..b]),
+                None => out.extend_from_slice(m.value(raw)),
+            }
+        }
+        if let Some((a, b)) = self.append_args {
+            if !self.members.is_empty() {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"args\":");
+            out.extend_from_slice(&self.text[a..b]);
+        }
+        out.push(b'}');
+    }
+}
+
+/// The value of a JSON string (what `get_as::<String>` gives): `None` for other JSON values.
+fn json_string(v: &[u8]) -> Option<Cow<'_, str>> {
+    if let Some(s) = fastscan::plain_str(v) {
+        return Some(Cow::Borrowed(s));
+    }
+    if v.first() != Some(&b'"') {
+        return None;
+    }
+    serde_json::from_slice::<String>(v).ok().map(Cow::Owned)
+}
+
+/// Bytes as `str`; only called on spans of an event already checked to be UTF-8, cut at ASCII
+/// delimiters.
+fn span_str(v: &[u8]) -> &str {
+    std::str::from_utf8(v).unwrap_or("")
+}
+
+/// The byte-level fast path of `rewrite`: the same decisions on the same fields, but the event
+/// is scanned once without building an object, and only changed members are re-created
+/// (untouched members are copied as they are, whitespace between members dropped, exactly as
+/// the general path writes them). Returns `Unsupported` -- before changing any state -- for
+/// anything it does not handle, so the general path can take over.
+#[allow(clippy::too_many_arguments)]
+fn fast_rewrite(
+    rw: &mut Rewriter<'_>,
+    raw: &[u8],
+    scanned: bool,
+    drop: &HashSet<&str>,
+    s: &mut FastScratch,
+    extra: &mut Vec<String>,
+    state: &mut MergeState,
+) -> Fast {
+    if std::str::from_utf8(raw).is_err()
+        || (!scanned && !fastscan::scan_object(raw, &mut s.members))
+    {
+        return Fast::Unsupported;
+    }
+    s.patches.clear();
+    s.append_args = None;
+    s.text.clear();
+    let members = std::mem::take(&mut s.members);
+    // The first member of each name the rewrite reads (as `RawObject::get` finds them).
+    let mut at: [Option<usize>; 7] = [None; 7];
+    for (i, m) in members.iter().enumerate() {
+        let slot = match m.key(raw) {
+            b"cat" => 0,
+            b"ph" => 1,
+            b"name" => 2,
+            b"ts" => 3,
+            b"id" => 4,
+            b"args" => 5,
+            b"pid" => 6,
+            _ => continue,
+        };
+        at[slot].get_or_insert(i);
+    }
+    let first = |key: &[u8]| match key {
+        b"cat" => at[0],
+        b"ph" => at[1],
+        b"name" => at[2],
+        b"ts" => at[3],
+        b"id" => at[4],
+        b"args" => at[5],
+        b"pid" => at[6],
+        _ => members.iter().position(|m| m.key(raw) == key),
+    };
+    let value = |i: usize| members[i].value(raw);
+
+    let cat = first(b"cat").and_then(|i| json_string(value(i)));
+    if let Some(c) = &cat {
+        if drop.contains(c.as_ref()) {
+            s.members = members;
+            return Fast::Dropped;
+        }
+    }
+    let ph = first(b"ph")
+        .and_then(|i| json_string(value(i)))
+        .unwrap_or_default();
+    let name = if ph == "M" {
+        first(b"name")
+            .and_then(|i| json_string(value(i)))
+            .unwrap_or_default()
+    } else {
+        Cow::Borrowed("")
+    };
+    let is_gpu = ph == "X" && cat.as_deref().is_some_and(is_gpu_category);
+    let pid_at = first(b"pid");
+    // Everything that can fail is decided before any state changes.
+    let orig: Option<Id<'static>> = match pid_at.map(value) {
+        None => None,
+        Some(v) => match fastscan::small_uint(v) {
+            Some(p) => Some(Id::Int(p)),
+            None => match serde_json::from_slice::<Id<'_>>(v) {
+                Ok(id) => Some(id.to_owned_id()),
+                Err(_) => {
+                    s.members = members;
+                    return Fast::Unsupported;
+                }
+            },
+        },
+    };
+    let ts_new = match first(b"ts") {
+        Some(i) if rw.shift_ns != 0 => match shift_ts(span_str(value(i)), rw.shift_ns) {
+            Ok(t) => Some((i, t)),
+            Err(_) => None,
+        },
+        _ => None,
+    };
+    let bad_ts = rw.shift_ns != 0 && first(b"ts").is_some() && ts_new.is_none();
+    if bad_ts || (rw.perfetto_fix && is_gpu) {
+        s.members = members;
+        return Fast::Unsupported;
+    }
+    let args_at = first(b"args");
+    let args_raw = args_at.map(value).unwrap_or_default();
+    let args_rewrite = args_at.is_some()
+        && ((rw.index > 0
+            && (s.correlation.find(args_raw).is_some() || s.external_id.find(args_raw).is_some()))
+            || is_gpu
+            || ph == "M");
+    if args_rewrite && !fastscan::scan_object(args_raw, &mut s.args_members) {
+        s.members = members;
+        return Fast::Unsupported;
+    }
+
+    // Timestamps.
+    if let Some((i, t)) = ts_new {
+        s.patch(i, t.as_bytes());
+    }
+    // Flow / async ids.
+    if let Some(i) = first(b"id") {
+        if let Some(new) = rw.map_id(span_str(value(i))) {
+            s.patch(i, new.as_bytes());
+        }
+    }
+    // args: correlation and external ids; metadata labels.
+    let mut device: Option<i64> = None;
+    let mut labels_kind: Option<Kind> = None;
+    if let (true, Some(at)) = (args_rewrite, args_at) {
+        let am = std::mem::take(&mut s.args_members);
+        let afirst = |key: &[u8]| am.iter().position(|m| m.key(args_raw) == key);
+        if is_gpu {
+            device = afirst(b"device")
+                .and_then(|i| serde_json::from_slice::<i64>(am[i].value(args_raw)).ok());
+        }
+        if name == "process_labels" {
+            let l = afirst(b"labels")
+                .and_then(|i| json_string(am[i].value(args_raw)))
+                .unwrap_or_default();
+            labels_kind = Some(labels_kind_of(&l));
+        }
+        let (corr, ext) = if rw.index > 0 {
+            (afirst(b"correlation"), afirst(b"External id"))
+        } else {
+            (None, None)
+        };
+        let start = s.text.len();
+        s.text.push(b'{');
+        for (i, m) in am.iter().enumerate() {
+            if i > 0 {
+                s.text.push(b',');
+            }
+            s.text.extend_from_slice(&args_raw[m.key_start..m.key_end]);
+            s.text.push(b':');
+            let v = m.value(args_raw);
+            match (Some(i) == corr || Some(i) == ext)
+                .then(|| rw.map_id(span_str(v)))
+                .flatten()
+            {
+                Some(new) => s.text.extend_from_slice(new.as_bytes()),
+                None => s.text.extend_from_slice(v),
+            }
+        }
+        s.text.push(b'}');
+        s.patches.push((at, start, s.text.len()));
+        s.args_members = am;
+    }
+
+    // pid.
+    if let (Some(at), Some(orig)) = (pid_at, orig) {
+        let new_pid = rw.map_pid(&orig);
+        s.patch(at, new_pid.to_string().as_bytes());
+        if let Some(args) = label_process(
+            rw,
+            &ph,
+            &name,
+            is_gpu,
+            device,
+            labels_kind,
+            &orig,
+            new_pid,
+            extra,
+            state,
+        ) {
+            match args_at {
+                Some(i) => s.patch(i, args.as_bytes()),
+                None => {
+                    let start = s.text.len();
+                    s.text.extend_from_slice(args.as_bytes());
+                    s.append_args = Some((start, s.text.len()));
+                }
+            }
+        }
+    }
+    s.members = members;
+    Fast::Rewritten
 }

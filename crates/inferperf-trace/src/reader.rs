@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde_json::value::RawValue;
 
 use crate::error::TraceError;
+use crate::fastscan::{self, Member};
 use crate::source;
 
 /// Initial scan buffer; it grows only if one event is larger.
@@ -137,6 +138,32 @@ impl TraceReader {
 
     /// Returns the raw JSON bytes of the next event, or `None` at the end of the array.
     pub fn next_event(&mut self) -> Result<Option<&[u8]>, TraceError> {
+        match self.next_event_at(None)? {
+            Some((s, len, _)) => Ok(Some(&self.buf[s..s + len])),
+            None => Ok(None),
+        }
+    }
+
+    /// Like [`next_event`](Self::next_event), and also scans the event's members into
+    /// `members` with [`fastscan::scan_object_at`] while finding its end (one pass over the
+    /// bytes instead of two). The flag is false when the scanner refused the event (invalid,
+    /// escaped keys...): the event is then delimited as `next_event` does and `members` is
+    /// unspecified.
+    pub fn next_event_scanned(
+        &mut self,
+        members: &mut Vec<Member>,
+    ) -> Result<Option<(&[u8], bool)>, TraceError> {
+        match self.next_event_at(Some(members))? {
+            Some((s, len, scanned)) => Ok(Some((&self.buf[s..s + len], scanned))),
+            None => Ok(None),
+        }
+    }
+
+    /// The next event as (start, length, scanned into `members`).
+    fn next_event_at(
+        &mut self,
+        members: Option<&mut Vec<Member>>,
+    ) -> Result<Option<(usize, usize, bool)>, TraceError> {
         if self.state != State::Events {
             return Ok(None);
         }
@@ -186,12 +213,22 @@ impl TraceReader {
             )));
         }
         self.first_event = false;
+        if let Some(members) = members {
+            // The scanner finds the same end as `value_len` for the objects it accepts; it
+            // gives up on anything else, and on an event cut by the end of the buffer.
+            let s = self.start;
+            if let Some(end) = fastscan::scan_object_at(&self.buf[..self.end], s, members) {
+                self.start = end;
+                self.events += 1;
+                return Ok(Some((s, end - s, true)));
+            }
+        }
         match self.value_len()? {
             Some(len) => {
                 let s = self.start;
                 self.start += len;
                 self.events += 1;
-                Ok(Some(&self.buf[s..s + len]))
+                Ok(Some((s, len, false)))
             }
             None => {
                 self.truncate(format!(
@@ -494,24 +531,32 @@ impl TraceReader {
             let data = &self.buf[self.start..self.end];
             while i < data.len() {
                 if in_str {
-                    match memchr::memchr2(b'"', b'\\', &data[i..]) {
-                        None => i = data.len(),
-                        Some(k) => {
-                            let at = i + k;
-                            if data[at] == b'\\' {
-                                if at + 1 < data.len() {
-                                    i = at + 2;
-                                } else {
-                                    i = at;
-                                    break;
-                                }
-                            } else {
-                                in_str = false;
-                                i = at + 1;
-                                if depth == 0 {
-                                    return Ok(Some(i));
-                                }
+                    // Find the next quote or backslash: a plain loop for short strings (most
+                    // keys and values), a SIMD search beyond.
+                    let short_end = data.len().min(i + 32);
+                    while i < short_end && !matches!(data[i], b'"' | b'\\') {
+                        i += 1;
+                    }
+                    if i == short_end {
+                        match memchr::memchr2(b'"', b'\\', &data[i..]) {
+                            Some(k) => i += k,
+                            None => {
+                                i = data.len();
+                                continue;
                             }
+                        }
+                    }
+                    if data[i] == b'\\' {
+                        if i + 1 < data.len() {
+                            i += 2;
+                        } else {
+                            break;
+                        }
+                    } else {
+                        in_str = false;
+                        i += 1;
+                        if depth == 0 {
+                            return Ok(Some(i));
                         }
                     }
                 } else {
