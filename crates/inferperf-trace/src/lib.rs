@@ -19,6 +19,7 @@ pub mod intervals;
 pub mod merge;
 pub mod naming;
 pub mod object;
+pub mod prefetch;
 pub mod progress;
 pub mod ranks;
 pub mod reader;

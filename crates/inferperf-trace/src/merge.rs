@@ -21,6 +21,7 @@ use crate::event::{is_gpu_category, Id, Nanos};
 use crate::fastscan::{self, Member};
 use crate::naming::{self, RankId, RankMap};
 use crate::object::RawObject;
+use crate::prefetch::Prefetch;
 use crate::progress::Progress;
 use crate::reader::TraceReader;
 use crate::taxonomy::Taxonomy;
@@ -527,7 +528,8 @@ fn merge_rank(
     fast: bool,
 ) -> Result<RankResult, TraceError> {
     let path = &p.path;
-    let mut reader = TraceReader::open(path)?;
+    // Events are delimited (and, on the fast path, scanned) on a helper thread.
+    let mut events = Prefetch::spawn(TraceReader::open(path)?, fast)?;
     let mut rw = Rewriter {
         index: index as i64,
         label: p.id.label(),
@@ -549,18 +551,7 @@ fn merge_rank(
     let mut last_pos = 0u64;
     let mut scratch = FastScratch::new();
     let mut members = Vec::new();
-    loop {
-        let (raw, scanned) = if fast {
-            match reader.next_event_scanned(&mut members)? {
-                Some(e) => e,
-                None => break,
-            }
-        } else {
-            match reader.next_event()? {
-                Some(raw) => (raw, false),
-                None => break,
-            }
-        };
+    while let Some((raw, scanned)) = events.next_event(&mut members)? {
         if fast {
             extra.clear();
             if scanned {
@@ -589,7 +580,7 @@ fn merge_rank(
                     scratch.write_event(raw, writer.begin_event());
                     writer.end_event()?;
                     events_out += 1;
-                    let pos = reader.position();
+                    let pos = events.position();
                     if pos - last_pos > 1 << 20 {
                         progress.inc(pos - last_pos);
                         last_pos = pos;
@@ -627,12 +618,13 @@ fn merge_rank(
         obj.write_to(writer.begin_event());
         writer.end_event()?;
         events_out += 1;
-        let pos = reader.position();
+        let pos = events.position();
         if pos - last_pos > 1 << 20 {
             progress.inc(pos - last_pos);
             last_pos = pos;
         }
     }
+    let reader = events.finish()?;
     progress.inc(reader.position().saturating_sub(last_pos));
     let mut warnings = reader.warnings().to_vec();
     if invalid_utf8 > 0 {

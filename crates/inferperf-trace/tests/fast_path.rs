@@ -112,3 +112,76 @@ fn scanned_events_equal_parsed_events() {
         assert_eq!(plain.metadata().len(), scanning.metadata().len());
     }
 }
+
+/// Writes a small two-rank set of unusual (but valid) events, and one malformed file.
+fn unusual_events(dir: &Path, rank: u32) -> PathBuf {
+    let mut text = format!(
+        "{{\"distributedInfo\": {{\"rank\": {rank}}}, \"deviceProperties\": [{{\"id\": 0}}],\n\"traceEvents\": [\n"
+    )
+    .into_bytes();
+    let events: [&[u8]; 14] = [
+        br#"{"name": "process_labels", "ph": "M", "pid": 0, "tid": 0, "args": {"labels": "GPU 0"}}"#,
+        br#"{"name": "process_name", "ph": "M", "pid": 7, "tid": 0}"#,
+        br#"{"ph": "X", "cat": "kernel", "name": "k", "pid": 0, "tid": 7, "ts": 10.5, "dur": 2, "args": { "device": 0, "correlation": 12, "nested": {"a" : [1, 2]} }}"#,
+        br#"{"ph": "X", "cat": "cuda_runtime", "name": "launch", "pid": 7, "tid": 7, "ts": 9, "dur": 1, "args": {"correlation": 12, "External id": 3}}"#,
+        br#"{"ph": "s", "id": 12, "pid": 7, "tid": 7, "ts": 9, "cat": "ac2g", "name": "flow"}"#,
+        br#"{"ph": "f", "id": "str-id", "pid": "Spans", "tid": "", "ts": 9, "bp": "e"}"#,
+        br#"{"ph": "X", "cat": null, "name": "no cat", "pid": 7, "tid": 7, "ts": 1, "dur": 1}"#,
+        br#"{"ph": "X", "name": "esc\"aped \u00e9", "pid": 7, "tid": 7, "ts": 1, "dur": 1}"#,
+        br#"{"ph": "X", "na\u006de": "escaped key", "pid": 7, "tid": 7, "ts": 1, "dur": 1}"#,
+        br#"{"ph": "i", "name": "dup", "pid": 7, "pid": 8, "tid": 7, "ts": 1, "s": "t"}"#,
+        br#"{"ph": "i", "name": "no pid", "ts": 1}"#,
+        br#"{"ph": "X", "name": "big", "pid": 123456789012345678901, "tid": -1, "ts": 1, "dur": 0, "id": -0}"#,
+        b"{\"ph\": \"X\", \"name\": \"bad \xff utf8\", \"pid\": 7, \"tid\": 7, \"ts\": 1, \"dur\": 1}",
+        br#"{}"#,
+    ];
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            text.extend_from_slice(b",\n");
+        }
+        text.extend_from_slice(e);
+    }
+    text.extend_from_slice(b"\n]}\n");
+    let path = dir.join(format!("unusual-rank{rank}.json"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn merge_fast_path_equals_general_path_on_unusual_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = [unusual_events(dir.path(), 0), unusual_events(dir.path(), 1)];
+    assert_same_merge(&files, &MergeOptions::default());
+    assert_same_merge(
+        &files,
+        &MergeOptions {
+            perfetto_fix: true,
+            drop_categories: vec!["ac2g".into()],
+            ..Default::default()
+        },
+    );
+}
+
+#[test]
+fn malformed_events_give_the_same_error_on_both_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in [
+        r#"{"ph": "X", "pid": 1, "ts": 12a}"#,
+        r#"{"ph": "X", "pid": [1], "ts": 1}"#,
+        r#"{"ph": "M", "name": "x", "pid": 1, "args": [1]}"#,
+        r#"{"ph": "X", "pid": 1, "ts": 1,}"#,
+    ] {
+        let path = dir.path().join("bad-rank0.json");
+        std::fs::write(
+            &path,
+            format!("{{\"traceEvents\": [{{\"ph\": \"i\", \"pid\": 1, \"ts\": 0}}, {bad}]}}"),
+        )
+        .unwrap();
+        let out = dir.path().join("out.json");
+        let a = merge_files(std::slice::from_ref(&path), &out, &MergeOptions::default());
+        let b =
+            merge_files_general_path(std::slice::from_ref(&path), &out, &MergeOptions::default());
+        let (a, b) = (a.unwrap_err().to_string(), b.unwrap_err().to_string());
+        assert_eq!(a, b, "{bad}");
+    }
+}
