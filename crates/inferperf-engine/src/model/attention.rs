@@ -53,6 +53,26 @@ pub fn apply_rope(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32], styl
     }
 }
 
+/// Dot product with eight independent partial sums: a plain `sum()` is one serial chain of
+/// float adds (no reassociation without fast-math), which made decode attention latency-bound.
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 /// Shape of one attention call.
 pub struct AttnDims {
     pub heads: usize,
@@ -86,8 +106,12 @@ pub fn ragged_attention(
     let tasks: Vec<(usize, usize)> = (0..seqs.len())
         .flat_map(|s| (0..d.heads).map(move |h| (s, h)))
         .collect();
+    // A few splits per thread: a decode step has (requests x heads) tiny tasks, and one split
+    // per task would cost more in scheduling than the attention itself.
+    let min_len = (tasks.len() / (4 * rayon::current_num_threads())).max(1);
     let parts: Vec<Vec<f32>> = tasks
         .par_iter()
+        .with_min_len(min_len)
         .map(|&(s, h)| {
             let seq = &seqs[s];
             let kvh = h / group;
@@ -100,7 +124,7 @@ pub fn ragged_attention(
                 let mut max = f32::NEG_INFINITY;
                 for &slot in &seq.slots[..visible] {
                     let kv = &k_pool[slot * kvrow + kvh * d.head_dim..][..d.head_dim];
-                    let s: f32 = qv.iter().zip(kv).map(|(a, b)| a * b).sum::<f32>() * scale;
+                    let s = dot(qv, kv) * scale;
                     max = max.max(s);
                     scores.push(s);
                 }

@@ -18,8 +18,12 @@ const QK: usize = 32;
 const Q4_1_BYTES: usize = 20;
 /// Bytes of one GGUF `block_q8_0`: f16 d, 32 signed bytes.
 const Q8_0_BYTES: usize = 34;
-/// Weight rows per parallel work item (a multiple of 4: the 4-row kernels' groups).
-const ROWS_PER_TASK: usize = 16;
+/// Smallest number of weight rows per parallel work item (a multiple of 4: the 4-row
+/// kernels' groups).
+const MIN_ROWS_PER_TASK: usize = 16;
+/// Work items per thread: enough for load balance, few enough that big matrices (the 49152-row
+/// `lm_head`) are not split into thousands of tiny tasks.
+const TASKS_PER_THREAD: usize = 8;
 
 /// The GGUF block types with a kernel here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,11 +168,14 @@ impl QMatrix {
         // Computed as [rows, t] so that each task owns a contiguous output range; each weight
         // row is read (and unpacked) once for up to four activation rows at a time.
         let mut out_t = vec![0.0f32; self.rows * t];
+        let rows_per_task = (self.rows / (TASKS_PER_THREAD * rayon::current_num_threads()))
+            .next_multiple_of(4)
+            .max(MIN_ROWS_PER_TASK);
         out_t
-            .par_chunks_mut(ROWS_PER_TASK * t)
+            .par_chunks_mut(rows_per_task * t)
             .enumerate()
             .for_each(|(task, chunk)| {
-                let r0 = task * ROWS_PER_TASK;
+                let r0 = task * rows_per_task;
                 for (j, dst) in chunk.chunks_exact_mut(t).enumerate() {
                     self.row_dots(r0 + j, &acts, dst);
                 }
