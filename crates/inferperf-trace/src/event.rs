@@ -229,7 +229,9 @@ pub struct EventParser {
 
 impl EventParser {
     /// Like [`parse`](Self::parse), for an event whose top-level members `members` were found
-    /// by [`fastscan`] (which also validated it): when the fields have their usual forms (plain
+    /// by [`fastscan`] (which also validated it) and that is valid UTF-8, as
+    /// [`TraceReader::next_event_scanned`](crate::reader::TraceReader::next_event_scanned)
+    /// returns them with the flag set: when the fields have their usual forms (plain
     /// strings, integers, `null`) they are read directly from the spans; anything else goes
     /// through `parse`, so the result -- or the error -- is the same.
     pub fn parse_scanned<'a>(
@@ -271,8 +273,9 @@ pub fn sanitize(raw: &[u8]) -> Cow<'_, [u8]> {
 /// The view of a scanned event, read straight from its member spans; `None` when any field
 /// needs serde's general handling (escapes, floats, duplicates, wrong types, invalid UTF-8).
 fn view_from_members<'a>(raw: &'a [u8], members: &[Member]) -> Option<EventView<'a>> {
-    // serde_json checks UTF-8 only in the strings it reads; leave all of that to it.
-    std::str::from_utf8(raw).ok()?;
+    // Invalid UTF-8 never gets here (serde_json checks it only in the strings it reads, and
+    // `parse` falls back to a lossy copy; both are left to `parse`).
+    debug_assert!(std::str::from_utf8(raw).is_ok());
     fn text(v: &[u8]) -> Option<Cow<'_, str>> {
         fastscan::plain_str(v).map(Cow::Borrowed)
     }

@@ -976,8 +976,10 @@ fn fast_rewrite(
     extra: &mut Vec<String>,
     state: &mut MergeState,
 ) -> Fast {
-    if std::str::from_utf8(raw).is_err()
-        || (!scanned && !fastscan::scan_object(raw, &mut s.members))
+    // `scanned`: `s.members` holds the members and `raw` is valid UTF-8 (checked on the
+    // reading thread).
+    if !scanned
+        && (std::str::from_utf8(raw).is_err() || !fastscan::scan_object(raw, &mut s.members))
     {
         return Fast::Unsupported;
     }

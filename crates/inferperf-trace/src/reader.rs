@@ -146,8 +146,9 @@ impl TraceReader {
 
     /// Like [`next_event`](Self::next_event), and also scans the event's members into
     /// `members` with [`fastscan::scan_object_at`] while finding its end (one pass over the
-    /// bytes instead of two). The flag is false when the scanner refused the event (invalid,
-    /// escaped keys...): the event is then delimited as `next_event` does and `members` is
+    /// bytes instead of two). The flag is true when the event was scanned and is valid UTF-8;
+    /// false when the scanner refused it (invalid, escaped keys, cut by the buffer end...) or
+    /// it has invalid UTF-8: the event is then delimited as `next_event` does and `members` is
     /// unspecified.
     pub fn next_event_scanned(
         &mut self,
@@ -220,7 +221,8 @@ impl TraceReader {
             if let Some(end) = fastscan::scan_object_at(&self.buf[..self.end], s, members) {
                 self.start = end;
                 self.events += 1;
-                return Ok(Some((s, end - s, true)));
+                let utf8 = std::str::from_utf8(&self.buf[s..end]).is_ok();
+                return Ok(Some((s, end - s, utf8)));
             }
         }
         match self.value_len()? {
