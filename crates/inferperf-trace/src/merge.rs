@@ -218,7 +218,13 @@ fn merge_impl(
     let mut ranks = Vec::new();
     let mut rank_metadata = Vec::new();
     let mut events_in = 0;
+    // Each rank's reading starts while the previous rank is being written (bounded: a few
+    // batches), so the pipeline does not drain between ranks. Errors surface in rank order.
+    let open = |p: &Planned| Prefetch::spawn(TraceReader::open(&p.path)?, fast);
+    let mut next_events = planned.first().map(open);
     for (index, p) in planned.iter().enumerate() {
+        let events = next_events.take().unwrap_or_else(|| open(p))?;
+        next_events = planned.get(index + 1).map(open);
         let offset_ns = alignment
             .as_ref()
             .filter(|a| a.applied.get(index).copied().unwrap_or(false))
@@ -231,6 +237,7 @@ fn merge_impl(
         progress.set_message(&format!("merging {}", p.path.display()));
         let r = merge_rank(
             p,
+            events,
             index,
             rebase - offset_ns,
             opts,
@@ -519,6 +526,7 @@ fn meta_event(name: &str, pid: i64, tid: &str, args: String) -> String {
 #[allow(clippy::too_many_arguments)]
 fn merge_rank(
     p: &Planned,
+    mut events: Prefetch,
     index: usize,
     shift_ns: i64,
     opts: &MergeOptions,
@@ -527,9 +535,8 @@ fn merge_rank(
     progress: &Progress,
     fast: bool,
 ) -> Result<RankResult, TraceError> {
+    // `events` are delimited (and, on the fast path, scanned) on a helper thread.
     let path = &p.path;
-    // Events are delimited (and, on the fast path, scanned) on a helper thread.
-    let mut events = Prefetch::spawn(TraceReader::open(path)?, fast)?;
     let mut rw = Rewriter {
         index: index as i64,
         label: p.id.label(),
