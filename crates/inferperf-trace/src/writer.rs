@@ -6,7 +6,7 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
 use flate2::write::GzEncoder;
@@ -43,6 +43,8 @@ enum Sink {
     Plain(BufWriter<File>),
     Gzip {
         tx: Option<SyncSender<Vec<u8>>>,
+        /// Chunks handed back by the compressor for reuse (no fresh allocation per chunk).
+        recycled: Receiver<Vec<u8>>,
         handle: Option<JoinHandle<io::Result<()>>>,
     },
 }
@@ -85,13 +87,16 @@ impl TraceWriter {
         });
         let sink = if gzip {
             let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE);
+            let (recycle, recycled) = sync_channel::<Vec<u8>>(2);
             let level = Compression::new(opts.level.min(9));
             let handle = std::thread::Builder::new()
                 .name("trace-gzip".into())
                 .spawn(move || -> io::Result<()> {
                     let mut enc = GzEncoder::new(BufWriter::with_capacity(FLUSH_AT, file), level);
-                    for chunk in rx {
+                    for mut chunk in rx {
                         enc.write_all(&chunk)?;
+                        chunk.clear();
+                        let _ = recycle.try_send(chunk);
                     }
                     let mut inner = enc.finish()?;
                     inner.flush()?;
@@ -100,6 +105,7 @@ impl TraceWriter {
                 .map_err(|e| TraceError::io(path, e))?;
             Sink::Gzip {
                 tx: Some(tx),
+                recycled,
                 handle: Some(handle),
             }
         } else {
@@ -175,7 +181,7 @@ impl TraceWriter {
                 w.flush().map_err(|e| TraceError::io(&path, e))?;
                 w.get_ref().sync_all().ok();
             }
-            Sink::Gzip { tx, handle } => {
+            Sink::Gzip { tx, handle, .. } => {
                 drop(tx.take());
                 if let Some(h) = handle.take() {
                     match h.join() {
@@ -210,8 +216,15 @@ impl TraceWriter {
                     .map_err(|e| TraceError::io(&self.path, e))?;
                 self.buf.clear();
             }
-            Sink::Gzip { tx, handle } => {
-                let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(FLUSH_AT * 2));
+            Sink::Gzip {
+                tx,
+                recycled,
+                handle,
+            } => {
+                let next = recycled
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(FLUSH_AT * 2));
+                let chunk = std::mem::replace(&mut self.buf, next);
                 let sent = tx.as_ref().map(|t| t.send(chunk).is_ok()).unwrap_or(false);
                 if !sent {
                     // The compressor stopped: report its error.
@@ -231,7 +244,7 @@ impl TraceWriter {
 impl Drop for TraceWriter {
     fn drop(&mut self) {
         // On an abandoned write, stop the compressor; the temp file removes itself.
-        if let Sink::Gzip { tx, handle } = &mut self.sink {
+        if let Sink::Gzip { tx, handle, .. } = &mut self.sink {
             drop(tx.take());
             if let Some(h) = handle.take() {
                 let _ = h.join();
