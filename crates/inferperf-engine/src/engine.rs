@@ -277,10 +277,7 @@ impl EngineLoop {
             r.finish(FinishReason::Length { length: 0 });
             return;
         }
-        let need = self
-            .pool
-            .pages_for(r.max_tokens_needed().max(r.input_ids.len() + 1))
-            * self.pool.page_size();
+        let need = r.reserved_slots(&self.pool);
         if need > self.pool.total_slots() {
             let message = format!(
                 "prompt ({}) + max_new_tokens ({}) = {} tokens exceeds the KV pool (--max-total-tokens {})",

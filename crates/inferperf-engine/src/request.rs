@@ -11,6 +11,7 @@ use crate::api::{
     FinishInfo, FinishReason, GenerateEvent, GenerateRequest, SamplingParams, StopMatch,
     TextTokenizer,
 };
+use crate::kv::KvPool;
 use crate::tokenizer::IncrementalDetokenizer;
 
 /// Engine-side state of one request.
@@ -88,6 +89,13 @@ impl Req {
     /// Still computing its prompt (or recomputing after a retraction).
     pub fn in_prefill(&self) -> bool {
         self.pending() > 1 || self.computed < self.input_ids.len()
+    }
+
+    /// KV slots reserved for this request until it finishes: prompt + max_new_tokens (at least
+    /// one slot past what it holds now), rounded up to whole pages. Admission, the capacity
+    /// check at submission and the scheduler's outstanding reservations all use this.
+    pub fn reserved_slots(&self, pool: &KvPool) -> usize {
+        pool.pages_for(self.max_tokens_needed().max(self.total_len() + 1)) * pool.page_size()
     }
 
     /// KV tokens this request may still need until it finishes.

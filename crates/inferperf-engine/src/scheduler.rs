@@ -56,7 +56,7 @@ impl Scheduler {
             .iter()
             .map(|r| {
                 let held = r.pages.len() * pool.page_size();
-                (pool.pages_for(r.max_tokens_needed()) * pool.page_size()).saturating_sub(held)
+                r.reserved_slots(pool).saturating_sub(held)
             })
             .sum()
     }
@@ -81,8 +81,7 @@ impl Scheduler {
         if !chunk_open {
             while budget > 0 && self.running.len() < self.cfg.max_running_requests {
                 let Some(r) = self.waiting.front() else { break };
-                let need =
-                    pool.pages_for(r.max_tokens_needed().max(r.total_len() + 1)) * pool.page_size();
+                let need = r.reserved_slots(pool);
                 let available = pool
                     .free_slots()
                     .saturating_sub(self.outstanding_reservation(pool));
