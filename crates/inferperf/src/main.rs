@@ -21,7 +21,7 @@ struct Cli {
 enum Command {
     /// Run the reference inference server (a real transformer engine on CPU).
     Serve(cli::serve::Args),
-    /// Benchmarks: online serving, client calibration.
+    /// Benchmarks: online serving, one batch, offline, sweeps, SLO search, client calibration.
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
     /// Drive server-side profiling (`python -m sglang.profiler`).
@@ -36,6 +36,9 @@ enum Command {
     /// Inspect and compare diffusion perf dumps (`--perf-dump-path` files).
     #[command(subcommand)]
     PerfDump(cli::perf_dump::PerfDumpCommand),
+    /// Reports from experiment folders and result files: excel, plot, html.
+    #[command(subcommand)]
+    Report(cli::report::ReportCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -49,6 +52,7 @@ fn main() -> std::process::ExitCode {
         Command::Trace(cmd) => cli::trace::run(cmd),
         Command::Generate(args) => cli::generate::run(args),
         Command::PerfDump(cmd) => cli::perf_dump::run(cmd),
+        Command::Report(cmd) => cli::report::run(cmd),
     };
     match result {
         Ok(code) => code,

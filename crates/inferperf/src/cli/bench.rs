@@ -24,6 +24,17 @@ pub enum BenchCommand {
     Serving(Box<ServingCliArgs>),
     /// Measure this host's client ceiling against a zero-latency simulated server.
     Calibrate(CalibrateArgs),
+    /// Latency of one static batch on the in-process engine (SGLang `bench_one_batch`).
+    OneBatch(Box<super::bench_one_batch::Args>),
+    /// One batched request per case through a server (SGLang `bench_one_batch_server`).
+    OneBatchServer(Box<super::bench_one_batch_server::Args>),
+    /// Offline throughput of the in-process engine (SGLang `bench_offline_throughput`).
+    Offline(Box<super::bench_offline::Args>),
+    /// Grid of traffic scenarios x load points (genai-bench `benchmark`).
+    #[command(alias = "benchmark")]
+    Sweep(Box<super::bench_sweep::Args>),
+    /// Capacity search: the highest load that meets every SLO.
+    Slo(Box<super::bench_slo::Args>),
 }
 
 /// `bench serving` flags: SGLang's, plus the embedded-server choice.
@@ -65,6 +76,11 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Serving(a) => serving(*a),
         BenchCommand::Calibrate(a) => calibrate_cmd(a),
+        BenchCommand::OneBatch(a) => super::bench_one_batch::run(*a),
+        BenchCommand::OneBatchServer(a) => super::bench_one_batch_server::run(*a),
+        BenchCommand::Offline(a) => super::bench_offline::run(*a),
+        BenchCommand::Sweep(a) => super::bench_sweep::run(*a),
+        BenchCommand::Slo(a) => super::bench_slo::run(*a),
     }
 }
 

@@ -1,9 +1,15 @@
 //! One module per subcommand; each exposes its clap arguments and a `run` returning the exit code.
 
 pub mod bench;
+pub mod bench_offline;
+pub mod bench_one_batch;
+pub mod bench_one_batch_server;
+pub mod bench_slo;
+pub mod bench_sweep;
 pub mod generate;
 pub mod perf_dump;
 pub mod profile;
+pub mod report;
 pub mod send_one;
 pub mod serve;
 pub mod trace;
