@@ -112,21 +112,63 @@ pub struct ServingArgs {
     /// Collect cached-token statistics (SGLang backends): table section and `cache_report`.
     #[arg(long)]
     pub cache_report: bool,
-    /// Call `/start_profile` before and `/stop_profile` after the measured run.
-    #[arg(long)]
+    /// Call `/start_profile` before and `/stop_profile` after the measured run (both outside
+    /// the measured duration).
+    #[arg(long, help_heading = "Profiling")]
     pub profile: bool,
-    #[arg(long, num_args = 1.., default_values_t = ["CPU".to_string(), "GPU".to_string()])]
+    #[arg(long, num_args = 1.., default_values_t = ["CPU".to_string(), "GPU".to_string()], help_heading = "Profiling")]
     pub profile_activities: Vec<String>,
-    /// Steps to capture (the server stops by itself; no `/stop_profile`).
-    #[arg(long)]
+    /// Absolute forward step at which the window opens (`start_step`).
+    #[arg(long, help_heading = "Profiling")]
+    pub profile_start_step: Option<u64>,
+    /// Steps to capture; overrides --profile-num-steps; no `/stop_profile`.
+    #[arg(long, help_heading = "Profiling")]
+    pub profile_steps: Option<u64>,
+    /// Steps to capture (the server stops by itself; no `/stop_profile`). 5 with --profile-by-stage.
+    #[arg(long, help_heading = "Profiling")]
     pub profile_num_steps: Option<u64>,
-    #[arg(long)]
+    #[arg(long, help_heading = "Profiling")]
     pub profile_by_stage: bool,
+    /// With --profile-by-stage: which stages (`prefill`, `decode`).
+    #[arg(long, num_args = 1.., help_heading = "Profiling")]
+    pub profile_stages: Option<Vec<String>>,
     /// Base directory; a `<epoch>` subdirectory is created and sent as `output_dir`.
-    #[arg(long)]
+    #[arg(long, help_heading = "Profiling")]
     pub profile_output_dir: Option<String>,
-    #[arg(long)]
+    #[arg(long, help_heading = "Profiling")]
     pub profile_prefix: Option<String>,
+    /// PD-disaggregated deployment: profile the workers given by --profile-prefill-url or
+    /// --profile-decode-url instead of the benchmarked router.
+    #[arg(long, help_heading = "Profiling")]
+    pub pd_separated: bool,
+    /// Prefill worker URLs to profile (with --pd-separated).
+    #[arg(long, num_args = 0.., conflicts_with = "profile_decode_url", help_heading = "Profiling")]
+    pub profile_prefill_url: Option<Vec<String>>,
+    /// Decode worker URLs to profile (with --pd-separated).
+    #[arg(long, num_args = 0.., help_heading = "Profiling")]
+    pub profile_decode_url: Option<Vec<String>>,
+    /// genai-bench's spelling: arm a bounded window (--sglang-profile-steps) on the server
+    /// before the run, save `server_args.json` next to the traces, never call `/stop_profile`.
+    #[arg(long, help_heading = "Profiling (genai-bench flags)")]
+    pub sglang_profile: bool,
+    #[arg(
+        long,
+        default_value_t = 5,
+        help_heading = "Profiling (genai-bench flags)"
+    )]
+    pub sglang_profile_steps: u64,
+    #[arg(long, help_heading = "Profiling (genai-bench flags)")]
+    pub sglang_profile_by_stage: bool,
+    /// Comma-separated (CPU, GPU, MEM).
+    #[arg(
+        long,
+        default_value = "CPU,GPU",
+        help_heading = "Profiling (genai-bench flags)"
+    )]
+    pub sglang_profile_activities: String,
+    /// Default `/tmp/genai_bench_profiles`; the path is sent to the server.
+    #[arg(long, help_heading = "Profiling (genai-bench flags)")]
+    pub sglang_profile_output_dir: Option<String>,
     /// JSON object merged into every request body.
     #[arg(long)]
     pub extra_request_body: Option<String>,

@@ -8,7 +8,7 @@
 //! [`arrival`] schedule, [`pacer`] release thread, [`client`] HTTP, [`sse`] stream parser,
 //! [`record`] per-request observations, [`runner`] the measured run, [`metrics`] / [`stats`]
 //! numbers, [`table`] console output, [`result`] / [`jsonl`] the record file, [`validity`] the
-//! verdict, [`calibrate`] the client ceiling, [`serving`] the whole command.
+//! verdict, [`profiling`] server-side profile windows around the run, [`calibrate`] the client ceiling, [`serving`] the whole command.
 
 pub mod args;
 pub mod arrival;
@@ -22,6 +22,7 @@ pub mod error;
 pub mod jsonl;
 pub mod metrics;
 pub mod pacer;
+pub mod profiling;
 pub mod progress;
 pub mod record;
 pub mod result;

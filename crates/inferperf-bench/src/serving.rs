@@ -55,6 +55,8 @@ pub struct ServingOutcome {
     pub record_line: String,
     pub output_file: String,
     pub incomplete: bool,
+    /// The `output_dir` sent to each profiled server (`--profile`), in target order.
+    pub profile_dirs: Vec<std::path::PathBuf>,
 }
 
 /// Run the serving benchmark.
@@ -83,6 +85,7 @@ pub async fn run_serving(
         .clone()
         .unwrap_or_else(|| model.clone());
     let tokenizer = resolve_tokenizer(args, &ctx, &pool, &model).await?;
+    let profile_plan = crate::profiling::plan(args, &ctx.base_url)?;
 
     let t_prep = Instant::now();
     let rows = build_dataset(args, tokenizer.as_ref())?;
@@ -199,9 +202,14 @@ pub async fn run_serving(
     if args.flush_cache {
         flush_cache(&pool, args.backend).await?;
     }
-    if args.profile {
-        start_profile(&pool, args).await;
-    }
+    // Armed after warmup and flush, before the measured clock starts (SGLang starts its clock
+    // after this too, but stops it after `/stop_profile`; we stop it before).
+    let profile_http = inferperf_profiler::client::http_client()
+        .map_err(|e| BenchError::Config(format!("profiling client: {e}")))?;
+    let profile = match profile_plan {
+        Some(plan) => Some(plan.start(&profile_http).await),
+        None => None,
+    };
 
     let counters = Arc::new(LiveCounters::default());
     let pb = crate::progress::bar(requests.len(), args.disable_tqdm);
@@ -228,8 +236,8 @@ pub async fn run_serving(
     )
     .await;
     let client_cpu = ctx.cpu.seconds() - cpu0.0;
-    if args.profile && args.profile_num_steps.is_none() {
-        stop_profile(&pool).await;
+    if let Some(p) = &profile {
+        p.stop(&profile_http).await;
     }
     let process_cpu = process_cpu_seconds() - cpu0.1;
     ticker.abort();
@@ -343,7 +351,15 @@ pub async fn run_serving(
         .unwrap_or_else(|| default_output_file(args));
     crate::jsonl::append_line_atomic(Path::new(&output_file), &line)?;
     println!("Results appended to {output_file}");
+    let profile_dirs = match &profile {
+        Some(p) => {
+            p.print_locations();
+            p.trace_dirs().into_iter().map(|(_, dir, _)| dir).collect()
+        }
+        None => Vec::new(),
+    };
     Ok(ServingOutcome {
+        profile_dirs,
         metrics,
         validity,
         records: res.records,
@@ -676,76 +692,5 @@ async fn flush_cache(pool: &Pool, backend: Backend) -> Result<(), BenchError> {
             crate::sse::excerpt(&body)
         ))),
         Err(e) => Err(BenchError::Server(format!("POST {route}: {e}"))),
-    }
-}
-
-/// `--profile`: `POST /start_profile` with SGLang's body (§1.11), after warmup and flush.
-async fn start_profile(pool: &Pool, args: &ServingArgs) {
-    let base = args
-        .profile_output_dir
-        .clone()
-        .or_else(|| std::env::var("SGLANG_TORCH_PROFILER_DIR").ok())
-        .unwrap_or_else(|| "/tmp".into());
-    let base = std::path::absolute(&base).unwrap_or_else(|_| base.clone().into());
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
-    let dir = base.join(format!("{stamp}"));
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        tracing::warn!("cannot create {}: {e}", dir.display());
-    }
-    let num_steps = match (args.profile_num_steps, args.profile_by_stage) {
-        (Some(n), _) => Some(n),
-        (None, true) => Some(5),
-        (None, false) => None,
-    };
-    let body = serde_json::json!({
-        "activities": args.profile_activities,
-        "num_steps": num_steps,
-        "profile_by_stage": args.profile_by_stage,
-        "profile_stages": null,
-        "output_dir": dir.to_string_lossy(),
-        "profile_prefix": args.profile_prefix,
-    });
-    println!("Starting profiler...");
-    let bytes = Bytes::from(body.to_string());
-    match simple_request(
-        pool,
-        Method::POST,
-        "/start_profile",
-        Some(bytes),
-        Duration::from_secs(60),
-    )
-    .await
-    {
-        Ok((StatusCode::OK, _)) => println!("Profiler started"),
-        Ok((s, b)) => eprintln!(
-            "WARNING: /start_profile answered HTTP {s}: {}",
-            crate::sse::excerpt(&b)
-        ),
-        Err(e) => eprintln!("WARNING: /start_profile failed: {e}"),
-    }
-}
-
-/// `POST /stop_profile` with `{}` after the measured run (outside the duration).
-async fn stop_profile(pool: &Pool) {
-    println!("Stopping profiler...");
-    let body = Some(Bytes::from_static(b"{}"));
-    match simple_request(
-        pool,
-        Method::POST,
-        "/stop_profile",
-        body,
-        Duration::from_secs(600),
-    )
-    .await
-    {
-        Ok((StatusCode::OK, _)) => println!("Profiler stopped"),
-        Ok((s, b)) => eprintln!(
-            "WARNING: /stop_profile answered HTTP {s}: {}",
-            crate::sse::excerpt(&b)
-        ),
-        Err(e) => eprintln!("WARNING: /stop_profile failed: {e}"),
     }
 }

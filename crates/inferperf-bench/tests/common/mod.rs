@@ -57,6 +57,15 @@ pub fn args(flags: &[&str]) -> ServingArgs {
         .args
 }
 
+/// Parse flags as `inferperf bench serving` does, returning clap's message on error.
+pub fn try_args(flags: &[&str]) -> Result<ServingArgs, String> {
+    let mut v = vec!["bench"];
+    v.extend_from_slice(flags);
+    Cli::try_parse_from(v)
+        .map(|c| c.args)
+        .map_err(|e| e.to_string())
+}
+
 /// Run the benchmark against `base_url`, writing the record into `dir/out.jsonl`.
 pub async fn run(
     base_url: &str,

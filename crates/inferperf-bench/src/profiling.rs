@@ -1,0 +1,260 @@
+//! Server-side profiling around a `bench serving` run: SGLang's `--profile*` flags (including
+//! `--pd-separated` with prefill/decode worker URLs) and genai-bench's `--sglang-profile*`
+//! equivalents, turned into `/start_profile` and `/stop_profile` calls on every target.
+//!
+//! Differences from SGLang, on purpose: the profile calls happen outside the measured duration;
+//! a failed start is reported (SGLang is silent outside PD mode); in PD mode `/stop_profile` is
+//! skipped when `--profile-num-steps` bounds the window (SGLang posts it anyway and the server
+//! answers "not profiling"); and the run prints where the traces were written.
+
+use std::path::{Path, PathBuf};
+
+use inferperf_profiler::client::{self as pc, ProfileTarget};
+use inferperf_protocol::profile::ProfileReqInput;
+
+use crate::args::ServingArgs;
+use crate::error::BenchError;
+
+/// Which client's conventions the flags asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Style {
+    /// `bench_serving --profile`: `{base}/{time}` directories, stop after the run unless the
+    /// window is bounded.
+    Sglang,
+    /// genai-bench `--sglang-profile`: `{base}/{time}` directories with `server_args.json`, a
+    /// bounded window (`--sglang-profile-steps`, default 5), never a stop call.
+    GenaiBench,
+}
+
+/// What to ask every profiled server, decided from the flags before the run.
+#[derive(Clone, Debug)]
+pub struct ProfilePlan {
+    style: Style,
+    targets: Vec<ProfileTarget>,
+    body: ProfileReqInput,
+    base_dir: Option<PathBuf>,
+    stop_after_run: bool,
+}
+
+/// Whether the flags ask for profiling, and of which servers. `base_url` is the benchmarked
+/// server (profiled unless `--pd-separated` names the workers).
+pub fn plan(args: &ServingArgs, base_url: &str) -> Result<Option<ProfilePlan>, BenchError> {
+    if args.profile && args.sglang_profile {
+        return Err(BenchError::Config(
+            "--profile and --sglang-profile are two spellings of the same request; give one".into(),
+        ));
+    }
+    if !args.profile && !args.sglang_profile {
+        return Ok(None);
+    }
+    let prefill = args.profile_prefill_url.clone().unwrap_or_default();
+    let decode = args.profile_decode_url.clone().unwrap_or_default();
+    if !prefill.is_empty() && !decode.is_empty() {
+        return Err(BenchError::Config(
+            "--profile-prefill-url and --profile-decode-url are mutually exclusive".into(),
+        ));
+    }
+    let targets = if args.pd_separated {
+        if prefill.is_empty() && decode.is_empty() {
+            println!(
+                "Warning: PD separated mode requires --profile-prefill-url or --profile-decode-url"
+            );
+            println!("Skipping profiler start. Please specify worker URLs for profiling.");
+            return Ok(None);
+        }
+        pc::pd_targets(&prefill, &decode)
+    } else {
+        if !prefill.is_empty() || !decode.is_empty() {
+            return Err(BenchError::Config(
+                "--profile-prefill-url/--profile-decode-url need --pd-separated".into(),
+            ));
+        }
+        vec![ProfileTarget::single(base_url)]
+    };
+    let plan = if args.sglang_profile {
+        let activities: Vec<String> = args
+            .sglang_profile_activities
+            .split(',')
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .collect();
+        ProfilePlan {
+            style: Style::GenaiBench,
+            targets,
+            body: ProfileReqInput {
+                num_steps: Some(args.sglang_profile_steps),
+                activities: Some(activities),
+                profile_by_stage: args.sglang_profile_by_stage,
+                ..ProfileReqInput::default()
+            },
+            base_dir: Some(PathBuf::from(
+                args.sglang_profile_output_dir
+                    .clone()
+                    .unwrap_or_else(|| "/tmp/genai_bench_profiles".into()),
+            )),
+            stop_after_run: false,
+        }
+    } else {
+        // `--profile-steps` overrides `--profile-num-steps`; by-stage defaults to 5 steps.
+        let num_steps = args
+            .profile_steps
+            .or(args.profile_num_steps)
+            .or(args.profile_by_stage.then_some(5));
+        ProfilePlan {
+            style: Style::Sglang,
+            targets,
+            body: ProfileReqInput {
+                start_step: args.profile_start_step,
+                num_steps,
+                activities: Some(args.profile_activities.clone()),
+                profile_by_stage: args.profile_by_stage,
+                profile_stages: args.profile_stages.clone(),
+                profile_prefix: args.profile_prefix.clone(),
+                ..ProfileReqInput::default()
+            },
+            base_dir: args.profile_output_dir.as_ref().map(PathBuf::from),
+            stop_after_run: num_steps.is_none(),
+        }
+    };
+    Ok(Some(plan))
+}
+
+/// The profiled servers after `/start_profile`, with the directory each one was sent.
+#[derive(Debug)]
+pub struct ActiveProfile {
+    plan: ProfilePlan,
+    started: Vec<(ProfileTarget, PathBuf)>,
+}
+
+impl ProfilePlan {
+    /// The servers this plan profiles.
+    pub fn targets(&self) -> &[ProfileTarget] {
+        &self.targets
+    }
+
+    /// The `/start_profile` body for one target with its output directory.
+    pub fn body_for(&self, dir: &Path) -> ProfileReqInput {
+        ProfileReqInput {
+            output_dir: Some(dir.to_string_lossy().into_owned()),
+            ..self.body.clone()
+        }
+    }
+
+    /// Arms the profiler on every target, one after the other, each with its own timestamped
+    /// directory (as SGLang does). Failures are printed and that target is left out; the run
+    /// goes on.
+    pub async fn start(self, http: &reqwest::Client) -> ActiveProfile {
+        let pd = self.targets.len() > 1 || self.targets.iter().any(|t| t.label != "Server");
+        println!("Starting profiler...");
+        let mut started = Vec::new();
+        for target in &self.targets {
+            let dir = match pc::timestamped_output_dir(self.base_dir.as_deref(), None) {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!(
+                        "Failed to start profiler for {} worker at {}: {e}",
+                        target.label, target.url
+                    );
+                    continue;
+                }
+            };
+            if self.style == Style::GenaiBench {
+                save_server_args(http, &target.url, &dir).await;
+            }
+            match pc::start_profile(http, &target.url, &self.body_for(&dir)).await {
+                Ok(_) if pd => {
+                    println!(
+                        "Profiler started for {} worker at {}",
+                        target.label, target.url
+                    );
+                    started.push((target.clone(), dir));
+                }
+                Ok(_) => {
+                    println!("Profiler started");
+                    started.push((target.clone(), dir));
+                }
+                Err(e) => eprintln!(
+                    "Failed to start profiler for {} worker at {}: {e}",
+                    target.label, target.url
+                ),
+            }
+        }
+        ActiveProfile {
+            plan: self,
+            started,
+        }
+    }
+}
+
+/// genai-bench saves the server's info next to the traces; a failure is only a warning.
+async fn save_server_args(http: &reqwest::Client, url: &str, dir: &Path) {
+    let path = dir.join("server_args.json");
+    let result = match pc::server_info(http, url).await {
+        Ok(info) => serde_json::to_vec_pretty(&info)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| std::fs::write(&path, bytes).map_err(|e| e.to_string())),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = result {
+        tracing::warn!("could not save {}: {e}", path.display());
+    }
+}
+
+impl ActiveProfile {
+    /// Closes open-ended windows with `/stop_profile` (bounded windows close by themselves).
+    /// Call it after the measured run.
+    pub async fn stop(&self, http: &reqwest::Client) {
+        if !self.plan.stop_after_run || self.started.is_empty() {
+            return;
+        }
+        println!("Stopping profiler...");
+        for (target, _) in &self.started {
+            match pc::stop_profile(http, &target.url).await {
+                Ok(_) => println!("Profiler stopped"),
+                Err(e) => eprintln!(
+                    "Failed to stop profiler for {} worker at {}: {e}",
+                    target.label, target.url
+                ),
+            }
+        }
+    }
+
+    /// The directories sent to the servers, with the trace files already in them (servers on
+    /// this host; a bounded window may still be writing when the run ends).
+    pub fn trace_dirs(&self) -> Vec<(ProfileTarget, PathBuf, Vec<PathBuf>)> {
+        self.started
+            .iter()
+            .map(|(t, d)| {
+                (
+                    t.clone(),
+                    d.clone(),
+                    pc::written_traces(d).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// Prints where every target's traces are (or will be) written.
+    pub fn print_locations(&self) {
+        for (target, dir, files) in self.trace_dirs() {
+            if files.is_empty() {
+                println!(
+                    "Profiler traces of {} ({}) go to {} (written by the server when its window closes)",
+                    target.label,
+                    target.url,
+                    dir.display()
+                );
+            } else {
+                println!("Profiler traces of {} ({}):", target.label, target.url);
+                for f in files {
+                    println!("  {}", f.display());
+                }
+            }
+        }
+        if !self.started.is_empty() {
+            println!(
+                "Open them in https://ui.perfetto.dev or merge ranks with `inferperf trace merge`."
+            );
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! `bench serving --profile` end to end against real `inferperf serve` instances with the
+//! profiler (default model, 127.0.0.1:0): an open-ended window closed after the run, a bounded
+//! window (`--profile-steps` with `--profile-start-step`, no stop call), PD-separated profiling
+//! of two workers, genai-bench's `--sglang-profile` (bounded, `server_args.json`), and the
+//! flag errors.
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use common::args;
+use inferperf_bench::cpu::ThreadCpu;
+use inferperf_bench::runner::Abort;
+use inferperf_bench::serving::{run_serving, ServingContext, ServingOutcome};
+use inferperf_bench::tokenizer::SharedTokenizer;
+use inferperf_profiler::ProfilerHandle;
+use inferperf_server::launch::launch_model_profiled;
+use inferperf_server::routes::profile::routes;
+use inferperf_server::{EmbeddedServer, ServerArgs};
+use serde_json::Value;
+
+struct Profiled {
+    server: EmbeddedServer,
+    profiler: ProfilerHandle,
+    tokenizer: SharedTokenizer,
+}
+
+async fn start() -> Profiled {
+    let args = ServerArgs::ephemeral();
+    let a = args.clone();
+    let (engine, profiler) = tokio::task::spawn_blocking(move || launch_model_profiled(&a))
+        .await
+        .expect("launch task")
+        .expect("launch the default model with profiler hooks");
+    let tokenizer = engine.parts.tokenizer.clone();
+    let server = EmbeddedServer::start_with_routes(args, engine, routes(profiler.clone()))
+        .await
+        .expect("start the server");
+    Profiled {
+        server,
+        profiler,
+        tokenizer,
+    }
+}
+
+impl Profiled {
+    fn url(&self) -> String {
+        self.server.base_url()
+    }
+
+    async fn forward_ct(&self) -> u64 {
+        self.server
+            .engine()
+            .internal_state()
+            .await
+            .expect("engine state")
+            .forward_ct
+    }
+}
+
+/// Eight requests of 4 prompt and 6 output tokens, at most two at a time.
+const LOAD: &[&str] = &[
+    "--dataset-name",
+    "random-ids",
+    "--num-prompts",
+    "8",
+    "--random-input-len",
+    "4",
+    "--random-output-len",
+    "6",
+    "--random-range-ratio",
+    "1",
+    "--max-concurrency",
+    "2",
+    "--warmup-requests",
+    "0",
+    "--profile-activities",
+    "CPU",
+];
+
+async fn bench(s: &Profiled, base_url: &str, extra: &[&str], out: &Path) -> ServingOutcome {
+    let mut flags = LOAD.to_vec();
+    flags.extend_from_slice(extra);
+    let mut a = args(&flags);
+    a.output_file = Some(out.join("out.jsonl").to_string_lossy().into_owned());
+    a.disable_tqdm = true;
+    let ctx = ServingContext {
+        base_url: base_url.to_owned(),
+        tokenizer: Some(s.tokenizer.clone()),
+        client_threads: 1,
+        cpu: ThreadCpu::default(),
+        abort: Abort::default(),
+        calibration: None,
+        print: false,
+    };
+    run_serving(&a, ctx).await.expect("bench serving")
+}
+
+fn traces(dir: &Path) -> Vec<PathBuf> {
+    inferperf_profiler::client::written_traces(dir).expect("list traces")
+}
+
+fn profiler_steps(path: &Path) -> Vec<u64> {
+    let f = std::fs::File::open(path).expect("open trace");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(f)
+        .read_to_string(&mut text)
+        .expect("gunzip");
+    let doc: Value = serde_json::from_str(&text).expect("trace JSON");
+    let mut steps: Vec<u64> = doc["traceEvents"]
+        .as_array()
+        .expect("traceEvents")
+        .iter()
+        .filter_map(|e| {
+            e["name"]
+                .as_str()?
+                .strip_prefix("ProfilerStep#")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    steps.sort_unstable();
+    steps
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_ended_window_covers_every_measured_step_and_is_closed_after_the_run() {
+    let s = start().await;
+    let out = tempfile::tempdir().expect("tempdir");
+    let base = out.path().join("profiles");
+    let base_s = base.to_string_lossy().into_owned();
+    let f0 = s.forward_ct().await;
+    let o = bench(
+        &s,
+        &s.url(),
+        &["--profile", "--profile-output-dir", &base_s],
+        out.path(),
+    )
+    .await;
+    let f1 = s.forward_ct().await;
+    assert_eq!(o.metrics.completed, 8);
+    assert_eq!(o.profile_dirs.len(), 1);
+    assert!(o.profile_dirs[0].starts_with(&base), "{:?}", o.profile_dirs);
+    // The stop call returned only once the file was written; it holds every step of the run.
+    let files = traces(&o.profile_dirs[0]);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(
+        profiler_steps(&files[0]),
+        ((f0 + 1)..=f1).collect::<Vec<_>>()
+    );
+    s.server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bounded_window_starts_at_the_given_step_and_closes_by_itself() {
+    let s = start().await;
+    let out = tempfile::tempdir().expect("tempdir");
+    let base_s = out.path().join("p").to_string_lossy().into_owned();
+    let start_step = s.forward_ct().await + 3;
+    let start_s = start_step.to_string();
+    let o = bench(
+        &s,
+        &s.url(),
+        &[
+            "--profile",
+            "--profile-output-dir",
+            &base_s,
+            "--profile-start-step",
+            &start_s,
+            "--profile-steps",
+            "4",
+        ],
+        out.path(),
+    )
+    .await;
+    assert_eq!(o.metrics.completed, 8);
+    // No stop call was made: the window closed by itself after 4 steps.
+    let session = s.profiler.last_session().expect("a session");
+    let outcome = ProfilerHandle::wait(&session).await.expect("window closes");
+    assert_eq!(outcome.trace_files.len(), 1);
+    assert!(outcome.trace_files[0].starts_with(&o.profile_dirs[0]));
+    assert_eq!(
+        profiler_steps(&outcome.trace_files[0]),
+        (start_step..start_step + 4).collect::<Vec<_>>()
+    );
+    s.server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pd_separated_profiles_every_named_worker() {
+    // The benchmarked server is also the first worker; the second worker stays idle, so its
+    // window is empty -- but it was armed and closed, each in its own directory.
+    let busy = start().await;
+    let idle = start().await;
+    let out = tempfile::tempdir().expect("tempdir");
+    let base_s = out.path().join("pd").to_string_lossy().into_owned();
+    let (u1, u2) = (busy.url(), idle.url());
+    let f0 = busy.forward_ct().await;
+    let o = bench(
+        &busy,
+        &u1,
+        &[
+            "--profile",
+            "--pd-separated",
+            "--profile-output-dir",
+            &base_s,
+            "--profile-decode-url",
+            &u1,
+            &u2,
+        ],
+        out.path(),
+    )
+    .await;
+    let f1 = busy.forward_ct().await;
+    assert_eq!(o.profile_dirs.len(), 2);
+    assert_ne!(o.profile_dirs[0], o.profile_dirs[1]);
+    let busy_files = traces(&o.profile_dirs[0]);
+    let idle_files = traces(&o.profile_dirs[1]);
+    assert_eq!((busy_files.len(), idle_files.len()), (1, 1));
+    assert_eq!(
+        profiler_steps(&busy_files[0]),
+        ((f0 + 1)..=f1).collect::<Vec<_>>()
+    );
+    assert!(profiler_steps(&idle_files[0]).is_empty());
+    busy.server.shutdown().await.expect("shutdown");
+    idle.server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn genai_bench_flags_arm_a_bounded_window_and_save_server_args() {
+    let s = start().await;
+    let out = tempfile::tempdir().expect("tempdir");
+    let base_s = out.path().join("g").to_string_lossy().into_owned();
+    let o = bench(
+        &s,
+        &s.url(),
+        &[
+            "--sglang-profile",
+            "--sglang-profile-steps",
+            "3",
+            "--sglang-profile-activities",
+            " CPU ",
+            "--sglang-profile-output-dir",
+            &base_s,
+        ],
+        out.path(),
+    )
+    .await;
+    assert_eq!(o.profile_dirs.len(), 1);
+    let info: Value = serde_json::from_slice(
+        &std::fs::read(o.profile_dirs[0].join("server_args.json")).expect("server_args.json"),
+    )
+    .expect("server_args.json is JSON");
+    assert!(info.get("model_path").is_some(), "{info}");
+    let session = s.profiler.last_session().expect("a session");
+    let outcome = ProfilerHandle::wait(&session).await.expect("window closes");
+    assert_eq!(outcome.trace_files.len(), 1);
+    assert_eq!(profiler_steps(&outcome.trace_files[0]).len(), 3);
+    s.server.shutdown().await.expect("shutdown");
+}
+
+#[test]
+fn profiling_flag_errors_are_named() {
+    let err = common::try_args(&[
+        "--profile",
+        "--profile-prefill-url",
+        "http://a",
+        "--profile-decode-url",
+        "http://b",
+    ])
+    .err()
+    .expect("mutually exclusive");
+    assert!(err.contains("--profile-decode-url"), "{err}");
+
+    let a = args(&["--profile", "--profile-prefill-url", "http://a"]);
+    let e = inferperf_bench::profiling::plan(&a, "http://x")
+        .err()
+        .expect("worker URLs need --pd-separated");
+    assert!(e.to_string().contains("--pd-separated"), "{e}");
+
+    let a = args(&["--profile", "--sglang-profile"]);
+    assert!(inferperf_bench::profiling::plan(&a, "http://x").is_err());
+
+    // SGLang prints a warning and runs without profiling when no worker is named.
+    let a = args(&["--profile", "--pd-separated"]);
+    assert!(inferperf_bench::profiling::plan(&a, "http://x")
+        .expect("not an error")
+        .is_none());
+}
