@@ -269,14 +269,12 @@ fn profiling_flag_errors_are_named() {
         "--profile-decode-url",
         "http://b",
     ])
-    .err()
-    .expect("mutually exclusive");
+    .expect_err("mutually exclusive");
     assert!(err.contains("--profile-decode-url"), "{err}");
 
     let a = args(&["--profile", "--profile-prefill-url", "http://a"]);
     let e = inferperf_bench::profiling::plan(&a, "http://x")
-        .err()
-        .expect("worker URLs need --pd-separated");
+        .expect_err("worker URLs need --pd-separated");
     assert!(e.to_string().contains("--pd-separated"), "{e}");
 
     let a = args(&["--profile", "--sglang-profile"]);
