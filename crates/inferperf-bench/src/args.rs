@@ -172,6 +172,31 @@ pub struct ServingArgs {
     /// JSON object merged into every request body.
     #[arg(long)]
     pub extra_request_body: Option<String>,
+    /// Ask for logprobs: native `return_logprob`; OpenAI completions `logprobs` =
+    /// --top-logprobs-num when > 0.
+    #[arg(long)]
+    pub return_logprob: bool,
+    #[arg(long, default_value_t = 0)]
+    pub top_logprobs_num: u32,
+    /// Native only: token ids whose logprobs are returned.
+    #[arg(long, num_args = 1..)]
+    pub token_ids_logprob: Option<Vec<i64>>,
+    /// Native only.
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub logprob_start_len: i64,
+    /// Native only: ask for the routed experts of every token (MoE servers).
+    #[arg(long)]
+    pub return_routed_experts: bool,
+    /// How requests pick a `--lora-name`: `uniform` (random), `distinct` (round-robin),
+    /// `skewed` (weight alpha^-i).
+    #[arg(long, value_enum, default_value = "uniform")]
+    pub lora_request_distribution: crate::lora::LoraDistribution,
+    /// Must be > 1 (`skewed`).
+    #[arg(long, default_value_t = 1.5)]
+    pub lora_zipf_alpha: f64,
+    /// `timeout` query parameter of SGLang's `/flush_cache` (seconds).
+    #[arg(long, default_value_t = 60.0)]
+    pub flush_cache_timeout: f64,
     /// LoRA adapter names (uniformly assigned).
     #[arg(long, num_args = 0..)]
     pub lora_name: Vec<String>,

@@ -119,6 +119,36 @@ pub struct BodyOptions<'a> {
     pub top_p: f64,
     /// Merged last (overrides our keys), as SGLang does.
     pub extra: &'a Map<String, Value>,
+    /// `--return-logprob`, `--top-logprobs-num`, `--token-ids-logprob`, `--logprob-start-len`,
+    /// `--return-routed-experts`.
+    pub logprobs: &'a LogprobOptions,
+}
+
+/// The logprob-related flags (native `/generate` takes all; completions only `logprobs`).
+#[derive(Clone, Debug)]
+pub struct LogprobOptions {
+    pub return_logprob: bool,
+    pub top_logprobs_num: u32,
+    pub token_ids_logprob: Option<Vec<i64>>,
+    pub logprob_start_len: i64,
+    pub return_routed_experts: bool,
+}
+
+impl LogprobOptions {
+    /// SGLang's defaults: nothing asked, `logprob_start_len` -1.
+    pub const OFF: Self = Self {
+        return_logprob: false,
+        top_logprobs_num: 0,
+        token_ids_logprob: None,
+        logprob_start_len: -1,
+        return_routed_experts: false,
+    };
+}
+
+impl Default for LogprobOptions {
+    fn default() -> Self {
+        Self::OFF
+    }
 }
 
 /// Build the JSON body for one request, exactly as SGLang's request functions do (§1.3).
@@ -139,9 +169,19 @@ pub fn build_body(prompt: &Prompt, output_len: usize, o: &BodyOptions<'_>) -> Va
             b.insert("sampling_params".into(), sp);
             b.insert("stream".into(), json!(o.stream));
             b.insert("lora_path".into(), json!(o.lora_name));
-            b.insert("return_logprob".into(), json!(false));
-            b.insert("return_routed_experts".into(), json!(false));
-            b.insert("logprob_start_len".into(), json!(-1));
+            let lp = o.logprobs;
+            b.insert("return_logprob".into(), json!(lp.return_logprob));
+            b.insert(
+                "return_routed_experts".into(),
+                json!(lp.return_routed_experts),
+            );
+            b.insert("logprob_start_len".into(), json!(lp.logprob_start_len));
+            if lp.top_logprobs_num > 0 {
+                b.insert("top_logprobs_num".into(), json!(lp.top_logprobs_num));
+            }
+            if let Some(ids) = &lp.token_ids_logprob {
+                b.insert("token_ids_logprob".into(), json!(ids));
+            }
             b
         }
         Protocol::Completions => {
@@ -161,6 +201,9 @@ pub fn build_body(prompt: &Prompt, output_len: usize, o: &BodyOptions<'_>) -> Va
             }
             if !o.extra.contains_key("ignore_eos") {
                 b.insert("ignore_eos".into(), json!(o.ignore_eos));
+            }
+            if o.logprobs.return_logprob && o.logprobs.top_logprobs_num > 0 {
+                b.insert("logprobs".into(), json!(o.logprobs.top_logprobs_num));
             }
             b
         }
@@ -220,7 +263,38 @@ mod tests {
             temperature: 0.0,
             top_p: 1.0,
             extra,
+            logprobs: &LogprobOptions::OFF,
         }
+    }
+
+    #[test]
+    fn logprob_flags_reach_native_and_completions_bodies() {
+        let extra = Map::new();
+        let lp = LogprobOptions {
+            return_logprob: true,
+            top_logprobs_num: 3,
+            token_ids_logprob: Some(vec![5, 7]),
+            logprob_start_len: 0,
+            return_routed_experts: true,
+        };
+        let mut o = opts(Backend::Sglang, &extra);
+        o.logprobs = &lp;
+        let b = build_body(&Prompt::Text("hi".into()), 2, &o);
+        assert_eq!(b["return_logprob"], json!(true));
+        assert_eq!(b["top_logprobs_num"], json!(3));
+        assert_eq!(b["token_ids_logprob"], json!([5, 7]));
+        assert_eq!(b["logprob_start_len"], json!(0));
+        assert_eq!(b["return_routed_experts"], json!(true));
+        let mut o = opts(Backend::SglangOai, &extra);
+        o.logprobs = &lp;
+        let b = build_body(&Prompt::Text("hi".into()), 2, &o);
+        assert_eq!(b["logprobs"], json!(3));
+        assert!(b.get("top_logprobs_num").is_none());
+        // Chat bodies carry none of them (SGLang's chat request function ignores the flags).
+        let mut o = opts(Backend::SglangOaiChat, &extra);
+        o.logprobs = &lp;
+        let b = build_body(&Prompt::Text("hi".into()), 2, &o);
+        assert!(b.get("logprobs").is_none() && b.get("return_logprob").is_none());
     }
 
     #[test]

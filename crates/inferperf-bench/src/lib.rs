@@ -20,6 +20,7 @@ pub mod cpu;
 pub mod dataset;
 pub mod error;
 pub mod jsonl;
+pub mod lora;
 pub mod metrics;
 pub mod pacer;
 pub mod profiling;

@@ -10,13 +10,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, StatusCode};
-use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::args::ServingArgs;
 use crate::arrival::{offered_rate, schedule, Arrivals};
-use crate::backend::{build_body, Backend, BodyOptions, Prompt};
+use crate::backend::{build_body, Backend, BodyOptions, LogprobOptions, Prompt};
 use crate::calibrate::Calibration;
 use crate::client::{request_headers, simple_request, Pool, Target};
 use crate::clock::Clock;
@@ -200,7 +199,7 @@ pub async fn run_serving(
         );
     }
     if args.flush_cache {
-        flush_cache(&pool, args.backend).await?;
+        flush_cache(&pool, args.backend, args.flush_cache_timeout).await?;
     }
     // Armed after warmup and flush, before the measured clock starts (SGLang starts its clock
     // after this too, but stops it after `/stop_profile`; we stop it before).
@@ -616,14 +615,20 @@ pub fn plan_requests(
     model_id: &str,
     extra: &Map<String, Value>,
 ) -> Result<Vec<PlannedRequest>, BenchError> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed ^ 0x10AA);
-    let loras: Vec<Option<&str>> = rows
-        .iter()
-        .map(|_| {
-            (!args.lora_name.is_empty())
-                .then(|| args.lora_name[rng.gen_range(0..args.lora_name.len())].as_str())
-        })
-        .collect();
+    let loras = crate::lora::assign(
+        &args.lora_name,
+        rows.len(),
+        args.lora_request_distribution,
+        args.lora_zipf_alpha,
+        args.seed,
+    )?;
+    let logprobs = LogprobOptions {
+        return_logprob: args.return_logprob,
+        top_logprobs_num: args.top_logprobs_num,
+        token_ids_logprob: args.token_ids_logprob.clone(),
+        logprob_start_len: args.logprob_start_len,
+        return_routed_experts: args.return_routed_experts,
+    };
     rows.par_iter()
         .zip(loras.par_iter())
         .map(|(row, lora)| {
@@ -649,6 +654,7 @@ pub fn plan_requests(
                     temperature: args.temperature,
                     top_p: args.top_p,
                     extra,
+                    logprobs: &logprobs,
                 },
             );
             let bytes = serde_json::to_vec(&body)
@@ -677,15 +683,20 @@ pub fn plan_requests(
         .collect()
 }
 
-async fn flush_cache(pool: &Pool, backend: Backend) -> Result<(), BenchError> {
+async fn flush_cache(pool: &Pool, backend: Backend, timeout_s: f64) -> Result<(), BenchError> {
+    let sglang_route;
     let route = match backend {
         Backend::Vllm | Backend::VllmChat | Backend::Openai | Backend::OpenaiChat => {
             "/reset_prefix_cache"
         }
-        b if b.is_sglang() => "/flush_cache?timeout=60",
+        b if b.is_sglang() => {
+            sglang_route = format!("/flush_cache?timeout={}", py_float(timeout_s));
+            &sglang_route
+        }
         _ => "/flush_cache",
     };
-    match simple_request(pool, Method::POST, route, None, Duration::from_secs(70)).await {
+    let wait = Duration::from_secs_f64(timeout_s.max(1.0) + 10.0);
+    match simple_request(pool, Method::POST, route, None, wait).await {
         Ok((s, _)) if s.is_success() => Ok(()),
         Ok((s, body)) => Err(BenchError::Server(format!(
             "POST {route}: HTTP {s}: {}",
