@@ -588,6 +588,15 @@ pub fn build_dataset(
                 &tok,
             )
         }
+        DatasetName::Openai => {
+            let tok = need_tok(tok, "openai")?;
+            dataset::openai::load(
+                &args.dataset_path,
+                args.num_prompts,
+                args.sharegpt_output_len,
+                &tok,
+            )
+        }
         DatasetName::Mooncake => {
             let tok = need_tok(tok, "mooncake")?;
             dataset::mooncake::load(&args.dataset_path, args.num_prompts, &tok)

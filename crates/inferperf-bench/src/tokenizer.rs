@@ -6,16 +6,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use inferperf_engine::api::{EngineError, TextTokenizer};
+use inferperf_engine::tokenizer::ChatTemplate;
 
 use crate::error::BenchError;
 
 /// Shared tokenizer handle.
 pub type SharedTokenizer = Arc<dyn TextTokenizer>;
 
-/// A Hugging Face `tokenizer.json` loaded locally.
+/// A Hugging Face `tokenizer.json` loaded locally, with the chat template of the
+/// `tokenizer_config.json` (or `chat_template.jinja`) beside it when there is one.
 pub struct HfTokenizer {
     inner: tokenizers::Tokenizer,
     eos: Vec<u32>,
+    template: Option<ChatTemplate>,
 }
 
 impl HfTokenizer {
@@ -32,8 +35,72 @@ impl HfTokenizer {
             .iter()
             .filter_map(|t| inner.token_to_id(t))
             .collect();
-        Ok(Self { inner, eos })
+        let template = match file.parent() {
+            Some(dir) => load_chat_template(dir)?,
+            None => None,
+        };
+        Ok(Self {
+            inner,
+            eos,
+            template,
+        })
     }
+
+    /// Whether a chat template was found next to the tokenizer.
+    pub fn has_chat_template(&self) -> bool {
+        self.template.is_some()
+    }
+}
+
+/// The chat template shipped with a Hugging Face tokenizer: `tokenizer_config.json`'s
+/// `chat_template` (a string, or the `default` entry of a named list), else
+/// `chat_template.jinja`. `None` when the directory has neither; an unreadable or invalid
+/// template is an error naming the file.
+fn load_chat_template(dir: &Path) -> Result<Option<ChatTemplate>, BenchError> {
+    let config_path = dir.join("tokenizer_config.json");
+    let config: serde_json::Value = match std::fs::read_to_string(&config_path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| {
+            BenchError::Tokenizer(format!("{}: not JSON: {e}", config_path.display()))
+        })?,
+        Err(_) => serde_json::Value::Null,
+    };
+    let token = |key: &str| match config.get(key) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Object(o)) => o
+            .get("content")
+            .and_then(|c| c.as_str())
+            .unwrap_or_default()
+            .to_string(),
+        _ => String::new(),
+    };
+    let (source, origin) = match config.get("chat_template") {
+        Some(serde_json::Value::String(s)) => (s.clone(), config_path.clone()),
+        Some(serde_json::Value::Array(named)) => {
+            let default = named
+                .iter()
+                .find(|t| t["name"] == "default")
+                .and_then(|t| t["template"].as_str());
+            match default {
+                Some(s) => (s.to_string(), config_path.clone()),
+                None => return Ok(None),
+            }
+        }
+        _ => {
+            let jinja = dir.join("chat_template.jinja");
+            match std::fs::read_to_string(&jinja) {
+                Ok(s) => (s, jinja),
+                Err(_) => return Ok(None),
+            }
+        }
+    };
+    ChatTemplate::new(
+        source,
+        token("bos_token"),
+        token("eos_token"),
+        &origin.display().to_string(),
+    )
+    .map(Some)
+    .map_err(tokenizer_error)
 }
 
 fn tok_err(e: impl std::fmt::Display) -> EngineError {
@@ -54,13 +121,16 @@ impl TextTokenizer for HfTokenizer {
         self.inner.decode(ids, skip_special_tokens).map_err(tok_err)
     }
 
-    /// No template engine on the client side: role-prefixed lines, one per message (SGLang's
-    /// own fallback when a template is missing).
+    /// The tokenizer's own template when it ships one; otherwise role-prefixed lines, one per
+    /// message (SGLang's fallback when a template is missing).
     fn apply_chat_template(
         &self,
         messages: &serde_json::Value,
         add_generation_prompt: bool,
     ) -> Result<String, EngineError> {
+        if let Some(t) = &self.template {
+            return t.render(messages, add_generation_prompt);
+        }
         let mut out = String::new();
         for m in messages.as_array().into_iter().flatten() {
             let role = m["role"].as_str().unwrap_or("user");
@@ -92,4 +162,59 @@ pub fn num_special_tokens_to_add(tok: &dyn TextTokenizer) -> usize {
 /// Convert an engine tokenizer error into ours.
 pub fn tokenizer_error(e: EngineError) -> BenchError {
     BenchError::Tokenizer(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A four-word WordLevel tokenizer: enough to load and encode.
+    const TOKENIZER_JSON: &str = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],
+        "normalizer":null,"pre_tokenizer":{"type":"Whitespace"},"post_processor":null,"decoder":null,
+        "model":{"type":"WordLevel","vocab":{"[UNK]":0,"hello":1,"user":2,"assistant":3},"unk_token":"[UNK]"}}"#;
+
+    fn dir_with(config: Option<&str>) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("tokenizer.json"), TOKENIZER_JSON).expect("write");
+        if let Some(c) = config {
+            std::fs::write(dir.path().join("tokenizer_config.json"), c).expect("write");
+        }
+        dir
+    }
+
+    #[test]
+    fn the_template_beside_the_tokenizer_is_used() {
+        let config = r#"{"bos_token": {"content": "<s>"}, "chat_template":
+            "{{ bos_token }}{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}"}"#;
+        let dir = dir_with(Some(config));
+        let tok = HfTokenizer::load(&dir.path().join("tokenizer.json")).expect("load");
+        assert!(tok.has_chat_template());
+        let msgs = serde_json::json!([{"role": "user", "content": "hello"}]);
+        assert_eq!(
+            tok.apply_chat_template(&msgs, true).expect("render"),
+            "<s>[user] hello\n[assistant]"
+        );
+    }
+
+    #[test]
+    fn without_a_template_messages_become_role_lines() {
+        let dir = dir_with(None);
+        let tok = HfTokenizer::load(dir.path()).expect("load");
+        assert!(!tok.has_chat_template());
+        let msgs = serde_json::json!([{"role": "user", "content": "hello"}]);
+        assert_eq!(
+            tok.apply_chat_template(&msgs, true).expect("render"),
+            "user: hello\nassistant:"
+        );
+    }
+
+    #[test]
+    fn a_broken_template_is_an_error_naming_the_file() {
+        let dir = dir_with(Some(r#"{"chat_template": "{% for m in messages %}"}"#));
+        let e = HfTokenizer::load(dir.path())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("tokenizer_config.json"), "{e}");
+    }
 }

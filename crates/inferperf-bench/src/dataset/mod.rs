@@ -6,6 +6,7 @@ pub mod exact;
 pub mod gsp;
 pub mod lengths;
 pub mod mooncake;
+pub mod openai;
 pub mod random;
 pub mod sharegpt;
 
@@ -24,6 +25,8 @@ pub enum DatasetName {
     GeneratedSharedPrefix,
     Custom,
     Mooncake,
+    /// JSONL of OpenAI chat requests, replayed with their own messages and settings.
+    Openai,
 }
 
 impl DatasetName {
@@ -36,6 +39,7 @@ impl DatasetName {
             DatasetName::GeneratedSharedPrefix => "generated-shared-prefix",
             DatasetName::Custom => "custom",
             DatasetName::Mooncake => "mooncake",
+            DatasetName::Openai => "openai",
         }
     }
 }
