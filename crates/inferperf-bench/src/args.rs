@@ -78,6 +78,18 @@ pub struct ServingArgs {
     pub gsp_range_ratio: f64,
     #[arg(long)]
     pub gsp_ordered: bool,
+    /// Questions per conversation; above 1 every row is a multi-turn chat (chat backends).
+    #[arg(long, default_value_t = 1)]
+    pub gsp_num_turns: usize,
+    /// Skip tokenizing prompts (their recorded length is 1).
+    #[arg(long)]
+    pub gsp_fast_prepare: bool,
+    /// How requests spread over groups: `uniform` (prompts-per-group each) or `zipf`.
+    #[arg(long, value_parser = ["uniform", "zipf"], default_value = "uniform")]
+    pub gsp_group_distribution: String,
+    /// Zipf exponent (> 0), required with --gsp-group-distribution zipf.
+    #[arg(long)]
+    pub gsp_zipf_alpha: Option<f64>,
     #[arg(long)]
     pub gsp_send_routing_key: bool,
     /// Mooncake replay time multiplier.

@@ -104,6 +104,9 @@ pub enum Prompt {
     Ids(Vec<u32>),
     /// Full OpenAI `messages` array (chat backends).
     Messages(Value),
+    /// Several user turns replayed as one conversation (chat backends): each a string or a
+    /// list of messages (see [`crate::conversation`]).
+    Turns(Vec<Value>),
 }
 
 /// Everything that shapes one request body besides the prompt.
@@ -160,6 +163,7 @@ pub fn build_body(prompt: &Prompt, output_len: usize, o: &BodyOptions<'_>) -> Va
                 Prompt::Ids(ids) => b.insert("input_ids".into(), json!(ids)),
                 Prompt::Text(t) => b.insert("text".into(), json!(t)),
                 Prompt::Messages(m) => b.insert("text".into(), json!(m.to_string())),
+                Prompt::Turns(_) => b.insert("text".into(), prompt_as_text(prompt)),
             };
             let mut sp = json!({"temperature": o.temperature, "max_new_tokens": output_len,
                                 "ignore_eos": o.ignore_eos});
@@ -246,6 +250,8 @@ fn prompt_as_text(p: &Prompt) -> Value {
         Prompt::Text(t) => json!(t),
         Prompt::Ids(ids) => json!(ids),
         Prompt::Messages(m) => m.clone(),
+        // Only the first turn is known before the run; conversations replace the body per round.
+        Prompt::Turns(t) => t.first().cloned().unwrap_or(Value::Null),
     }
 }
 

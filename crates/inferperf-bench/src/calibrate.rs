@@ -129,6 +129,7 @@ pub async fn calibrate(o: &CalibrateOptions) -> Result<Calibration, BenchError> 
             prompt_len: 1,
             output_len: o.output_len,
             headers: None,
+            conversation: None,
         };
         let spec = RunSpec {
             requests: Arc::new(vec![req; o.num_requests]),

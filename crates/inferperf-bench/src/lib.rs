@@ -16,6 +16,7 @@ pub mod backend;
 pub mod calibrate;
 pub mod client;
 pub mod clock;
+pub mod conversation;
 pub mod cpu;
 pub mod dataset;
 pub mod error;

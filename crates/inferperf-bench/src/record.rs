@@ -50,6 +50,8 @@ pub struct RequestError {
 pub struct RequestRecord {
     /// Index of the request in the plan.
     pub index: usize,
+    /// Round of a multi-turn conversation (0 for single requests).
+    pub turn: usize,
     /// When the arrival schedule said the request should start.
     pub scheduled_ns: u64,
     /// When the pacer released it (pacing lag = released - scheduled).

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch, Mutex};
 use crate::backend::Protocol;
 use crate::client::{execute, Outgoing, Pool};
 use crate::clock::Clock;
+use crate::conversation::Conversation;
 use crate::record::{ErrorKind, RequestError, RequestRecord};
 
 /// One request of the plan, ready to send.
@@ -26,6 +27,8 @@ pub struct PlannedRequest {
     pub output_len: usize,
     /// Per-request headers (routing key).
     pub headers: Option<HeaderMap>,
+    /// Multi-turn rows: the rounds to replay (`body` is then the first round's body).
+    pub conversation: Option<Arc<Conversation>>,
 }
 
 /// Everything the run needs.
@@ -249,7 +252,12 @@ pub async fn run(
             records.push(r);
         }
     }
-    records.sort_by_key(|r| r.index);
+    records.sort_by_key(|r| (r.index, r.turn));
+    let started = {
+        let mut idx: Vec<usize> = records.iter().map(|r| r.index).collect();
+        idx.dedup();
+        idx.len()
+    };
     let reason = abort.reason().filter(|r| !r.is_empty());
     let t0 = records
         .iter()
@@ -263,7 +271,7 @@ pub async fn run(
         .unwrap_or(end)
         .max(t0);
     RunResult {
-        not_started: n - records.len(),
+        not_started: n - started,
         duration_s: (last - t0) as f64 * 1e-9,
         abort_reason: reason,
         records,
@@ -271,10 +279,10 @@ pub async fn run(
     }
 }
 
-/// Send request `i` and deliver its record.
+/// Send request `i` (every round of it, for a conversation) and deliver its records.
 async fn one(sh: &Shared, i: usize) {
     let req = &sh.spec.requests[i];
-    let mut rec = RequestRecord {
+    let rec = RequestRecord {
         index: i,
         scheduled_ns: sh.t0.load(Ordering::Acquire) + sh.spec.offsets[i],
         released_ns: sh.released[i].load(Ordering::Relaxed),
@@ -284,13 +292,61 @@ async fn one(sh: &Shared, i: usize) {
         warmup: sh.spec.warmup,
         ..Default::default()
     };
+    match &req.conversation {
+        None => {
+            let rec = send(sh, rec, req.body.clone(), req.headers.as_ref()).await;
+            deliver(sh, rec);
+        }
+        Some(conv) => {
+            let mut history: Vec<serde_json::Value> = Vec::new();
+            let mut rec = rec;
+            for (turn, added) in conv.turns.iter().enumerate() {
+                if turn > 0 {
+                    // A later round starts when the previous reply is complete: no queueing.
+                    let now = sh.clock.now_ns();
+                    rec = RequestRecord {
+                        index: i,
+                        turn,
+                        scheduled_ns: now,
+                        released_ns: now,
+                        requested_output_len: req.output_len,
+                        output_len: req.output_len,
+                        warmup: sh.spec.warmup,
+                        ..Default::default()
+                    };
+                }
+                history.extend(added.iter().cloned());
+                let body = Bytes::from(conv.body(&history));
+                let mut done = send(sh, rec.clone(), body, req.headers.as_ref()).await;
+                if turn > 0 || done.server_prompt_len.is_some() {
+                    done.prompt_len = done.server_prompt_len.unwrap_or(0);
+                }
+                let ok = done.error.is_none();
+                history
+                    .push(serde_json::json!({"role": "assistant", "content": done.generated_text}));
+                deliver(sh, done);
+                if !ok {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Send one body and fill the record (timeouts and aborts included).
+async fn send(
+    sh: &Shared,
+    mut rec: RequestRecord,
+    body: Bytes,
+    headers: Option<&HeaderMap>,
+) -> RequestRecord {
     let cancelled = if sh.abort.reason().is_some() {
         true
     } else {
         let out = Outgoing {
             path: &sh.spec.path,
-            body: req.body.clone(),
-            extra_headers: req.headers.as_ref(),
+            body,
+            extra_headers: headers,
             protocol: sh.spec.protocol,
             stream: sh.spec.stream,
         };
@@ -325,6 +381,11 @@ async fn one(sh: &Shared, i: usize) {
         });
         rec.last_ns = sh.clock.now_ns();
     }
+    rec
+}
+
+/// Count a finished record (live counters, server-death detection) and hand it to the collector.
+fn deliver(sh: &Shared, rec: RequestRecord) {
     match &rec.error {
         None => {
             sh.connect_failures.store(0, Ordering::Relaxed);

@@ -15,10 +15,11 @@ use serde_json::{Map, Value};
 
 use crate::args::ServingArgs;
 use crate::arrival::{offered_rate, schedule, Arrivals};
-use crate::backend::{build_body, Backend, BodyOptions, LogprobOptions, Prompt};
+use crate::backend::{build_body, Backend, BodyOptions, LogprobOptions, Prompt, Protocol};
 use crate::calibrate::Calibration;
 use crate::client::{request_headers, simple_request, Pool, Target};
 use crate::clock::Clock;
+use crate::conversation::Conversation;
 use crate::cpu::{process_cpu_seconds, ThreadCpu};
 use crate::dataset::random::RandomOptions;
 use crate::dataset::sharegpt::ConversationOptions;
@@ -583,6 +584,23 @@ pub fn build_dataset(
                     range_ratio: args.gsp_range_ratio,
                     ordered: args.gsp_ordered,
                     send_routing_key: args.gsp_send_routing_key,
+                    num_turns: args.gsp_num_turns,
+                    fast_prepare: args.gsp_fast_prepare,
+                    zipf_alpha: match (args.gsp_group_distribution.as_str(), args.gsp_zipf_alpha) {
+                        ("zipf", Some(a)) => Some(a),
+                        ("zipf", None) => {
+                            return Err(BenchError::Config(
+                                "--gsp-group-distribution zipf needs --gsp-zipf-alpha".into(),
+                            ))
+                        }
+                        (_, Some(_)) => {
+                            return Err(BenchError::Config(
+                                "--gsp-zipf-alpha is only valid with --gsp-group-distribution zipf"
+                                    .into(),
+                            ))
+                        }
+                        _ => None,
+                    },
                     seed: args.seed,
                 },
                 &tok,
@@ -666,8 +684,24 @@ pub fn plan_requests(
                     logprobs: &logprobs,
                 },
             );
-            let bytes = serde_json::to_vec(&body)
-                .map_err(|e| BenchError::Config(format!("serializing a request body: {e}")))?;
+            let (bytes, conversation) = match (&row.prompt, body) {
+                (Prompt::Turns(turns), Value::Object(map)) => {
+                    if args.backend.protocol() != Protocol::Chat {
+                        return Err(BenchError::Config(format!(
+                            "multi-turn rows need a chat backend (sglang-oai-chat, vllm-chat, lmdeploy-chat, openai-chat), not {}",
+                            args.backend.name()
+                        )));
+                    }
+                    let c = Conversation::new(map, turns)?;
+                    (c.body(&c.turns[0]), Some(Arc::new(c)))
+                }
+                (_, body) => {
+                    let bytes = serde_json::to_vec(&body).map_err(|e| {
+                        BenchError::Config(format!("serializing a request body: {e}"))
+                    })?;
+                    (bytes, None)
+                }
+            };
             let headers = match &row.routing_key {
                 Some(k) => {
                     let mut h = HeaderMap::new();
@@ -687,6 +721,7 @@ pub fn plan_requests(
                 prompt_len,
                 output_len: row.output_len,
                 headers,
+                conversation,
             })
         })
         .collect()
