@@ -95,6 +95,16 @@ pub struct ServingArgs {
     /// Mooncake replay time multiplier.
     #[arg(long, default_value_t = 1.0)]
     pub mooncake_slowdown_factor: f64,
+    /// Rounds per Mooncake session (each a longer chat history, all sent at the session's time).
+    #[arg(long, default_value_t = 1)]
+    pub mooncake_num_rounds: usize,
+    /// Which Mooncake trace (`mooncake`, `conversation`, `synthetic`, `toolagent`) when no
+    /// --dataset-path is given: read from /tmp/{workload}_trace.jsonl.
+    #[arg(long, default_value = "conversation")]
+    pub mooncake_workload: String,
+    /// Label the request rate as "trace" in the table and record (SGLang's flag).
+    #[arg(long)]
+    pub use_trace_timestamps: bool,
 
     /// Arrival rate (req/s); `inf` sends everything at t=0.
     #[arg(long, default_value_t = f64::INFINITY)]

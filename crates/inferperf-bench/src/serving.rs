@@ -133,6 +133,8 @@ pub async fn run_serving(
             Some(args.request_rate),
         )
     };
+    // SGLang's --use-trace-timestamps only relabels the rate.
+    let rate_for_record = rate_for_record.filter(|_| !args.use_trace_timestamps);
     let offsets = schedule(&arrivals, requests.len(), args.seed)?;
     if let Some(cal) = &ctx.calibration {
         for w in cal.overload_warnings(
@@ -617,7 +619,8 @@ pub fn build_dataset(
         }
         DatasetName::Mooncake => {
             let tok = need_tok(tok, "mooncake")?;
-            dataset::mooncake::load(&args.dataset_path, args.num_prompts, &tok)
+            let path = dataset::mooncake::locate(&args.dataset_path, &args.mooncake_workload)?;
+            dataset::mooncake::load(&path, args.num_prompts, args.mooncake_num_rounds, &tok)
         }
     }
 }
