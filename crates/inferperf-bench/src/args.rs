@@ -238,6 +238,9 @@ pub struct ServingArgs {
     /// Add per-request arrays to the record.
     #[arg(long)]
     pub output_details: bool,
+    /// Draw output throughput and concurrency per second in the terminal after the run.
+    #[arg(long)]
+    pub plot_throughput: bool,
     #[arg(long)]
     pub disable_tqdm: bool,
     #[arg(long)]

@@ -24,6 +24,7 @@ pub mod jsonl;
 pub mod lora;
 pub mod metrics;
 pub mod pacer;
+pub mod plot;
 pub mod profiling;
 pub mod progress;
 pub mod record;

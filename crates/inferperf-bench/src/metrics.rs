@@ -266,37 +266,64 @@ pub fn fmt_pct(p: f64) -> String {
 /// several tokens (`--stream-interval` > 1, or a server that coalesces): its peak can then fall
 /// below the mean throughput.
 fn peaks(ok: &[&RequestRecord]) -> (usize, usize) {
-    let Some(t0) = ok.iter().map(|r| r.sent_ns).min() else {
-        return (0, 0);
-    };
-    let t_end = ok.iter().map(|r| r.last_ns).max().unwrap_or(t0);
-    let buckets = (ns_to_s(t_end - t0).ceil() as usize) + 1;
-    let mut tokens = vec![0usize; buckets];
-    let mut conc = vec![0usize; buckets];
-    for r in ok {
-        let start = ns_to_s(r.sent_ns - t0);
-        for (k, &ns) in r.chunk_ns.iter().enumerate() {
-            let carried = match r.chunk_tokens.get(k) {
-                Some(&n) => n as usize,
-                // One chunk for the whole answer (non-streaming): all its tokens.
-                None if r.chunk_ns.len() == 1 => r.output_len,
-                None => 1,
-            };
-            let b = ns_to_s(ns.saturating_sub(t0)) as usize;
-            if b < buckets {
-                tokens[b] += carried.max(1);
+    let t = Timeline::of(ok);
+    (
+        t.output_tokens.into_iter().max().unwrap_or(0),
+        t.concurrency.into_iter().max().unwrap_or(0),
+    )
+}
+
+/// Output tokens and requests in flight per one-second bucket from the earliest send (the
+/// series behind the peak metrics and `--plot-throughput`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Timeline {
+    pub output_tokens: Vec<usize>,
+    pub concurrency: Vec<usize>,
+}
+
+impl Timeline {
+    /// The timeline of the successful records.
+    pub fn of_records(records: &[RequestRecord]) -> Self {
+        let ok: Vec<&RequestRecord> = records
+            .iter()
+            .filter(|r| r.success() && !r.warmup)
+            .collect();
+        Self::of(&ok)
+    }
+
+    fn of(ok: &[&RequestRecord]) -> Self {
+        let Some(t0) = ok.iter().map(|r| r.sent_ns).min() else {
+            return Self::default();
+        };
+        let t_end = ok.iter().map(|r| r.last_ns).max().unwrap_or(t0);
+        let buckets = (ns_to_s(t_end - t0).ceil() as usize) + 1;
+        let mut tokens = vec![0usize; buckets];
+        let mut conc = vec![0usize; buckets];
+        for r in ok {
+            let start = ns_to_s(r.sent_ns - t0);
+            for (k, &ns) in r.chunk_ns.iter().enumerate() {
+                let carried = match r.chunk_tokens.get(k) {
+                    Some(&n) => n as usize,
+                    // One chunk for the whole answer (non-streaming): all its tokens.
+                    None if r.chunk_ns.len() == 1 => r.output_len,
+                    None => 1,
+                };
+                let b = ns_to_s(ns.saturating_sub(t0)) as usize;
+                if b < buckets {
+                    tokens[b] += carried.max(1);
+                }
+            }
+            let end = start + r.latency_s();
+            let (b0, b1) = (start as usize, ((end as usize) + 1).min(buckets));
+            for c in conc.iter_mut().take(b1).skip(b0) {
+                *c += 1;
             }
         }
-        let end = start + r.latency_s();
-        let (b0, b1) = (start as usize, ((end as usize) + 1).min(buckets));
-        for c in conc.iter_mut().take(b1).skip(b0) {
-            *c += 1;
+        Self {
+            output_tokens: tokens,
+            concurrency: conc,
         }
     }
-    (
-        tokens.into_iter().max().unwrap_or(0),
-        conc.into_iter().max().unwrap_or(0),
-    )
 }
 
 #[cfg(test)]

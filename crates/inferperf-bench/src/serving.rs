@@ -318,6 +318,12 @@ pub async fn run_serving(
         );
         print!("{}", extra_table(&metrics));
         print_first_errors(&res.records);
+        if args.plot_throughput {
+            print!(
+                "{}",
+                crate::plot::render(&crate::metrics::Timeline::of_records(&res.records))
+            );
+        }
         print!("{}", render(&validity));
     }
     let rec = crate::result::build(
