@@ -58,6 +58,21 @@ pub struct ServingArgs {
     pub random_range_ratio: f64,
     #[arg(long, default_value = "")]
     pub prompt_suffix: String,
+    /// Images per request (`image` dataset).
+    #[arg(long, default_value_t = 1)]
+    pub image_count: usize,
+    /// Per-request image count uniform in 1..=--image-count.
+    #[arg(long)]
+    pub random_image_count: bool,
+    /// `4k`, `1080p`, `720p`, `360p`, or `HEIGHTxWIDTH`.
+    #[arg(long, default_value = "1080p")]
+    pub image_resolution: String,
+    /// `jpeg` or `png`.
+    #[arg(long, default_value = "jpeg")]
+    pub image_format: String,
+    /// `random` (noise) or `blank` (white).
+    #[arg(long, default_value = "random")]
+    pub image_content: String,
     /// Wrap sharegpt/custom prompts in the chat template.
     #[arg(long)]
     pub apply_chat_template: bool,

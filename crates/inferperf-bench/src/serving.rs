@@ -614,6 +614,21 @@ pub fn build_dataset(
                 &tok,
             )
         }
+        DatasetName::Image => {
+            let tok = need_tok(tok, "image")?;
+            dataset::image::build(
+                &ro,
+                &dataset::image::ImageOptions {
+                    count: args.image_count,
+                    random_count: args.random_image_count,
+                    resolution: args.image_resolution.clone(),
+                    format: args.image_format.clone(),
+                    content: args.image_content.clone(),
+                    chat: args.backend.protocol() == Protocol::Chat,
+                },
+                &tok,
+            )
+        }
         DatasetName::Openai => {
             let tok = need_tok(tok, "openai")?;
             dataset::openai::load(

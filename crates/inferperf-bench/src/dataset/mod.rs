@@ -4,6 +4,7 @@
 pub mod custom;
 pub mod exact;
 pub mod gsp;
+pub mod image;
 pub mod lengths;
 pub mod mooncake;
 pub mod openai;
@@ -27,6 +28,8 @@ pub enum DatasetName {
     Mooncake,
     /// JSONL of OpenAI chat requests, replayed with their own messages and settings.
     Openai,
+    /// Random text with synthetic images (vision-language servers).
+    Image,
 }
 
 impl DatasetName {
@@ -40,6 +43,7 @@ impl DatasetName {
             DatasetName::Custom => "custom",
             DatasetName::Mooncake => "mooncake",
             DatasetName::Openai => "openai",
+            DatasetName::Image => "image",
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::error::BenchError;
 use crate::tokenizer::{num_special_tokens_to_add, tokenizer_error, SharedTokenizer};
 
 /// Options shared by both random datasets.
+#[derive(Clone, Debug)]
 pub struct RandomOptions {
     pub num_prompts: usize,
     pub input_len: usize,
