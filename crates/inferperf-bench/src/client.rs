@@ -11,13 +11,13 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::backend::Protocol;
 use crate::clock::Clock;
 use crate::error::BenchError;
 use crate::record::{ErrorKind, RequestError, RequestRecord};
+use crate::rx_stamp::{Arrival, RxStampedStream};
 use crate::sse::{excerpt, StreamParser};
 
 /// Where requests go: a resolved address plus the headers every request carries.
@@ -100,7 +100,7 @@ pub fn request_headers(pairs: &[String]) -> Result<HeaderMap, BenchError> {
 }
 
 type Sender = SendRequest<Full<Bytes>>;
-type Connection = http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
+type Connection = http1::Connection<RxStampedStream, Full<Bytes>>;
 
 /// One keep-alive connection: the request handle and the connection state machine. Both are
 /// driven by the task that sends the request (no connection task, no cross-task hand-off per
@@ -108,6 +108,8 @@ type Connection = http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
 pub struct Conn {
     sender: Sender,
     conn: Connection,
+    /// Kernel receive time of the newest bytes on this connection.
+    arrival: Arrival,
     /// Opened for this request (a failure on it is not a stale pooled connection).
     fresh: bool,
 }
@@ -142,14 +144,17 @@ impl Pool {
         stream
             .set_nodelay(true)
             .map_err(|e| err(ErrorKind::Connect, &e))?;
+        let io = RxStampedStream::new(stream);
+        let arrival = io.arrival();
         let (sender, conn) = http1::Builder::new()
             .max_buf_size(16 << 20)
-            .handshake(TokioIo::new(stream))
+            .handshake(io)
             .await
             .map_err(|e| err(ErrorKind::Connect, &e))?;
         Ok(Conn {
             sender,
             conn,
+            arrival,
             fresh: true,
         })
     }
@@ -212,8 +217,13 @@ async fn execute_inner(
         let mut c = pool.get().await?;
         let fresh = c.fresh;
         let (result, conn_alive) = {
-            let Conn { sender, conn, .. } = &mut c;
-            let fut = attempt(pool, sender, out, clock, rec);
+            let Conn {
+                sender,
+                conn,
+                arrival,
+                ..
+            } = &mut c;
+            let fut = attempt(pool, sender, arrival, out, clock, rec);
             tokio::pin!(fut);
             let mut conn_alive = true;
             // The connection is polled first: it reads the socket and queues the decoded
@@ -247,9 +257,19 @@ async fn execute_inner(
     }
 }
 
+/// When the bytes just decoded arrived: the kernel receive time of the last read, unless it
+/// predates this request (a keep-alive connection's previous response), else now.
+fn arrived_ns(arrival: &Arrival, clock: &Clock, sent_ns: u64) -> u64 {
+    match arrival.last().map(|at| clock.ns_of(at)) {
+        Some(t) if t >= sent_ns => t,
+        _ => clock.now_ns(),
+    }
+}
+
 async fn attempt(
     pool: &Pool,
     sender: &mut Sender,
+    arrival: &Arrival,
     out: &Outgoing<'_>,
     clock: &Clock,
     rec: &mut RequestRecord,
@@ -283,7 +303,7 @@ async fn attempt(
         .send_request(req)
         .await
         .map_err(|e| Attempt::Failed(transport(e)))?;
-    rec.first_byte_ns = clock.now_ns();
+    rec.first_byte_ns = arrived_ns(arrival, clock, rec.sent_ns);
     let status = resp.status();
     let mut body = resp.into_body();
     if status != StatusCode::OK {
@@ -307,12 +327,12 @@ async fn attempt(
         let frame = frame.map_err(|e| Attempt::Failed(transport(e)))?;
         if let Some(d) = frame.data_ref() {
             parser
-                .feed(d, clock.now_ns(), rec)
+                .feed(d, arrived_ns(arrival, clock, rec.sent_ns), rec)
                 .map_err(Attempt::Failed)?;
         }
     }
     parser
-        .finish(clock.now_ns(), rec)
+        .finish(arrived_ns(arrival, clock, rec.sent_ns), rec)
         .map_err(Attempt::Failed)?;
     Ok(())
 }

@@ -23,6 +23,13 @@ impl Clock {
         (self.start.elapsed().as_nanos() as u64).max(1)
     }
 
+    /// Nanoseconds since the anchor of an instant observed elsewhere (a kernel receive time);
+    /// at least 1, like [`Clock::now_ns`].
+    #[inline]
+    pub fn ns_of(&self, at: Instant) -> u64 {
+        (at.saturating_duration_since(self.start).as_nanos() as u64).max(1)
+    }
+
     /// The anchor instant.
     pub fn anchor(&self) -> Instant {
         self.start

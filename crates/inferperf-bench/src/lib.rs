@@ -30,6 +30,7 @@ pub mod progress;
 pub mod record;
 pub mod result;
 pub mod runner;
+pub mod rx_stamp;
 pub mod serving;
 pub mod sse;
 pub mod stats;

@@ -180,6 +180,7 @@ pub fn build(
         "conventions",
         json!({
             "ttft": "send -> first chunk with non-empty generated text (role-only chunks do not count)",
+            "chunk_time": "kernel receive time of the packet that completed the read (Linux SO_TIMESTAMPNS), else the time the client read it",
             "e2e_latency": "send -> last stream line, [DONE] included (SGLang)",
             "itl": "SGLang/vLLM: pooled gaps between content chunks; native /generate splits a gap evenly over the chunk's new tokens",
             "inter_chunk": "raw gaps between content chunks (AIPerf ICL)",
