@@ -44,6 +44,12 @@ pub struct ServingArgs {
     /// Local dataset file (ShareGPT JSON, custom JSONL, Mooncake trace JSONL).
     #[arg(long, default_value = "")]
     pub dataset_path: String,
+    /// agentic-trace: rotate the conversation list by this many.
+    #[arg(long, default_value_t = 0)]
+    pub dataset_offset: usize,
+    /// agentic-trace: at most this many turns per conversation.
+    #[arg(long)]
+    pub agentic_max_turns: Option<usize>,
     #[arg(long, default_value_t = 1000)]
     pub num_prompts: usize,
     #[arg(long)]

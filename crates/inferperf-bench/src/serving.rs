@@ -629,6 +629,19 @@ pub fn build_dataset(
                 &tok,
             )
         }
+        DatasetName::AgenticTrace => {
+            let tok = need_tok(tok, "agentic-trace")?;
+            dataset::agentic::load(
+                &args.dataset_path,
+                &dataset::agentic::AgenticOptions {
+                    num_prompts: args.num_prompts,
+                    offset: args.dataset_offset,
+                    max_turns: args.agentic_max_turns,
+                    output_len: args.sharegpt_output_len,
+                },
+                &tok,
+            )
+        }
         DatasetName::Openai => {
             let tok = need_tok(tok, "openai")?;
             dataset::openai::load(

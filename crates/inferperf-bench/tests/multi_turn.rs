@@ -88,3 +88,39 @@ async fn non_chat_backends_are_refused_by_name() {
     let e = e.expect("refused");
     assert!(e.contains("chat backend") && e.contains("sglang"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agentic_trace_conversations_replay_their_turns() {
+    let s = SimServer::start(TokenSchedule::ZeroLatency).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = format!(
+        "{}/tests/fixtures/agentic_small.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut a = args(&[
+        "--backend",
+        "sglang-oai-chat",
+        "--dataset-name",
+        "agentic-trace",
+        "--dataset-path",
+        &path,
+        "--dataset-offset",
+        "1",
+        "--agentic-max-turns",
+        "2",
+        "--sharegpt-output-len",
+        "4",
+        "--warmup-requests",
+        "0",
+    ]);
+    a.output_file = Some(dir.path().join("out.jsonl").to_string_lossy().into_owned());
+    a.disable_tqdm = true;
+    let o = run_serving(&a, ctx(&s)).await.expect("bench serving");
+    // Rotated by one: the 2-turn conversation first, then the 3-turn one capped at 2 turns;
+    // the empty conversation is dropped.
+    let turns: Vec<(usize, usize)> = o.records.iter().map(|r| (r.index, r.turn)).collect();
+    assert_eq!(turns, [(0, 0), (0, 1), (1, 0), (1, 1)]);
+    assert_eq!(o.metrics.completed, 4);
+    assert_eq!(o.metrics.total_output, 4 * 4);
+    assert!(o.records.iter().all(|r| r.server_prompt_len.is_some()));
+}

@@ -1,6 +1,7 @@
 //! Datasets: rows of (prompt, prompt length, output length) built before the run, seeded and
 //! reproducible, with SGLang's names and sampling rules.
 
+pub mod agentic;
 pub mod custom;
 pub mod exact;
 pub mod gsp;
@@ -30,6 +31,9 @@ pub enum DatasetName {
     Openai,
     /// Random text with synthetic images (vision-language servers).
     Image,
+    /// Recorded agent conversations replayed turn by turn (chat backends).
+    #[value(name = "agentic-trace")]
+    AgenticTrace,
 }
 
 impl DatasetName {
@@ -44,6 +48,7 @@ impl DatasetName {
             DatasetName::Mooncake => "mooncake",
             DatasetName::Openai => "openai",
             DatasetName::Image => "image",
+            DatasetName::AgenticTrace => "agentic-trace",
         }
     }
 }
