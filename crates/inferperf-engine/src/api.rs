@@ -155,6 +155,9 @@ pub enum ControlCommand {
 #[derive(Debug)]
 pub enum EngineMessage {
     Generate(GenerateRequest, mpsc::UnboundedSender<GenerateEvent>),
+    /// Several requests admitted together, before the next step: one static batch (the
+    /// offline and one-batch benchmarks), never split by a step starting in between.
+    GenerateBatch(Vec<(GenerateRequest, mpsc::UnboundedSender<GenerateEvent>)>),
     Control(ControlCommand),
     Shutdown,
 }
@@ -180,6 +183,22 @@ impl EngineHandle {
         let (tx, rx) = mpsc::unbounded_channel();
         self.send(EngineMessage::Generate(req, tx))?;
         Ok(rx)
+    }
+
+    /// Submit requests that the scheduler sees at once (they can share the first step).
+    pub fn generate_batch(
+        &self,
+        reqs: Vec<GenerateRequest>,
+    ) -> Result<Vec<mpsc::UnboundedReceiver<GenerateEvent>>, EngineError> {
+        let mut batch = Vec::with_capacity(reqs.len());
+        let mut receivers = Vec::with_capacity(reqs.len());
+        for r in reqs {
+            let (tx, rx) = mpsc::unbounded_channel();
+            batch.push((r, tx));
+            receivers.push(rx);
+        }
+        self.send(EngineMessage::GenerateBatch(batch))?;
+        Ok(receivers)
     }
 
     /// Send a control command; the reply (if any) comes through the command's own channel.

@@ -86,6 +86,20 @@ impl Dispatcher {
                         let _ = r.send_message(EngineMessage::Generate(req, tx));
                     }
                 }
+                // Spread over the replicas like single requests (each replica batches its share).
+                EngineMessage::GenerateBatch(batch) => {
+                    let n = self.replicas.len().max(1);
+                    let mut shares: Vec<Vec<_>> = (0..n).map(|_| Vec::new()).collect();
+                    for item in batch {
+                        shares[self.next % n].push(item);
+                        self.next = self.next.wrapping_add(1);
+                    }
+                    for (r, share) in self.replicas.iter().zip(shares) {
+                        if !share.is_empty() {
+                            let _ = r.send_message(EngineMessage::GenerateBatch(share));
+                        }
+                    }
+                }
                 EngineMessage::Control(cmd) => self.control(cmd),
                 EngineMessage::Shutdown => break,
             }

@@ -232,6 +232,11 @@ impl EngineLoop {
     fn handle(&mut self, msg: EngineMessage) -> bool {
         match msg {
             EngineMessage::Generate(req, tx) => self.admit(req, tx),
+            EngineMessage::GenerateBatch(batch) => {
+                for (req, tx) in batch {
+                    self.admit(req, tx);
+                }
+            }
             EngineMessage::Control(c) => self.control(c),
             EngineMessage::Shutdown => return false,
         }

@@ -173,6 +173,11 @@ impl Sim {
             match msg {
                 Some(EngineMessage::Shutdown) => return,
                 Some(EngineMessage::Generate(req, tx)) => self.submit(req, tx),
+                Some(EngineMessage::GenerateBatch(batch)) => {
+                    for (req, tx) in batch {
+                        self.submit(req, tx);
+                    }
+                }
                 Some(EngineMessage::Control(c)) => self.control(c),
                 None => {}
             }

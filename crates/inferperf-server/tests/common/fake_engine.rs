@@ -192,6 +192,7 @@ fn run(rx: std_mpsc::Receiver<EngineMessage>, aborted: std_mpsc::Sender<String>)
                 });
                 continue;
             }
+            Some(EngineMessage::GenerateBatch(_)) => continue,
             Some(EngineMessage::Control(cmd)) => {
                 match cmd {
                     ControlCommand::FlushCache(reply) => {
