@@ -24,6 +24,7 @@ pub mod inproc;
 pub mod jsonl;
 pub mod lora;
 pub mod metrics;
+pub mod offline;
 pub mod one_batch;
 pub mod ops_table;
 pub mod pacer;

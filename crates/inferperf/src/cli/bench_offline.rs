@@ -1,13 +1,164 @@
-//! `inferperf bench offline`: offline throughput of the in-process engine over a dataset (SGLang `bench_offline_throughput`).
-//!
-//! Skeleton: flags and the library call are filled in by the issue that owns this command.
+//! `inferperf bench offline`: offline throughput of the in-process engine over a dataset
+//! (SGLang `bench_offline_throughput`). Every `serve` model flag plus SGLang's dataset flags.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use inferperf_bench::args::ServingArgs;
+use inferperf_bench::dataset::DatasetName;
+use inferperf_bench::inproc::InProcEngine;
+use inferperf_bench::offline::{self, Options};
+use inferperf_bench::serving::build_dataset;
+use inferperf_profiler::ProfilerConfig;
+use inferperf_server::ServerArgs;
 
 /// `bench offline` flags.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// JSONL file the record is appended to (none by default, as SGLang).
+    #[arg(long)]
+    pub result_filename: Option<PathBuf>,
+    /// `sharegpt`, `random`, `random-ids`, `generated-shared-prefix` or `custom`.
+    #[arg(long, value_enum, default_value = "sharegpt")]
+    pub dataset_name: DatasetName,
+    #[arg(long, default_value = "")]
+    pub dataset_path: String,
+    #[arg(long)]
+    pub num_prompts: Option<usize>,
+    #[arg(long)]
+    pub sharegpt_output_len: Option<usize>,
+    #[arg(long)]
+    pub sharegpt_context_len: Option<usize>,
+    #[arg(long, default_value_t = 1024)]
+    pub random_input_len: usize,
+    #[arg(long, default_value_t = 1024)]
+    pub random_output_len: usize,
+    #[arg(long, default_value_t = 0.0)]
+    pub random_range_ratio: f64,
+    #[arg(long, default_value_t = 64)]
+    pub gsp_num_groups: usize,
+    #[arg(long, default_value_t = 16)]
+    pub gsp_prompts_per_group: usize,
+    #[arg(long, default_value_t = 2048)]
+    pub gsp_system_prompt_len: usize,
+    #[arg(long, default_value_t = 128)]
+    pub gsp_question_len: usize,
+    #[arg(long, default_value_t = 256)]
+    pub gsp_output_len: usize,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long)]
+    pub disable_ignore_eos: bool,
+    /// JSON object merged into every request's sampling parameters.
+    #[arg(long)]
+    pub extra_request_body: Option<String>,
+    #[arg(long)]
+    pub apply_chat_template: bool,
+    #[arg(long, default_value = "")]
+    pub prompt_suffix: String,
+    /// Profile the measured generate call (CPU activity) into `SGLANG_TORCH_PROFILER_DIR`
+    /// (default /tmp); profiling time is excluded from the latency.
+    #[arg(long)]
+    pub profile: bool,
+    #[arg(long)]
+    pub skip_warmup: bool,
+    /// Keep the process alive after finishing (for external profilers' capture windows).
+    #[arg(long)]
+    pub do_not_exit: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`bench offline` is not implemented yet")
+#[derive(Parser)]
+struct DatasetDefaults {
+    #[command(flatten)]
+    args: ServingArgs,
+}
+
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    inferperf_server::launch::validate_args(&a.server).context("bench offline")?;
+    if !matches!(
+        a.dataset_name,
+        DatasetName::Sharegpt
+            | DatasetName::Random
+            | DatasetName::RandomIds
+            | DatasetName::GeneratedSharedPrefix
+            | DatasetName::Custom
+    ) {
+        anyhow::bail!(
+            "bench offline: --dataset-name {} is not supported (sharegpt, random, random-ids, generated-shared-prefix, custom)",
+            a.dataset_name.name()
+        );
+    }
+    let profile_dir = a
+        .profile
+        .then(inferperf_bench::one_batch::default_profile_dir);
+    let engine = InProcEngine::launch(
+        inferperf_server::launch::engine_config(&a.server),
+        a.profile.then(ProfilerConfig::default),
+    )
+    .context("bench offline")?;
+    let tok = engine.tokenizer();
+    let seed = a.seed.unwrap_or(42);
+    let mut d = DatasetDefaults::parse_from(["bench"]).args;
+    d.dataset_name = a.dataset_name;
+    d.dataset_path = a.dataset_path.clone();
+    d.num_prompts = a.num_prompts.unwrap_or(1000);
+    d.sharegpt_output_len = a.sharegpt_output_len;
+    d.sharegpt_context_len = a.sharegpt_context_len;
+    d.random_input_len = a.random_input_len;
+    d.random_output_len = a.random_output_len;
+    d.random_range_ratio = a.random_range_ratio;
+    d.gsp_num_groups = a.gsp_num_groups;
+    d.gsp_prompts_per_group = a.gsp_prompts_per_group;
+    d.gsp_system_prompt_len = a.gsp_system_prompt_len;
+    d.gsp_question_len = a.gsp_question_len;
+    d.gsp_output_len = a.gsp_output_len;
+    d.seed = seed;
+    d.apply_chat_template = a.apply_chat_template;
+    d.prompt_suffix = a.prompt_suffix.clone();
+    let rows = build_dataset(&d, Some(&tok)).context("bench offline: building the dataset")?;
+    // SGLang's warm-up: min(num_prompts, 16) random requests of 256 in / 16 out.
+    let mut w = DatasetDefaults::parse_from(["bench"]).args;
+    w.dataset_name = DatasetName::RandomIds;
+    w.num_prompts = rows.len().min(16);
+    w.random_input_len = 256;
+    w.random_output_len = 16;
+    w.random_range_ratio = 1.0;
+    w.seed = seed;
+    let warmup = if a.skip_warmup {
+        Vec::new()
+    } else {
+        build_dataset(&w, Some(&tok)).context("bench offline: building the warm-up")?
+    };
+    let result = offline::run(
+        &engine,
+        &rows,
+        &warmup,
+        &Options {
+            disable_ignore_eos: a.disable_ignore_eos,
+            extra_request_body: a.extra_request_body.clone(),
+            skip_warmup: a.skip_warmup,
+            profile_dir,
+            result_filename: a.result_filename.clone(),
+            seed,
+        },
+    )
+    .context("bench offline")?;
+    print!("{}", result.table());
+    for t in &result.traces {
+        println!("Profiler trace: {}", t.display());
+    }
+    if let Some(f) = &a.result_filename {
+        println!("Results appended to {}", f.display());
+    }
+    if a.do_not_exit {
+        println!("--do-not-exit: sleeping; press Ctrl-C to exit");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
