@@ -3,6 +3,9 @@
 //! whole batch is prefilled in one EXTEND step, then decoded in `output_len - 1` DECODE steps;
 //! each step is timed on the engine thread. SGLang's formulas, printed lines and JSONL keys.
 //!
+//! The engine must run without the prefix cache (`EngineConfig::disable_radix_cache`): every
+//! case, and every profiled re-run, computes its whole prompt, as SGLang's model-runner loop does.
+//!
 //! Profiling (`--profile`) runs each case again with a profile window on the prefill step and
 //! one on the chosen decode steps (so the measured run carries no profiler overhead), and writes
 //! SGLang's `{prefix}_batch{bs}_input{il}_output{ol}_{prefill|decode}.trace.json.gz` with an

@@ -29,6 +29,7 @@ fn config() -> EngineConfig {
     EngineConfig {
         chunked_prefill_size: -1,
         max_running_requests: Some(8),
+        disable_radix_cache: true,
         ..EngineConfig::default()
     }
 }

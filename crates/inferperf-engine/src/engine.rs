@@ -36,6 +36,8 @@ pub struct EngineConfig {
     pub enable_mixed_chunk: bool,
     pub random_seed: u64,
     pub context_length: Option<usize>,
+    /// Do not keep finished requests' KV for prefix reuse (SGLang `--disable-radix-cache`).
+    pub disable_radix_cache: bool,
 }
 
 impl Default for EngineConfig {
@@ -52,6 +54,7 @@ impl Default for EngineConfig {
             enable_mixed_chunk: false,
             random_seed: 0,
             context_length: None,
+            disable_radix_cache: false,
         }
     }
 }
@@ -101,6 +104,11 @@ pub fn launch_with_hooks(
         max_total,
         config.page_size,
     )?;
+    let pool = if config.disable_radix_cache {
+        pool.without_prefix_cache()
+    } else {
+        pool
+    };
     let sched = Scheduler::new(SchedulerConfig {
         chunked_prefill_size: (config.chunked_prefill_size > 0)
             .then_some(config.chunked_prefill_size as usize),
@@ -301,8 +309,12 @@ impl EngineLoop {
     fn control(&mut self, cmd: ControlCommand) {
         match cmd {
             ControlCommand::FlushCache(reply) => {
-                // No prefix cache yet: flushing succeeds only when idle, as in SGLang.
-                let _ = reply.send(self.sched.is_idle());
+                // As in SGLang: only when idle (no request holds cached pages).
+                let idle = self.sched.is_idle();
+                if idle {
+                    self.pool.flush_cache();
+                }
+                let _ = reply.send(idle);
             }
             ControlCommand::Abort(rid) => {
                 let matches = |r: &Req| rid.as_deref().is_none_or(|x| x == r.rid);
@@ -353,7 +365,7 @@ impl EngineLoop {
             max_running_requests: self.sched.cfg.max_running_requests,
             max_req_input_len: self.context_len.saturating_sub(1),
             prompt_tokens_total: self.totals.prompt,
-            cached_tokens_total: self.totals.cached,
+            cached_tokens_total: self.totals.cached + self.sched.cached_tokens_total,
             generation_tokens_total: self.totals.generated,
         }
     }
@@ -468,6 +480,11 @@ impl EngineLoop {
                 for (i, reason) in finished {
                     let mut r = self.sched.running.remove(i);
                     r.finish(reason);
+                    if self.pool.caches_prefixes() {
+                        let tokens: Vec<u32> =
+                            r.input_ids.iter().chain(&r.output_ids).copied().collect();
+                        self.pool.cache_finished(&tokens, &r.pages, r.computed);
+                    }
                     self.pool.release(&mut r.pages);
                 }
             }

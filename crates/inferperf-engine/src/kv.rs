@@ -1,7 +1,9 @@
 //! Token-slot KV pool (SGLang's `req_to_token` model): per layer one K and one V buffer of
-//! `num_slots x kv_heads x head_dim` floats, a free list of pages, and per-request slot lists.
+//! `num_slots x kv_heads x head_dim` floats, a free list of pages, per-request slot lists, and
+//! the prefix cache that keeps finished requests' pages for reuse (evicted on demand).
 
 use crate::api::EngineError;
+use crate::prefix_cache::{Match, PrefixCache};
 
 /// Key/value storage plus free-page accounting.
 pub struct KvPool {
@@ -12,6 +14,8 @@ pub struct KvPool {
     page_size: usize,
     num_pages: usize,
     free_pages: Vec<u32>,
+    /// `None` with `--disable-radix-cache`.
+    cache: Option<PrefixCache>,
 }
 
 impl KvPool {
@@ -40,15 +44,67 @@ impl KvPool {
             num_pages,
             // Pop from the end: hand out low pages first.
             free_pages: (0..num_pages as u32).rev().collect(),
+            cache: Some(PrefixCache::default()),
         })
+    }
+
+    /// Turn the prefix cache off (`--disable-radix-cache`).
+    pub fn without_prefix_cache(mut self) -> Self {
+        self.cache = None;
+        self
+    }
+
+    /// Whether finished requests' pages are kept for reuse.
+    pub fn caches_prefixes(&self) -> bool {
+        self.cache.is_some()
+    }
+
+    /// The longest cached prefix of a prompt, leaving at least one token to compute; nothing
+    /// is taken yet.
+    pub fn lookup_prefix(&self, prompt: &[u32]) -> Match {
+        match &self.cache {
+            Some(c) if prompt.len() > 1 => c.lookup(prompt, self.page_size, prompt.len() - 1),
+            _ => Match::default(),
+        }
+    }
+
+    /// Hold the matched pages for a request (they are no longer evictable).
+    pub fn take_prefix(&mut self, m: &Match) {
+        if let Some(c) = &mut self.cache {
+            c.take(&m.pages);
+        }
+    }
+
+    /// Keep the full pages of a finishing request in the prefix cache; call before
+    /// [`KvPool::release`]. `tokens` are its prompt then output; `computed` of them have K/V.
+    pub fn cache_finished(&mut self, tokens: &[u32], pages: &[u32], computed: usize) {
+        let page_size = self.page_size;
+        if let Some(c) = &mut self.cache {
+            c.insert(tokens, pages, computed, page_size);
+        }
+    }
+
+    /// Drop every cached page no request holds (SGLang's `/flush_cache`).
+    pub fn flush_cache(&mut self) {
+        if let Some(c) = &mut self.cache {
+            let mut freed = c.flush();
+            self.free_pages.append(&mut freed);
+        }
+    }
+
+    /// Pages cached (held or not).
+    pub fn cached_pages(&self) -> usize {
+        self.cache.as_ref().map_or(0, |c| c.len())
     }
 
     pub fn total_slots(&self) -> usize {
         self.num_pages * self.page_size
     }
 
+    /// Slots a request can get now: free pages plus cached pages nobody holds (evicted on
+    /// demand).
     pub fn free_slots(&self) -> usize {
-        self.free_pages.len() * self.page_size
+        (self.free_pages.len() + self.cache.as_ref().map_or(0, |c| c.evictable())) * self.page_size
     }
 
     pub fn page_size(&self) -> usize {
@@ -65,7 +121,17 @@ impl KvPool {
     pub fn ensure(&mut self, pages: &mut Vec<u32>, tokens: usize) -> bool {
         let need = self.pages_for(tokens).saturating_sub(pages.len());
         if need > self.free_pages.len() {
-            return false;
+            let short = need - self.free_pages.len();
+            match &mut self.cache {
+                Some(c) if c.evictable() >= short => {
+                    let mut freed = c.evict(short);
+                    self.free_pages.append(&mut freed);
+                }
+                _ => return false,
+            }
+            if need > self.free_pages.len() {
+                return false;
+            }
         }
         for _ in 0..need {
             if let Some(p) = self.free_pages.pop() {
@@ -75,9 +141,15 @@ impl KvPool {
         true
     }
 
-    /// Return pages to the free list.
+    /// Give up a request's pages: cached ones lose a reference, the others go back to the
+    /// free list.
     pub fn release(&mut self, pages: &mut Vec<u32>) {
-        self.free_pages.append(pages);
+        for p in pages.drain(..) {
+            let cached = self.cache.as_mut().is_some_and(|c| c.release(p));
+            if !cached {
+                self.free_pages.push(p);
+            }
+        }
     }
 
     /// Slot of logical position `pos` for a request holding `pages`.

@@ -16,6 +16,7 @@ pub mod hooks;
 pub mod kv;
 mod load;
 pub mod model;
+pub mod prefix_cache;
 mod request;
 pub mod sampler;
 mod scheduler;

@@ -34,6 +34,8 @@ pub struct Scheduler {
     /// Admitted requests; those with `pending() > 1` are still in prefill.
     pub running: Vec<Req>,
     pub retractions: u64,
+    /// Prompt tokens served from the prefix cache so far (Prometheus `cached_tokens_total`).
+    pub cached_tokens_total: u64,
 }
 
 impl Scheduler {
@@ -43,6 +45,7 @@ impl Scheduler {
             waiting: VecDeque::new(),
             running: Vec::new(),
             retractions: 0,
+            cached_tokens_total: 0,
         }
     }
 
@@ -81,9 +84,20 @@ impl Scheduler {
         if !chunk_open {
             while budget > 0 && self.running.len() < self.cfg.max_running_requests {
                 let Some(r) = self.waiting.front() else { break };
-                let need = r.reserved_slots(pool);
+                // Reuse the longest cached prefix: those pages are already there, and the
+                // cached ones nobody held stop counting as available once taken.
+                let cached = if r.computed == 0 && r.pages.is_empty() {
+                    pool.lookup_prefix(&r.input_ids)
+                } else {
+                    Default::default()
+                };
+                let page = pool.page_size();
+                let need = r
+                    .reserved_slots(pool)
+                    .saturating_sub(cached.pages.len() * page);
                 let available = pool
                     .free_slots()
+                    .saturating_sub(cached.unreferenced * page)
                     .saturating_sub(self.outstanding_reservation(pool));
                 if available < need {
                     break;
@@ -91,10 +105,22 @@ impl Scheduler {
                 let Some(mut r) = self.waiting.pop_front() else {
                     break;
                 };
+                let matched = cached.pages.len() * page;
+                if matched > 0 {
+                    pool.take_prefix(&cached);
+                    r.pages = cached.pages;
+                    r.computed = matched;
+                }
                 let n = r.pending().min(budget);
                 if !pool.ensure(&mut r.pages, r.computed + n) {
+                    pool.release(&mut r.pages);
+                    r.computed = 0;
                     self.waiting.push_front(r);
                     break;
+                }
+                if matched > 0 {
+                    r.cached_tokens = matched;
+                    self.cached_tokens_total += matched as u64;
                 }
                 budget -= n;
                 let done = n == r.pending();

@@ -71,6 +71,9 @@ pub struct ServerArgs {
     /// Override the model's context length.
     #[arg(long)]
     pub context_length: Option<usize>,
+    /// Do not keep finished requests' KV pages for prefix reuse (the radix cache).
+    #[arg(long)]
+    pub disable_radix_cache: bool,
 
     /// Require `Authorization: Bearer <key>` on every route except `/health*` and `/metrics`.
     #[arg(long)]
@@ -112,6 +115,7 @@ impl Default for ServerArgs {
             max_running_requests: None,
             enable_mixed_chunk: false,
             context_length: None,
+            disable_radix_cache: false,
             api_key: None,
             tp_size: 1,
             dp_size: 1,

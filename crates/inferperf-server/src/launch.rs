@@ -131,6 +131,7 @@ pub fn engine_config(args: &ServerArgs) -> EngineConfig {
         enable_mixed_chunk: args.enable_mixed_chunk,
         random_seed: args.random_seed.unwrap_or(defaults.random_seed),
         context_length: args.context_length,
+        disable_radix_cache: args.disable_radix_cache,
     }
 }
 

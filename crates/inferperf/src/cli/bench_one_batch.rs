@@ -64,8 +64,10 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     inferperf_server::launch::validate_args(&a.server).context("bench one-batch")?;
     let mut config = inferperf_server::launch::engine_config(&a.server);
-    // One EXTEND step for the whole batch, and room for the largest batch.
+    // One EXTEND step for the whole batch, room for the largest batch, and no prefix reuse
+    // (SGLang drives the model runner directly: every case computes its full prompt).
     config.chunked_prefill_size = -1;
+    config.disable_radix_cache = true;
     config.enable_mixed_chunk = false;
     let max_bs = a.batch_size.iter().copied().max().unwrap_or(1);
     config.max_running_requests = Some(config.max_running_requests.unwrap_or(0).max(max_bs));
