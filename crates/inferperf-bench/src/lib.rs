@@ -26,6 +26,7 @@ pub mod lora;
 pub mod metrics;
 pub mod offline;
 pub mod one_batch;
+pub mod one_batch_server;
 pub mod ops_table;
 pub mod pacer;
 pub mod plot;

@@ -1,0 +1,626 @@
+//! `bench one-batch-server` (SGLang `bench_one_batch_server`): one batched streaming request
+//! per (batch size, input length, output length) case through a running server, with the
+//! prefix cache flushed before each case (and optionally warmed to `--cache-hit-rate`), the
+//! cache hit rate measured from the server's Prometheus counters, SGLang's printed lines,
+//! JSONL keys and markdown report, and a second, profiled pass per case with `--profile`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use inferperf_profiler::client as pc;
+use inferperf_protocol::profile::ProfileReqInput;
+use inferperf_protocol::server_info::ServerInfo;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+use crate::error::BenchError;
+use crate::jsonl::OrderedRecord;
+use crate::one_batch::Case;
+
+/// Which server API the batch goes through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServerBackend {
+    Sglang,
+    Vllm,
+}
+
+/// `--profile*` for the second pass.
+#[derive(Clone, Debug)]
+pub struct ProfileOptions {
+    pub activities: Vec<String>,
+    pub start_step: Option<u64>,
+    pub steps: u64,
+    pub by_stage: bool,
+    pub prefix: Option<String>,
+    pub output_dir: Option<PathBuf>,
+}
+
+/// The command's settings.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub base_url: String,
+    pub backend: ServerBackend,
+    /// Model name for the vLLM backend.
+    pub model: String,
+    pub run_name: String,
+    pub batch_sizes: Vec<usize>,
+    pub input_lens: Vec<usize>,
+    pub output_lens: Vec<usize>,
+    pub temperature: f64,
+    pub return_logprob: bool,
+    pub client_stream_interval: usize,
+    pub cache_hit_rate: f64,
+    pub skip_warmup: bool,
+    pub show_report: bool,
+    pub profile: Option<ProfileOptions>,
+    pub result_filename: Option<PathBuf>,
+    pub seed: u64,
+    /// `$/hour` of the serving hardware for the report's cost columns (SGLang: $2 x tp).
+    pub hourly_cost: f64,
+}
+
+/// One case's measurements (SGLang's record).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CaseResult {
+    pub case: Case,
+    pub latency: f64,
+    pub input_throughput: f64,
+    pub output_throughput: f64,
+    pub overall_throughput: f64,
+    pub last_ttft: f64,
+    pub last_gen_throughput: f64,
+    pub acc_length: f64,
+    pub cache_hit_rate: Option<f64>,
+    /// Trace directory of the profiled pass.
+    pub profile_link: Option<String>,
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+impl CaseResult {
+    /// SGLang's JSONL record (with its rounding).
+    pub fn record(&self, run_name: &str) -> OrderedRecord {
+        let mut r = OrderedRecord::default();
+        r.put("run_name", json!(run_name));
+        r.put("batch_size", json!(self.case.batch_size));
+        r.put("input_len", json!(self.case.input_len));
+        r.put("output_len", json!(self.case.output_len));
+        r.put("latency", round(self.latency, 4));
+        r.put("input_throughput", round(self.input_throughput, 2));
+        r.put("output_throughput", round(self.output_throughput, 2));
+        r.put("overall_throughput", round(self.overall_throughput, 2));
+        r.put("last_ttft", round(self.last_ttft, 4));
+        r.put("last_gen_throughput", round(self.last_gen_throughput, 2));
+        r.put("acc_length", round(self.acc_length, 2));
+        r.put(
+            "cache_hit_rate",
+            self.cache_hit_rate
+                .map_or(Value::Null, |c| json!(round(c, 4))),
+        );
+        r
+    }
+}
+
+fn server_err(what: &str, e: impl std::fmt::Display) -> BenchError {
+    BenchError::Server(format!("{what}: {e}"))
+}
+
+/// Server limits read before the run.
+struct Capacity {
+    max_running: usize,
+    tokens: usize,
+}
+
+async fn capacity(http: &reqwest::Client, o: &Options) -> Result<Capacity, BenchError> {
+    if o.backend == ServerBackend::Vllm {
+        return Ok(Capacity {
+            max_running: usize::MAX,
+            tokens: usize::MAX,
+        });
+    }
+    let info = server_info(http, &o.base_url).await?;
+    let dp = info
+        .internal_states
+        .first()
+        .and_then(|s| s.dp_size)
+        .unwrap_or(1)
+        .max(1) as usize;
+    let per_dp = info
+        .internal_states
+        .first()
+        .and_then(|s| s.effective_max_running_requests_per_dp)
+        .unwrap_or(0) as usize;
+    if per_dp == 0 {
+        return Err(BenchError::Server(
+            "the server reports no effective_max_running_requests_per_dp".into(),
+        ));
+    }
+    let tokens = info
+        .internal_states
+        .iter()
+        .map(|s| {
+            s.memory_usage
+                .as_ref()
+                .and_then(|m| m.token_capacity)
+                .unwrap_or(1_000_000_000) as usize
+        })
+        .sum();
+    Ok(Capacity {
+        max_running: per_dp * dp,
+        tokens,
+    })
+}
+
+async fn server_info(http: &reqwest::Client, base: &str) -> Result<ServerInfo, BenchError> {
+    let v = pc::server_info(http, base)
+        .await
+        .map_err(|e| server_err("GET /server_info", e))?;
+    serde_json::from_value(v).map_err(|e| server_err("/server_info", e))
+}
+
+/// `POST /flush_cache` (vLLM: `/reset_prefix_cache`), up to three tries two seconds apart.
+async fn flush(http: &reqwest::Client, o: &Options) -> Result<(), BenchError> {
+    let route = match o.backend {
+        ServerBackend::Sglang => "/flush_cache",
+        ServerBackend::Vllm => "/reset_prefix_cache",
+    };
+    let url = format!("{}{route}", o.base_url);
+    let mut last = String::new();
+    for attempt in 0..3 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        match http
+            .post(&url)
+            .timeout(Duration::from_secs(600))
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) => last = format!("HTTP {}", r.status()),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(BenchError::Server(format!("POST {route} failed: {last}")))
+}
+
+/// Sum of the samples of a Prometheus counter (every label set).
+pub fn prometheus_sum(text: &str, name: &str) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        if !(rest.starts_with('{') || rest.starts_with(' ')) {
+            continue;
+        }
+        let value = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+        if let Some(v) = value {
+            *found.get_or_insert(0.0) += v;
+        }
+    }
+    found
+}
+
+async fn cache_counters(http: &reqwest::Client, base: &str) -> Option<(f64, f64)> {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    Some((
+        prometheus_sum(&text, "sglang:cached_tokens_total")?,
+        prometheus_sum(&text, "sglang:prompt_tokens_total")?,
+    ))
+}
+
+/// Random token-id prompts below min(10000, vocab), seeded per case.
+fn prompts(case: Case, vocab: usize, seed: u64) -> Vec<Vec<u32>> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+        seed ^ ((case.batch_size as u64) << 40) ^ ((case.input_len as u64) << 20),
+    );
+    let hi = vocab.clamp(2, 10_000) as u32;
+    (0..case.batch_size)
+        .map(|_| (0..case.input_len).map(|_| rng.gen_range(1..hi)).collect())
+        .collect()
+}
+
+/// Send the first `int(il * rate)` tokens of every prompt (one output token) so that the
+/// measured request finds them in the prefix cache.
+async fn warm_prefix(
+    http: &reqwest::Client,
+    o: &Options,
+    prompts: &[Vec<u32>],
+) -> Result<(), BenchError> {
+    let n = prompts
+        .first()
+        .map_or(0, |p| (p.len() as f64 * o.cache_hit_rate) as usize);
+    if n == 0 {
+        return Ok(());
+    }
+    let ids: Vec<&[u32]> = prompts.iter().map(|p| &p[..n]).collect();
+    let body =
+        json!({"input_ids": ids, "sampling_params": {"max_new_tokens": 1, "temperature": 0.0}});
+    let r = http
+        .post(format!("{}/generate", o.base_url))
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| server_err("warming the prefix cache", e))?;
+    if !r.status().is_success() {
+        return Err(BenchError::Server(format!(
+            "warming the prefix cache: HTTP {}",
+            r.status()
+        )));
+    }
+    let _ = r.bytes().await;
+    Ok(())
+}
+
+/// The batched streaming request; returns (latency, last_ttft) in seconds.
+async fn one_request(
+    http: &reqwest::Client,
+    o: &Options,
+    case: Case,
+    prompts: &[Vec<u32>],
+) -> Result<(f64, f64), BenchError> {
+    let (url, body) = match o.backend {
+        ServerBackend::Sglang => (
+            format!("{}/generate", o.base_url),
+            json!({
+                "input_ids": prompts,
+                "sampling_params": {
+                    "temperature": o.temperature,
+                    "max_new_tokens": case.output_len,
+                    "ignore_eos": true,
+                    "json_schema": null,
+                    "stream_interval": o.client_stream_interval,
+                },
+                "return_logprob": o.return_logprob,
+                "stream": true,
+            }),
+        ),
+        ServerBackend::Vllm => (
+            format!("{}/v1/completions", o.base_url),
+            json!({
+                "model": o.model,
+                "prompt": prompts,
+                "max_tokens": case.output_len,
+                "temperature": o.temperature,
+                "stream": true,
+                "ignore_eos": true,
+            }),
+        ),
+    };
+    let tic = Instant::now();
+    let mut resp = http
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| server_err("POST the batch", e))?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        return Err(BenchError::Server(format!(
+            "the batch request failed: HTTP {status}: {}",
+            crate::sse::excerpt(text.as_bytes())
+        )));
+    }
+    let mut last_ttft = 0.0;
+    let mut seen = std::collections::HashSet::new();
+    let mut carry: Vec<u8> = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| server_err("reading the stream", e))?
+    {
+        let now = tic.elapsed().as_secs_f64();
+        carry.extend_from_slice(&chunk);
+        while let Some(nl) = carry.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = carry.drain(..=nl).collect();
+            let line = String::from_utf8_lossy(&line);
+            let Some(data) = line.trim().strip_prefix("data:") else {
+                continue;
+            };
+            let data = data.trim();
+            if data == "[DONE]" || data.is_empty() {
+                continue;
+            }
+            let v: Value = serde_json::from_str(data)
+                .map_err(|e| server_err("a stream line is not JSON", e))?;
+            match o.backend {
+                ServerBackend::Sglang => {
+                    let meta = &v["meta_info"];
+                    if meta["completion_tokens"].as_u64() == Some(1) {
+                        last_ttft = now;
+                    }
+                    if let Some(reason) = meta["finish_reason"]["type"].as_str() {
+                        if reason != "length" {
+                            return Err(BenchError::Server(format!(
+                                "a request of the batch finished with {reason}, not length"
+                            )));
+                        }
+                    }
+                }
+                ServerBackend::Vllm => {
+                    for c in v["choices"].as_array().into_iter().flatten() {
+                        if let Some(i) = c["index"].as_u64() {
+                            if seen.insert(i) && seen.len() == case.batch_size {
+                                last_ttft = now;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok((tic.elapsed().as_secs_f64(), last_ttft))
+}
+
+async fn run_case(
+    http: &reqwest::Client,
+    o: &Options,
+    case: Case,
+    vocab: usize,
+    profile_prefix: Option<&ProfileOptions>,
+) -> Result<CaseResult, BenchError> {
+    flush(http, o).await?;
+    let prompts = prompts(case, vocab, o.seed);
+    warm_prefix(http, o, &prompts).await?;
+    let profile_link = match profile_prefix {
+        Some(p) => {
+            let dir = pc::timestamped_output_dir(p.output_dir.as_deref(), None)
+                .map_err(|e| server_err("profile directory", e))?;
+            let prefix = format!(
+                "{}bs-{}-il-{}",
+                p.prefix.clone().unwrap_or_default(),
+                case.batch_size,
+                case.input_len
+            );
+            pc::start_profile(
+                http,
+                &o.base_url,
+                &ProfileReqInput {
+                    output_dir: Some(dir.to_string_lossy().into_owned()),
+                    start_step: p.start_step,
+                    num_steps: Some(p.steps),
+                    activities: Some(p.activities.clone()),
+                    profile_by_stage: p.by_stage,
+                    profile_prefix: Some(prefix),
+                    ..ProfileReqInput::default()
+                },
+            )
+            .await
+            .map_err(|e| server_err("/start_profile", e))?;
+            Some(dir.to_string_lossy().into_owned())
+        }
+        None => None,
+    };
+    let before = cache_counters(http, &o.base_url).await;
+    let (latency, last_ttft) = one_request(http, o, case, &prompts).await?;
+    let after = cache_counters(http, &o.base_url).await;
+    let cache_hit_rate = match (before, after) {
+        (Some((c0, p0)), Some((c1, p1))) if p1 > p0 => Some((c1 - c0) / (p1 - p0)),
+        _ => None,
+    };
+    let (last_gen_throughput, acc_length) = match o.backend {
+        ServerBackend::Sglang => {
+            let info = server_info(http, &o.base_url).await?;
+            let s = info.internal_states.first();
+            (
+                s.and_then(|s| s.last_gen_throughput).unwrap_or(-1.0),
+                s.and_then(|s| s.avg_spec_accept_length).unwrap_or(-1.0),
+            )
+        }
+        ServerBackend::Vllm => (-1.0, -1.0),
+    };
+    let (bs, il, ol) = (
+        case.batch_size as f64,
+        case.input_len as f64,
+        case.output_len as f64,
+    );
+    Ok(CaseResult {
+        case,
+        latency,
+        input_throughput: bs * il / last_ttft,
+        output_throughput: bs * ol / (latency - last_ttft),
+        overall_throughput: bs * (il + ol) / latency,
+        last_ttft,
+        last_gen_throughput,
+        acc_length,
+        cache_hit_rate,
+        profile_link,
+    })
+}
+
+fn print_case(r: &CaseResult) {
+    println!("batch size: {}", r.case.batch_size);
+    println!("input_len: {}", r.case.input_len);
+    println!("output_len: {}", r.case.output_len);
+    println!("latency: {:.2} s", r.latency);
+    println!("input throughput: {:.2} tok/s", r.input_throughput);
+    if r.case.output_len != 1 {
+        println!("output throughput: {:.2} tok/s", r.output_throughput);
+    }
+    println!("last_ttft: {:.2} s", r.last_ttft);
+    println!(
+        "last generation throughput: {:.2} tok/s",
+        r.last_gen_throughput
+    );
+    if r.acc_length > 0.0 {
+        println!("acc_length: {:.2} ", r.acc_length);
+    }
+    if let Some(c) = r.cache_hit_rate {
+        println!("cache hit rate: {c:.4}");
+    }
+}
+
+/// Run every case (after a warm-up per batch size), then the profiled pass.
+pub async fn run(o: &Options) -> Result<Vec<CaseResult>, BenchError> {
+    if !(0.0..1.0).contains(&o.cache_hit_rate) {
+        return Err(BenchError::Config(format!(
+            "--cache-hit-rate must be in [0, 1), got {}",
+            o.cache_hit_rate
+        )));
+    }
+    let http = pc::http_client().map_err(|e| server_err("HTTP client", e))?;
+    let cap = capacity(&http, o).await?;
+    let vocab = match o.backend {
+        ServerBackend::Sglang => {
+            let v = http
+                .get(format!("{}/model_info", o.base_url))
+                .send()
+                .await
+                .ok()
+                .map(|r| r.json::<Value>());
+            match v {
+                Some(f) => f.await.ok().and_then(|v| v["vocab_size"].as_u64()),
+                None => None,
+            }
+            .unwrap_or(10_000) as usize
+        }
+        ServerBackend::Vllm => 10_000,
+    };
+    let mut cases = Vec::new();
+    for &batch_size in &o.batch_sizes {
+        for &input_len in &o.input_lens {
+            for &output_len in &o.output_lens {
+                cases.push(Case {
+                    batch_size,
+                    input_len,
+                    output_len,
+                });
+            }
+        }
+    }
+    let fits = |c: &Case| -> Option<&'static str> {
+        if c.batch_size > cap.max_running {
+            Some("max running requests limit")
+        } else if c.batch_size * (c.input_len + c.output_len) > cap.tokens {
+            Some("kv cache limit")
+        } else {
+            None
+        }
+    };
+    if !o.skip_warmup {
+        let mut sizes = o.batch_sizes.clone();
+        sizes.dedup();
+        for bs in sizes {
+            let warm = Case {
+                batch_size: bs,
+                input_len: 1024.min(cap.tokens / bs.max(1) / 2).max(1),
+                output_len: 16,
+            };
+            if fits(&warm).is_none() {
+                run_case(&http, o, warm, vocab, None).await?;
+            }
+        }
+    }
+    let mut results = Vec::new();
+    for &case in &cases {
+        if let Some(why) = fits(&case) {
+            println!(
+                "Skip benchmark bs={} il={} ol={} due to {why}.",
+                case.batch_size, case.input_len, case.output_len
+            );
+            continue;
+        }
+        let r = run_case(&http, o, case, vocab, None).await?;
+        print_case(&r);
+        if let Some(path) = &o.result_filename {
+            crate::jsonl::append_line_atomic(path, &r.record(&o.run_name).to_line())?;
+        }
+        results.push(r);
+    }
+    if let Some(p) = &o.profile {
+        for r in results.iter_mut() {
+            let pr = run_case(&http, o, r.case, vocab, Some(p)).await?;
+            if let Some(path) = &o.result_filename {
+                crate::jsonl::append_line_atomic(path, &pr.record(&o.run_name).to_line())?;
+            }
+            println!(
+                "profile of bs={} il={}: traces in {}",
+                r.case.batch_size,
+                r.case.input_len,
+                pr.profile_link.as_deref().unwrap_or("?")
+            );
+            r.profile_link = pr.profile_link;
+        }
+    }
+    if o.show_report {
+        print!("{}", report(o, &results));
+    }
+    Ok(results)
+}
+
+/// SGLang's GitHub-markdown summary table, sorted by input length.
+pub fn report(o: &Options, results: &[CaseResult]) -> String {
+    let mut rows: Vec<&CaseResult> = results.iter().collect();
+    rows.sort_by_key(|r| r.case.input_len);
+    let with_profile = rows.iter().any(|r| r.profile_link.is_some());
+    let mut s = format!(
+        "\nInput lens: {:?}. Output lens: {:?}.",
+        o.input_lens, o.output_lens
+    );
+    if o.cache_hit_rate > 0.0 {
+        s.push_str(&format!(" Cache hit rate: {}%.", o.cache_hit_rate * 100.0));
+    }
+    s.push_str("\n\n| batch size | input len | latency (s) | input throughput (tok/s) | output throughput (tok/s) | acc length | ITL (ms) | input cost ($/1M) | output cost ($/1M) | cache hit rate |");
+    if with_profile {
+        s.push_str(" profile |");
+    }
+    s.push('\n');
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|");
+    if with_profile {
+        s.push_str("---|");
+    }
+    s.push('\n');
+    for r in rows {
+        let itl = 1000.0 * r.case.batch_size as f64 / r.output_throughput;
+        let input_cost = 1e6 / (r.input_throughput * 0.7) / 3600.0 * o.hourly_cost;
+        let output_cost = 1e6 / r.output_throughput / 3600.0 * o.hourly_cost;
+        let acc = if r.acc_length > 0.0 {
+            format!("{:.2}", r.acc_length)
+        } else {
+            "n/a".into()
+        };
+        let hit = r
+            .cache_hit_rate
+            .map_or("n/a".into(), |c| format!("{:.2}%", c * 100.0));
+        s.push_str(&format!(
+            "| {} | {} | {:.2} | {:.2} | {:.2} | {acc} | {itl:.2} | {input_cost:.2} | {output_cost:.2} | {hit} |",
+            r.case.batch_size, r.case.input_len, r.latency, r.input_throughput, r.output_throughput
+        ));
+        if with_profile {
+            s.push_str(&format!(" {} |", r.profile_link.as_deref().unwrap_or("")));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_sums_every_label_set() {
+        let text =
+            "# HELP sglang:cached_tokens_total x\n# TYPE sglang:cached_tokens_total counter\n\
+                    sglang:cached_tokens_total{model_name=\"a\"} 3\n\
+                    sglang:cached_tokens_total{model_name=\"b\"} 4.5\n\
+                    sglang:cached_tokens_total_other 100\n";
+        assert_eq!(
+            prometheus_sum(text, "sglang:cached_tokens_total"),
+            Some(7.5)
+        );
+        assert_eq!(prometheus_sum(text, "sglang:prompt_tokens_total"), None);
+    }
+}

@@ -1,0 +1,140 @@
+//! `bench one-batch-server` against a real `inferperf serve` (default model, profiler on):
+//! SGLang's record keys in order, the throughput arithmetic, the cache hit rate measured from
+//! `/metrics` when half of every prompt is warmed into the prefix cache, the capacity skip rule,
+//! and the profiled pass with its `bs-{bs}-il-{il}` prefix.
+
+use inferperf_bench::jsonl::top_level_keys;
+use inferperf_bench::one_batch_server::{self, Options, ProfileOptions, ServerBackend};
+use inferperf_profiler::ProfilerHandle;
+use inferperf_server::launch::launch_model_profiled;
+use inferperf_server::routes::profile::routes;
+use inferperf_server::{EmbeddedServer, ServerArgs};
+
+const KEYS: [&str; 12] = [
+    "run_name",
+    "batch_size",
+    "input_len",
+    "output_len",
+    "latency",
+    "input_throughput",
+    "output_throughput",
+    "overall_throughput",
+    "last_ttft",
+    "last_gen_throughput",
+    "acc_length",
+    "cache_hit_rate",
+];
+
+async fn start(args: ServerArgs) -> (EmbeddedServer, ProfilerHandle) {
+    let a = args.clone();
+    let (engine, profiler) = tokio::task::spawn_blocking(move || launch_model_profiled(&a))
+        .await
+        .expect("launch task")
+        .expect("launch");
+    let server = EmbeddedServer::start_with_routes(args, engine, routes(profiler.clone()))
+        .await
+        .expect("server");
+    (server, profiler)
+}
+
+fn options(base_url: String, result: std::path::PathBuf) -> Options {
+    Options {
+        base_url,
+        backend: ServerBackend::Sglang,
+        model: "default".into(),
+        run_name: "t".into(),
+        batch_sizes: vec![1, 3],
+        input_lens: vec![24],
+        output_lens: vec![6],
+        temperature: 0.0,
+        return_logprob: false,
+        client_stream_interval: 1,
+        cache_hit_rate: 0.0,
+        skip_warmup: true,
+        show_report: true,
+        profile: None,
+        result_filename: Some(result),
+        seed: 1,
+        hourly_cost: 2.0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_and_arithmetic_and_a_half_warmed_cache() {
+    let (server, _p) = start(ServerArgs::ephemeral()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("r.jsonl");
+    let mut o = options(server.base_url(), out.clone());
+    o.cache_hit_rate = 0.5;
+    let results = one_batch_server::run(&o).await.expect("run");
+    assert_eq!(results.len(), 2);
+    for r in &results {
+        let (bs, il, ol) = (
+            r.case.batch_size as f64,
+            r.case.input_len as f64,
+            r.case.output_len as f64,
+        );
+        assert!(r.last_ttft > 0.0 && r.last_ttft < r.latency);
+        assert_eq!(r.input_throughput, bs * il / r.last_ttft);
+        assert_eq!(r.output_throughput, bs * ol / (r.latency - r.last_ttft));
+        assert_eq!(r.overall_throughput, bs * (il + ol) / r.latency);
+        // Half of every 24-token prompt (12 tokens) was warmed: the server served 12 of the
+        // 24 prompt tokens of each request from its prefix cache.
+        let hit = r.cache_hit_rate.expect("measured from /metrics");
+        assert!((hit - 0.5).abs() < 0.05, "cache hit rate {hit}");
+    }
+    let text = std::fs::read_to_string(&out).expect("records");
+    for line in text.lines() {
+        assert_eq!(top_level_keys(line).expect("keys"), KEYS);
+    }
+    // Without warming, the flush before each case leaves nothing cached.
+    o.cache_hit_rate = 0.0;
+    o.batch_sizes = vec![2];
+    let cold = one_batch_server::run(&o).await.expect("run");
+    assert_eq!(cold[0].cache_hit_rate, Some(0.0));
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cases_beyond_the_server_capacity_are_skipped() {
+    let (server, _p) = start(ServerArgs {
+        max_running_requests: Some(2),
+        ..ServerArgs::ephemeral()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = options(server.base_url(), dir.path().join("r.jsonl"));
+    let results = one_batch_server::run(&o).await.expect("run");
+    let sizes: Vec<usize> = results.iter().map(|r| r.case.batch_size).collect();
+    assert_eq!(sizes, [1], "bs=3 exceeds --max-running-requests 2");
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_profiled_pass_writes_prefixed_traces() {
+    let (server, profiler) = start(ServerArgs::ephemeral()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut o = options(server.base_url(), dir.path().join("r.jsonl"));
+    o.batch_sizes = vec![3];
+    o.profile = Some(ProfileOptions {
+        activities: vec!["CPU".into()],
+        start_step: None,
+        steps: 3,
+        by_stage: false,
+        prefix: None,
+        output_dir: Some(dir.path().join("prof")),
+    });
+    let results = one_batch_server::run(&o).await.expect("run");
+    let link = results[0].profile_link.clone().expect("profile link");
+    let session = profiler.last_session().expect("session");
+    let outcome = ProfilerHandle::wait(&session).await.expect("window closes");
+    assert_eq!(outcome.trace_files.len(), 1);
+    let f = &outcome.trace_files[0];
+    assert!(f.starts_with(&link), "{f:?} in {link}");
+    let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    assert!(name.starts_with("bs-3-il-24-"), "{name}");
+    // Measured and profiled runs are both recorded.
+    let text = std::fs::read_to_string(dir.path().join("r.jsonl")).expect("records");
+    assert_eq!(text.lines().count(), 2);
+    server.shutdown().await.expect("shutdown");
+}
