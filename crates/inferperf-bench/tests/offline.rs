@@ -78,3 +78,45 @@ fn offline_record_keys_and_arithmetic() {
     assert_eq!(r.traces.len(), 1);
     assert!(r.traces[0].starts_with(dir.path()));
 }
+
+#[test]
+fn offline_on_smollm2_answers_every_prompt() {
+    let gguf = std::env::var("INFERPERF_ASSETS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/inferperf/assets")
+        })
+        .join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        gguf.is_file(),
+        "{} is missing: run scripts/fetch-test-assets.sh",
+        gguf.display()
+    );
+    let engine = InProcEngine::launch(
+        EngineConfig {
+            model_path: gguf.to_string_lossy().into_owned(),
+            ..EngineConfig::default()
+        },
+        None,
+    )
+    .expect("engine");
+    let tok = engine.tokenizer();
+    let a = args(&[
+        "--dataset-name",
+        "random-ids",
+        "--num-prompts",
+        "4",
+        "--random-input-len",
+        "16",
+        "--random-output-len",
+        "4",
+        "--random-range-ratio",
+        "1",
+    ]);
+    let rows = build_dataset(&a, Some(&tok)).expect("rows");
+    let r = offline::run(&engine, &rows, &[], &Options::default()).expect("run");
+    assert_eq!((r.successful_requests, r.total_output_tokens), (4, 16));
+    // Token-exact prompts: the engine's tokenizer counts what the dataset recorded.
+    assert_eq!(r.total_input_tokens, 4 * 16);
+}

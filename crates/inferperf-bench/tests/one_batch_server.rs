@@ -138,3 +138,33 @@ async fn the_profiled_pass_writes_prefixed_traces() {
     assert_eq!(text.lines().count(), 2);
     server.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smollm2_through_the_server() {
+    let gguf = std::env::var("INFERPERF_ASSETS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/inferperf/assets")
+        })
+        .join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        gguf.is_file(),
+        "{} is missing: run scripts/fetch-test-assets.sh",
+        gguf.display()
+    );
+    let (server, _p) = start(ServerArgs {
+        model_path: gguf.to_string_lossy().into_owned(),
+        ..ServerArgs::ephemeral()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut o = options(server.base_url(), dir.path().join("r.jsonl"));
+    o.batch_sizes = vec![2];
+    o.input_lens = vec![16];
+    o.output_lens = vec![4];
+    let r = one_batch_server::run(&o).await.expect("run");
+    assert_eq!(r.len(), 1);
+    assert!(r[0].output_throughput > 0.0 && r[0].last_ttft > 0.0);
+    server.shutdown().await.expect("shutdown");
+}
