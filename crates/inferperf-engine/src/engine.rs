@@ -38,6 +38,9 @@ pub struct EngineConfig {
     pub context_length: Option<usize>,
     /// Do not keep finished requests' KV for prefix reuse (SGLang `--disable-radix-cache`).
     pub disable_radix_cache: bool,
+    /// Tensor-parallel ranks (SGLang `--tp-size`): rank 0 on the engine thread, the others on
+    /// worker threads, each with its share of the heads and MLP columns.
+    pub tp_size: usize,
 }
 
 impl Default for EngineConfig {
@@ -55,6 +58,7 @@ impl Default for EngineConfig {
             random_seed: 0,
             context_length: None,
             disable_radix_cache: false,
+            tp_size: 1,
         }
     }
 }
@@ -87,19 +91,37 @@ pub fn launch_with_hooks(
     config: EngineConfig,
     hooks: Box<dyn StepHooks>,
 ) -> Result<LaunchedEngine, EngineError> {
+    launch_with_rank_hooks(config, vec![hooks])
+}
+
+/// [`launch`] with one hooks object per tensor-parallel rank (`hooks[0]` for rank 0 on the
+/// engine thread; missing ones report nowhere).
+pub fn launch_with_rank_hooks(
+    config: EngineConfig,
+    mut hooks: Vec<Box<dyn StepHooks>>,
+) -> Result<LaunchedEngine, EngineError> {
+    let tp = config.tp_size.max(1);
+    while hooks.len() < tp {
+        hooks.push(Box::new(NoHooks));
+    }
+    let worker_hooks = hooks.split_off(1);
+    let Some(hooks) = hooks.pop() else {
+        return Err(EngineError::Other("no step hooks for rank 0".into()));
+    };
     let LoadedModel {
         model,
         tokenizer,
         info,
     } = load(&config)?;
-    let cfg = &model.config;
+    let cfg = model.config.clone();
     let row_bytes = cfg.num_hidden_layers * 2 * cfg.num_kv_heads() * cfg.head_dim() * 4;
     let max_total = config
         .max_total_tokens
         .unwrap_or_else(|| ((1usize << 30) / row_bytes.max(1)).clamp(1024, 65536));
+    let model = model.into_tensor_parallel(worker_hooks, max_total)?;
     let pool = KvPool::new(
         cfg.num_hidden_layers,
-        cfg.num_kv_heads(),
+        model.local_kv_heads(),
         cfg.head_dim(),
         max_total,
         config.page_size,
@@ -346,7 +368,10 @@ impl EngineLoop {
             ControlCommand::GetInternalState(reply) => {
                 let _ = reply.send(self.internal_state());
             }
-            ControlCommand::PollHooks => self.hooks.on_control(),
+            ControlCommand::PollHooks => {
+                self.hooks.on_control();
+                self.model.poll_rank_hooks();
+            }
         }
     }
 
@@ -440,6 +465,9 @@ impl EngineLoop {
             extend_lens: batch.seqs.iter().map(|s| s.len).collect(),
             schedule_start: Some(schedule_start),
         };
+        if self.model.tp_size() > 1 {
+            batch.summary = Some(summary.clone());
+        }
         let detailed = self.hooks.on_step_begin(&summary);
         let start = Instant::now();
         let result = if detailed {

@@ -24,4 +24,4 @@ pub mod simulated;
 pub mod tokenizer;
 
 pub use dp::launch_dp;
-pub use engine::{launch, launch_with_hooks, EngineConfig, LaunchedEngine};
+pub use engine::{launch, launch_with_hooks, launch_with_rank_hooks, EngineConfig, LaunchedEngine};

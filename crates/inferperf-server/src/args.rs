@@ -80,8 +80,9 @@ pub struct ServerArgs {
     #[serde(skip)]
     pub api_key: Option<String>,
 
-    /// Tensor-parallel size. Only 1 is implemented by the CPU engine (sharded ranks are not);
-    /// use `--dp-size` for several profiled ranks.
+    /// Tensor-parallel size: this many rank threads, each with its share of the attention
+    /// heads and MLP columns and its own profiler trace (`-TP-{r}` files); must divide the
+    /// model's heads, KV heads and MLP size.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub tp_size: u32,
 

@@ -29,12 +29,16 @@ pub fn validate_args(args: &ServerArgs) -> Result<(), ServerError> {
             )))
         }
     }
-    if args.tp_size != 1 {
+    if args.tp_size > 1 && args.dp_size > 1 {
         return Err(ServerError::InvalidArgs(format!(
-            "--tp-size {} is not supported: the CPU reference engine does not shard its model \
-             across tensor-parallel ranks; use --dp-size {} for several ranks",
-            args.tp_size, args.tp_size
+            "--tp-size {} with --dp-size {} is not supported: use one of them",
+            args.tp_size, args.dp_size
         )));
+    }
+    if args.tp_size > 1 && args.model_path == SIMULATED_MODEL_PATH {
+        return Err(ServerError::InvalidArgs(
+            "--tp-size needs a model; the simulated engine has no layers to shard".to_string(),
+        ));
     }
     if args.context_length == Some(0) {
         return Err(ServerError::InvalidArgs(
@@ -132,6 +136,7 @@ pub fn engine_config(args: &ServerArgs) -> EngineConfig {
         random_seed: args.random_seed.unwrap_or(defaults.random_seed),
         context_length: args.context_length,
         disable_radix_cache: args.disable_radix_cache,
+        tp_size: args.tp_size.max(1) as usize,
     }
 }
 
@@ -144,15 +149,22 @@ pub fn launch_model(
     launch_model_ranks(args, vec![hooks])
 }
 
-/// [`launch_model`] with one hooks object per data-parallel replica (`hooks.len()` replicas
-/// behind a round-robin dispatcher; one entry is a single engine).
+/// [`launch_model`] with one hooks object per rank: per tensor-parallel rank with
+/// `--tp-size N`, else per data-parallel replica (`hooks.len()` replicas behind a round-robin
+/// dispatcher; one entry is a single engine).
 pub fn launch_model_ranks(
     args: &ServerArgs,
     hooks: Vec<Box<dyn inferperf_engine::hooks::StepHooks>>,
 ) -> Result<OwnedEngine, ServerError> {
     let config = engine_config(args);
-    tracing::info!(model_path = %config.model_path, load_format = %config.load_format, dp_size = hooks.len(), "loading model");
-    let launched = inferperf_engine::launch_dp(config, hooks).map_err(|e| {
+    tracing::info!(model_path = %config.model_path, load_format = %config.load_format, tp_size = config.tp_size, dp_size = args.dp_size, "loading model");
+    let launched = if config.tp_size > 1 {
+        // One hooks object per tensor-parallel rank.
+        inferperf_engine::launch_with_rank_hooks(config, hooks)
+    } else {
+        inferperf_engine::launch_dp(config, hooks)
+    }
+    .map_err(|e| {
         ServerError::EngineLaunch(format!("cannot load `{}`: {e}", args.model_path))
     })?;
     let LaunchedEngine {

@@ -1,7 +1,7 @@
 //! Server-side profiling end to end against the real engine (`--model-path default`) on
 //! 127.0.0.1:0: `/start_profile` windows with exact step numbers from the engine's
 //! `forward_ct`, open-ended start/stop, two windows per lifetime, by-stage files, every error
-//! reply, DP=2 rank files plus the merged file, PD-separated profiling through the client API,
+//! reply, DP=2 and TP=2 rank files plus the merged file, PD-separated profiling through the client API,
 //! and HTA parsing a trace from this server.
 
 mod common;
@@ -490,6 +490,63 @@ async fn dp2_writes_one_file_per_rank_and_a_merged_file() {
         .collect();
     assert!(labels.iter().any(|l| l.contains("DP00")), "{labels:?}");
     assert!(labels.iter().any(|l| l.contains("DP01")), "{labels:?}");
+    s.server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tp2_writes_one_file_per_tensor_parallel_rank_and_a_merged_file() {
+    let s = start(ServerArgs {
+        tp_size: 2,
+        ..ServerArgs::ephemeral()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (status, reply) = s
+        .start_profile(json!({"output_dir": dir.path(), "merge_profiles": true,
+                              "record_shapes": true}))
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let f0 = s.forward_ct().await;
+    s.generate(3).await;
+    let f1 = s.forward_ct().await;
+    assert_eq!(s.stop_profile().await.0, 200);
+    let out = s
+        .profiler
+        .last_session()
+        .expect("session")
+        .outcome()
+        .expect("done");
+    let id = &out.profile_id;
+    let rank0 = dir.path().join(format!("{id}-TP-0.trace.json.gz"));
+    let rank1 = dir.path().join(format!("{id}-TP-1.trace.json.gz"));
+    let merged = dir.path().join(format!("merged-{id}.trace.json.gz"));
+    assert_eq!(out.trace_files, vec![rank0.clone(), rank1.clone()]);
+    assert_eq!(out.merged.as_ref(), Some(&merged), "{}", out.message);
+    for (i, p) in [&rank0, &rank1].into_iter().enumerate() {
+        let doc = read_trace(p);
+        assert_eq!(doc["distributedInfo"]["rank"], i);
+        assert_eq!(doc["distributedInfo"]["world_size"], 2);
+        // Both ranks run every step of the one engine.
+        assert_eq!(profiler_steps(&doc), ((f0 + 1)..=f1).collect::<Vec<_>>());
+        let n = names(&doc);
+        // Two all-reduces per layer per step show the communication on each rank.
+        assert!(
+            n.iter().any(|x| x.contains("all_reduce")),
+            "rank {i}: {n:?}"
+        );
+        assert!(
+            n.iter().any(|x| x.starts_with("model.layers.0.")),
+            "rank {i}: {n:?}"
+        );
+    }
+    let doc = read_trace(&merged);
+    let labels: Vec<String> = events(&doc)
+        .iter()
+        .filter(|e| e["ph"] == "M" && e["name"] == "process_name")
+        .filter_map(|e| e["args"]["name"].as_str().map(str::to_string))
+        .collect();
+    assert!(labels.iter().any(|l| l.contains("TP00")), "{labels:?}");
+    assert!(labels.iter().any(|l| l.contains("TP01")), "{labels:?}");
     s.server.shutdown().await.expect("shutdown");
 }
 

@@ -3,6 +3,7 @@
 mod attention;
 mod llama;
 pub mod qmat;
+mod tp;
 pub mod weights;
 
 pub use llama::{ForwardBatch, LlamaModel, SeqInput};

@@ -151,6 +151,60 @@ impl QMatrix {
         out
     }
 
+    /// Rows `r0..r1` (a tensor-parallel shard of output features).
+    pub fn slice_rows(&self, r0: usize, r1: usize) -> Option<Self> {
+        if r0 > r1 || r1 > self.rows {
+            return None;
+        }
+        let b = r0 * self.nb..r1 * self.nb;
+        let quants = match &self.quants {
+            Quants::Q4_1 { m, qs } => Quants::Q4_1 {
+                m: m[b.clone()].to_vec(),
+                qs: qs[b.clone()].to_vec(),
+            },
+            Quants::Q8_0 { qs } => Quants::Q8_0 {
+                qs: qs[b.clone()].to_vec(),
+            },
+        };
+        Some(Self {
+            rows: r1 - r0,
+            cols: self.cols,
+            nb: self.nb,
+            d: self.d[b].to_vec(),
+            quants,
+            simd: self.simd,
+        })
+    }
+
+    /// Columns `c0..c1` (a shard of input features); both must fall on 32-wide block
+    /// boundaries, so the blocks are copied as they are.
+    pub fn slice_cols(&self, c0: usize, c1: usize) -> Option<Self> {
+        if c0 > c1 || c1 > self.cols || c0 % QK != 0 || c1 % QK != 0 {
+            return None;
+        }
+        let (b0, b1) = (c0 / QK, c1 / QK);
+        let idx: Vec<usize> = (0..self.rows)
+            .flat_map(|r| (r * self.nb + b0)..(r * self.nb + b1))
+            .collect();
+        let quants = match &self.quants {
+            Quants::Q4_1 { m, qs } => Quants::Q4_1 {
+                m: idx.iter().map(|&i| m[i]).collect(),
+                qs: idx.iter().map(|&i| qs[i]).collect(),
+            },
+            Quants::Q8_0 { qs } => Quants::Q8_0 {
+                qs: idx.iter().map(|&i| qs[i]).collect(),
+            },
+        };
+        Some(Self {
+            rows: self.rows,
+            cols: c1 - c0,
+            nb: b1 - b0,
+            d: idx.iter().map(|&i| self.d[i]).collect(),
+            quants,
+            simd: self.simd,
+        })
+    }
+
     /// Output features.
     pub fn rows(&self) -> usize {
         self.rows
@@ -515,6 +569,25 @@ mod tests {
         let exp = ((bits >> 23) & 0xff) as i32 - 127 + 15;
         let man = ((bits >> 13) & 0x3ff) as u16;
         sign | ((exp as u16) << 10) | man
+    }
+
+    #[test]
+    fn row_and_column_shards_hold_exactly_their_part() {
+        for kind in [QKind::Q4_1, QKind::Q8_0] {
+            let (rows, cols) = (6, 128);
+            let (bytes, dense) = matrix(kind, rows, cols);
+            let q = QMatrix::from_gguf_bytes(kind, &bytes, rows, cols).expect("matrix");
+            let r = q.slice_rows(2, 5).expect("rows");
+            assert_eq!((r.rows(), r.cols()), (3, cols));
+            assert_eq!(r.dequantize(), dense[2 * cols..5 * cols].to_vec());
+            let c = q.slice_cols(32, 96).expect("cols");
+            assert_eq!((c.rows(), c.cols()), (rows, 64));
+            let want: Vec<f32> = (0..rows)
+                .flat_map(|row| dense[row * cols + 32..row * cols + 96].to_vec())
+                .collect();
+            assert_eq!(c.dequantize(), want);
+            assert!(q.slice_cols(16, 64).is_none(), "not on a block boundary");
+        }
     }
 
     /// A matrix of `kind` whose dequantized values are known exactly.

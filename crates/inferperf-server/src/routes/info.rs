@@ -41,8 +41,8 @@ async fn server_info(State(state): State<Arc<AppState>>) -> Result<Json<ServerIn
         "max_running_requests".into(),
         json!(internal.max_running_requests),
     );
-    extra.insert("dp_size".into(), json!(1));
-    extra.insert("tp_size".into(), json!(1));
+    extra.insert("dp_size".into(), json!(state.args.dp_size));
+    extra.insert("tp_size".into(), json!(state.args.tp_size));
     extra.insert(
         "load_format_resolved".into(),
         json!(state.model_info.load_format),

@@ -59,18 +59,25 @@ pub fn profiler_for(
     let writer = TraceWriter::spawn(Some(Arc::new(TraceFileMerger)))
         .map_err(|e| ServerError::EngineLaunch(format!("cannot start the trace writer: {e}")))?;
     let dp_size = args.dp_size.max(1) as usize;
-    let ranks = (0..dp_size)
-        .map(|dp_rank| {
-            let rank = RankInfo {
+    let tp_size = args.tp_size.max(1) as usize;
+    // One profiler rank per tensor-parallel rank, else per data-parallel replica.
+    let infos: Vec<RankInfo> = if tp_size > 1 {
+        (0..tp_size).map(|r| RankInfo::tp(r, tp_size)).collect()
+    } else {
+        (0..dp_size)
+            .map(|dp_rank| RankInfo {
                 dp_rank,
                 dp_size,
                 ..RankInfo::single()
-            };
-            ProfilerConfig {
-                rank,
-                layerwise_markers: args.enable_layerwise_nvtx_marker,
-                process_name: format!("inferperf::scheduler {}", rank.label()),
-            }
+            })
+            .collect()
+    };
+    let ranks = infos
+        .into_iter()
+        .map(|rank| ProfilerConfig {
+            rank,
+            layerwise_markers: args.enable_layerwise_nvtx_marker,
+            process_name: format!("inferperf::scheduler {}", rank.label()),
         })
         .collect();
     Ok(ProfilerHandle::new(ranks, writer, EnvDefaults::from_env()))
