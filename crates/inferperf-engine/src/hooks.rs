@@ -128,6 +128,9 @@ pub struct ModuleTiming {
     pub end: Instant,
     /// Input shape of the call.
     pub input_shape: Vec<usize>,
+    /// The module's own parameters and their shapes on this rank (SGLang's
+    /// `TrainableParams`), e.g. `("weight", [out, in])`.
+    pub params: Vec<(&'static str, Vec<usize>)>,
 }
 
 /// Observer of engine steps (the profiler implements this).

@@ -127,6 +127,9 @@ impl StepHooks for RankHooks {
             ModuleMarker {
                 module,
                 inputs: vec![t.input_shape],
+                trainable_params: t.params,
+                // SGLang fills StaticParams only for stock torch.nn modules; its parallel
+                // layers (and ours) are not, so there are none here either.
                 ..ModuleMarker::default()
             },
             t.start,

@@ -205,6 +205,12 @@ async fn start_step_and_num_steps_capture_exactly_those_steps() {
         "model.layers.0.self_attn.qkv_proj"
     );
     assert!(module["args"]["Inputs"].is_array());
+    // The built-in model: 8 heads + 2 x 2 KV heads of 32 dims over a 256-wide hidden state.
+    assert_eq!(
+        module["args"]["TrainableParams"],
+        json!({"weight": [(8 + 2 * 2) * 32, 256]}),
+        "{module}"
+    );
     assert!(module["args"]["Call stack"].is_string(), "{module}");
     // Process and thread names for the viewers.
     let meta: BTreeSet<&str> = events(&doc)

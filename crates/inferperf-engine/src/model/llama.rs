@@ -468,6 +468,7 @@ impl LlamaModel {
                 start,
                 end: Instant::now(),
                 input_shape: vec![t],
+                params: vec![("weight", vec![cfg.vocab_size, cfg.hidden_size])],
             });
         }
         let x = match &self.tp {
@@ -527,6 +528,7 @@ impl LlamaModel {
                 start: s,
                 end: Instant::now(),
                 input_shape: vec![rows.len(), cfg.hidden_size],
+                params: vec![("weight", vec![cfg.vocab_size, cfg.hidden_size])],
             });
         }
         Ok(out)
@@ -551,6 +553,16 @@ fn run_layers(
     let h = cfg.hidden_size;
     let eps = cfg.rms_norm_eps as f32;
     let dev = Device::Cpu;
+    // Parameter shapes of the modules that own weights on this rank (SGLang's fused
+    // QKVParallelLinear holds q, k and v in one weight).
+    let params = |module: &str| -> Vec<(&'static str, Vec<usize>)> {
+        match module {
+            "input_layernorm" => vec![("weight", vec![h])],
+            "self_attn.qkv_proj" => vec![("weight", vec![(nh + 2 * nkv) * hd, h])],
+            "self_attn.o_proj" => vec![("weight", vec![h, nh * hd])],
+            _ => Vec::new(),
+        }
+    };
     let mut timed =
         |layer: Option<usize>, module: &'static str, start: Instant, shape: &[usize]| {
             if let Some(f) = on_module.as_deref_mut() {
@@ -560,6 +572,7 @@ fn run_layers(
                     start,
                     end: Instant::now(),
                     input_shape: shape.to_vec(),
+                    params: params(module),
                 });
             }
         };
