@@ -164,9 +164,7 @@ pub fn launch_model_ranks(
     } else {
         inferperf_engine::launch_dp(config, hooks)
     }
-    .map_err(|e| {
-        ServerError::EngineLaunch(format!("cannot load `{}`: {e}", args.model_path))
-    })?;
+    .map_err(|e| ServerError::EngineLaunch(format!("cannot load `{}`: {e}", args.model_path)))?;
     let LaunchedEngine {
         handle,
         tokenizer,
