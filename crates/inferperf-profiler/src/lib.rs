@@ -15,6 +15,7 @@
 
 pub mod activity;
 pub mod client;
+pub mod diffusion_dump;
 mod engine_hooks;
 pub mod error;
 mod event;

@@ -18,6 +18,7 @@ mod dit;
 pub mod error;
 mod layers;
 pub mod media;
+pub mod model_path;
 pub mod observer;
 pub mod pipeline;
 pub mod request;
@@ -28,6 +29,7 @@ pub mod weights;
 pub use config::DiffusionConfig;
 pub use error::DiffusionError;
 pub use media::{decode_png, encode_rgb_frames, DecodedMedia};
+pub use model_path::{is_diffusion_model, load_model, BUILTIN_DIFFUSION_MODEL};
 pub use observer::{NoopObserver, PipelineObserver, Stage};
 pub use pipeline::{DiffusionPipeline, GeneratedMedia, PipelineInfo, PipelineTimings};
 pub use request::{

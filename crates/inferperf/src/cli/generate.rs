@@ -7,7 +7,6 @@
 //! `inferperf-profiler` session, and the finished trace is published under SGLang's diffusion
 //! name `{request_id}-{N}_steps-global-rank0.trace.json.gz`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -15,17 +14,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context};
 use inferperf_engine::diffusion::{
-    decode_png, DiffusionConfig, DiffusionPipeline, DiffusionRequest, GeneratedMedia,
-    InferperfDiffusionTestDelay, InputImage, PipelineObserver, Stage, WeightSource,
+    decode_png, DiffusionPipeline, DiffusionRequest, GeneratedMedia, InferperfDiffusionTestDelay,
+    InputImage, PipelineObserver, Stage,
 };
+use inferperf_profiler::diffusion_dump::{perf_dump, MemoryCheckpoints};
 use inferperf_profiler::{
-    process_rss_bytes, EnvDefaults, ForwardMode, ProfileManager, ProfileSession, ProfilerConfig,
-    StepEnd, StepInfo, TraceWriter,
+    EnvDefaults, ForwardMode, ProfileManager, ProfileSession, ProfilerConfig, StepEnd, StepInfo,
+    TraceWriter,
 };
-use inferperf_protocol::perf_dump::{
-    iso8601_utc, round2, DenoiseStepDuration, MemoryCheckpoint, PerfDump, StageDuration,
-    TAG_CLI_GENERATE,
-};
+use inferperf_protocol::perf_dump::{iso8601_utc, TAG_CLI_GENERATE};
 use inferperf_protocol::profile::ProfileReqInput;
 
 /// SGLang's request id for offline `generate` (it names the trace file).
@@ -154,8 +151,7 @@ pub fn generate(args: &Args) -> anyhow::Result<GenerateOutcome> {
     };
     let mut observer = CliObserver {
         profiler,
-        memory: Vec::new(),
-        peak_mb: 0.0,
+        memory: MemoryCheckpoints::default(),
     };
     let media = pipeline
         .generate(&request, &mut observer)
@@ -170,7 +166,13 @@ pub fn generate(args: &Args) -> anyhow::Result<GenerateOutcome> {
     tracing::info!("Saved output to {}", absolute(&out_path).display());
     outcome.output_file = Some(out_path.clone());
     if let Some(path) = &args.perf_dump_path {
-        let dump = perf_dump(&media, &observer.memory, &prompt, &args.model_path);
+        let dump = perf_dump(
+            &media,
+            &observer.memory.checkpoints,
+            &prompt,
+            &args.model_path,
+            TAG_CLI_GENERATE,
+        );
         write_atomic(path, dump.to_pretty_json().as_bytes())
             .with_context(|| format!("cannot write perf dump {}", path.display()))?;
         tracing::info!("Metrics dumped to: {}", absolute(path).display());
@@ -209,39 +211,10 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// Resolve `--model-path` into a config and a weight source.
+/// Resolve `--model-path` (`default` is the built-in diffusion model).
 fn load_pipeline(model_path: &str) -> anyhow::Result<DiffusionPipeline> {
-    let err = |e| anyhow::anyhow!("cannot load model {model_path}: {e}");
-    if model_path == "default" {
-        return DiffusionPipeline::dummy(DiffusionConfig::default()).map_err(err);
-    }
-    let path = Path::new(model_path);
-    let (config, weights) = if path.is_dir() {
-        let cfg = path.join("config.json");
-        let w = path.join("model.safetensors");
-        (cfg.is_file().then_some(cfg), w.is_file().then_some(w))
-    } else if path.is_file() {
-        match path.extension().and_then(|e| e.to_str()) {
-            Some("json") => (Some(path.to_path_buf()), None),
-            Some("safetensors") => (None, Some(path.to_path_buf())),
-            _ => {
-                bail!("model path {model_path} is neither a .json config nor .safetensors weights")
-            }
-        }
-    } else {
-        bail!("model path {model_path} does not exist (use `default` for the built-in model)");
-    };
-    let config = match config {
-        Some(c) => DiffusionConfig::from_json_file(&c).map_err(err)?,
-        None => DiffusionConfig::default(),
-    };
-    let source = match weights {
-        Some(w) => WeightSource::Safetensors(w),
-        None => WeightSource::Dummy {
-            seed: config.weights_seed,
-        },
-    };
-    DiffusionPipeline::load(config, source).map_err(err)
+    inferperf_engine::diffusion::load_model(model_path)
+        .map_err(|e| anyhow::anyhow!("cannot load model {model_path}: {e}"))
 }
 
 fn read_image(path: &Path) -> anyhow::Result<InputImage> {
@@ -356,58 +329,6 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
-/// Build the SGLang perf dump of one generation.
-fn perf_dump(
-    media: &GeneratedMedia,
-    memory: &[(Stage, MemoryCheckpoint)],
-    prompt: &str,
-    model: &str,
-) -> PerfDump {
-    let t = &media.timings;
-    let mut meta = serde_json::Map::new();
-    meta.insert("prompt".into(), prompt.into());
-    meta.insert("model".into(), model.into());
-    PerfDump {
-        timestamp: iso8601_utc(SystemTime::now()),
-        request_id: media.request_id.clone(),
-        commit_hash: commit_hash(),
-        tag: TAG_CLI_GENERATE.into(),
-        total_duration_ms: ms(t.total),
-        steps: t
-            .stages
-            .iter()
-            .map(|(s, d)| StageDuration {
-                name: s.name().into(),
-                duration_ms: ms(*d),
-            })
-            .collect(),
-        denoise_steps_ms: t
-            .denoise_steps
-            .iter()
-            .enumerate()
-            .map(|(i, d)| DenoiseStepDuration {
-                step: i as u64,
-                duration_ms: ms(*d),
-            })
-            .collect(),
-        memory_checkpoints: memory
-            .iter()
-            .map(|(s, m)| (format!("after_{}", s.name()), m.clone()))
-            .collect::<BTreeMap<_, _>>(),
-        meta,
-        custom_metrics: None,
-        cache_stats: None,
-    }
-}
-
-/// `SGLANG_GIT_COMMIT` when set (as newer SGLang honours), else `N/A`.
-fn commit_hash() -> String {
-    std::env::var("SGLANG_GIT_COMMIT")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "N/A".into())
-}
-
 /// Honesty labels carried into the trace: native vs output size.
 fn shape_args(
     req: &DiffusionRequest,
@@ -436,8 +357,7 @@ fn shape_args(
 /// The observer `generate` passes to the pipeline: memory after each stage, plus the profiler.
 struct CliObserver {
     profiler: Option<DiffusionProfiler>,
-    memory: Vec<(Stage, MemoryCheckpoint)>,
-    peak_mb: f64,
+    memory: MemoryCheckpoints,
 }
 
 impl PipelineObserver for CliObserver {
@@ -452,20 +372,7 @@ impl PipelineObserver for CliObserver {
             p.on_stage_end(stage, elapsed);
         }
         // CPU engine: "allocated" and "reserved" are both the process RSS.
-        if let Some(rss) = process_rss_bytes() {
-            let mb = rss as f64 / (1024.0 * 1024.0);
-            self.peak_mb = self.peak_mb.max(mb);
-            let (cur, peak) = (round2(mb), round2(self.peak_mb));
-            self.memory.push((
-                stage,
-                MemoryCheckpoint {
-                    allocated_mb: cur,
-                    reserved_mb: cur,
-                    peak_allocated_mb: peak,
-                    peak_reserved_mb: peak,
-                },
-            ));
-        }
+        self.memory.after_stage(stage);
     }
 
     fn on_denoise_step_begin(&mut self, step: usize, total: usize) {
@@ -813,7 +720,7 @@ mod tests {
         assert_eq!(label["args"]["upsampled"], false);
 
         let text = std::fs::read_to_string(&dump).unwrap();
-        let d = PerfDump::from_json_str(&text).unwrap();
+        let d = inferperf_protocol::perf_dump::PerfDump::from_json_str(&text).unwrap();
         assert_eq!(d.tag, "cli_generate");
         assert_eq!(d.request_id, "mocked_fake_id_for_offline_generate");
         assert_eq!(d.meta["prompt"], "a lighthouse at dusk");
