@@ -4,6 +4,8 @@
 //! - [`ServerArgs`]: the `sglang.launch_server`-style flags (a `clap::Args`, so commands that
 //!   embed a server flatten the same flags).
 //! - [`serve`]: launch the engine and serve until a shutdown future resolves (`inferperf serve`).
+//! - [`diffusion::DiffusionServer`]: the same for a diffusion model (`--model-path diffusion`):
+//!   SGLang's image and video endpoints over the built-in diffusion pipeline.
 //! - [`EmbeddedServer`]: an in-process server on any port (0 = ephemeral) over the built-in
 //!   engine ([`EmbeddedServer::start`]) or an injected one
 //!   ([`EmbeddedServer::start_with_engine`]).
@@ -15,6 +17,7 @@
 pub mod api_error;
 pub mod args;
 mod convert;
+pub mod diffusion;
 pub mod error;
 pub mod json;
 pub mod launch;

@@ -30,6 +30,14 @@ pub async fn serve(
     args: ServerArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    if inferperf_engine::diffusion::is_diffusion_model(&args.model_path) {
+        let mut server = crate::diffusion::DiffusionServer::start(args).await?;
+        tokio::select! {
+            _ = shutdown => {}
+            result = server.wait_task() => return result,
+        }
+        return server.shutdown().await;
+    }
     let mut server = EmbeddedServer::start(args).await?;
     tokio::select! {
         _ = shutdown => {}

@@ -1,0 +1,102 @@
+//! The diffusion reference server: `inferperf serve --model-path diffusion` (or a diffusion
+//! config/weights path) serves the built-in pipeline with SGLang's diffusion HTTP API. Requests
+//! run one at a time on a generation worker thread; video jobs run in the background.
+
+mod routes;
+mod worker;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use routes::DiffusionState;
+pub use worker::{Generation, Worker};
+
+use crate::args::ServerArgs;
+use crate::error::ServerError;
+
+/// A diffusion server running in this process.
+pub struct DiffusionServer {
+    addr: SocketAddr,
+    shutdown_tx: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), ServerError>>>,
+}
+
+impl DiffusionServer {
+    /// Load the pipeline `args.model_path` names and serve it on `args.host:args.port`.
+    pub async fn start(args: ServerArgs) -> Result<Self, ServerError> {
+        let path = args.model_path.clone();
+        let pipeline =
+            tokio::task::spawn_blocking(move || inferperf_engine::diffusion::load_model(&path))
+                .await
+                .map_err(|e| {
+                    ServerError::EngineLaunch(format!("loading the diffusion model: {e}"))
+                })?
+                .map_err(|e| {
+                    ServerError::EngineLaunch(format!("cannot load `{}`: {e}", args.model_path))
+                })?;
+        let worker = Worker::start(pipeline, args.model_path.clone()).map_err(|e| {
+            ServerError::EngineLaunch(format!("cannot start the generation worker: {e}"))
+        })?;
+        let addr_text = format!("{}:{}", args.host, args.port);
+        let listener = TcpListener::bind(&addr_text)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: addr_text.clone(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: addr_text,
+            source,
+        })?;
+        let app = routes::routes(Arc::new(DiffusionState::new(worker, args)))
+            .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024));
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let result = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = shutdown_rx.await;
+                })
+                .await
+                .map_err(|source| ServerError::Serve { addr, source });
+            tracing::info!("diffusion server on {addr} stopped");
+            result
+        });
+        tracing::info!("inferperf diffusion server listening on http://{addr}");
+        Ok(Self {
+            addr,
+            shutdown_tx: Some(shutdown_tx),
+            task: Some(task),
+        })
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Resolves when the server task ends by itself (an error).
+    pub async fn wait_task(&mut self) -> Result<(), ServerError> {
+        match self.task.as_mut() {
+            Some(t) => t
+                .await
+                .map_err(|e| ServerError::EngineLaunch(format!("server task: {e}")))?,
+            None => Ok(()),
+        }
+    }
+
+    /// Stop accepting requests and wait for the server task.
+    pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        if let Some(tx) = self.shutdown_tx.take() {
+            let _ = tx.send(());
+        }
+        match self.task.take() {
+            Some(t) => t
+                .await
+                .map_err(|e| ServerError::EngineLaunch(format!("server task: {e}")))?,
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,485 @@
+//! The diffusion server's HTTP API (SGLang `sglang serve` for image/video models):
+//! `/v1/images/generations` (JSON), `/v1/images/edits` (multipart, image-to-image),
+//! `/v1/videos` (asynchronous jobs: create, list, poll, delete, content), `/v1/models`,
+//! `/v1/model_info`, `/get_server_info`, `/health`. Bad input is a 400 naming the field; a video
+//! whose generation fails is a `failed` job with the error on poll.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine as _;
+use inferperf_engine::diffusion::{
+    decode_png, DiffusionError, DiffusionRequest, InferperfDiffusionTestDelay, InputImage,
+};
+use inferperf_protocol::diffusion::{
+    parse_size, ImageData, ImageGenerationsRequest, ImageResponse, VideoError,
+    VideoGenerationsRequest, VideoResponse,
+};
+use serde_json::{json, Value};
+
+use super::worker::Worker;
+use crate::api_error::ApiError;
+use crate::args::ServerArgs;
+
+/// One video job.
+struct VideoJob {
+    response: VideoResponse,
+    content: Option<Vec<u8>>,
+}
+
+/// Shared state of the diffusion routes.
+pub struct DiffusionState {
+    pub worker: Worker,
+    pub args: ServerArgs,
+    videos: Mutex<BTreeMap<String, VideoJob>>,
+}
+
+impl DiffusionState {
+    pub fn new(worker: Worker, args: ServerArgs) -> Self {
+        Self {
+            worker,
+            args,
+            videos: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn model_name(&self) -> String {
+        self.args
+            .served_model_name
+            .clone()
+            .unwrap_or_else(|| self.args.model_path.clone())
+    }
+}
+
+type Shared = Arc<DiffusionState>;
+
+/// Every diffusion route.
+pub fn routes(state: Shared) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/health_generate", get(health))
+        .route("/v1/models", get(models))
+        .route("/v1/models/{model}", get(model))
+        .route("/v1/model_info", get(model_info))
+        .route("/model_info", get(model_info))
+        .route("/get_server_info", get(server_info))
+        .route("/server_info", get(server_info))
+        .route(
+            "/v1/images/generations",
+            axum::routing::post(images_generations),
+        )
+        .route("/v1/images/edits", axum::routing::post(images_edits))
+        .route("/v1/videos", get(list_videos).post(create_video))
+        .route("/v1/videos/{id}", get(get_video).delete(delete_video))
+        .route("/v1/videos/{id}/content", get(video_content))
+        .with_state(state)
+}
+
+fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{:032x}", rand::random::<u128>())
+}
+
+fn api_error(e: DiffusionError) -> ApiError {
+    match e {
+        DiffusionError::InvalidRequest { field, message } => {
+            ApiError::invalid_param(field, format!("invalid {field}: {message}"))
+        }
+        other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+    }
+}
+
+async fn health() -> impl IntoResponse {
+    StatusCode::OK
+}
+
+/// SGLang's model card, with the tasks this pipeline serves.
+fn card(s: &DiffusionState) -> Value {
+    let info = s.worker.pipeline().info();
+    json!({
+        "id": s.model_name(),
+        "object": "model",
+        "created": now_s(),
+        "owned_by": "sglang",
+        "root": s.args.model_path,
+        "parent": null,
+        "max_model_len": null,
+        "num_gpus": 0,
+        "task_type": "T2I",
+        "supported_tasks": ["text-to-image", "image-to-image", "text-to-video", "image-to-video"],
+        "dit_precision": "fp32",
+        "vae_precision": "fp32",
+        "pipeline_name": "inferperf-tiny-dit",
+        "pipeline_class": "DiffusionPipeline",
+        "load_format": info.load_format,
+        "model_type": "diffusion",
+    })
+}
+
+async fn models(State(s): State<Shared>) -> impl IntoResponse {
+    Json(json!({"object": "list", "data": [card(&s)]}))
+}
+
+async fn model(State(s): State<Shared>, Path(m): Path<String>) -> Response {
+    if m == s.model_name() {
+        return Json(card(&s)).into_response();
+    }
+    let mut e = ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("The model `{m}` does not exist."),
+    )
+    .with_param("model")
+    .body();
+    e.error.code = Some(inferperf_protocol::error::ErrorCode::Name(
+        "model_not_found".into(),
+    ));
+    e.error.kind = "invalid_request_error".into();
+    (StatusCode::NOT_FOUND, Json(e)).into_response()
+}
+
+async fn model_info(State(s): State<Shared>) -> impl IntoResponse {
+    Json(json!({"model_path": s.args.model_path, "model_type": "diffusion", "is_generation": true}))
+}
+
+async fn server_info(State(s): State<Shared>) -> impl IntoResponse {
+    let mut v = serde_json::to_value(&s.args).unwrap_or_else(|_| json!({}));
+    if let Value::Object(m) = &mut v {
+        m.insert("model_type".into(), json!("diffusion"));
+        m.insert("task_type".into(), json!("T2I"));
+        m.insert("version".into(), json!(crate::routes::info::VERSION));
+    }
+    Json(v)
+}
+
+/// `WxH` from `size` or explicit `width`/`height` (explicit wins); `None` means the default.
+fn resolve_size(
+    size: Option<&str>,
+    width: Option<u32>,
+    height: Option<u32>,
+    default: Option<(u32, u32)>,
+) -> Result<(Option<usize>, Option<usize>), ApiError> {
+    let from_size = match size.filter(|s| !s.is_empty()) {
+        Some(s) => Some(parse_size(s).ok_or_else(|| {
+            ApiError::invalid_param("size", format!("size must be WIDTHxHEIGHT, got {s:?}"))
+        })?),
+        None => default,
+    };
+    let w = width.or(from_size.map(|x| x.0)).map(|v| v as usize);
+    let h = height.or(from_size.map(|x| x.1)).map(|v| v as usize);
+    Ok((w, h))
+}
+
+fn delay(
+    d: Option<inferperf_protocol::diffusion::InferperfDiffusionTestDelay>,
+) -> Option<InferperfDiffusionTestDelay> {
+    d.map(|d| InferperfDiffusionTestDelay {
+        step: d.step as usize,
+        ms: d.ms,
+    })
+}
+
+fn image_request(
+    r: &ImageGenerationsRequest,
+    image: Option<InputImage>,
+) -> Result<DiffusionRequest, ApiError> {
+    if r.prompt.trim().is_empty() {
+        return Err(ApiError::invalid_param(
+            "prompt",
+            "prompt must not be empty",
+        ));
+    }
+    if r.n.is_some_and(|n| n != 1) {
+        return Err(ApiError::invalid_param(
+            "n",
+            "n must be 1: the reference server generates one image per request",
+        ));
+    }
+    let (width, height) = resolve_size(r.size.as_deref(), r.width, r.height, Some((1024, 1024)))?;
+    Ok(DiffusionRequest {
+        request_id: new_id("img"),
+        prompt: r.prompt.clone(),
+        negative_prompt: r.negative_prompt.clone().unwrap_or_default(),
+        seed: r.seed.unwrap_or(1024),
+        num_inference_steps: r.num_inference_steps.map(|n| n as usize),
+        guidance_scale: r.guidance_scale.unwrap_or(1.0),
+        width,
+        height,
+        num_frames: 1,
+        fps: 24,
+        image,
+        test_delay: delay(r.inferperf_diffusion_test_delay),
+    })
+}
+
+async fn run_image(
+    s: &DiffusionState,
+    r: ImageGenerationsRequest,
+    image: Option<InputImage>,
+) -> Result<Response, ApiError> {
+    if r.response_format.as_deref() == Some("url") {
+        return Err(ApiError::invalid_param(
+            "response_format",
+            "response_format `url` is not supported; use `b64_json`",
+        ));
+    }
+    let req = image_request(&r, image)?;
+    s.worker.validate(&req).map_err(api_error)?;
+    let prompt = req.prompt.clone();
+    let id = req.request_id.clone();
+    let g = s
+        .worker
+        .generate(req, r.perf_dump_path.clone().map(PathBuf::from))
+        .await
+        .map_err(api_error)?;
+    Ok(Json(ImageResponse {
+        id,
+        created: now_s(),
+        data: vec![ImageData {
+            b64_json: Some(base64::engine::general_purpose::STANDARD.encode(&g.encoded)),
+            url: None,
+            revised_prompt: Some(prompt),
+            file_path: None,
+        }],
+        peak_memory_mb: Some(g.peak_memory_mb),
+        inference_time_s: Some(g.inference_time_s),
+    })
+    .into_response())
+}
+
+async fn images_generations(
+    State(s): State<Shared>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let r: ImageGenerationsRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    run_image(&s, r, None).await
+}
+
+/// A PNG upload as the pipeline's input image; `field` names it in errors.
+fn read_image(bytes: &[u8], field: &str) -> Result<InputImage, ApiError> {
+    let d = decode_png(bytes).map_err(|e| {
+        ApiError::invalid_param(field, format!("{field} is not a readable PNG: {e}"))
+    })?;
+    let rgb = d
+        .frames
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::invalid_param(field, format!("{field} has no frame")))?;
+    Ok(InputImage {
+        width: d.width,
+        height: d.height,
+        rgb,
+    })
+}
+
+async fn images_edits(State(s): State<Shared>, mut form: Multipart) -> Result<Response, ApiError> {
+    let mut fields = serde_json::Map::new();
+    let mut image = None;
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {e}")))?
+    {
+        let name = field.name().unwrap_or_default().to_string();
+        let data = field
+            .bytes()
+            .await
+            .map_err(|e| ApiError::bad_request(format!("reading part {name}: {e}")))?;
+        if name == "image" || name == "image[]" {
+            if image.is_none() {
+                image = Some(read_image(&data, "image")?);
+            }
+            continue;
+        }
+        let text = String::from_utf8_lossy(&data).to_string();
+        // Numbers and booleans arrive as text; keep them typed for the request model.
+        let value = serde_json::from_str::<Value>(&text)
+            .ok()
+            .filter(|v| v.is_number() || v.is_boolean() || v.is_object())
+            .unwrap_or(Value::String(text));
+        fields.insert(name, value);
+    }
+    let Some(image) = image else {
+        return Err(ApiError::invalid_param(
+            "image",
+            "image-to-image needs an `image` file part (PNG)",
+        ));
+    };
+    let r: ImageGenerationsRequest = serde_json::from_value(Value::Object(fields))
+        .map_err(|e| ApiError::bad_request(format!("invalid form fields: {e}")))?;
+    run_image(&s, r, Some(image)).await
+}
+
+async fn create_video(
+    State(s): State<Shared>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let mut v: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    // SGLang merges a nested `extra_body` into the top level.
+    if let Value::Object(m) = &mut v {
+        if let Some(Value::Object(extra)) = m.remove("extra_body") {
+            for (k, x) in extra {
+                m.insert(k, x);
+            }
+        }
+    }
+    let r: VideoGenerationsRequest = serde_json::from_value(v)
+        .map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))?;
+    if r.prompt.trim().is_empty() {
+        return Err(ApiError::invalid_param(
+            "prompt",
+            "prompt must not be empty",
+        ));
+    }
+    let fps = r.fps.unwrap_or(24);
+    let seconds = r.seconds.unwrap_or(4);
+    let num_frames = r.num_frames.unwrap_or(fps * seconds) as usize;
+    let (width, height) = resolve_size(r.size.as_deref(), r.width, r.height, None)?;
+    let image = match r.extra.get("input_image_b64").and_then(Value::as_str) {
+        Some(b64) => Some(read_image(
+            &base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| ApiError::invalid_param("input_image_b64", e.to_string()))?,
+            "input_image_b64",
+        )?),
+        None => None,
+    };
+    let id = new_id("video");
+    let req = DiffusionRequest {
+        request_id: id.clone(),
+        prompt: r.prompt.clone(),
+        negative_prompt: r.negative_prompt.clone().unwrap_or_default(),
+        seed: r.seed.unwrap_or(1024),
+        num_inference_steps: r.num_inference_steps.map(|n| n as usize),
+        guidance_scale: r.guidance_scale.unwrap_or(1.0),
+        width,
+        height,
+        num_frames,
+        fps,
+        image,
+        test_delay: delay(r.inferperf_diffusion_test_delay),
+    };
+    let shape = s.worker.validate(&req).map_err(api_error)?;
+    let response = VideoResponse {
+        id: id.clone(),
+        object: "video".into(),
+        model: s.model_name(),
+        status: "queued".into(),
+        progress: 0,
+        created_at: now_s(),
+        size: format!("{}x{}", shape.output_width, shape.output_height),
+        seconds: format!("{}", num_frames as f64 / fps.max(1) as f64),
+        ..VideoResponse::default()
+    };
+    s.videos.lock().unwrap_or_else(|e| e.into_inner()).insert(
+        id.clone(),
+        VideoJob {
+            response: response.clone(),
+            content: None,
+        },
+    );
+    let state = s.clone();
+    let dump = r.perf_dump_path.clone().map(PathBuf::from);
+    tokio::spawn(async move {
+        let result = state.worker.generate(req, dump).await;
+        let mut jobs = state.videos.lock().unwrap_or_else(|e| e.into_inner());
+        // Deleted meanwhile: nothing to record.
+        let Some(job) = jobs.get_mut(&id) else { return };
+        match result {
+            Ok(g) => {
+                job.response.status = "completed".into();
+                job.response.progress = 100;
+                job.response.completed_at = Some(now_s());
+                job.response.peak_memory_mb = Some(g.peak_memory_mb);
+                job.response.inference_time_s = Some(g.inference_time_s);
+                job.content = Some(g.encoded);
+            }
+            Err(e) => {
+                job.response.status = "failed".into();
+                job.response.error = Some(VideoError {
+                    message: e.to_string(),
+                });
+            }
+        }
+    });
+    Ok(Json(response).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+    order: Option<String>,
+}
+
+async fn list_videos(
+    State(s): State<Shared>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid_param("limit", "limit must be in 1..=100"));
+    }
+    let jobs = s.videos.lock().unwrap_or_else(|e| e.into_inner());
+    let mut all: Vec<VideoResponse> = jobs.values().map(|j| j.response.clone()).collect();
+    all.sort_by_key(|v| (v.created_at, v.id.clone()));
+    if q.order.as_deref() != Some("asc") {
+        all.reverse();
+    }
+    if let Some(after) = &q.after {
+        if let Some(i) = all.iter().position(|v| &v.id == after) {
+            all.drain(..=i);
+        }
+    }
+    all.truncate(limit);
+    Ok(Json(json!({"object": "list", "data": all})).into_response())
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "Video not found")
+}
+
+async fn get_video(State(s): State<Shared>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let jobs = s.videos.lock().unwrap_or_else(|e| e.into_inner());
+    let job = jobs.get(&id).ok_or_else(not_found)?;
+    Ok(Json(job.response.clone()).into_response())
+}
+
+async fn delete_video(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let mut jobs = s.videos.lock().unwrap_or_else(|e| e.into_inner());
+    let mut job = jobs.remove(&id).ok_or_else(not_found)?;
+    job.response.status = "deleted".into();
+    Ok(Json(job.response).into_response())
+}
+
+async fn video_content(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let jobs = s.videos.lock().unwrap_or_else(|e| e.into_inner());
+    let job = jobs.get(&id).ok_or_else(not_found)?;
+    match &job.content {
+        // Frames as an animated PNG (no video encoder on the reference server).
+        Some(bytes) => Ok(([(header::CONTENT_TYPE, "image/apng")], bytes.clone()).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "Generation is still in-progress",
+        )),
+    }
+}

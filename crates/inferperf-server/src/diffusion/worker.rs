@@ -1,0 +1,130 @@
+//! The diffusion generation worker: one thread owns the pipeline and runs one request at a time
+//! (as a single-GPU SGLang diffusion worker does); handlers submit jobs and await the result
+//! without blocking the async runtime. A request's perf dump is written here, after its
+//! generation, when it asked for one.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use inferperf_engine::diffusion::{
+    DiffusionError, DiffusionPipeline, DiffusionRequest, GeneratedMedia, ResolvedShape,
+};
+use inferperf_profiler::diffusion_dump::{perf_dump, MemoryCheckpoints};
+use inferperf_protocol::perf_dump::TAG_SERVER_PERF_DUMP;
+use tokio::sync::oneshot;
+
+/// A finished generation.
+pub struct Generation {
+    pub media: GeneratedMedia,
+    /// PNG (image) or APNG (video) bytes.
+    pub encoded: Vec<u8>,
+    pub peak_memory_mb: f64,
+    pub inference_time_s: f64,
+}
+
+struct Job {
+    req: DiffusionRequest,
+    perf_dump_path: Option<PathBuf>,
+    reply: oneshot::Sender<Result<Generation, DiffusionError>>,
+}
+
+/// Handle to the worker thread.
+#[derive(Clone)]
+pub struct Worker {
+    tx: std::sync::mpsc::Sender<Job>,
+    pipeline: Arc<DiffusionPipeline>,
+    model: String,
+}
+
+impl Worker {
+    /// Start the thread that owns the generations of `pipeline` (`model` names it in dumps).
+    pub fn start(pipeline: DiffusionPipeline, model: String) -> std::io::Result<Self> {
+        let pipeline = Arc::new(pipeline);
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let p = pipeline.clone();
+        let m = model.clone();
+        std::thread::Builder::new()
+            .name("inferperf-diffusion".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    let result = run(&p, &m, &job.req, job.perf_dump_path.as_deref());
+                    let _ = job.reply.send(result);
+                }
+            })?;
+        Ok(Self {
+            tx,
+            pipeline,
+            model,
+        })
+    }
+
+    pub fn pipeline(&self) -> &DiffusionPipeline {
+        &self.pipeline
+    }
+
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// Check a request without running it (sizes, steps, input image): 4xx material.
+    pub fn validate(&self, req: &DiffusionRequest) -> Result<ResolvedShape, DiffusionError> {
+        self.pipeline.validate(req)
+    }
+
+    /// Queue a request and wait for its result.
+    pub async fn generate(
+        &self,
+        req: DiffusionRequest,
+        perf_dump_path: Option<PathBuf>,
+    ) -> Result<Generation, DiffusionError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job {
+                req,
+                perf_dump_path,
+                reply,
+            })
+            .map_err(|_| DiffusionError::Media("the generation worker has stopped".into()))?;
+        rx.await
+            .map_err(|_| DiffusionError::Media("the generation worker has stopped".into()))?
+    }
+}
+
+fn run(
+    pipeline: &DiffusionPipeline,
+    model: &str,
+    req: &DiffusionRequest,
+    dump: Option<&std::path::Path>,
+) -> Result<Generation, DiffusionError> {
+    let t0 = Instant::now();
+    let mut memory = MemoryCheckpoints::default();
+    let media = pipeline.generate(req, &mut memory)?;
+    let inference_time_s = t0.elapsed().as_secs_f64();
+    let encoded = media.encode()?;
+    if let Some(path) = dump {
+        let d = perf_dump(
+            &media,
+            &memory.checkpoints,
+            &req.prompt,
+            model,
+            TAG_SERVER_PERF_DUMP,
+        );
+        let tmp = path.with_extension("json.tmp");
+        let written = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&tmp, d.to_pretty_json()))
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = written {
+            tracing::warn!("cannot write perf dump {}: {e}", path.display());
+        }
+    }
+    Ok(Generation {
+        media,
+        encoded,
+        peak_memory_mb: memory.peak_mb,
+        inference_time_s,
+    })
+}

@@ -1,0 +1,228 @@
+//! The diffusion server end to end (`--model-path diffusion`, 127.0.0.1:0): text-to-image and
+//! image-to-image return PNGs of the requested size, per-request perf dumps follow SGLang's
+//! schema, video jobs go from queued to completed with an APNG of the requested frames, the
+//! job list and delete work, and bad input is a 400 naming the field.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use inferperf_engine::diffusion::decode_png;
+use inferperf_protocol::perf_dump::PerfDump;
+use inferperf_server::diffusion::DiffusionServer;
+use inferperf_server::ServerArgs;
+use serde_json::{json, Value};
+
+async fn start() -> (DiffusionServer, reqwest::Client) {
+    let s = DiffusionServer::start(ServerArgs {
+        model_path: "diffusion".into(),
+        ..ServerArgs::ephemeral()
+    })
+    .await
+    .expect("diffusion server");
+    (s, reqwest::Client::new())
+}
+
+async fn post(http: &reqwest::Client, url: String, body: Value) -> (u16, Value) {
+    let r = http.post(url).json(&body).send().await.expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn png_of(b64: &Value) -> (usize, usize, usize) {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.as_str().expect("b64_json"))
+        .expect("base64");
+    let d = decode_png(&bytes).expect("a valid PNG");
+    (d.width, d.height, d.frames.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_are_pngs_of_the_requested_size_with_a_perf_dump() {
+    let (s, http) = start().await;
+    let base = s.base_url();
+    let models: Value = http
+        .get(format!("{base}/v1/models"))
+        .send()
+        .await
+        .expect("models")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(models["data"][0]["model_type"], "diffusion");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dump = dir.path().join("dump.json");
+    let (status, body) = post(
+        &http,
+        format!("{base}/v1/images/generations"),
+        json!({"prompt": "a red fox", "size": "64x48", "num_inference_steps": 2,
+               "response_format": "b64_json", "perf_dump_path": dump}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(png_of(&body["data"][0]["b64_json"]), (64, 48, 1));
+    assert!(body["inference_time_s"].as_f64().is_some_and(|t| t > 0.0));
+    let d = PerfDump::from_json_str(&std::fs::read_to_string(&dump).expect("dump written"))
+        .expect("SGLang's perf-dump schema");
+    assert_eq!(d.tag, "server_perf_dump");
+    assert_eq!(d.denoise_steps_ms.len(), 2);
+    let denoise: f64 = d.denoise_steps_ms.iter().map(|s| s.duration_ms).sum();
+    let stage = d
+        .steps
+        .iter()
+        .find(|s| s.name == "DenoisingStage")
+        .map(|s| s.duration_ms)
+        .expect("DenoisingStage");
+    assert!(
+        (denoise - stage).abs() <= stage * 0.01 + 0.05,
+        "{denoise} vs {stage}"
+    );
+
+    // Image-to-image through multipart, conditioned on the first image.
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(body["data"][0]["b64_json"].as_str().unwrap_or_default())
+        .expect("base64");
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "image",
+            reqwest::multipart::Part::bytes(png).file_name("in.png"),
+        )
+        .text("prompt", "the same fox at night")
+        .text("size", "32x32")
+        .text("num_inference_steps", "2");
+    let r = http
+        .post(format!("{base}/v1/images/edits"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("edits");
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(png_of(&v["data"][0]["b64_json"]), (32, 32, 1));
+    s.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_a_400_naming_the_field() {
+    let (s, http) = start().await;
+    let base = s.base_url();
+    let url = format!("{base}/v1/images/generations");
+    for (body, param) in [
+        (json!({"prompt": "x", "size": "65x48"}), "width"),
+        (
+            json!({"prompt": "x", "num_inference_steps": 0}),
+            "num_inference_steps",
+        ),
+        (json!({"prompt": "x", "n": 2}), "n"),
+        (
+            json!({"prompt": "x", "response_format": "url"}),
+            "response_format",
+        ),
+        (json!({"prompt": "x", "size": "big"}), "size"),
+        (json!({"prompt": ""}), "prompt"),
+    ] {
+        let (status, reply) = post(&http, url.clone(), body.clone()).await;
+        assert_eq!(status, 400, "{body} -> {reply}");
+        assert_eq!(reply["error"]["param"], param, "{body} -> {reply}");
+    }
+    // Image-to-image without an image, and with a file that is not a PNG.
+    let form = reqwest::multipart::Form::new().text("prompt", "x");
+    let r = http
+        .post(format!("{base}/v1/images/edits"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("edits");
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["error"]["param"], "image");
+    let form = reqwest::multipart::Form::new()
+        .part("image", reqwest::multipart::Part::bytes(b"GIF89a".to_vec()))
+        .text("prompt", "x");
+    let r = http
+        .post(format!("{base}/v1/images/edits"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("edits");
+    assert_eq!(r.status(), 400);
+    // Too many frames for the model.
+    let (status, reply) = post(
+        &http,
+        format!("{base}/v1/videos"),
+        json!({"prompt": "x", "num_frames": 1000}),
+    )
+    .await;
+    assert_eq!(status, 400, "{reply}");
+    assert_eq!(reply["error"]["param"], "num_frames", "{reply}");
+    s.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_jobs_complete_with_their_frames_and_can_be_listed_and_deleted() {
+    let (s, http) = start().await;
+    let base = s.base_url();
+    let (status, job) = post(
+        &http,
+        format!("{base}/v1/videos"),
+        json!({"prompt": "waves", "size": "32x32", "num_frames": 3, "fps": 8,
+               "extra_body": {"num_inference_steps": 2}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{job}");
+    assert_eq!(job["status"], "queued");
+    let id = job["id"].as_str().expect("id").to_string();
+    // Poll the job as clients do, until it leaves the queue (bounded).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let done = loop {
+        let v: Value = http
+            .get(format!("{base}/v1/videos/{id}"))
+            .send()
+            .await
+            .expect("poll")
+            .json()
+            .await
+            .expect("json");
+        if v["status"] != "queued" {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "the job never finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["progress"], 100);
+    let bytes = http
+        .get(format!("{base}/v1/videos/{id}/content"))
+        .send()
+        .await
+        .expect("content")
+        .bytes()
+        .await
+        .expect("bytes");
+    let d = decode_png(&bytes).expect("an APNG");
+    assert_eq!((d.width, d.height, d.frames.len()), (32, 32, 3));
+    let list: Value = http
+        .get(format!("{base}/v1/videos?limit=10"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list["data"][0]["id"], id.as_str());
+    let deleted: Value = http
+        .delete(format!("{base}/v1/videos/{id}"))
+        .send()
+        .await
+        .expect("delete")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(deleted["status"], "deleted");
+    let r = http
+        .get(format!("{base}/v1/videos/{id}"))
+        .send()
+        .await
+        .expect("poll");
+    assert_eq!(r.status(), 404);
+    s.shutdown().await.expect("shutdown");
+}
