@@ -19,6 +19,7 @@ pub mod clock;
 pub mod conversation;
 pub mod cpu;
 pub mod dataset;
+pub mod diffusion;
 pub mod error;
 pub mod inproc;
 pub mod jsonl;

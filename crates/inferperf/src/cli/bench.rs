@@ -46,6 +46,9 @@ pub struct ServingCliArgs {
     /// `zero` (every token at once) or `TTFT_MS:ITL_MS` (fixed schedule). Labelled simulated.
     #[arg(long)]
     pub simulate: Option<String>,
+    /// Diffusion mode (`--dataset` or `--task` given): SGLang's multimodal bench_serving.
+    #[command(flatten)]
+    pub diffusion: inferperf_bench::diffusion::DiffusionFlags,
 }
 
 /// `bench calibrate` flags.
@@ -198,7 +201,85 @@ fn something_listens(url_port: u16) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
 }
 
+/// Whether `--flag` appears on the command line (to apply SGLang's multimodal defaults only
+/// where the user did not choose).
+fn given(flag: &str) -> bool {
+    std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+}
+
+/// `bench serving` in diffusion mode, against `--base-url` or an embedded diffusion server.
+fn diffusion_serving(a: ServingCliArgs) -> anyhow::Result<ExitCode> {
+    use inferperf_bench::diffusion::{run, Options};
+    let args = a.bench;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let mut server = None;
+    let base_url = match args.explicit_base_url() {
+        Some(u) => u,
+        None if something_listens(30000) => {
+            let u = args.host_port_url();
+            eprintln!(
+                "No --base-url/--host/--port given; using the server already listening on {u}."
+            );
+            u
+        }
+        None => {
+            eprintln!(
+                "No --base-url/--host/--port given and nothing listens on 127.0.0.1:30000: \
+                 starting an embedded diffusion server (--model-path diffusion)."
+            );
+            let s = runtime
+                .block_on(inferperf_server::diffusion::DiffusionServer::start(
+                    ServerArgs {
+                        model_path: inferperf_engine::diffusion::BUILTIN_DIFFUSION_MODEL.into(),
+                        ..ServerArgs::ephemeral()
+                    },
+                ))
+                .context("starting the embedded diffusion server")?;
+            let u = s.base_url();
+            server = Some(s);
+            u
+        }
+    };
+    let options = Options {
+        base_url,
+        flags: a.diffusion,
+        dataset_path: (!args.dataset_path.is_empty()).then(|| args.dataset_path.clone().into()),
+        // SGLang's multimodal defaults where the flags were not given.
+        num_prompts: if given("--num-prompts") {
+            args.num_prompts
+        } else {
+            10
+        },
+        max_concurrency: if given("--max-concurrency") {
+            args.max_concurrency
+        } else {
+            Some(1)
+        },
+        request_rate: args.request_rate,
+        warmup_requests: args.warmup_requests,
+        seed: args.seed,
+        output_file: args.output_file.clone().map(Into::into),
+    };
+    let result = runtime.block_on(run(&options));
+    if let Some(s) = server {
+        let _ = runtime.block_on(s.shutdown());
+    }
+    let (metrics, _) = result.context("bench serving (diffusion)")?;
+    Ok(if metrics.completed_requests == 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 fn serving(a: ServingCliArgs) -> anyhow::Result<ExitCode> {
+    if a.diffusion.requested() {
+        return diffusion_serving(a);
+    }
     let args = a.bench;
     let schedule = a.simulate.as_deref().map(parse_schedule).transpose()?;
     let threads = default_threads(args.client_threads);

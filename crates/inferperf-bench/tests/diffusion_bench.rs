@@ -1,0 +1,129 @@
+//! `bench serving` in diffusion mode against the real diffusion server (`--model-path
+//! diffusion`): every task (text-to-image, image-to-image, text-to-video, image-to-video) with
+//! the VBench prompt file, the random dataset, SGLang's metrics keys, and SLO attainment.
+
+use std::path::PathBuf;
+
+use inferperf_bench::diffusion::{run, Dataset, DiffusionFlags, Options, Task};
+use inferperf_server::diffusion::DiffusionServer;
+use inferperf_server::ServerArgs;
+
+fn vbench() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/vbench/subject_consistency.txt")
+}
+
+fn options(base_url: String, task: Task, dataset_path: Option<PathBuf>) -> Options {
+    Options {
+        base_url,
+        flags: DiffusionFlags {
+            dataset: Some(Dataset::Vbench),
+            task: Some(task),
+            width: Some(32),
+            height: Some(32),
+            num_frames: Some(2),
+            fps: Some(8),
+            num_inference_steps: Some(2),
+            slo: true,
+            slo_scale: 1000.0,
+        },
+        dataset_path,
+        num_prompts: 3,
+        max_concurrency: Some(2),
+        request_rate: f64::INFINITY,
+        warmup_requests: 1,
+        seed: 7,
+        output_file: None,
+    }
+}
+
+async fn server() -> DiffusionServer {
+    DiffusionServer::start(ServerArgs {
+        model_path: "diffusion".into(),
+        ..ServerArgs::ephemeral()
+    })
+    .await
+    .expect("diffusion server")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_task_runs_through_the_server() {
+    assert!(vbench().is_file(), "{} missing", vbench().display());
+    let s = server().await;
+    let images = tempfile::tempdir().expect("tempdir");
+    // One input image for the image-conditioned tasks: a 32x32 PNG from the server itself.
+    let (m, _) = run(&options(s.base_url(), Task::TextToImage, Some(vbench())))
+        .await
+        .expect("text-to-image");
+    assert_eq!((m.completed_requests, m.failed_requests), (3, 0));
+    let gen: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/v1/images/generations", s.base_url()))
+        .json(&serde_json::json!({"prompt": "a red apple", "size": "32x32", "num_inference_steps": 1}))
+        .send()
+        .await
+        .expect("generate")
+        .json()
+        .await
+        .expect("json");
+    use base64::Engine as _;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(gen["data"][0]["b64_json"].as_str().unwrap_or_default())
+        .expect("b64");
+    std::fs::write(images.path().join("a red apple.png"), png).expect("write image");
+    for task in [Task::ImageToImage, Task::TextToVideo, Task::ImageToVideo] {
+        let path = if matches!(task, Task::TextToVideo) {
+            vbench()
+        } else {
+            images.path().to_path_buf()
+        };
+        let (m, outs) = run(&options(s.base_url(), task, Some(path)))
+            .await
+            .unwrap_or_else(|e| panic!("{task:?}: {e}"));
+        assert_eq!(
+            (m.completed_requests, m.failed_requests),
+            (3, 0),
+            "{task:?}: {:?}",
+            outs.iter().find(|o| !o.success).map(|o| o.error.clone())
+        );
+        assert_eq!(m.slo_attainment_rate, Some(1.0), "{task:?}");
+    }
+    s.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_dataset_and_the_metrics_file() {
+    let s = server().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("metrics.json");
+    let mut o = options(s.base_url(), Task::TextToImage, None);
+    o.flags.dataset = Some(Dataset::Random);
+    o.flags.slo = false;
+    o.num_prompts = 4;
+    o.request_rate = 50.0;
+    o.output_file = Some(out.clone());
+    let (m, _) = run(&o).await.expect("run");
+    assert_eq!(m.completed_requests, 4);
+    let text = std::fs::read_to_string(&out).expect("metrics file");
+    let keys: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('"').and_then(|r| r.split('"').next()))
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "duration",
+            "completed_requests",
+            "failed_requests",
+            "throughput_qps",
+            "latency_mean",
+            "latency_median",
+            "latency_p99",
+            "latency_p50",
+            "peak_memory_mb_max",
+            "peak_memory_mb_mean",
+            "peak_memory_mb_median"
+        ]
+    );
+    s.shutdown().await.expect("shutdown");
+}
