@@ -20,6 +20,7 @@ pub mod conversation;
 pub mod cpu;
 pub mod dataset;
 pub mod diffusion;
+pub mod diffusion_offline;
 pub mod error;
 pub mod inproc;
 pub mod jsonl;

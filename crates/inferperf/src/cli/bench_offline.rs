@@ -69,6 +69,95 @@ pub struct Args {
     /// Keep the process alive after finishing (for external profilers' capture windows).
     #[arg(long)]
     pub do_not_exit: bool,
+    /// Flags of the diffusion mode (`--model-path diffusion` or a diffusion model).
+    #[command(flatten)]
+    pub diffusion: DiffusionOfflineFlags,
+}
+
+/// SGLang's multimodal `bench_offline_throughput` flags (used with a diffusion model).
+#[derive(clap::Args)]
+pub struct DiffusionOfflineFlags {
+    #[arg(long, default_value_t = 20, help_heading = "Diffusion")]
+    pub num_inference_steps: u32,
+    #[arg(long, default_value_t = 7.5, help_heading = "Diffusion")]
+    pub guidance_scale: f64,
+    #[arg(long, default_value_t = 32, help_heading = "Diffusion")]
+    pub width: u32,
+    #[arg(long, default_value_t = 32, help_heading = "Diffusion")]
+    pub height: u32,
+    #[arg(long, default_value_t = 1, help_heading = "Diffusion")]
+    pub num_frames: u32,
+    #[arg(long, default_value_t = 24, help_heading = "Diffusion")]
+    pub fps: u32,
+    /// `random` or `vbench` (a prompt file in --dataset-path).
+    #[arg(long, default_value = "random", help_heading = "Diffusion")]
+    pub dataset: String,
+    #[arg(long, default_value = "unknown", help_heading = "Diffusion")]
+    pub task_name: String,
+    #[arg(long, default_value_t = 1, help_heading = "Diffusion")]
+    pub batch_size: usize,
+    /// JSONL workload (one request per line); replaces the dataset and --num-prompts.
+    #[arg(long, help_heading = "Diffusion")]
+    pub request_manifest: Option<PathBuf>,
+    /// Keep the generated media here (with their SHA-256 in the results).
+    #[arg(long, help_heading = "Diffusion")]
+    pub save_output_dir: Option<PathBuf>,
+    /// JSONL file the run is appended to.
+    #[arg(long, help_heading = "Diffusion")]
+    pub output_file: Option<PathBuf>,
+    #[arg(long, help_heading = "Diffusion")]
+    pub disable_tqdm: bool,
+}
+
+/// `bench offline` with a diffusion model.
+fn diffusion_offline(a: &Args) -> anyhow::Result<ExitCode> {
+    use inferperf_bench::diffusion_offline as d;
+    if a.profile {
+        anyhow::bail!(
+            "bench offline --profile is not available for diffusion models yet; use `inferperf generate --profile`"
+        );
+    }
+    let f = &a.diffusion;
+    let pipeline = inferperf_engine::diffusion::load_model(&a.server.model_path)
+        .map_err(|e| anyhow::anyhow!("cannot load model {}: {e}", a.server.model_path))?;
+    let (reqs, manifest) = match &f.request_manifest {
+        Some(m) => {
+            let (r, sha) = d::parse_manifest(m).context("--request-manifest")?;
+            (r, Some((m.clone(), sha)))
+        }
+        None => (
+            d::dataset_requests(
+                &f.dataset,
+                (!a.dataset_path.is_empty()).then(|| std::path::Path::new(&a.dataset_path)),
+                a.num_prompts.unwrap_or(10),
+            )
+            .context("bench offline")?,
+            None,
+        ),
+    };
+    d::run(
+        &pipeline,
+        &reqs,
+        &d::Options {
+            model_path: a.server.model_path.clone(),
+            num_inference_steps: f.num_inference_steps,
+            guidance_scale: f.guidance_scale,
+            seed: a.seed.unwrap_or(42),
+            width: f.width,
+            height: f.height,
+            num_frames: f.num_frames,
+            fps: f.fps,
+            task_name: f.task_name.clone(),
+            dataset: f.dataset.clone(),
+            batch_size: f.batch_size,
+            skip_warmup: a.skip_warmup,
+            save_output_dir: f.save_output_dir.clone(),
+            output_file: f.output_file.clone(),
+            manifest,
+        },
+    )
+    .context("bench offline (diffusion)")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Parser)]
@@ -78,6 +167,9 @@ struct DatasetDefaults {
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    if inferperf_engine::diffusion::is_diffusion_model(&a.server.model_path) {
+        return diffusion_offline(&a);
+    }
     inferperf_server::launch::validate_args(&a.server).context("bench offline")?;
     if !matches!(
         a.dataset_name,
