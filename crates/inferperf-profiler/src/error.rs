@@ -55,6 +55,9 @@ pub enum ProfileError {
     /// The writer thread is gone (the process is shutting down).
     #[error("the trace writer thread has stopped")]
     WriterGone,
+    /// A request's profiling options are invalid (the message names the field).
+    #[error("{0}")]
+    Invalid(String),
     /// The engine thread that applies start/stop is gone (the server is shutting down).
     #[error("the engine has stopped")]
     EngineStopped,
@@ -74,7 +77,8 @@ impl ProfileError {
             | ProfileError::ZeroSteps
             | ProfileError::BadName { .. }
             | ProfileError::MergeUnavailable
-            | ProfileError::OutputDir { .. } => 400,
+            | ProfileError::OutputDir { .. }
+            | ProfileError::Invalid(_) => 400,
             ProfileError::Write { .. } | ProfileError::WriterGone => 500,
             ProfileError::EngineStopped => 503,
         }

@@ -16,6 +16,7 @@
 pub mod activity;
 pub mod client;
 pub mod diffusion_dump;
+pub mod diffusion_profiler;
 mod engine_hooks;
 pub mod error;
 mod event;

@@ -9,8 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
 use inferperf_engine::diffusion::{
@@ -18,12 +17,8 @@ use inferperf_engine::diffusion::{
     InputImage, PipelineObserver, Stage,
 };
 use inferperf_profiler::diffusion_dump::{perf_dump, MemoryCheckpoints};
-use inferperf_profiler::{
-    EnvDefaults, ForwardMode, ProfileManager, ProfileSession, ProfilerConfig, StepEnd, StepInfo,
-    TraceWriter,
-};
+use inferperf_profiler::diffusion_profiler::{DiffusionProfileOptions, DiffusionProfiler};
 use inferperf_protocol::perf_dump::{iso8601_utc, TAG_CLI_GENERATE};
-use inferperf_protocol::profile::ProfileReqInput;
 
 /// SGLang's request id for offline `generate` (it names the trace file).
 const OFFLINE_REQUEST_ID: &str = "mocked_fake_id_for_offline_generate";
@@ -142,7 +137,12 @@ pub fn generate(args: &Args) -> anyhow::Result<GenerateOutcome> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let profiler = if args.profile {
         Some(DiffusionProfiler::start(
-            args,
+            &DiffusionProfileOptions {
+                request_id: args.request_id.clone(),
+                profile_all_stages: args.profile_all_stages,
+                num_profiled_timesteps: args.num_profiled_timesteps,
+                output_dir: args.profile_output_dir.clone(),
+            },
             shape.num_inference_steps,
             &shape_args(&request, &shape),
         )?)
@@ -385,239 +385,6 @@ impl PipelineObserver for CliObserver {
         if let Some(p) = &mut self.profiler {
             p.on_denoise_step_end(step, total, elapsed);
         }
-    }
-}
-
-/// SGLDiffusionProfiler's two modes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ProfileMode {
-    /// One profiler step per denoising step.
-    Denoise,
-    /// One profiler step per pipeline stage.
-    AllStages,
-}
-
-/// SGLang's diffusion profiler over an `inferperf-profiler` session.
-struct DiffusionProfiler {
-    manager: ProfileManager,
-    writer: TraceWriter,
-    session: Arc<ProfileSession>,
-    mode: ProfileMode,
-    /// `{request_id}-{mode_id}-global-rank0.trace.json.gz`.
-    final_path: PathBuf,
-    forward_ct: u64,
-    stage_start: Option<Instant>,
-    step_start: Option<Instant>,
-    labels: serde_json::Map<String, serde_json::Value>,
-    labelled: bool,
-}
-
-/// The trace directory: explicit, then SGLang's two variables, then `./logs`.
-fn trace_dir(explicit: Option<&Path>) -> PathBuf {
-    if let Some(p) = explicit {
-        return p.to_path_buf();
-    }
-    for var in [
-        "SGLANG_DIFFUSION_TORCH_PROFILER_DIR",
-        "SGLANG_TORCH_PROFILER_DIR",
-    ] {
-        if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-            return PathBuf::from(v);
-        }
-    }
-    PathBuf::from("./logs")
-}
-
-/// A `&'static` span name for denoising step `i` (the recorder keeps static names); each index
-/// is allocated once per process, so memory is bounded by the largest step count used.
-fn step_span_name(i: usize) -> &'static str {
-    static NAMES: OnceLock<Mutex<Vec<&'static str>>> = OnceLock::new();
-    let mut names = NAMES
-        .get_or_init(Mutex::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    while names.len() <= i {
-        let n = names.len();
-        names.push(Box::leak(format!("denoising_step_{n}").into_boxed_str()));
-    }
-    names[i]
-}
-
-impl DiffusionProfiler {
-    fn start(
-        args: &Args,
-        num_inference_steps: usize,
-        labels: &serde_json::Map<String, serde_json::Value>,
-    ) -> anyhow::Result<Self> {
-        let (mode, mode_id, start_step, num_steps) = if args.profile_all_stages {
-            (
-                ProfileMode::AllStages,
-                "full_stages".to_string(),
-                None,
-                None,
-            )
-        } else {
-            match args.num_profiled_timesteps {
-                -1 => (
-                    ProfileMode::Denoise,
-                    format!("{num_inference_steps}_steps"),
-                    None,
-                    None,
-                ),
-                n if n > 0 => (
-                    ProfileMode::Denoise,
-                    format!("{n}_steps"),
-                    // Step 1 is the warm-up; steps 2..=n+1 are recorded.
-                    Some(2),
-                    Some(n as u64),
-                ),
-                n => bail!("--num-profiled-timesteps must be positive or -1, got {n}"),
-            }
-        };
-        let dir = trace_dir(args.profile_output_dir.as_deref());
-        let dir = absolute(&dir);
-        let req = ProfileReqInput {
-            output_dir: Some(dir.to_string_lossy().into_owned()),
-            start_step,
-            num_steps,
-            profile_id: Some(format!("{}-{mode_id}", args.request_id)),
-            with_stack: Some(false),
-            record_shapes: Some(false),
-            ..ProfileReqInput::default()
-        };
-        let writer = TraceWriter::spawn(None).context("cannot start the trace writer")?;
-        let mut manager = ProfileManager::new(
-            ProfilerConfig {
-                process_name: "inferperf::diffusion".into(),
-                ..ProfilerConfig::default()
-            },
-            writer.clone(),
-        );
-        let session = manager
-            .start_request(&req, &EnvDefaults::default())
-            .map_err(|e| anyhow::anyhow!("cannot start profiling: {e}"))?;
-        let final_path = session.start().output_dir.join(format!(
-            "{}-{mode_id}-global-rank0.trace.json.gz",
-            args.request_id
-        ));
-        tracing::info!(
-            "Profiling request {} ({}); traces go to {}",
-            args.request_id,
-            mode_id.replace('_', " "),
-            session.start().output_dir.display()
-        );
-        Ok(Self {
-            manager,
-            writer,
-            session,
-            mode,
-            final_path,
-            forward_ct: 0,
-            stage_start: None,
-            step_start: None,
-            labels: labels.clone(),
-            labelled: false,
-        })
-    }
-
-    fn begin_profiler_step(&mut self) {
-        self.forward_ct += 1;
-        let recorded = self.manager.on_step_begin(&StepInfo {
-            forward_ct: self.forward_ct,
-            mode: ForwardMode::Idle,
-            batch_size: 1,
-            num_tokens: 0,
-            extend_prefix_lens: &[],
-            extend_seq_lens: &[],
-            seq_lens: &[],
-            iter_start: None,
-        });
-        if recorded && !self.labelled {
-            // One instant per trace with the honesty labels (native vs output size).
-            let labels = self.labels.clone();
-            self.manager
-                .recorder()
-                .instant("diffusion_request", move || labels);
-            self.labelled = true;
-        }
-    }
-
-    fn on_stage_begin(&mut self, _stage: Stage) {
-        if self.mode == ProfileMode::AllStages {
-            self.begin_profiler_step();
-        }
-        self.stage_start = Some(Instant::now());
-    }
-
-    fn on_stage_end(&mut self, stage: Stage, _elapsed: Duration) {
-        if let Some(start) = self.stage_start.take() {
-            self.manager
-                .recorder()
-                .record_span(stage.name(), start, Instant::now());
-        }
-        if self.mode == ProfileMode::AllStages {
-            self.manager.on_step_end(&StepEnd::default());
-        }
-    }
-
-    fn on_denoise_step_begin(&mut self, _step: usize, _total: usize) {
-        if self.mode == ProfileMode::Denoise {
-            self.begin_profiler_step();
-        }
-        self.step_start = Some(Instant::now());
-    }
-
-    fn on_denoise_step_end(&mut self, step: usize, _total: usize, _elapsed: Duration) {
-        if let Some(start) = self.step_start.take() {
-            self.manager
-                .recorder()
-                .record_span(step_span_name(step), start, Instant::now());
-        }
-        if self.mode == ProfileMode::Denoise {
-            self.manager.on_step_end(&StepEnd::default());
-        }
-    }
-
-    /// Close the session, wait for the file, publish it under SGLang's name, check it.
-    fn finish(mut self) -> anyhow::Result<Option<PathBuf>> {
-        if self.manager.is_active() {
-            self.manager
-                .stop()
-                .map_err(|e| anyhow::anyhow!("cannot stop profiling: {e}"))?;
-        }
-        self.writer
-            .flush()
-            .map_err(|e| anyhow::anyhow!("trace writer: {e}"))?;
-        let outcome = self.session.wait();
-        if let Some(err) = outcome.errors.first() {
-            bail!("writing the trace failed: {err}");
-        }
-        let Some(written) = outcome.trace_files.first() else {
-            tracing::warn!(
-                "No denoising step was profiled (the first step is the warm-up); no trace written"
-            );
-            return Ok(None);
-        };
-        std::fs::rename(written, &self.final_path).with_context(|| {
-            format!(
-                "cannot move {} to {}",
-                written.display(),
-                self.final_path.display()
-            )
-        })?;
-        check_trace(&self.final_path);
-        tracing::info!("Saved profiler traces to: {}", self.final_path.display());
-        Ok(Some(self.final_path))
-    }
-}
-
-/// SGLang's integrity check: non-empty, and one gzip member (no second `\x1f\x8b` header).
-fn check_trace(path: &Path) {
-    let ok = std::fs::read(path)
-        .map(|b| !b.is_empty() && b.windows(2).filter(|w| w == &[0x1f, 0x8b]).count() <= 1)
-        .unwrap_or(false);
-    if !ok {
-        tracing::warn!("Trace file may be corrupted: {}", path.display());
     }
 }
 
