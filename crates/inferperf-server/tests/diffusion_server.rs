@@ -226,3 +226,63 @@ async fn video_jobs_complete_with_their_frames_and_can_be_listed_and_deleted() {
     assert_eq!(r.status(), 404);
     s.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profiled_request_writes_its_trace_with_the_profiled_steps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // nextest runs every test in its own process, so the variable is this test's alone.
+    // SAFETY: set before any other thread of this test reads the environment.
+    unsafe { std::env::set_var("SGLANG_DIFFUSION_TORCH_PROFILER_DIR", dir.path()) };
+    let (s, http) = start().await;
+    let base = s.base_url();
+    let (status, body) = post(
+        &http,
+        format!("{base}/v1/images/generations"),
+        json!({"prompt": "a tree", "size": "32x32", "num_inference_steps": 4,
+               "profile": true, "num_profiled_timesteps": 2}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["id"].as_str().expect("id");
+    let trace = dir
+        .path()
+        .join(format!("{id}-2_steps-global-rank0.trace.json.gz"));
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(&trace).expect("trace written")),
+        &mut text,
+    )
+    .expect("gunzip");
+    let doc: Value = serde_json::from_str(&text).expect("trace JSON");
+    let names: Vec<&str> = doc["traceEvents"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    // One warm-up step, then exactly the two profiled denoising steps.
+    let steps: Vec<&&str> = names
+        .iter()
+        .filter(|n| n.starts_with("ProfilerStep#"))
+        .collect();
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    assert!(
+        names.contains(&"denoising_step_1") && names.contains(&"denoising_step_2"),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&"denoising_step_0"),
+        "the warm-up step is not recorded"
+    );
+    let (status, reply) = post(
+        &http,
+        format!("{base}/v1/images/generations"),
+        json!({"prompt": "x", "profile": true, "num_profiled_timesteps": 0}),
+    )
+    .await;
+    assert_eq!(
+        (status, reply["error"]["param"].as_str()),
+        (400, Some("num_profiled_timesteps"))
+    );
+    s.shutdown().await.expect("shutdown");
+}

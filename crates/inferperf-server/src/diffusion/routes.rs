@@ -27,6 +27,7 @@ use serde_json::{json, Value};
 use super::worker::Worker;
 use crate::api_error::ApiError;
 use crate::args::ServerArgs;
+use inferperf_profiler::diffusion_profiler::DiffusionProfileOptions;
 
 /// One video job.
 struct VideoJob {
@@ -190,6 +191,38 @@ fn delay(
     })
 }
 
+/// A request's `profile`, `num_profiled_timesteps` (default 5) and `profile_all_stages`
+/// (typed fields, else the same keys among the extra ones).
+fn profile_options(
+    request_id: &str,
+    extra: &serde_json::Map<String, Value>,
+    profile: Option<bool>,
+    timesteps: Option<i64>,
+    all_stages: Option<bool>,
+) -> Result<Option<DiffusionProfileOptions>, ApiError> {
+    let profile = profile.or_else(|| extra.get("profile").and_then(Value::as_bool));
+    if profile != Some(true) {
+        return Ok(None);
+    }
+    let n = timesteps
+        .or_else(|| extra.get("num_profiled_timesteps").and_then(Value::as_i64))
+        .unwrap_or(5);
+    if n == 0 || n < -1 {
+        return Err(ApiError::invalid_param(
+            "num_profiled_timesteps",
+            format!("num_profiled_timesteps must be positive or -1, got {n}"),
+        ));
+    }
+    Ok(Some(DiffusionProfileOptions {
+        request_id: request_id.to_string(),
+        profile_all_stages: all_stages
+            .or_else(|| extra.get("profile_all_stages").and_then(Value::as_bool))
+            .unwrap_or(false),
+        num_profiled_timesteps: n,
+        output_dir: None,
+    }))
+}
+
 fn image_request(
     r: &ImageGenerationsRequest,
     image: Option<InputImage>,
@@ -238,11 +271,15 @@ async fn run_image(
     s.worker.validate(&req).map_err(api_error)?;
     let prompt = req.prompt.clone();
     let id = req.request_id.clone();
+    let profile = profile_options(&id, &r.extra, None, None, None)?;
     let g = s
         .worker
-        .generate(req, r.perf_dump_path.clone().map(PathBuf::from))
+        .generate(req, r.perf_dump_path.clone().map(PathBuf::from), profile)
         .await
         .map_err(api_error)?;
+    if let Some(t) = &g.trace_file {
+        tracing::info!("Saved profiler traces to: {}", t.display());
+    }
     Ok(Json(ImageResponse {
         id,
         created: now_s(),
@@ -391,10 +428,17 @@ async fn create_video(
             content: None,
         },
     );
+    let profile = profile_options(
+        &id,
+        &r.extra,
+        r.profile,
+        r.num_profiled_timesteps,
+        r.profile_all_stages,
+    )?;
     let state = s.clone();
     let dump = r.perf_dump_path.clone().map(PathBuf::from);
     tokio::spawn(async move {
-        let result = state.worker.generate(req, dump).await;
+        let result = state.worker.generate(req, dump, profile).await;
         let mut jobs = state.videos.lock().unwrap_or_else(|e| e.into_inner());
         // Deleted meanwhile: nothing to record.
         let Some(job) = jobs.get_mut(&id) else { return };

@@ -7,10 +7,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use std::time::Duration;
+
 use inferperf_engine::diffusion::{
-    DiffusionError, DiffusionPipeline, DiffusionRequest, GeneratedMedia, ResolvedShape,
+    DiffusionError, DiffusionPipeline, DiffusionRequest, GeneratedMedia, PipelineObserver,
+    ResolvedShape, Stage,
 };
 use inferperf_profiler::diffusion_dump::{perf_dump, MemoryCheckpoints};
+use inferperf_profiler::diffusion_profiler::{DiffusionProfileOptions, DiffusionProfiler};
 use inferperf_protocol::perf_dump::TAG_SERVER_PERF_DUMP;
 use tokio::sync::oneshot;
 
@@ -21,11 +25,44 @@ pub struct Generation {
     pub encoded: Vec<u8>,
     pub peak_memory_mb: f64,
     pub inference_time_s: f64,
+    /// The request's trace (`profile: true`).
+    pub trace_file: Option<PathBuf>,
+}
+
+/// Memory checkpoints for the perf dump, plus the request's profiler when it asked for one.
+struct Observer {
+    memory: MemoryCheckpoints,
+    profiler: Option<DiffusionProfiler>,
+}
+
+impl PipelineObserver for Observer {
+    fn on_stage_begin(&mut self, stage: Stage) {
+        if let Some(p) = &mut self.profiler {
+            p.on_stage_begin(stage);
+        }
+    }
+    fn on_stage_end(&mut self, stage: Stage, elapsed: Duration) {
+        if let Some(p) = &mut self.profiler {
+            p.on_stage_end(stage, elapsed);
+        }
+        self.memory.after_stage(stage);
+    }
+    fn on_denoise_step_begin(&mut self, step: usize, total: usize) {
+        if let Some(p) = &mut self.profiler {
+            p.on_denoise_step_begin(step, total);
+        }
+    }
+    fn on_denoise_step_end(&mut self, step: usize, total: usize, elapsed: Duration) {
+        if let Some(p) = &mut self.profiler {
+            p.on_denoise_step_end(step, total, elapsed);
+        }
+    }
 }
 
 struct Job {
     req: DiffusionRequest,
     perf_dump_path: Option<PathBuf>,
+    profile: Option<DiffusionProfileOptions>,
     reply: oneshot::Sender<Result<Generation, DiffusionError>>,
 }
 
@@ -48,7 +85,13 @@ impl Worker {
             .name("inferperf-diffusion".into())
             .spawn(move || {
                 while let Ok(job) = rx.recv() {
-                    let result = run(&p, &m, &job.req, job.perf_dump_path.as_deref());
+                    let result = run(
+                        &p,
+                        &m,
+                        &job.req,
+                        job.perf_dump_path.as_deref(),
+                        job.profile.as_ref(),
+                    );
                     let _ = job.reply.send(result);
                 }
             })?;
@@ -77,12 +120,14 @@ impl Worker {
         &self,
         req: DiffusionRequest,
         perf_dump_path: Option<PathBuf>,
+        profile: Option<DiffusionProfileOptions>,
     ) -> Result<Generation, DiffusionError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job {
                 req,
                 perf_dump_path,
+                profile,
                 reply,
             })
             .map_err(|_| DiffusionError::Media("the generation worker has stopped".into()))?;
@@ -96,11 +141,35 @@ fn run(
     model: &str,
     req: &DiffusionRequest,
     dump: Option<&std::path::Path>,
+    profile: Option<&DiffusionProfileOptions>,
 ) -> Result<Generation, DiffusionError> {
     let t0 = Instant::now();
-    let mut memory = MemoryCheckpoints::default();
-    let media = pipeline.generate(req, &mut memory)?;
+    let profiler = match profile {
+        Some(opts) => {
+            let steps = pipeline.validate(req)?.num_inference_steps;
+            let mut labels = serde_json::Map::new();
+            labels.insert("request_id".into(), req.request_id.clone().into());
+            Some(
+                DiffusionProfiler::start(opts, steps, &labels)
+                    .map_err(|e| DiffusionError::invalid("profile", e.to_string()))?,
+            )
+        }
+        None => None,
+    };
+    let mut observer = Observer {
+        memory: MemoryCheckpoints::default(),
+        profiler,
+    };
+    let media = pipeline.generate(req, &mut observer)?;
     let inference_time_s = t0.elapsed().as_secs_f64();
+    let trace_file = match observer.profiler.take() {
+        Some(p) => p.finish().unwrap_or_else(|e| {
+            tracing::warn!("profile of {}: {e}", req.request_id);
+            None
+        }),
+        None => None,
+    };
+    let memory = observer.memory;
     let encoded = media.encode()?;
     if let Some(path) = dump {
         let d = perf_dump(
@@ -126,5 +195,6 @@ fn run(
         encoded,
         peak_memory_mb: memory.peak_mb,
         inference_time_s,
+        trace_file,
     })
 }
