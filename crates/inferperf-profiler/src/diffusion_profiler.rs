@@ -74,7 +74,7 @@ pub fn trace_dir(explicit: Option<&Path>) -> PathBuf {
 
 /// A `&'static` span name for denoising step `i` (the recorder keeps static names); each index
 /// is allocated once per process, so memory is bounded by the largest step count used.
-fn step_span_name(i: usize) -> &'static str {
+pub fn step_span_name(i: usize) -> &'static str {
     static NAMES: OnceLock<Mutex<Vec<&'static str>>> = OnceLock::new();
     let mut names = NAMES
         .get_or_init(Mutex::default)

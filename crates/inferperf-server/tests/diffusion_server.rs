@@ -286,3 +286,62 @@ async fn a_profiled_request_writes_its_trace_with_the_profiled_steps() {
     );
     s.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_and_stop_profile_capture_denoising_steps_as_profiler_steps() {
+    let (s, http) = start().await;
+    let base = s.base_url();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let r = http
+        .post(format!("{base}/start_profile"))
+        .json(&json!({"output_dir": dir.path(), "activities": ["CPU"]}))
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(r.status(), 200);
+    // A second start while profiling is SGLang's 409.
+    let again = http
+        .post(format!("{base}/start_profile"))
+        .send()
+        .await
+        .expect("start again");
+    assert_eq!(again.status(), 409);
+    let (status, _) = post(
+        &http,
+        format!("{base}/v1/images/generations"),
+        json!({"prompt": "a boat", "size": "32x32", "num_inference_steps": 3}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let r = http
+        .post(format!("{base}/stop_profile"))
+        .send()
+        .await
+        .expect("stop");
+    assert_eq!(r.status(), 200);
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".trace.json.gz"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(&files[0]).expect("open")),
+        &mut text,
+    )
+    .expect("gunzip");
+    let doc: Value = serde_json::from_str(&text).expect("json");
+    let steps = doc["traceEvents"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| {
+            e["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("ProfilerStep#"))
+        })
+        .count();
+    assert_eq!(steps, 3, "one profiler step per denoising step");
+    s.shutdown().await.expect("shutdown");
+}

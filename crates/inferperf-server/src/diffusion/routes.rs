@@ -80,6 +80,9 @@ pub fn routes(state: Shared) -> Router {
         .route("/v1/videos", get(list_videos).post(create_video))
         .route("/v1/videos/{id}", get(get_video).delete(delete_video))
         .route("/v1/videos/{id}/content", get(video_content))
+        .route("/start_profile", get(start_profile).post(start_profile))
+        .route("/stop_profile", get(stop_profile).post(stop_profile))
+        .route("/end_profile", get(stop_profile).post(stop_profile))
         .with_state(state)
 }
 
@@ -526,4 +529,30 @@ async fn video_content(
             "Generation is still in-progress",
         )),
     }
+}
+
+/// `/start_profile` on the diffusion server: every denoising step is a profiler step.
+async fn start_profile(
+    State(s): State<Shared>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let req = crate::routes::profile::parse_body(&body)?;
+    s.worker
+        .start_profile(req)
+        .await
+        .map_err(crate::routes::profile::to_api)?;
+    Ok(crate::routes::profile::START_REPLY.into_response())
+}
+
+/// `/stop_profile` (and `/end_profile`): replies once the trace is written.
+async fn stop_profile(State(s): State<Shared>) -> Result<Response, ApiError> {
+    let session = s
+        .worker
+        .stop_profile()
+        .await
+        .map_err(crate::routes::profile::to_api)?;
+    inferperf_profiler::ProfilerHandle::wait(&session)
+        .await
+        .map_err(crate::routes::profile::to_api)?;
+    Ok(crate::routes::profile::STOP_REPLY.into_response())
 }

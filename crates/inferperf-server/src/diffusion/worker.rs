@@ -14,8 +14,15 @@ use inferperf_engine::diffusion::{
     ResolvedShape, Stage,
 };
 use inferperf_profiler::diffusion_dump::{perf_dump, MemoryCheckpoints};
-use inferperf_profiler::diffusion_profiler::{DiffusionProfileOptions, DiffusionProfiler};
+use inferperf_profiler::diffusion_profiler::{
+    step_span_name, DiffusionProfileOptions, DiffusionProfiler,
+};
+use inferperf_profiler::{
+    EnvDefaults, ForwardMode, ProfileError, ProfileManager, ProfileSession, ProfilerConfig,
+    StepEnd, StepInfo, TraceWriter,
+};
 use inferperf_protocol::perf_dump::TAG_SERVER_PERF_DUMP;
+use inferperf_protocol::profile::ProfileReqInput;
 use tokio::sync::oneshot;
 
 /// A finished generation.
@@ -29,13 +36,22 @@ pub struct Generation {
     pub trace_file: Option<PathBuf>,
 }
 
-/// Memory checkpoints for the perf dump, plus the request's profiler when it asked for one.
-struct Observer {
+/// Memory checkpoints for the perf dump, the request's own profiler when it asked for one,
+/// and the server-wide `/start_profile` manager (every denoising step is a profiler step).
+struct Observer<'a> {
     memory: MemoryCheckpoints,
     profiler: Option<DiffusionProfiler>,
+    server: &'a mut ServerProfiler,
+    step_start: Option<Instant>,
 }
 
-impl PipelineObserver for Observer {
+/// The `/start_profile` state of the worker.
+struct ServerProfiler {
+    manager: ProfileManager,
+    forward_ct: u64,
+}
+
+impl PipelineObserver for Observer<'_> {
     fn on_stage_begin(&mut self, stage: Stage) {
         if let Some(p) = &mut self.profiler {
             p.on_stage_begin(stage);
@@ -51,12 +67,39 @@ impl PipelineObserver for Observer {
         if let Some(p) = &mut self.profiler {
             p.on_denoise_step_begin(step, total);
         }
+        self.server.forward_ct += 1;
+        self.server.manager.on_step_begin(&StepInfo {
+            forward_ct: self.server.forward_ct,
+            mode: ForwardMode::Idle,
+            batch_size: 1,
+            num_tokens: 0,
+            extend_prefix_lens: &[],
+            extend_seq_lens: &[],
+            seq_lens: &[],
+            iter_start: None,
+        });
+        self.step_start = Some(Instant::now());
     }
     fn on_denoise_step_end(&mut self, step: usize, total: usize, elapsed: Duration) {
         if let Some(p) = &mut self.profiler {
             p.on_denoise_step_end(step, total, elapsed);
         }
+        if let Some(start) = self.step_start.take() {
+            self.server
+                .manager
+                .recorder()
+                .record_span(step_span_name(step), start, Instant::now());
+        }
+        self.server.manager.on_step_end(&StepEnd::default());
     }
+}
+
+type SessionReply = oneshot::Sender<Result<Arc<ProfileSession>, ProfileError>>;
+
+enum Msg {
+    Generate(Job),
+    StartProfile(ProfileReqInput, SessionReply),
+    StopProfile(SessionReply),
 }
 
 struct Job {
@@ -69,7 +112,7 @@ struct Job {
 /// Handle to the worker thread.
 #[derive(Clone)]
 pub struct Worker {
-    tx: std::sync::mpsc::Sender<Job>,
+    tx: std::sync::mpsc::Sender<Msg>,
     pipeline: Arc<DiffusionPipeline>,
     model: String,
 }
@@ -78,21 +121,44 @@ impl Worker {
     /// Start the thread that owns the generations of `pipeline` (`model` names it in dumps).
     pub fn start(pipeline: DiffusionPipeline, model: String) -> std::io::Result<Self> {
         let pipeline = Arc::new(pipeline);
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let (tx, rx) = std::sync::mpsc::channel::<Msg>();
         let p = pipeline.clone();
         let m = model.clone();
+        let writer = TraceWriter::spawn(None)?;
+        let mut server = ServerProfiler {
+            manager: ProfileManager::new(
+                ProfilerConfig {
+                    process_name: "inferperf::diffusion".into(),
+                    ..ProfilerConfig::default()
+                },
+                writer,
+            ),
+            forward_ct: 0,
+        };
+        let env = EnvDefaults::from_env();
         std::thread::Builder::new()
             .name("inferperf-diffusion".into())
             .spawn(move || {
-                while let Ok(job) = rx.recv() {
-                    let result = run(
-                        &p,
-                        &m,
-                        &job.req,
-                        job.perf_dump_path.as_deref(),
-                        job.profile.as_ref(),
-                    );
-                    let _ = job.reply.send(result);
+                while let Ok(msg) = rx.recv() {
+                    match msg {
+                        Msg::Generate(job) => {
+                            let result = run(
+                                &p,
+                                &m,
+                                &job.req,
+                                job.perf_dump_path.as_deref(),
+                                job.profile.as_ref(),
+                                &mut server,
+                            );
+                            let _ = job.reply.send(result);
+                        }
+                        Msg::StartProfile(req, reply) => {
+                            let _ = reply.send(server.manager.start_request(&req, &env));
+                        }
+                        Msg::StopProfile(reply) => {
+                            let _ = reply.send(server.manager.stop());
+                        }
+                    }
                 }
             })?;
         Ok(Self {
@@ -124,15 +190,39 @@ impl Worker {
     ) -> Result<Generation, DiffusionError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Job {
+            .send(Msg::Generate(Job {
                 req,
                 perf_dump_path,
                 profile,
                 reply,
-            })
+            }))
             .map_err(|_| DiffusionError::Media("the generation worker has stopped".into()))?;
         rx.await
             .map_err(|_| DiffusionError::Media("the generation worker has stopped".into()))?
+    }
+}
+
+impl Worker {
+    /// `/start_profile`: denoising steps from now on are profiler steps (SGLang's semantics
+    /// for `start_step` / `num_steps` apply to them).
+    pub async fn start_profile(
+        &self,
+        req: ProfileReqInput,
+    ) -> Result<Arc<ProfileSession>, ProfileError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::StartProfile(req, reply))
+            .map_err(|_| ProfileError::EngineStopped)?;
+        rx.await.map_err(|_| ProfileError::EngineStopped)?
+    }
+
+    /// `/stop_profile`: close the window; the session completes once its file is written.
+    pub async fn stop_profile(&self) -> Result<Arc<ProfileSession>, ProfileError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::StopProfile(reply))
+            .map_err(|_| ProfileError::EngineStopped)?;
+        rx.await.map_err(|_| ProfileError::EngineStopped)?
     }
 }
 
@@ -142,6 +232,7 @@ fn run(
     req: &DiffusionRequest,
     dump: Option<&std::path::Path>,
     profile: Option<&DiffusionProfileOptions>,
+    server: &mut ServerProfiler,
 ) -> Result<Generation, DiffusionError> {
     let t0 = Instant::now();
     let profiler = match profile {
@@ -159,6 +250,8 @@ fn run(
     let mut observer = Observer {
         memory: MemoryCheckpoints::default(),
         profiler,
+        server,
+        step_start: None,
     };
     let media = pipeline.generate(req, &mut observer)?;
     let inference_time_s = t0.elapsed().as_secs_f64();

@@ -83,13 +83,13 @@ pub fn profiler_for(
     Ok(ProfilerHandle::new(ranks, writer, EnvDefaults::from_env()))
 }
 
-fn to_api(err: ProfileError) -> ApiError {
+pub(crate) fn to_api(err: ProfileError) -> ApiError {
     let status = StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
     ApiError::new(status, err.to_string())
 }
 
 /// The optional JSON body: absent or blank means every default.
-fn parse_body(body: &[u8]) -> Result<ProfileReqInput, ApiError> {
+pub(crate) fn parse_body(body: &[u8]) -> Result<ProfileReqInput, ApiError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(ProfileReqInput::default());
     }
