@@ -160,6 +160,35 @@ pub struct Options {
     pub save_output_dir: Option<PathBuf>,
     pub output_file: Option<PathBuf>,
     pub manifest: Option<(PathBuf, String)>,
+    /// `--profile`: (`--num-profiled-timesteps`, `--profile-all-stages`); one trace per request
+    /// in `SGLANG_DIFFUSION_TORCH_PROFILER_DIR` (else `SGLANG_TORCH_PROFILER_DIR`, `./logs`).
+    pub profile: Option<(i64, bool)>,
+}
+
+/// The pipeline observer of one request: its profiler, if profiling.
+struct Profiled(Option<inferperf_profiler::diffusion_profiler::DiffusionProfiler>);
+
+impl inferperf_engine::diffusion::PipelineObserver for Profiled {
+    fn on_stage_begin(&mut self, stage: inferperf_engine::diffusion::Stage) {
+        if let Some(p) = &mut self.0 {
+            p.on_stage_begin(stage);
+        }
+    }
+    fn on_stage_end(&mut self, stage: inferperf_engine::diffusion::Stage, d: std::time::Duration) {
+        if let Some(p) = &mut self.0 {
+            p.on_stage_end(stage, d);
+        }
+    }
+    fn on_denoise_step_begin(&mut self, step: usize, total: usize) {
+        if let Some(p) = &mut self.0 {
+            p.on_denoise_step_begin(step, total);
+        }
+    }
+    fn on_denoise_step_end(&mut self, step: usize, total: usize, d: std::time::Duration) {
+        if let Some(p) = &mut self.0 {
+            p.on_denoise_step_end(step, total, d);
+        }
+    }
 }
 
 /// Requests from `random` or a VBench prompt file, resized to `n`.
@@ -308,9 +337,38 @@ pub fn run(
     for (idx, r) in reqs.iter().enumerate() {
         let t = Instant::now();
         let outcome = to_request(r, o).and_then(|req| {
+            let profiler = match o.profile {
+                Some((n, all)) => {
+                    let steps = pipeline
+                        .validate(&req)
+                        .map_err(|e| e.to_string())?
+                        .num_inference_steps;
+                    Some(
+                        inferperf_profiler::diffusion_profiler::DiffusionProfiler::start(
+                            &inferperf_profiler::diffusion_profiler::DiffusionProfileOptions {
+                                request_id: r.request_id.clone(),
+                                profile_all_stages: all,
+                                num_profiled_timesteps: n,
+                                output_dir: None,
+                            },
+                            steps,
+                            &Map::new(),
+                        )
+                        .map_err(|e| e.to_string())?,
+                    )
+                }
+                None => None,
+            };
+            let mut observer = Profiled(profiler);
             let media = pipeline
-                .generate(&req, &mut NoopObserver)
+                .generate(&req, &mut observer)
                 .map_err(|e| e.to_string())?;
+            if let Some(p) = observer.0.take() {
+                // The profiler logs where the trace went; a failed write is a warning only.
+                if let Err(e) = p.finish() {
+                    tracing::warn!("profile of {}: {e}", r.request_id);
+                }
+            }
             let (mut paths, mut shas) = (Vec::new(), Vec::new());
             if let Some(dir) = &o.save_output_dir {
                 let bytes = media.encode().map_err(|e| e.to_string())?;

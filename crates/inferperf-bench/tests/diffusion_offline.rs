@@ -52,6 +52,7 @@ fn manifest_run_saves_outputs_and_appends_sglangs_line() {
             save_output_dir: Some(out_dir.clone()),
             output_file: Some(out_file.clone()),
             manifest: Some((manifest.clone(), sha.clone())),
+            profile: None,
         },
     )
     .expect("run");

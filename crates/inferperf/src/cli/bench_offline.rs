@@ -107,16 +107,22 @@ pub struct DiffusionOfflineFlags {
     pub output_file: Option<PathBuf>,
     #[arg(long, help_heading = "Diffusion")]
     pub disable_tqdm: bool,
+    /// With --profile: denoising steps recorded after the warm-up step (-1: all).
+    #[arg(
+        long,
+        default_value_t = 5,
+        allow_negative_numbers = true,
+        help_heading = "Diffusion"
+    )]
+    pub num_profiled_timesteps: i64,
+    /// With --profile: one profiler step per pipeline stage.
+    #[arg(long, help_heading = "Diffusion")]
+    pub profile_all_stages: bool,
 }
 
 /// `bench offline` with a diffusion model.
 fn diffusion_offline(a: &Args) -> anyhow::Result<ExitCode> {
     use inferperf_bench::diffusion_offline as d;
-    if a.profile {
-        anyhow::bail!(
-            "bench offline --profile is not available for diffusion models yet; use `inferperf generate --profile`"
-        );
-    }
     let f = &a.diffusion;
     let pipeline = inferperf_engine::diffusion::load_model(&a.server.model_path)
         .map_err(|e| anyhow::anyhow!("cannot load model {}: {e}", a.server.model_path))?;
@@ -154,6 +160,9 @@ fn diffusion_offline(a: &Args) -> anyhow::Result<ExitCode> {
             save_output_dir: f.save_output_dir.clone(),
             output_file: f.output_file.clone(),
             manifest,
+            profile: a
+                .profile
+                .then_some((f.num_profiled_timesteps, f.profile_all_stages)),
         },
     )
     .context("bench offline (diffusion)")?;
