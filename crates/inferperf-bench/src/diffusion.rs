@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Exp};
 use serde_json::{json, Map, Value};
@@ -397,27 +396,48 @@ impl Client {
         if let Some(n) = steps {
             body.insert("num_inference_steps".into(), json!(n));
         }
-        if let Some(path) = item
+        let url = format!("{}/v1/videos", self.base);
+        let image = item
             .image
             .as_ref()
-            .filter(|_| self.task == Task::ImageToVideo)
-        {
-            let bytes = tokio::fs::read(path)
-                .await
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            body.insert(
-                "input_image_b64".into(),
-                json!(base64::engine::general_purpose::STANDARD.encode(bytes)),
-            );
+            .filter(|_| self.task == Task::ImageToVideo);
+        let resp = match image {
+            // SGLang's multipart form: fields, `extra_body` as one JSON string, the first image
+            // as `input_reference`.
+            Some(path) => {
+                let bytes = tokio::fs::read(path)
+                    .await
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "image.png".into());
+                let mut form = reqwest::multipart::Form::new()
+                    .text("model", self.model.clone())
+                    .text("prompt", item.prompt.clone())
+                    .part(
+                        "input_reference",
+                        reqwest::multipart::Part::bytes(bytes).file_name(name),
+                    );
+                if let Some(s) = self.size() {
+                    form = form.text("size", s);
+                }
+                if let Some(n) = self.flags.num_frames {
+                    form = form.text("num_frames", n.to_string());
+                }
+                if let Some(f) = self.flags.fps {
+                    form = form.text("fps", f.to_string());
+                }
+                let extra = match steps {
+                    Some(n) => json!({"num_inference_steps": n}),
+                    None => json!({}),
+                };
+                form = form.text("extra_body", extra.to_string());
+                self.http.post(&url).multipart(form).send().await
+            }
+            None => self.http.post(&url).json(&Value::Object(body)).send().await,
         }
-        let url = format!("{}/v1/videos", self.base);
-        let resp = self
-            .http
-            .post(&url)
-            .json(&Value::Object(body))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?;
         let status = resp.status();
         let text = resp.text().await.map_err(|e| e.to_string())?;
         if !status.is_success() {

@@ -145,6 +145,17 @@ async fn bad_input_is_a_400_naming_the_field() {
         .await
         .expect("edits");
     assert_eq!(r.status(), 400);
+    // A multipart video request without its input_reference image.
+    let form = reqwest::multipart::Form::new().text("prompt", "x");
+    let r = http
+        .post(format!("{base}/v1/videos"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("videos");
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["error"]["param"], "input_reference");
     // Too many frames for the model.
     let (status, reply) = post(
         &http,

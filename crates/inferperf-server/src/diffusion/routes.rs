@@ -362,20 +362,80 @@ async fn images_edits(State(s): State<Shared>, mut form: Multipart) -> Result<Re
     run_image(&s, r, Some(image)).await
 }
 
-async fn create_video(
-    State(s): State<Shared>,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    let mut v: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
-    // SGLang merges a nested `extra_body` into the top level.
-    if let Value::Object(m) = &mut v {
-        if let Some(Value::Object(extra)) = m.remove("extra_body") {
+/// The body of `POST /v1/videos`: JSON, or multipart with an `input_reference` image, form
+/// fields and an `extra_body` JSON string (SGLang's two forms); `extra_body` is merged into the
+/// top level either way.
+async fn video_body(req: axum::extract::Request) -> Result<(Value, Option<InputImage>), ApiError> {
+    use axum::extract::FromRequest;
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("multipart/form-data"));
+    let mut m = serde_json::Map::new();
+    let mut image = None;
+    if multipart {
+        let mut form = Multipart::from_request(req, &())
+            .await
+            .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {e}")))?;
+        while let Some(field) = form
+            .next_field()
+            .await
+            .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {e}")))?
+        {
+            let name = field.name().unwrap_or_default().to_string();
+            let data = field
+                .bytes()
+                .await
+                .map_err(|e| ApiError::bad_request(format!("reading part {name}: {e}")))?;
+            if name == "input_reference" {
+                image = Some(read_image(&data, "input_reference")?);
+                continue;
+            }
+            let text = String::from_utf8_lossy(&data).to_string();
+            let value = serde_json::from_str::<Value>(&text)
+                .ok()
+                .filter(|v| v.is_number() || v.is_boolean() || v.is_object())
+                .unwrap_or(Value::String(text));
+            m.insert(name, value);
+        }
+        if image.is_none() {
+            return Err(ApiError::invalid_param(
+                "input_reference",
+                "a multipart video request needs an `input_reference` image file (PNG)",
+            ));
+        }
+    } else {
+        let body = axum::body::to_bytes(req.into_body(), 64 * 1024 * 1024)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(o)) => m = o,
+            Ok(_) => return Err(ApiError::bad_request("the body must be a JSON object")),
+            Err(e) => return Err(ApiError::bad_request(format!("invalid JSON body: {e}"))),
+        }
+    }
+    if let Some(extra) = m.remove("extra_body") {
+        let extra = match extra {
+            Value::String(s) => serde_json::from_str::<Value>(&s).map_err(|e| {
+                ApiError::invalid_param("extra_body", format!("extra_body is not JSON: {e}"))
+            })?,
+            other => other,
+        };
+        if let Value::Object(extra) = extra {
             for (k, x) in extra {
                 m.insert(k, x);
             }
         }
     }
+    Ok((Value::Object(m), image))
+}
+
+async fn create_video(
+    State(s): State<Shared>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let (v, uploaded) = video_body(request).await?;
     let r: VideoGenerationsRequest = serde_json::from_value(v)
         .map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))?;
     if r.prompt.trim().is_empty() {
@@ -388,15 +448,7 @@ async fn create_video(
     let seconds = r.seconds.unwrap_or(4);
     let num_frames = r.num_frames.unwrap_or(fps * seconds) as usize;
     let (width, height) = resolve_size(r.size.as_deref(), r.width, r.height, None)?;
-    let image = match r.extra.get("input_image_b64").and_then(Value::as_str) {
-        Some(b64) => Some(read_image(
-            &base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .map_err(|e| ApiError::invalid_param("input_image_b64", e.to_string()))?,
-            "input_image_b64",
-        )?),
-        None => None,
-    };
+    let image = uploaded;
     let id = new_id("video");
     let req = DiffusionRequest {
         request_id: id.clone(),
