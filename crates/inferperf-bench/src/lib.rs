@@ -38,6 +38,7 @@ pub mod record;
 pub mod result;
 pub mod runner;
 pub mod rx_stamp;
+pub mod scenario;
 pub mod serving;
 pub mod sse;
 pub mod stats;
