@@ -42,6 +42,7 @@ pub mod scenario;
 pub mod serving;
 pub mod sse;
 pub mod stats;
+pub mod sweep;
 pub mod table;
 pub mod tokenizer;
 pub mod validity;

@@ -64,6 +64,16 @@ pub async fn run_serving(
     args: &ServingArgs,
     ctx: ServingContext,
 ) -> Result<ServingOutcome, BenchError> {
+    run_serving_rows(args, ctx, None).await
+}
+
+/// [`run_serving`] over rows built by the caller (a sweep's scenario) instead of the
+/// `--dataset-name` ones.
+pub async fn run_serving_rows(
+    args: &ServingArgs,
+    ctx: ServingContext,
+    rows: Option<Vec<DatasetRow>>,
+) -> Result<ServingOutcome, BenchError> {
     if args.tokenize_prompt && !matches!(args.backend, Backend::Sglang | Backend::SglangNative) {
         return Err(BenchError::Config(
             "--tokenize-prompt only compatible with --backend sglang currently".into(),
@@ -88,7 +98,10 @@ pub async fn run_serving(
     let profile_plan = crate::profiling::plan(args, &ctx.base_url)?;
 
     let t_prep = Instant::now();
-    let rows = build_dataset(args, tokenizer.as_ref())?;
+    let rows = match rows {
+        Some(r) => r,
+        None => build_dataset(args, tokenizer.as_ref())?,
+    };
     if rows.is_empty() {
         return Err(BenchError::Dataset("the dataset produced no rows".into()));
     }
