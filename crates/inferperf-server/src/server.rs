@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use inferperf_engine::api::{ControlCommand, EngineHandle};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -157,10 +158,18 @@ impl EmbeddedServer {
                     tracing::debug!(error = %e, "engine already stopped");
                 }
             };
-            let result = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-                .map_err(|source| ServerError::Serve { addr, source });
+            let result = axum::serve(
+                listener.tap_io(|tcp| {
+                    // Streamed chunks go out at once (no Nagle delay behind a delayed ACK).
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!("TCP_NODELAY: {e}");
+                    }
+                }),
+                app,
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|source| ServerError::Serve { addr, source });
             if owns_engine {
                 stop_engine(&engine_for_stop, join).await;
             }

@@ -8,6 +8,7 @@ mod worker;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -56,12 +57,20 @@ impl DiffusionServer {
             .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024));
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let result = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = shutdown_rx.await;
-                })
-                .await
-                .map_err(|source| ServerError::Serve { addr, source });
+            let result = axum::serve(
+                listener.tap_io(|tcp| {
+                    // Streamed chunks go out at once (no Nagle delay behind a delayed ACK).
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!("TCP_NODELAY: {e}");
+                    }
+                }),
+                app,
+            )
+            .with_graceful_shutdown(async move {
+                let _ = shutdown_rx.await;
+            })
+            .await
+            .map_err(|source| ServerError::Serve { addr, source });
             tracing::info!("diffusion server on {addr} stopped");
             result
         });
