@@ -40,6 +40,7 @@ pub mod runner;
 pub mod rx_stamp;
 pub mod scenario;
 pub mod serving;
+pub mod slo;
 pub mod sse;
 pub mod stats;
 pub mod sweep;

@@ -74,6 +74,10 @@ pub struct ServerArgs {
     /// Do not keep finished requests' KV pages for prefix reuse (the radix cache).
     #[arg(long)]
     pub disable_radix_cache: bool,
+    /// Test only: admit at most this many generation requests per second (the rest queue),
+    /// so capacity searches have a server of known capacity. Labelled in /get_server_info.
+    #[arg(long)]
+    pub inferperf_test_admit_rate: Option<f64>,
 
     /// Require `Authorization: Bearer <key>` on every route except `/health*` and `/metrics`.
     #[arg(long)]
@@ -117,6 +121,7 @@ impl Default for ServerArgs {
             enable_mixed_chunk: false,
             context_length: None,
             disable_radix_cache: false,
+            inferperf_test_admit_rate: None,
             api_key: None,
             tp_size: 1,
             dp_size: 1,

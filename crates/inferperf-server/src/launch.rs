@@ -40,6 +40,13 @@ pub fn validate_args(args: &ServerArgs) -> Result<(), ServerError> {
             "--tp-size needs a model; the simulated engine has no layers to shard".to_string(),
         ));
     }
+    if let Some(r) = args.inferperf_test_admit_rate {
+        if !(r.is_finite() && r > 0.0) {
+            return Err(ServerError::InvalidArgs(format!(
+                "--inferperf-test-admit-rate must be a positive number, got {r}"
+            )));
+        }
+    }
     if args.context_length == Some(0) {
         return Err(ServerError::InvalidArgs(
             "--context-length must be at least 1".to_string(),

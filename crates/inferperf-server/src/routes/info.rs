@@ -43,6 +43,9 @@ async fn server_info(State(state): State<Arc<AppState>>) -> Result<Json<ServerIn
     );
     extra.insert("dp_size".into(), json!(state.args.dp_size));
     extra.insert("tp_size".into(), json!(state.args.tp_size));
+    if let Some(rate) = state.args.inferperf_test_admit_rate {
+        extra.insert("inferperf_test_admit_rate".into(), json!(rate));
+    }
     extra.insert(
         "load_format_resolved".into(),
         json!(state.model_info.load_format),

@@ -13,6 +13,7 @@ use axum::Router;
 use crate::api_error::ApiError;
 use crate::state::AppState;
 
+pub mod admission;
 pub mod auth;
 pub mod chat;
 pub mod completions;
@@ -37,7 +38,8 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// [`router`] plus `extra` routes that carry their own state (e.g. profile routes built
 /// around a profiler handle); they get the same API-key check, body limit and fallbacks.
 pub fn router_with(state: Arc<AppState>, extra: Router) -> Router {
-    Router::new()
+    let admit_rate = state.args.inferperf_test_admit_rate;
+    let router = Router::new()
         .merge(health::routes())
         .merge(models::routes())
         .merge(completions::routes())
@@ -53,7 +55,14 @@ pub fn router_with(state: Arc<AppState>, extra: Router) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state, auth::require_api_key))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    match admit_rate {
+        Some(rate) if rate > 0.0 => router.layer(middleware::from_fn_with_state(
+            Arc::new(admission::AdmissionGate::new(rate)),
+            admission::gate,
+        )),
+        _ => router,
+    }
 }
 
 async fn not_found(uri: Uri) -> ApiError {
