@@ -176,6 +176,9 @@ pub struct AggregatedMetrics {
     pub stats: Stats,
     /// The `bench serving` validity verdict of the point (`OK` or `CLIENT-BOUND`).
     pub validity_verdict: String,
+    /// Trace directory of the point (`--sglang-profile`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile_path: Option<String>,
 }
 
 /// Aggregate a point's records as genai-bench does (no warm-up/cool-down trimming).
@@ -242,6 +245,7 @@ pub fn aggregate(
         num_requests: recs.len(),
         stats,
         validity_verdict: verdict.into(),
+        profile_path: None,
     }
 }
 
@@ -303,6 +307,57 @@ pub struct SweepOptions {
     /// Written into `experiment_metadata.json`.
     pub metadata: serde_json::Value,
     pub tokenizer: SharedTokenizer,
+    /// genai-bench's `--sglang-profile*`: one bounded profile window per point.
+    pub profile: Option<SweepProfile>,
+}
+
+/// `--sglang-profile`, `--sglang-profile-steps`, `--sglang-profile-by-stage`,
+/// `--sglang-profile-activities`, `--sglang-profile-output-dir`.
+#[derive(Clone, Debug)]
+pub struct SweepProfile {
+    pub steps: u64,
+    pub by_stage: bool,
+    pub activities: Vec<String>,
+    /// Sent to the server (it must be valid there); default `<experiment>/profiles`.
+    pub output_dir: PathBuf,
+}
+
+/// Arm the server's profiler for one point as genai-bench's PR does: a directory
+/// `{output_dir}/{name}_{epoch}` with `server_args.json`, then `/start_profile` with a
+/// bounded window (the server closes it by itself). A failure is a warning, not an abort.
+async fn arm_profile(base_url: &str, p: &SweepProfile, name: &str) -> Option<String> {
+    use inferperf_profiler::client as pc;
+    let epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let dir = p.output_dir.join(format!("{name}_{epoch}"));
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        tracing::warn!("cannot create {}: {e}", dir.display());
+        return None;
+    }
+    let http = pc::http_client().ok()?;
+    match pc::server_info(&http, base_url).await {
+        Ok(info) => {
+            let _ = serde_json::to_vec_pretty(&info)
+                .map(|b| std::fs::write(dir.join("server_args.json"), b));
+        }
+        Err(e) => tracing::warn!("server info for {}: {e}", dir.display()),
+    }
+    let req = inferperf_protocol::profile::ProfileReqInput {
+        output_dir: Some(dir.to_string_lossy().into_owned()),
+        num_steps: Some(p.steps),
+        activities: Some(p.activities.clone()),
+        profile_by_stage: p.by_stage,
+        merge_profiles: false,
+        ..Default::default()
+    };
+    match pc::start_profile(&http, base_url, &req).await {
+        Ok(_) => Some(dir.to_string_lossy().into_owned()),
+        Err(e) => {
+            tracing::warn!("Failed to start profiling for this run: {e}");
+            None
+        }
+    }
 }
 
 /// Prompts of the scenario's sampled lengths (exact in tokens where the tokenizer allows).
@@ -402,6 +457,18 @@ pub async fn run(o: &SweepOptions, base_args: &ServingArgs) -> Result<Vec<PathBu
                 calibration: None,
                 print: false,
             };
+            let profile_path = match &o.profile {
+                Some(p) => {
+                    let name = format!(
+                        "{}_{}_{}",
+                        sanitize(&label),
+                        load.iteration_type(),
+                        load.value()
+                    );
+                    arm_profile(&o.base_url, p, &name).await
+                }
+                None => None,
+            };
             let out = run_serving_rows(&args, ctx, Some(rows)).await;
             timer.abort();
             let out = out?;
@@ -428,7 +495,8 @@ pub async fn run(o: &SweepOptions, base_args: &ServingArgs) -> Result<Vec<PathBu
                 .unwrap_or(0);
             let t1 = out.records.iter().map(|r| r.last_ns).max().unwrap_or(t0);
             let duration = crate::record::ns_to_s(t1.saturating_sub(t0));
-            let agg = aggregate(&label, load, &recs, duration, out.validity.verdict.as_str());
+            let mut agg = aggregate(&label, load, &recs, duration, out.validity.verdict.as_str());
+            agg.profile_path = profile_path;
             let name = format!(
                 "{}_{}_{}_{}_time_{}s.json",
                 sanitize(&label),

@@ -43,6 +43,7 @@ async fn a_grid_writes_genai_benchs_layout() {
         experiment_dir: exp.clone(),
         metadata: serde_json::json!({"task": "text-to-text"}),
         tokenizer: s.tokenizer(),
+        profile: None,
     };
     let files = run(&o, &serving).await.expect("sweep");
     assert_eq!(files.len(), 6);
@@ -121,6 +122,7 @@ async fn a_dead_server_gives_a_real_error_rate() {
         experiment_dir: dir.path().join("exp"),
         metadata: serde_json::json!({}),
         tokenizer: tok,
+        profile: None,
     };
     let files = run(&o, &serving).await.expect("sweep");
     let v: Value =
@@ -128,4 +130,60 @@ async fn a_dead_server_gives_a_real_error_rate() {
     // genai-bench would write 0 here; every request failed.
     assert_eq!(v["aggregated_metrics"]["error_rate"], 1.0);
     assert_eq!(v["aggregated_metrics"]["num_error_requests"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sglang_profile_arms_one_window_per_point() {
+    use inferperf_profiler::ProfilerHandle;
+    let args = inferperf_server::ServerArgs::ephemeral();
+    let a = args.clone();
+    let (engine, profiler) =
+        tokio::task::spawn_blocking(move || inferperf_server::launch::launch_model_profiled(&a))
+            .await
+            .expect("launch task")
+            .expect("launch");
+    let tok = engine.parts.tokenizer.clone();
+    let server = inferperf_server::EmbeddedServer::start_with_routes(
+        args,
+        engine,
+        inferperf_server::routes::profile::routes(profiler.clone()),
+    )
+    .await
+    .expect("server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut serving = Cli::parse_from(["bench"]).args;
+    serving.backend = Backend::OpenaiChat;
+    let o = SweepOptions {
+        base_url: server.base_url(),
+        model: "default".into(),
+        task: "text-to-text".into(),
+        scenarios: vec![Scenario::parse("D(8,4)").expect("D")],
+        loads: vec![LoadPoint::Concurrency(2)],
+        max_requests_per_run: 4,
+        max_time_per_run_s: 600.0,
+        seed: 1,
+        experiment_dir: dir.path().join("exp"),
+        metadata: serde_json::json!({}),
+        tokenizer: tok,
+        profile: Some(inferperf_bench::sweep::SweepProfile {
+            steps: 2,
+            by_stage: false,
+            activities: vec!["CPU".into()],
+            output_dir: dir.path().join("profiles"),
+        }),
+    };
+    let files = run(&o, &serving).await.expect("sweep");
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(&files[0]).expect("run file")).expect("json");
+    let path = v["aggregated_metrics"]["profile_path"]
+        .as_str()
+        .expect("profile path recorded");
+    assert!(std::path::Path::new(path)
+        .join("server_args.json")
+        .is_file());
+    let session = profiler.last_session().expect("a window was armed");
+    let out = ProfilerHandle::wait(&session).await.expect("window closes");
+    assert_eq!(out.trace_files.len(), 1);
+    assert!(out.trace_files[0].starts_with(path));
+    server.shutdown().await.expect("shutdown");
 }

@@ -63,6 +63,19 @@ pub struct Args {
     pub server_gpu_type: Option<String>,
     #[arg(long)]
     pub server_gpu_count: Option<String>,
+    /// Profile each point on the server (genai-bench's SGLang profiling PR).
+    #[arg(long, help_heading = "SGLang profiling")]
+    pub sglang_profile: bool,
+    #[arg(long, default_value_t = 5, help_heading = "SGLang profiling")]
+    pub sglang_profile_steps: u64,
+    #[arg(long, help_heading = "SGLang profiling")]
+    pub sglang_profile_by_stage: bool,
+    /// Comma-separated (CPU, GPU, MEM).
+    #[arg(long, default_value = "CPU,GPU", help_heading = "SGLang profiling")]
+    pub sglang_profile_activities: String,
+    /// Default `<experiment folder>/profiles` (sent to the server).
+    #[arg(long, help_heading = "SGLang profiling")]
+    pub sglang_profile_output_dir: Option<PathBuf>,
 }
 
 #[derive(Parser)]
@@ -212,6 +225,20 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         experiment_dir: experiment_dir.clone(),
         metadata,
         tokenizer,
+        profile: a.sglang_profile.then(|| sweep::SweepProfile {
+            steps: a.sglang_profile_steps,
+            by_stage: a.sglang_profile_by_stage,
+            activities: a
+                .sglang_profile_activities
+                .split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect(),
+            output_dir: a
+                .sglang_profile_output_dir
+                .clone()
+                .unwrap_or_else(|| experiment_dir.join("profiles")),
+        }),
     };
     let result = runtime.block_on(sweep::run(&options, &serving));
     if let Some(s) = server {
