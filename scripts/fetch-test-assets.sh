@@ -25,12 +25,12 @@ PY
 fi
 
 
-# Python peers the tests drive: the official OpenAI SDK (server compatibility) and HTA 0.5.0
-# (trace compatibility). One venv, reused across runs.
+# Python peers the tests drive: the official OpenAI SDK (server compatibility), HTA 0.5.0
+# (trace compatibility) and openpyxl (reading our Excel reports back). One venv, reused.
 VENV="$ASSETS/venv"
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, hta' 2>/dev/null; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check openai "HolisticTraceAnalysis==0.5.0"
-  "$VENV/bin/python" -c 'import openai, hta'
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, hta, openpyxl' 2>/dev/null; then
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check openai "HolisticTraceAnalysis==0.5.0" "openpyxl==3.1.5"
+  "$VENV/bin/python" -c 'import openai, hta, openpyxl'
 fi
 echo "python venv in $VENV"

@@ -1,24 +1,103 @@
-//! `inferperf report ...`: Excel workbooks, plots and HTML pages from experiment folders and
-//! `bench serving` result files (genai-bench's `excel` and `plot`).
-//!
-//! Skeleton: filled in by the reports issue.
+//! `inferperf report ...`: Excel workbooks, plots and HTML pages from experiment folders
+//! (`bench sweep`, genai-bench's layout) and `bench serving` result files (genai-bench's
+//! `excel` and `plot`).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::Context;
+use inferperf_report::error::write_atomic;
+use inferperf_report::plot::Preset;
 
 #[derive(clap::Subcommand)]
 pub enum ReportCommand {
     /// Excel workbook with genai-bench's sheets.
-    Excel(EmptyArgs),
-    /// Plots with genai-bench's presets (PNG and SVG).
-    Plot(EmptyArgs),
+    Excel(ExcelArgs),
+    /// Plots with genai-bench's presets (SVG).
+    Plot(PlotArgs),
     /// One self-contained HTML page with plots, tables and run metadata.
-    Html(EmptyArgs),
+    Html(HtmlArgs),
 }
 
-/// Placeholder flags.
+/// `report excel` flags.
 #[derive(clap::Args)]
-pub struct EmptyArgs {}
+pub struct ExcelArgs {
+    /// Experiment folder, or a `bench serving` JSONL file.
+    #[arg(long)]
+    pub experiment_folder: PathBuf,
+    /// Workbook name (default `{folder}_summary.xlsx` inside the folder, as genai-bench).
+    #[arg(long)]
+    pub excel_name: Option<String>,
+}
 
-pub fn run(_cmd: ReportCommand) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`report` is not implemented yet")
+/// `report plot` flags.
+#[derive(clap::Args)]
+pub struct PlotArgs {
+    #[arg(long)]
+    pub experiment_folder: PathBuf,
+    #[arg(long, value_enum, default_value = "2x4_default")]
+    pub preset: Preset,
+    /// Directory for the plot (default: the experiment folder, or the file's directory).
+    #[arg(long)]
+    pub output_dir: Option<PathBuf>,
+}
+
+/// `report html` flags.
+#[derive(clap::Args)]
+pub struct HtmlArgs {
+    #[arg(long)]
+    pub experiment_folder: PathBuf,
+    /// Output file (default `report.html` next to the data).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+fn out_dir(source: &std::path::Path) -> PathBuf {
+    if source.is_dir() {
+        source.to_path_buf()
+    } else {
+        source
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), PathBuf::from)
+    }
+}
+
+pub fn run(cmd: ReportCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ReportCommand::Excel(a) => {
+            let d = inferperf_report::data::load(&a.experiment_folder).context("report excel")?;
+            let base = a
+                .experiment_folder
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "experiment".into());
+            let name = a
+                .excel_name
+                .unwrap_or_else(|| format!("{base}_summary.xlsx"));
+            let path = out_dir(&a.experiment_folder).join(name);
+            inferperf_report::excel::write(&d, &path).context("report excel")?;
+            println!("Excel workbook written to {}", path.display());
+        }
+        ReportCommand::Plot(a) => {
+            let d = inferperf_report::data::load(&a.experiment_folder).context("report plot")?;
+            let dir = a
+                .output_dir
+                .unwrap_or_else(|| out_dir(&a.experiment_folder));
+            let path = dir.join(a.preset.file_name());
+            let svg = inferperf_report::plot::svg(&d, a.preset).context("report plot")?;
+            write_atomic(&path, svg.as_bytes()).context("report plot")?;
+            println!("Plot written to {}", path.display());
+        }
+        ReportCommand::Html(a) => {
+            let d = inferperf_report::data::load(&a.experiment_folder).context("report html")?;
+            let path = a
+                .output
+                .unwrap_or_else(|| out_dir(&a.experiment_folder).join("report.html"));
+            let page = inferperf_report::html::page(&d).context("report html")?;
+            write_atomic(&path, page.as_bytes()).context("report html")?;
+            println!("HTML report written to {}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,44 @@
+//! Typed errors of the report builders.
+
+use std::path::{Path, PathBuf};
+
+/// What can stop a report.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{}: {error}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        error: std::io::Error,
+    },
+    #[error("{}: not valid JSON: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error("{} is not an experiment folder (no experiment_metadata.json)", .0.display())]
+    NotAnExperiment(PathBuf),
+    #[error("{} has no runs to report", .0.display())]
+    NoRuns(PathBuf),
+    #[error("writing the workbook: {0}")]
+    Excel(String),
+    #[error("drawing {name}: {message}")]
+    Plot { name: String, message: String },
+}
+
+impl ReportError {
+    pub fn io(path: &Path, error: std::io::Error) -> Self {
+        ReportError::Io {
+            path: path.to_path_buf(),
+            error,
+        }
+    }
+}
+
+/// Write `bytes` to `path` through a temp file and a rename (no half-written reports).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            ReportError::io(path, e)
+        })
+}

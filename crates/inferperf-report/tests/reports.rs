@@ -1,0 +1,161 @@
+//! Reports from a real `bench sweep` folder (2 scenarios x 3 concurrencies against the HTTP
+//! server over the simulated engine) and from `bench serving` JSONL: the workbook opens in
+//! openpyxl with genai-bench's five sheets and their headers, the SVG plots carry one line per
+//! scenario, and the HTML page is self-contained.
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use inferperf_bench::args::ServingArgs;
+use inferperf_bench::backend::Backend;
+use inferperf_bench::scenario::Scenario;
+use inferperf_bench::sweep::{run, LoadPoint, SweepOptions};
+use inferperf_engine::simulated::{SimulatedEngine, TokenSchedule};
+use inferperf_report::plot::Preset;
+use inferperf_server::{EmbeddedServer, EngineParts, ServerArgs};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: ServingArgs,
+}
+
+async fn sweep_folder(dir: &Path) -> PathBuf {
+    let sim = SimulatedEngine::start(TokenSchedule::ZeroLatency, 32000).expect("sim");
+    let parts = EngineParts {
+        handle: sim.handle.clone(),
+        tokenizer: sim.tokenizer.clone(),
+        model_info: sim.model_info.clone(),
+    };
+    let server = EmbeddedServer::start_with_engine(
+        ServerArgs {
+            model_path: sim.model_info.model_path.clone(),
+            ..ServerArgs::ephemeral()
+        },
+        parts,
+    )
+    .await
+    .expect("server");
+    let mut serving = Cli::parse_from(["bench"]).args;
+    serving.backend = Backend::OpenaiChat;
+    let exp = dir.join("exp");
+    run(
+        &SweepOptions {
+            base_url: server.base_url(),
+            model: "m".into(),
+            task: "text-to-text".into(),
+            scenarios: vec![
+                Scenario::parse("D(20,5)").expect("D"),
+                Scenario::parse("U(10,30)/(4,8)").expect("U"),
+            ],
+            loads: [1, 2, 4].into_iter().map(LoadPoint::Concurrency).collect(),
+            max_requests_per_run: 4,
+            max_time_per_run_s: 600.0,
+            seed: 3,
+            experiment_dir: exp.clone(),
+            metadata: serde_json::json!({"task": "text-to-text", "api_backend": "sglang"}),
+            tokenizer: sim.tokenizer.clone(),
+            profile: None,
+        },
+        &serving,
+    )
+    .await
+    .expect("sweep");
+    server.shutdown().await.expect("shutdown");
+    exp
+}
+
+fn venv_python() -> PathBuf {
+    std::env::var_os("INFERPERF_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/inferperf/assets")
+        })
+        .join("venv/bin/python")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workbook_plots_and_page_from_a_sweep() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exp = sweep_folder(dir.path()).await;
+    let d = inferperf_report::data::load(&exp).expect("load");
+    assert_eq!(d.runs.len(), 6);
+    assert_eq!(d.scenarios().len(), 2);
+
+    // Excel, read back by openpyxl.
+    let xlsx = dir.path().join("exp_summary.xlsx");
+    inferperf_report::excel::write(&d, &xlsx).expect("workbook");
+    let python = venv_python();
+    assert!(
+        python.exists(),
+        "{} missing: run scripts/fetch-test-assets.sh",
+        python.display()
+    );
+    let script = r#"
+import json, sys, openpyxl
+wb = openpyxl.load_workbook(sys.argv[1])
+out = {name: [c.value for c in wb[name][1]] for name in wb.sheetnames}
+out["_rows"] = {name: wb[name].max_row for name in wb.sheetnames}
+print(json.dumps(out))
+"#;
+    let o = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .arg(&xlsx)
+        .output()
+        .expect("python");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    for sheet in [
+        "Summary",
+        "Appendix",
+        "Experiment Metadata",
+        "Aggregated Metrics for Each Run",
+        "Individual Request Metrics",
+    ] {
+        assert!(v.get(sheet).is_some(), "missing sheet {sheet}: {v}");
+    }
+    assert_eq!(v["Summary"][0], "Scenario");
+    assert_eq!(v["_rows"]["Summary"], 7, "a header and six runs");
+    assert_eq!(
+        v["_rows"]["Individual Request Metrics"], 25,
+        "a header and 24 requests"
+    );
+    assert_eq!(v["Individual Request Metrics"][2], "ttft");
+
+    // SVG plots: one line per scenario in each of the eight charts.
+    let grid = inferperf_report::plot::svg(&d, Preset::Default2x4).expect("2x4");
+    assert!(grid.starts_with("<svg"));
+    assert!(grid.matches("<polyline").count() >= 8 * 2, "{}", grid.len());
+    assert!(grid.contains("D(20,5)") && grid.contains("Mean TTFT (s)"));
+    let lat = inferperf_report::plot::svg(&d, Preset::MultiLineLatency).expect("latency");
+    assert!(lat.contains("D(20,5) p99"));
+
+    // The page carries everything inline.
+    let page = inferperf_report::html::page(&d).expect("page");
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert_eq!(page.matches("<svg").count(), 2);
+    assert!(!page.contains("<script") && !page.contains("<link") && !page.contains("src=\"http"));
+    assert!(page.contains("U(10,30)/(4,8)"));
+}
+
+#[test]
+fn bench_serving_jsonl_and_bad_inputs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = dir.path().join("runs.jsonl");
+    std::fs::write(
+        &f,
+        "{\"dataset_name\": \"random-ids\", \"random_input_len\": 128, \"random_output_len\": 32, \"max_concurrency\": 4, \"completed\": 9, \"failed\": 1, \"request_throughput\": 3.0, \"output_throughput\": 96.0, \"input_throughput\": 384.0, \"mean_ttft_ms\": 20.0, \"p99_ttft_ms\": Infinity, \"mean_e2e_latency_ms\": 300.0}\n",
+    )
+    .expect("write");
+    let d = inferperf_report::data::load(&f).expect("jsonl");
+    assert_eq!(d.runs.len(), 1);
+    assert_eq!(d.runs[0].value, 4.0);
+    assert_eq!(d.runs[0].ttft_mean, 0.02);
+    assert_eq!(d.runs[0].error_rate, 0.1);
+    let e = inferperf_report::data::load(dir.path()).expect_err("not an experiment");
+    assert!(e.to_string().contains("experiment_metadata.json"), "{e}");
+    std::fs::write(&f, "{not json\n").expect("write");
+    let e = inferperf_report::data::load(&f).expect_err("bad JSON");
+    assert!(e.to_string().contains("line 1"), "{e}");
+}
