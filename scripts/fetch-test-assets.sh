@@ -34,3 +34,12 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, hta, o
   "$VENV/bin/python" -c 'import openai, hta, openpyxl'
 fi
 echo "python venv in $VENV"
+
+# Headless Chromium renders the HTML report in a test (Debian package).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then apt_get=(apt-get); else apt_get=(sudo apt-get); fi
+  DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" update -q
+  DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -q --no-install-recommends chromium
+  command -v chromium >/dev/null
+fi
+echo "chromium: $(command -v chromium)"

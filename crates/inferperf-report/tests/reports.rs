@@ -159,3 +159,55 @@ fn bench_serving_jsonl_and_bad_inputs() {
     let e = inferperf_report::data::load(&f).expect_err("bad JSON");
     assert!(e.to_string().contains("line 1"), "{e}");
 }
+
+/// The page renders in headless Chromium (Debian `chromium`, installed by
+/// scripts/fetch-test-assets.sh) without console errors, and the screenshot is not blank.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_html_page_renders_in_headless_chromium() {
+    let chromium = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|c| {
+            std::process::Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("chromium missing: run scripts/fetch-test-assets.sh (apt-get install chromium)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exp = sweep_folder(dir.path()).await;
+    let d = inferperf_report::data::load(&exp).expect("load");
+    let page = dir.path().join("report.html");
+    std::fs::write(&page, inferperf_report::html::page(&d).expect("page")).expect("write");
+    let shot = dir.path().join("shot.png");
+    let out = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1200,1600",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("run chromium");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let console: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE")).collect();
+    assert!(console.is_empty(), "console messages: {console:?}");
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&shot).expect("screenshot"),
+    ));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut buf).expect("frame");
+    let px = &buf[..info.buffer_size()];
+    let distinct: std::collections::HashSet<&[u8]> = px.chunks(3).take(200_000).collect();
+    assert!(
+        distinct.len() > 10,
+        "the screenshot is blank ({} colours)",
+        distinct.len()
+    );
+}
