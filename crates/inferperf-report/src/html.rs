@@ -47,7 +47,7 @@ pub fn page(d: &ReportData) -> Result<String, ReportError> {
     }
     h.push_str("</table>");
     for p in [Preset::Default2x4, Preset::MultiLineLatency] {
-        let _ = write!(h, "<h2>{}</h2>", esc(p.file_name()));
+        let _ = write!(h, "<h2>{}</h2>", esc(p.file_stem()));
         h.push_str(&svg(d, p)?);
     }
     h.push_str("<h2>Run metadata</h2><pre>");

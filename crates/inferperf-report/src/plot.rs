@@ -1,5 +1,5 @@
-//! `report plot`: genai-bench's presets as SVG (plotters' SVG backend: text stays text, so no
-//! font files are needed on a headless machine). `2x4_default`: eight metrics against the load,
+//! `report plot`: genai-bench's presets as SVG (text stays text) and PNG (text drawn with the
+//! DejaVu Sans font embedded in the binary, so no system fonts are needed on a headless machine). `2x4_default`: eight metrics against the load,
 //! one line per scenario; `multi_line_latency`: E2E latency p50/p90/p99 against the load.
 
 use plotters::prelude::*;
@@ -17,11 +17,11 @@ pub enum Preset {
 }
 
 impl Preset {
-    /// genai-bench's output file name, with our SVG extension.
-    pub fn file_name(self) -> &'static str {
+    /// genai-bench's output file name, without the extension (`.png` / `.svg`).
+    pub fn file_stem(self) -> &'static str {
         match self {
-            Preset::Default2x4 => "traffic_scenario_combined_plots_2x4.svg",
-            Preset::MultiLineLatency => "multi_line_latency.svg",
+            Preset::Default2x4 => "traffic_scenario_combined_plots_2x4",
+            Preset::MultiLineLatency => "multi_line_latency",
         }
     }
 }
@@ -106,44 +106,96 @@ fn per_scenario(d: &ReportData, f: fn(&Run) -> f64) -> Series {
         .collect()
 }
 
-/// Draw `preset` as an SVG document.
-pub fn svg(d: &ReportData, preset: Preset) -> Result<String, ReportError> {
+/// Register the embedded font once (text layout needs it for both backends).
+fn ensure_font() -> Result<(), ReportError> {
+    static FONT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let registered = *FONT.get_or_init(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
+            .is_ok()
+    });
+    if registered {
+        Ok(())
+    } else {
+        Err(perr("font", "cannot load the embedded DejaVu Sans font"))
+    }
+}
+
+/// Draw `preset` on any plotters backend.
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    d: &ReportData,
+    preset: Preset,
+) -> Result<(), ReportError>
+where
+    DB::ErrorType: 'static,
+{
+    ensure_font()?;
     let x_label = d
         .runs
         .first()
         .map_or("load", |r| r.iteration_type.as_str())
         .to_string();
-    let mut out = String::new();
-    {
-        match preset {
-            Preset::Default2x4 => {
-                let root = SVGBackend::with_string(&mut out, (1600, 800)).into_drawing_area();
-                root.fill(&WHITE).map_err(|e| perr("2x4", e))?;
-                for (area, (title, f)) in root.split_evenly((2, 4)).iter().zip(GRID) {
-                    chart(area, title, &x_label, &per_scenario(d, f))?;
-                }
-                root.present().map_err(|e| perr("2x4", e))?;
-            }
-            Preset::MultiLineLatency => {
-                let root = SVGBackend::with_string(&mut out, (900, 600)).into_drawing_area();
-                root.fill(&WHITE).map_err(|e| perr("latency", e))?;
-                let mut series = Series::new();
-                for s in d.scenarios() {
-                    for (q, f) in [
-                        ("p50", (|r: &Run| r.e2e_p50) as fn(&Run) -> f64),
-                        ("p90", |r: &Run| r.e2e_p90),
-                        ("p99", |r: &Run| r.e2e_p99),
-                    ] {
-                        series.push((
-                            format!("{s} {q}"),
-                            d.runs_of(&s).map(|r| (r.value, f(r))).collect(),
-                        ));
-                    }
-                }
-                chart(&root, "E2E Latency (s)", &x_label, &series)?;
-                root.present().map_err(|e| perr("latency", e))?;
+    root.fill(&WHITE).map_err(|e| perr("background", e))?;
+    match preset {
+        Preset::Default2x4 => {
+            for (area, (title, f)) in root.split_evenly((2, 4)).iter().zip(GRID) {
+                chart(area, title, &x_label, &per_scenario(d, f))?;
             }
         }
+        Preset::MultiLineLatency => {
+            let mut series = Series::new();
+            for s in d.scenarios() {
+                for (q, f) in [
+                    ("p50", (|r: &Run| r.e2e_p50) as fn(&Run) -> f64),
+                    ("p90", |r: &Run| r.e2e_p90),
+                    ("p99", |r: &Run| r.e2e_p99),
+                ] {
+                    series.push((
+                        format!("{s} {q}"),
+                        d.runs_of(&s).map(|r| (r.value, f(r))).collect(),
+                    ));
+                }
+            }
+            chart(&root, "E2E Latency (s)", &x_label, &series)?;
+        }
+    }
+    root.present().map_err(|e| perr("present", e))
+}
+
+fn size(preset: Preset) -> (u32, u32) {
+    match preset {
+        Preset::Default2x4 => (1600, 800),
+        Preset::MultiLineLatency => (900, 600),
+    }
+}
+
+/// Draw `preset` as an SVG document.
+pub fn svg(d: &ReportData, preset: Preset) -> Result<String, ReportError> {
+    let mut out = String::new();
+    draw(
+        SVGBackend::with_string(&mut out, size(preset)).into_drawing_area(),
+        d,
+        preset,
+    )?;
+    Ok(out)
+}
+
+/// Draw `preset` as PNG bytes.
+pub fn png(d: &ReportData, preset: Preset) -> Result<Vec<u8>, ReportError> {
+    let (w, h) = size(preset);
+    let mut rgb = vec![0u8; (w * h * 3) as usize];
+    draw(
+        BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area(),
+        d,
+        preset,
+    )?;
+    let mut out = Vec::new();
+    {
+        let mut enc = ::png::Encoder::new(&mut out, w, h);
+        enc.set_color(::png::ColorType::Rgb);
+        enc.set_depth(::png::BitDepth::Eight);
+        let mut writer = enc.write_header().map_err(|e| perr("png", e))?;
+        writer.write_image_data(&rgb).map_err(|e| perr("png", e))?;
     }
     Ok(out)
 }

@@ -130,6 +130,16 @@ print(json.dumps(out))
     assert!(grid.contains("D(20,5)") && grid.contains("Mean TTFT (s)"));
     let lat = inferperf_report::plot::svg(&d, Preset::MultiLineLatency).expect("latency");
     assert!(lat.contains("D(20,5) p99"));
+    // PNG: the right size, and not blank.
+    let png_bytes = inferperf_report::plot::png(&d, Preset::Default2x4).expect("png");
+    let mut reader = png::Decoder::new(std::io::Cursor::new(png_bytes))
+        .read_info()
+        .expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut buf).expect("frame");
+    assert_eq!((info.width, info.height), (1600, 800));
+    let colours: std::collections::HashSet<&[u8]> = buf[..info.buffer_size()].chunks(3).collect();
+    assert!(colours.len() > 10, "blank plot");
 
     // The page carries everything inline.
     let page = inferperf_report::html::page(&d).expect("page");

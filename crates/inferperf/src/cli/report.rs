@@ -13,7 +13,7 @@ use inferperf_report::plot::Preset;
 pub enum ReportCommand {
     /// Excel workbook with genai-bench's sheets.
     Excel(ExcelArgs),
-    /// Plots with genai-bench's presets (SVG).
+    /// Plots with genai-bench's presets (PNG and SVG).
     Plot(PlotArgs),
     /// One self-contained HTML page with plots, tables and run metadata.
     Html(HtmlArgs),
@@ -84,10 +84,18 @@ pub fn run(cmd: ReportCommand) -> anyhow::Result<ExitCode> {
             let dir = a
                 .output_dir
                 .unwrap_or_else(|| out_dir(&a.experiment_folder));
-            let path = dir.join(a.preset.file_name());
+            let stem = dir.join(a.preset.file_stem());
+            let svg_path = stem.with_extension("svg");
             let svg = inferperf_report::plot::svg(&d, a.preset).context("report plot")?;
-            write_atomic(&path, svg.as_bytes()).context("report plot")?;
-            println!("Plot written to {}", path.display());
+            write_atomic(&svg_path, svg.as_bytes()).context("report plot")?;
+            let png_path = stem.with_extension("png");
+            let png = inferperf_report::plot::png(&d, a.preset).context("report plot")?;
+            write_atomic(&png_path, &png).context("report plot")?;
+            println!(
+                "Plots written to {} and {}",
+                png_path.display(),
+                svg_path.display()
+            );
         }
         ReportCommand::Html(a) => {
             let d = inferperf_report::data::load(&a.experiment_folder).context("report html")?;
