@@ -46,6 +46,7 @@ pub mod stats;
 pub mod sweep;
 pub mod table;
 pub mod tokenizer;
+pub mod upload;
 pub mod validity;
 
 pub use error::BenchError;

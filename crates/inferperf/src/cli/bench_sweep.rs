@@ -76,6 +76,10 @@ pub struct Args {
     /// Default `<experiment folder>/profiles` (sent to the server).
     #[arg(long, help_heading = "SGLang profiling")]
     pub sglang_profile_output_dir: Option<PathBuf>,
+    /// Copy the experiment folder to an object store: `file://DIR` (always), `s3://`, `gs://`,
+    /// `az://` (builds with the `cloud-upload` feature).
+    #[arg(long)]
+    pub upload_results: Option<String>,
 }
 
 #[derive(Parser)]
