@@ -1,5 +1,6 @@
 //! `bench serving` in diffusion mode against the real diffusion server (`--model-path
-//! diffusion`): every task (text-to-image, image-to-image, text-to-video, image-to-video) with
+//! diffusion`): every task (text-to-image, image-to-image, text-to-video, image-to-video,
+//! video-to-video -- which SGLang's client also sends without an input video) with
 //! the VBench prompt file, the random dataset, SGLang's metrics keys, and SLO attainment.
 
 use std::path::PathBuf;
@@ -70,8 +71,13 @@ async fn every_task_runs_through_the_server() {
         .decode(gen["data"][0]["b64_json"].as_str().unwrap_or_default())
         .expect("b64");
     std::fs::write(images.path().join("a red apple.png"), png).expect("write image");
-    for task in [Task::ImageToImage, Task::TextToVideo, Task::ImageToVideo] {
-        let path = if matches!(task, Task::TextToVideo) {
+    for task in [
+        Task::ImageToImage,
+        Task::TextToVideo,
+        Task::ImageToVideo,
+        Task::VideoToVideo,
+    ] {
+        let path = if matches!(task, Task::TextToVideo | Task::VideoToVideo) {
             vbench()
         } else {
             images.path().to_path_buf()
