@@ -46,6 +46,9 @@ pub struct ServingCliArgs {
     /// `zero` (every token at once) or `TTFT_MS:ITL_MS` (fixed schedule). Labelled simulated.
     #[arg(long)]
     pub simulate: Option<String>,
+    /// Embedded server only: the model it serves (`default`, a GGUF file, an HF directory).
+    #[arg(long)]
+    pub model_path: Option<String>,
     /// Diffusion mode (`--dataset` or `--task` given): SGLang's multimodal bench_serving.
     #[command(flatten)]
     pub diffusion: inferperf_bench::diffusion::DiffusionFlags,
@@ -129,14 +132,17 @@ struct Embedded {
 }
 
 impl Embedded {
-    fn start(simulate: Option<TokenSchedule>) -> anyhow::Result<Self> {
+    fn start(simulate: Option<TokenSchedule>, model_path: Option<&str>) -> anyhow::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("inferperf-embedded-server")
             .enable_all()
             .build()
             .context("cannot start the embedded server runtime")?;
-        let args = ServerArgs::ephemeral();
+        let mut args = ServerArgs::ephemeral();
+        if let Some(m) = model_path {
+            args.model_path = m.to_string();
+        }
         let (server, sim, tokenizer) = match simulate {
             Some(schedule) => {
                 let sim = SimulatedEngine::start(schedule, 32000)
@@ -165,8 +171,8 @@ impl Embedded {
                         EmbeddedServer::start_with_routes(args, engine, profile_routes).await?;
                     Ok::<_, inferperf_server::ServerError>((server, tokenizer))
                 });
-                let (server, tokenizer) = server
-                    .context("starting the embedded reference server (--model-path default)")?;
+                let (server, tokenizer) =
+                    server.context("starting the embedded reference server")?;
                 (server, None, Some(tokenizer))
             }
         };
@@ -281,6 +287,7 @@ fn serving(a: ServingCliArgs) -> anyhow::Result<ExitCode> {
         return diffusion_serving(a);
     }
     let args = a.bench;
+    let model_path = a.model_path.clone();
     let schedule = a.simulate.as_deref().map(parse_schedule).transpose()?;
     let threads = default_threads(args.client_threads);
     let cpu = ThreadCpu::default();
@@ -308,13 +315,16 @@ fn serving(a: ServingCliArgs) -> anyhow::Result<ExitCode> {
             } else {
                 let what = match &schedule {
                     Some(s) => s.label(),
-                    None => "the reference model (--model-path default)".to_owned(),
+                    None => format!(
+                        "the reference model (--model-path {})",
+                        model_path.as_deref().unwrap_or("default")
+                    ),
                 };
                 eprintln!(
                     "No --base-url/--host/--port given and nothing listens on 127.0.0.1:{port}: \
                      starting an embedded server with {what}."
                 );
-                let e = Embedded::start(schedule)?;
+                let e = Embedded::start(schedule, model_path.as_deref())?;
                 let u = e.base_url();
                 embedded = Some(e);
                 u
@@ -365,7 +375,7 @@ fn calibrate_cmd(a: CalibrateArgs) -> anyhow::Result<ExitCode> {
     let (base_url, model) = match &a.base_url {
         Some(u) => (u.clone(), a.model.clone()),
         None => {
-            let e = Embedded::start(Some(TokenSchedule::ZeroLatency))?;
+            let e = Embedded::start(Some(TokenSchedule::ZeroLatency), None)?;
             let u = e.base_url();
             embedded = Some(e);
             (u, "simulated-zero-latency".to_owned())
