@@ -6,7 +6,9 @@
 # 10 ms per token. One client runs at a time.
 #
 # Prints, per run: output tok/s, client CPU-seconds per 1M output tokens (user+sys of the
-# client process tree, startup included), and the ITL error against the mock's own /stats
+# client process tree), both with startup and with startup excluded (minus the same client's
+# startup-only baseline run: 4 requests x 16 tokens at c=4, the peers' measure_overhead.sh
+# convention), and the ITL error against the mock's own /stats
 # (mean and p99 of the client's ITL minus the mock's emitted gap). Appends one JSON line per
 # run to $RESULTS_DIR/bench-client_<stamp>.jsonl.
 #
@@ -81,10 +83,28 @@ run_client() {  # run_client NAME CONC RESULT_FILE
 }
 
 trap '"$PEERS/mockserver.sh" stop "$PORT" >/dev/null 2>&1 || true' EXIT
-printf '%-12s %4s %5s %3s %12s %16s %14s %14s %10s\n' client itl conc rep "out tok/s" "CPU s/1M tok" "ITL err mean" "ITL err p99" completed
+# one_client CLIENT CONC N OUT_LEN OUT: run one client under cpu_run; CPU seconds in OUT.cpu.
+one_client() {
+  local cl=$1 c=$2 n=$3 olen=$4 out=$5 log=${5%.jsonl}.log
+  cpu_run "$out.cpu" bash -c "$(declare -f run_client); INFERPERF='$INFERPERF' URL='$URL' TOK='$TOK' N='$n' IN_LEN='$IN_LEN' OUT_LEN='$olen' PEERS='$PEERS' RESULTS_DIR='$RESULTS_DIR' INFERPERF_THREADS='${INFERPERF_THREADS:-}' run_client '$cl' '$c' '$out'" > "$log" 2>&1
+}
+declare -A BASE_CPU
+FIRST_ITL=${ITLS%% *}
+printf '%-12s %4s %5s %3s %12s %16s %14s %14s %14s %10s\n' client itl conc rep "out tok/s" "CPU s/1M tok" "excl. startup" "ITL err mean" "ITL err p99" completed
 for ITL in $ITLS; do
   "$PEERS/mockserver.sh" start "$PORT" "$ITL" --tokenizer "$TOK" --default-tokens "$OUT_LEN" >/dev/null
   reps=$REPEAT; [ "$ITL" != 0 ] && reps=$REPEAT_ITL
+  if [ "$ITL" = "$FIRST_ITL" ]; then
+    for CL in $CLIENTS; do
+      out=$RESULTS_DIR/bench-client/${CL}_baseline_$STAMP.jsonl
+      if one_client "$CL" 4 4 16 "$out"; then
+        BASE_CPU[$CL]=$(cat "$out.cpu")
+        echo "$CL startup-only baseline (4 x 16 tokens, c=4): ${BASE_CPU[$CL]} CPU s"
+      else
+        echo "$CL baseline failed; see ${out%.jsonl}.log" >&2
+      fi
+    done
+  fi
   for C in $CONCS; do
     for R in $(seq 1 "$reps"); do
       for CL in $CLIENTS; do
@@ -92,14 +112,14 @@ for ITL in $ITLS; do
         tag=${CL}_itl${ITL}_c${C}_r${R}_$STAMP
         out=$RESULTS_DIR/bench-client/$tag.jsonl
         curl -sf "$URL/stats?reset=1" >/dev/null
-        log=$RESULTS_DIR/bench-client/$tag.log
-        if ! cpu_run "$out.cpu" bash -c "$(declare -f run_client); INFERPERF='$INFERPERF' URL='$URL' TOK='$TOK' N='$N' IN_LEN='$IN_LEN' OUT_LEN='$OUT_LEN' PEERS='$PEERS' RESULTS_DIR='$RESULTS_DIR' INFERPERF_THREADS='${INFERPERF_THREADS:-}' run_client '$CL' '$C' '$out'" > "$log" 2>&1; then
-          echo "$CL itl=$ITL c=$C failed; see $log" >&2; continue
+        if ! one_client "$CL" "$C" "$N" "$OUT_LEN" "$out"; then
+          echo "$CL itl=$ITL c=$C failed; see ${out%.jsonl}.log" >&2; continue
         fi
         stats=$(curl -sf "$URL/stats")
-        python3 - "$CL" "$ITL" "$C" "$R" "$out" "$out.cpu" "$stats" "$SUMMARY" <<'PY'
+        python3 - "$CL" "$ITL" "$C" "$R" "$out" "$out.cpu" "$stats" "$SUMMARY" "${BASE_CPU[$CL]:-}" <<'PY'
 import json, sys
-name, itl, conc, rep, out, cpu_file, stats, summary = sys.argv[1:]
+name, itl, conc, rep, out, cpu_file, stats, summary, base = sys.argv[1:]
+base = float(base) if base else None
 lines = [l for l in open(out) if l.strip()]
 line = lines[-1].replace("Infinity", "1e999").replace("NaN", "null")
 d = json.loads(line)
@@ -113,12 +133,14 @@ row = {"client": name, "itl_ms": float(itl), "concurrency": int(conc), "repeat":
        "completed": d.get("completed"), "output_throughput": d.get("output_throughput"),
        "total_output_tokens": tok, "client_cpu_s": cpu,
        "cpu_s_per_1m_tokens": cpu / tok * 1e6 if tok else None,
+       "baseline_cpu_s": base,
+       "cpu_s_per_1m_tokens_excl_startup": (cpu - base) / tok * 1e6 if tok and base is not None else None,
        "client_mean_itl_ms": d.get("mean_itl_ms"), "client_p99_itl_ms": d.get("p99_itl_ms"),
        "mock_itl_ms": mock_itl, "mock_ttft_ms": s.get("ttft_ms"),
        "itl_error_mean_ms": err_mean, "itl_error_p99_ms": err_p99,
        "verdict": (d.get("validity") or {}).get("verdict"), "result_file": out}
 open(summary, "a").write(json.dumps(row) + "\n")
-print(f"{name:<12} {itl:>4} {conc:>5} {rep:>3} {row['output_throughput'] or 0:>12.0f} {row['cpu_s_per_1m_tokens'] or 0:>16.2f} "
+print(f"{name:<12} {itl:>4} {conc:>5} {rep:>3} {row['output_throughput'] or 0:>12.0f} {row['cpu_s_per_1m_tokens'] or 0:>16.2f} {row['cpu_s_per_1m_tokens_excl_startup'] or 0:>14.2f} "
       f"{err_mean:>14.3f} {err_p99:>14.3f} {row['completed']:>10}")
 PY
       done
@@ -133,11 +155,11 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 groups = {}
 for r in rows:
     groups.setdefault((r["itl_ms"], r["concurrency"], r["client"]), []).append(r)
-print(f"{'itl':>4} {'conc':>5} {'client':<12} {'n':>2} {'out tok/s':>12} {'CPU s/1M tok':>13} {'ITL err mean':>13} {'ITL err p99':>12}")
+print(f"{'itl':>4} {'conc':>5} {'client':<12} {'n':>2} {'out tok/s':>12} {'CPU s/1M tok':>13} {'excl. startup':>13} {'ITL err mean':>13} {'ITL err p99':>12}")
 med = lambda rs, k: statistics.median([x[k] for x in rs if x.get(k) is not None] or [0])
 for (itl, conc, client), rs in sorted(groups.items()):
     print(f"{itl:>4.0f} {conc:>5} {client:<12} {len(rs):>2} {med(rs,'output_throughput'):>12.0f} "
-          f"{med(rs,'cpu_s_per_1m_tokens'):>13.2f} {med(rs,'itl_error_mean_ms'):>13.3f} {med(rs,'itl_error_p99_ms'):>12.3f}")
+          f"{med(rs,'cpu_s_per_1m_tokens'):>13.2f} {med(rs,'cpu_s_per_1m_tokens_excl_startup'):>13.2f} {med(rs,'itl_error_mean_ms'):>13.3f} {med(rs,'itl_error_p99_ms'):>12.3f}")
 PY
 echo "summary: $SUMMARY"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
