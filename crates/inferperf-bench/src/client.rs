@@ -144,7 +144,7 @@ impl Pool {
         stream
             .set_nodelay(true)
             .map_err(|e| err(ErrorKind::Connect, &e))?;
-        let io = RxStampedStream::new(stream);
+        let io = RxStampedStream::new(stream).map_err(|e| err(ErrorKind::Connect, &e))?;
         let arrival = io.arrival();
         let (sender, conn) = http1::Builder::new()
             .max_buf_size(16 << 20)
