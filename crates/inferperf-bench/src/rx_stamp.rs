@@ -227,6 +227,27 @@ impl Read for RxStampedStream {
 }
 
 #[cfg(target_os = "linux")]
+impl RxStampedStream {
+    /// Run the non-blocking `write` once the socket is writable, retrying on `WouldBlock`.
+    fn poll_write_with(
+        &self,
+        cx: &mut Context<'_>,
+        mut write: impl FnMut(&std::net::TcpStream) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            let mut guard = match self.io.poll_write_ready(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(guard)) => guard,
+            };
+            if let Ok(r) = guard.try_io(|fd| write(fd.get_ref())) {
+                return Poll::Ready(r);
+            }
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
 impl Write for RxStampedStream {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -234,17 +255,7 @@ impl Write for RxStampedStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         use std::io::Write as _;
-        loop {
-            let mut guard = match self.io.poll_write_ready(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(guard)) => guard,
-            };
-            match guard.try_io(|fd| (&*fd.get_ref()).write(buf)) {
-                Ok(r) => return Poll::Ready(r),
-                Err(_would_block) => continue,
-            }
-        }
+        self.poll_write_with(cx, |mut stream| stream.write(buf))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -265,17 +276,7 @@ impl Write for RxStampedStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         use std::io::Write as _;
-        loop {
-            let mut guard = match self.io.poll_write_ready(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(guard)) => guard,
-            };
-            match guard.try_io(|fd| (&*fd.get_ref()).write_vectored(bufs)) {
-                Ok(r) => return Poll::Ready(r),
-                Err(_would_block) => continue,
-            }
-        }
+        self.poll_write_with(cx, |mut stream| stream.write_vectored(bufs))
     }
 }
 
