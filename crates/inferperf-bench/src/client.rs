@@ -259,11 +259,17 @@ async fn execute_inner(
 
 /// When the bytes just decoded arrived: the kernel receive time of the last read, unless it
 /// predates this request (a keep-alive connection's previous response), else now.
-fn arrived_ns(arrival: &Arrival, clock: &Clock, sent_ns: u64) -> u64 {
-    match arrival.last().map(|at| clock.ns_of(at)) {
+///
+/// Never earlier than the previous time handed out for this request (`floor`, which starts at
+/// the send): kernel stamps are converted from the realtime clock and a connection's first
+/// reads may be stamped at read time, so two close arrivals could otherwise come out reversed.
+fn arrived_ns(arrival: &Arrival, clock: &Clock, sent_ns: u64, floor: &mut u64) -> u64 {
+    let t = match arrival.last().map(|at| clock.ns_of(at)) {
         Some(t) if t >= sent_ns => t,
         _ => clock.now_ns(),
-    }
+    };
+    *floor = t.max(*floor);
+    *floor
 }
 
 async fn attempt(
@@ -303,7 +309,8 @@ async fn attempt(
         .send_request(req)
         .await
         .map_err(|e| Attempt::Failed(transport(e)))?;
-    rec.first_byte_ns = arrived_ns(arrival, clock, rec.sent_ns);
+    let mut floor = rec.sent_ns;
+    rec.first_byte_ns = arrived_ns(arrival, clock, rec.sent_ns, &mut floor);
     let status = resp.status();
     let mut body = resp.into_body();
     if status != StatusCode::OK {
@@ -327,12 +334,12 @@ async fn attempt(
         let frame = frame.map_err(|e| Attempt::Failed(transport(e)))?;
         if let Some(d) = frame.data_ref() {
             parser
-                .feed(d, arrived_ns(arrival, clock, rec.sent_ns), rec)
+                .feed(d, arrived_ns(arrival, clock, rec.sent_ns, &mut floor), rec)
                 .map_err(Attempt::Failed)?;
         }
     }
     parser
-        .finish(arrived_ns(arrival, clock, rec.sent_ns), rec)
+        .finish(arrived_ns(arrival, clock, rec.sent_ns, &mut floor), rec)
         .map_err(Attempt::Failed)?;
     Ok(())
 }
@@ -401,4 +408,34 @@ pub async fn simple_request(
     tokio::time::timeout(timeout, fut)
         .await
         .map_err(|_| format!("timed out after {timeout:?}"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A read stamped earlier than the previous one (realtime-to-monotonic conversion jitter,
+    /// or a read-time stamp followed by a kernel stamp) must not make a request's times go
+    /// backwards: per-request ITL would become (last - first) < 0.
+    #[test]
+    fn arrival_times_never_go_backwards_within_a_request() {
+        let clock = Clock::start();
+        let arrival = Arrival::default();
+        let sent = clock.now_ns();
+        let mut floor = sent;
+        let later = clock.anchor() + Duration::from_nanos(sent) + Duration::from_millis(5);
+        arrival.set(later, false);
+        let first = arrived_ns(&arrival, &clock, sent, &mut floor);
+        assert!(first > sent);
+        arrival.set(later - Duration::from_millis(3), true);
+        let second = arrived_ns(&arrival, &clock, sent, &mut floor);
+        assert_eq!(
+            second, first,
+            "an earlier stamp is held at the previous time"
+        );
+        arrival.set(later + Duration::from_millis(1), true);
+        let third = arrived_ns(&arrival, &clock, sent, &mut floor);
+        assert!(third > first, "later stamps still move time forward");
+    }
 }

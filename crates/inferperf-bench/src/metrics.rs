@@ -143,7 +143,7 @@ pub fn compute(inp: &MetricInputs<'_>) -> Metrics {
         chunks += r.chunk_ns.len();
         if let (Some(first), Some(last)) = (r.chunk_ns.first(), r.chunk_ns.last()) {
             if r.output_len > 1 {
-                per_req_itl.push(ns_to_s(last - first) / (r.output_len - 1) as f64);
+                per_req_itl.push(ns_to_s(last.saturating_sub(*first)) / (r.output_len - 1) as f64);
             }
         }
         if inp.slo.is_set() && inp.slo.met_by(r) {

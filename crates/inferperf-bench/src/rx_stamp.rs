@@ -47,7 +47,7 @@ impl Arrival {
         self.0.load(Ordering::Relaxed) & 1 == 1
     }
 
-    fn set(&self, at: Instant, kernel: bool) {
+    pub(crate) fn set(&self, at: Instant, kernel: bool) {
         let ns = at.saturating_duration_since(base()).as_nanos() as u64;
         self.0
             .store((ns << 1) | kernel as u64 | 2, Ordering::Relaxed);
