@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::serve::ListenerExt;
-use inferperf_engine::api::{ControlCommand, EngineHandle};
+use inferperf_engine::api::{ControlCommand, EngineHandle, TextTokenizer};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -47,12 +47,29 @@ pub async fn serve(
     server.shutdown().await
 }
 
+/// Bind `args.host:args.port`; the address is the real one (port 0 picks a free port).
+pub(crate) async fn bind(args: &ServerArgs) -> Result<(TcpListener, SocketAddr), ServerError> {
+    let addr_text = format!("{}:{}", args.host, args.port);
+    let listener = TcpListener::bind(&addr_text)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: addr_text.clone(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: addr_text,
+        source,
+    })?;
+    Ok((listener, addr))
+}
+
 /// An HTTP server running in this process on its own tokio task.
 ///
 /// Dropping it without [`EmbeddedServer::shutdown`] still stops it, in the background.
 pub struct EmbeddedServer {
     addr: SocketAddr,
     engine: EngineHandle,
+    tokenizer: Arc<dyn TextTokenizer>,
     shutdown_tx: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), ServerError>>>,
 }
@@ -109,6 +126,7 @@ impl EmbeddedServer {
         let OwnedEngine { parts, join } = engine;
         let owns_engine = join.is_some();
         let handle = parts.handle.clone();
+        let tokenizer = parts.tokenizer.clone();
         let started = async {
             let internal =
                 tokio::time::timeout(ENGINE_STARTUP_TIMEOUT, parts.handle.internal_state())
@@ -119,18 +137,7 @@ impl EmbeddedServer {
                             ENGINE_STARTUP_TIMEOUT.as_secs()
                         ))
                     })??;
-            let addr_text = format!("{}:{}", args.host, args.port);
-            let listener =
-                TcpListener::bind(&addr_text)
-                    .await
-                    .map_err(|source| ServerError::Bind {
-                        addr: addr_text.clone(),
-                        source,
-                    })?;
-            let addr = listener.local_addr().map_err(|source| ServerError::Bind {
-                addr: addr_text,
-                source,
-            })?;
+            let (listener, addr) = bind(&args).await?;
             let state = Arc::new(AppState::new(args, parts, &internal));
             Ok::<_, ServerError>((listener, addr, state))
         }
@@ -180,9 +187,16 @@ impl EmbeddedServer {
         Ok(Self {
             addr,
             engine: handle,
+            tokenizer,
             shutdown_tx: Some(shutdown_tx),
             task: Some(task),
         })
+    }
+
+    /// The tokenizer the served engine counts with, so that a client in the same process
+    /// (the benches' embedded server) counts prompt tokens exactly as the server does.
+    pub fn tokenizer(&self) -> Arc<dyn TextTokenizer> {
+        self.tokenizer.clone()
     }
 
     /// The bound address (the real port when started with port 0).

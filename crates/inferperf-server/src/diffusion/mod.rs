@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::serve::ListenerExt;
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -42,17 +41,7 @@ impl DiffusionServer {
         let worker = Worker::start(pipeline, args.model_path.clone()).map_err(|e| {
             ServerError::EngineLaunch(format!("cannot start the generation worker: {e}"))
         })?;
-        let addr_text = format!("{}:{}", args.host, args.port);
-        let listener = TcpListener::bind(&addr_text)
-            .await
-            .map_err(|source| ServerError::Bind {
-                addr: addr_text.clone(),
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
-            addr: addr_text,
-            source,
-        })?;
+        let (listener, addr) = crate::server::bind(&args).await?;
         let app = routes::routes(Arc::new(DiffusionState::new(worker, args)))
             .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024));
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();

@@ -161,18 +161,12 @@ impl Embedded {
                 (server, Some(sim), Some(tokenizer))
             }
             None => {
-                // Launch the engine here (not inside the server) to keep its tokenizer: the
-                // datasets then count tokens exactly as the server does.
-                let server = runtime.block_on(async {
-                    let (engine, profile_routes) =
-                        inferperf_server::launch::launch_engine_profiled(&args).await?;
-                    let tokenizer: SharedTokenizer = engine.parts.tokenizer.clone();
-                    let server =
-                        EmbeddedServer::start_with_routes(args, engine, profile_routes).await?;
-                    Ok::<_, inferperf_server::ServerError>((server, tokenizer))
-                });
-                let (server, tokenizer) =
-                    server.context("starting the embedded reference server")?;
+                // The datasets use the server's own tokenizer, so they count tokens exactly as
+                // the server does.
+                let server = runtime
+                    .block_on(EmbeddedServer::start(args))
+                    .context("starting the embedded reference server")?;
+                let tokenizer: SharedTokenizer = server.tokenizer();
                 (server, None, Some(tokenizer))
             }
         };

@@ -78,11 +78,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         let mut args = a.server.clone();
         args.port = 0;
         let s = runtime
-            .block_on(async {
-                let (engine, routes) =
-                    inferperf_server::launch::launch_engine_profiled(&args).await?;
-                EmbeddedServer::start_with_routes(args, engine, routes).await
-            })
+            .block_on(EmbeddedServer::start(args))
             .context("starting the embedded reference server")?;
         println!("Started the embedded reference server at {}", s.base_url());
         Some(s)

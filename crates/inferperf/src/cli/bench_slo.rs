@@ -55,15 +55,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         Some(u) => (None, u, None),
         None => {
             let args = ServerArgs::ephemeral();
-            let (s, tok) = runtime
-                .block_on(async {
-                    let (engine, routes) =
-                        inferperf_server::launch::launch_engine_profiled(&args).await?;
-                    let tok: SharedTokenizer = engine.parts.tokenizer.clone();
-                    let s = EmbeddedServer::start_with_routes(args, engine, routes).await?;
-                    Ok::<_, inferperf_server::ServerError>((s, tok))
-                })
+            let s = runtime
+                .block_on(EmbeddedServer::start(args))
                 .context("starting the embedded reference server")?;
+            let tok: SharedTokenizer = s.tokenizer();
             let u = s.base_url();
             println!("Started the embedded reference server at {u}");
             (Some(s), u, Some(tok))
