@@ -326,21 +326,11 @@ impl Client {
                 .image
                 .as_ref()
                 .ok_or("image-to-image needs an input image")?;
-            let bytes = tokio::fs::read(path)
-                .await
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "image.png".into());
             let mut form = reqwest::multipart::Form::new()
                 .text("model", self.model.clone())
                 .text("prompt", item.prompt.clone())
                 .text("response_format", "b64_json")
-                .part(
-                    "image",
-                    reqwest::multipart::Part::bytes(bytes).file_name(name),
-                );
+                .part("image", image_part(path).await?);
             if let Some(s) = self.size() {
                 form = form.text("size", s);
             }
@@ -405,20 +395,10 @@ impl Client {
             // SGLang's multipart form: fields, `extra_body` as one JSON string, the first image
             // as `input_reference`.
             Some(path) => {
-                let bytes = tokio::fs::read(path)
-                    .await
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "image.png".into());
                 let mut form = reqwest::multipart::Form::new()
                     .text("model", self.model.clone())
                     .text("prompt", item.prompt.clone())
-                    .part(
-                        "input_reference",
-                        reqwest::multipart::Part::bytes(bytes).file_name(name),
-                    );
+                    .part("input_reference", image_part(path).await?);
                 if let Some(s) = self.size() {
                     form = form.text("size", s);
                 }
@@ -724,6 +704,18 @@ pub async fn run(o: &Options) -> Result<(Metrics, Vec<Outcome>), BenchError> {
         println!("Metrics saved to {}", path.display());
     }
     Ok((m, outs))
+}
+
+/// An input image file as a multipart part named after the file.
+async fn image_part(path: &std::path::Path) -> Result<reqwest::multipart::Part, String> {
+    let bytes = tokio::fs::read(path)
+        .await
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "image.png".into());
+    Ok(reqwest::multipart::Part::bytes(bytes).file_name(name))
 }
 
 #[cfg(test)]

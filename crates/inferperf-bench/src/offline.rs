@@ -18,6 +18,7 @@ use crate::dataset::DatasetRow;
 use crate::error::BenchError;
 use crate::inproc::InProcEngine;
 use crate::jsonl::OrderedRecord;
+use crate::serving::parse_extra;
 use crate::tokenizer::tokenizer_error;
 
 /// Settings besides the model and the dataset.
@@ -145,19 +146,6 @@ fn sampling(row: &DatasetRow, o: &Options, extra: &Map<String, Value>) -> Sampli
         }
     }
     s
-}
-
-fn parse_extra(s: Option<&str>) -> Result<Map<String, Value>, BenchError> {
-    match s {
-        None => Ok(Map::new()),
-        Some(s) => match serde_json::from_str::<Value>(s) {
-            Ok(Value::Object(m)) => Ok(m),
-            Ok(_) => Err(BenchError::Config(
-                "--extra-request-body must be a JSON object".into(),
-            )),
-            Err(e) => Err(BenchError::Config(format!("--extra-request-body: {e}"))),
-        },
-    }
 }
 
 /// Engine requests for the rows (text prompts are tokenized with the engine's tokenizer).

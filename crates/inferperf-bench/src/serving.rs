@@ -672,7 +672,8 @@ pub fn build_dataset(
     }
 }
 
-fn parse_extra(s: Option<&str>) -> Result<Map<String, Value>, BenchError> {
+/// `--extra-request-body`: a JSON object merged into every request body.
+pub(crate) fn parse_extra(s: Option<&str>) -> Result<Map<String, Value>, BenchError> {
     match s {
         None => Ok(Map::new()),
         Some(s) => match serde_json::from_str::<Value>(s) {

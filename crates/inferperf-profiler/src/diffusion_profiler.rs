@@ -15,7 +15,7 @@ use crate::error::ProfileError;
 use crate::manager::{ProfileManager, ProfilerConfig};
 use crate::options::EnvDefaults;
 use crate::session::ProfileSession;
-use crate::step::{ForwardMode, StepEnd, StepInfo};
+use crate::step::{StepEnd, StepInfo};
 use crate::writer::TraceWriter;
 
 /// What a diffusion request asked to profile.
@@ -173,16 +173,7 @@ impl DiffusionProfiler {
 
     fn begin_profiler_step(&mut self) {
         self.forward_ct += 1;
-        let recorded = self.manager.on_step_begin(&StepInfo {
-            forward_ct: self.forward_ct,
-            mode: ForwardMode::Idle,
-            batch_size: 1,
-            num_tokens: 0,
-            extend_prefix_lens: &[],
-            extend_seq_lens: &[],
-            seq_lens: &[],
-            iter_start: None,
-        });
+        let recorded = self.manager.on_step_begin(&StepInfo::idle(self.forward_ct));
         if recorded && !self.labelled {
             // One instant per trace with the honesty labels (native vs output size).
             let labels = self.labels.clone();

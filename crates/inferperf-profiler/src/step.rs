@@ -62,6 +62,23 @@ pub struct StepInfo<'a> {
     pub iter_start: Option<Instant>,
 }
 
+impl StepInfo<'static> {
+    /// A step with no token batch (`IDLE`): a diffusion denoising step is one, so that
+    /// `--profile-start-step`/`--profile-steps` windows count denoising steps.
+    pub fn idle(forward_ct: u64) -> Self {
+        Self {
+            forward_ct,
+            mode: ForwardMode::Idle,
+            batch_size: 1,
+            num_tokens: 0,
+            extend_prefix_lens: &[],
+            extend_seq_lens: &[],
+            seq_lens: &[],
+            iter_start: None,
+        }
+    }
+}
+
 /// What the engine reports when a step (forward plus result processing) is over; becomes the
 /// `running_reqs`, `waiting_reqs` and `kv_cache` counters and the memory timeline.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

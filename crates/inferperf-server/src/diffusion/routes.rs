@@ -343,13 +343,7 @@ async fn images_edits(State(s): State<Shared>, mut form: Multipart) -> Result<Re
             }
             continue;
         }
-        let text = String::from_utf8_lossy(&data).to_string();
-        // Numbers and booleans arrive as text; keep them typed for the request model.
-        let value = serde_json::from_str::<Value>(&text)
-            .ok()
-            .filter(|v| v.is_number() || v.is_boolean() || v.is_object())
-            .unwrap_or(Value::String(text));
-        fields.insert(name, value);
+        fields.insert(name, form_value(&data));
     }
     let Some(image) = image else {
         return Err(ApiError::invalid_param(
@@ -392,12 +386,7 @@ async fn video_body(req: axum::extract::Request) -> Result<(Value, Option<InputI
                 image = Some(read_image(&data, "input_reference")?);
                 continue;
             }
-            let text = String::from_utf8_lossy(&data).to_string();
-            let value = serde_json::from_str::<Value>(&text)
-                .ok()
-                .filter(|v| v.is_number() || v.is_boolean() || v.is_object())
-                .unwrap_or(Value::String(text));
-            m.insert(name, value);
+            m.insert(name, form_value(&data));
         }
         if image.is_none() {
             return Err(ApiError::invalid_param(
@@ -607,4 +596,14 @@ async fn stop_profile(State(s): State<Shared>) -> Result<Response, ApiError> {
         .await
         .map_err(crate::routes::profile::to_api)?;
     Ok(crate::routes::profile::STOP_REPLY.into_response())
+}
+
+/// A multipart text field as JSON: numbers, booleans and objects arrive as text and stay typed
+/// for the request model; anything else is a string.
+fn form_value(data: &[u8]) -> Value {
+    let text = String::from_utf8_lossy(data).into_owned();
+    serde_json::from_str::<Value>(&text)
+        .ok()
+        .filter(|v| v.is_number() || v.is_boolean() || v.is_object())
+        .unwrap_or(Value::String(text))
 }

@@ -18,8 +18,8 @@ use inferperf_profiler::diffusion_profiler::{
     step_span_name, DiffusionProfileOptions, DiffusionProfiler,
 };
 use inferperf_profiler::{
-    EnvDefaults, ForwardMode, ProfileError, ProfileManager, ProfileSession, ProfilerConfig,
-    StepEnd, StepInfo, TraceWriter,
+    EnvDefaults, ProfileError, ProfileManager, ProfileSession, ProfilerConfig, StepEnd, StepInfo,
+    TraceWriter,
 };
 use inferperf_protocol::perf_dump::TAG_SERVER_PERF_DUMP;
 use inferperf_protocol::profile::ProfileReqInput;
@@ -68,16 +68,9 @@ impl PipelineObserver for Observer<'_> {
             p.on_denoise_step_begin(step, total);
         }
         self.server.forward_ct += 1;
-        self.server.manager.on_step_begin(&StepInfo {
-            forward_ct: self.server.forward_ct,
-            mode: ForwardMode::Idle,
-            batch_size: 1,
-            num_tokens: 0,
-            extend_prefix_lens: &[],
-            extend_seq_lens: &[],
-            seq_lens: &[],
-            iter_start: None,
-        });
+        self.server
+            .manager
+            .on_step_begin(&StepInfo::idle(self.server.forward_ct));
         self.step_start = Some(Instant::now());
     }
     fn on_denoise_step_end(&mut self, step: usize, total: usize, elapsed: Duration) {
