@@ -9,9 +9,17 @@ use inferperf_bench::diffusion::{run, Dataset, DiffusionFlags, Options, Task};
 use inferperf_server::diffusion::DiffusionServer;
 use inferperf_server::ServerArgs;
 
+/// This package's directory, as the test runner gives it at run time (cargo and nextest set
+/// `CARGO_MANIFEST_DIR` for test processes); the compile-time value only as a fallback, since
+/// a target dir shared with a clone elsewhere can hold a test binary built there.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 fn vbench() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/vbench/subject_consistency.txt")
+    manifest_dir().join("../../../shared/data/vbench/subject_consistency.txt")
 }
 
 fn options(base_url: String, task: Task, dataset_path: Option<PathBuf>) -> Options {

@@ -11,6 +11,15 @@ use inferperf_trace::event::{EventParser, Id};
 use inferperf_trace::merge::{merge_files, MergeOptions, PID_STRIDE};
 use inferperf_trace::reader::TraceReader;
 
+/// This package's directory, as the test runner gives it at run time (cargo and nextest set
+/// `CARGO_MANIFEST_DIR` for test processes); the compile-time value only as a fallback, since
+/// a target dir shared with a clone elsewhere can hold a test binary built there.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 const DLRM_EVENTS: u64 = 26_538;
 
 fn venv_python() -> PathBuf {
@@ -124,7 +133,7 @@ fn merge_dlrm_8_ranks() {
 
     // HTA 0.5.0 loads it too.
     let python = venv_python();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/hta_load.py");
+    let script = manifest_dir().join("tests/hta_load.py");
     assert!(
         python.exists(),
         "HTA venv missing: {} not found; run scripts/fetch-test-assets.sh (needed by {})",

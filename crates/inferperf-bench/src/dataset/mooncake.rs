@@ -106,11 +106,20 @@ pub fn load(
 mod tests {
     use super::*;
 
+    /// This package's directory, as the test runner gives it at run time (cargo and nextest set
+    /// `CARGO_MANIFEST_DIR` for test processes); the compile-time value only as a fallback, since
+    /// a target dir shared with a clone elsewhere can hold a test binary built there.
+    fn manifest_dir() -> std::path::PathBuf {
+        std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+    }
+
     fn fixture() -> String {
-        format!(
-            "{}/tests/fixtures/mooncake_small.jsonl",
-            env!("CARGO_MANIFEST_DIR")
-        )
+        manifest_dir()
+            .join("tests/fixtures/mooncake_small.jsonl")
+            .to_string_lossy()
+            .into_owned()
     }
 
     #[test]
