@@ -215,6 +215,10 @@ pub struct ServingArgs {
     /// JSON object merged into every request body.
     #[arg(long)]
     pub extra_request_body: Option<String>,
+    /// Decode-only benchmarking against a server with the fake transfer backend: adds
+    /// `bootstrap_host` "2.2.2.2" and `bootstrap_room` 0 to every request body.
+    #[arg(long)]
+    pub fake_prefill: bool,
     /// Ask for logprobs: native `return_logprob`; OpenAI completions `logprobs` =
     /// --top-logprobs-num when > 0.
     #[arg(long)]

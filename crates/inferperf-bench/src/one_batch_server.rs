@@ -35,6 +35,53 @@ pub struct ProfileOptions {
     pub output_dir: Option<PathBuf>,
 }
 
+/// SGLang's `FAKE_BOOTSTRAP_HOST` (`sglang.srt.disaggregation.utils`): a decode server with the
+/// fake transfer backend treats requests carrying it as already prefilled.
+pub const FAKE_BOOTSTRAP_HOST: &str = "2.2.2.2";
+
+/// Where a case's token-id prompts come from (`--dataset-name`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum BatchDataset {
+    /// `random` / `random-ids`: `input_len` random ids per prompt (SGLang sends ids for both).
+    RandomIds,
+    /// `generated-shared-prefix`: `min(groups, bs)` groups, each a shared random system prompt
+    /// of `system_len` ids, plus a `question_len`-id question per prompt; the case's input
+    /// length becomes `system_len + question_len` and its output length `output_len`.
+    SharedPrefix {
+        groups: usize,
+        system_len: usize,
+        question_len: usize,
+        output_len: usize,
+    },
+}
+
+impl BatchDataset {
+    /// The case as measured: shared-prefix prompts have their own lengths.
+    fn effective(self, case: Case) -> Case {
+        match self {
+            BatchDataset::RandomIds => case,
+            BatchDataset::SharedPrefix {
+                system_len,
+                question_len,
+                output_len,
+                ..
+            } => Case {
+                input_len: system_len + question_len,
+                output_len,
+                ..case
+            },
+        }
+    }
+}
+
+/// `--lora-name` and how the prompts of a batch pick one.
+#[derive(Clone, Debug)]
+pub struct LoraOptions {
+    pub names: Vec<String>,
+    pub distribution: crate::lora::LoraDistribution,
+    pub zipf_alpha: f64,
+}
+
 /// The command's settings.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -47,8 +94,19 @@ pub struct Options {
     pub input_lens: Vec<usize>,
     pub output_lens: Vec<usize>,
     pub temperature: f64,
+    /// `ignore_eos` in every request (off with `--disable-ignore-eos`).
+    pub ignore_eos: bool,
     pub return_logprob: bool,
     pub client_stream_interval: usize,
+    pub dataset: BatchDataset,
+    /// `"parallel_batch": true` in the sglang payload (`--parallel-batch`).
+    pub parallel_batch: bool,
+    /// `bootstrap_host`/`bootstrap_room` for decode-only servers (`--fake-prefill`).
+    pub fake_prefill: bool,
+    pub lora: Option<LoraOptions>,
+    /// Send batches larger than the server's running cap (`--enable-multi-batch`): the KV
+    /// guard then counts only `min(bs, cap)` requests.
+    pub enable_multi_batch: bool,
     pub cache_hit_rate: f64,
     pub skip_warmup: bool,
     pub show_report: bool,
@@ -220,15 +278,34 @@ async fn cache_counters(http: &reqwest::Client, base: &str) -> Option<(f64, f64)
     ))
 }
 
-/// Random token-id prompts below min(10000, vocab), seeded per case.
-fn prompts(case: Case, vocab: usize, seed: u64) -> Vec<Vec<u32>> {
+/// Token-id prompts below min(10000, vocab), seeded per case.
+fn prompts(case: Case, dataset: BatchDataset, vocab: usize, seed: u64) -> Vec<Vec<u32>> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
         seed ^ ((case.batch_size as u64) << 40) ^ ((case.input_len as u64) << 20),
     );
     let hi = vocab.clamp(2, 10_000) as u32;
-    (0..case.batch_size)
-        .map(|_| (0..case.input_len).map(|_| rng.gen_range(1..hi)).collect())
-        .collect()
+    let mut ids = |n: usize| -> Vec<u32> { (0..n).map(|_| rng.gen_range(1..hi)).collect() };
+    match dataset {
+        BatchDataset::RandomIds => (0..case.batch_size).map(|_| ids(case.input_len)).collect(),
+        BatchDataset::SharedPrefix {
+            groups,
+            system_len,
+            question_len,
+            ..
+        } => {
+            // SGLang: min(groups, bs) groups of ceil(bs / groups) prompts, in group order.
+            let groups = groups.clamp(1, case.batch_size.max(1));
+            let per_group = case.batch_size.div_ceil(groups);
+            let systems: Vec<Vec<u32>> = (0..groups).map(|_| ids(system_len)).collect();
+            (0..case.batch_size)
+                .map(|i| {
+                    let mut p = systems[i / per_group].clone();
+                    p.extend(ids(question_len));
+                    p
+                })
+                .collect()
+        }
+    }
 }
 
 /// Send the first `int(il * rate)` tokens of every prompt (one output token) so that the
@@ -263,6 +340,45 @@ async fn warm_prefix(
     Ok(())
 }
 
+/// SGLang's batched `/generate` body, with its optional fields only when asked for.
+fn sglang_payload(o: &Options, case: Case, prompts: &[Vec<u32>]) -> Result<Value, BenchError> {
+    let mut body = json!({
+        "sampling_params": {
+            "temperature": o.temperature,
+            "max_new_tokens": case.output_len,
+            "ignore_eos": o.ignore_eos,
+            "json_schema": null,
+            "stream_interval": o.client_stream_interval,
+        },
+        "return_logprob": o.return_logprob,
+        "stream": true,
+        "input_ids": prompts,
+    });
+    if o.parallel_batch {
+        body["parallel_batch"] = json!(true);
+    }
+    if o.fake_prefill {
+        body["bootstrap_host"] = json!(FAKE_BOOTSTRAP_HOST);
+        body["bootstrap_room"] = json!(0);
+    }
+    if let Some(l) = o.lora.as_ref().filter(|l| !l.names.is_empty()) {
+        // One name applies to the whole batch; several are picked per prompt.
+        body["lora_path"] = if l.names.len() == 1 {
+            json!(l.names[0])
+        } else {
+            let seed = o.seed ^ ((case.batch_size as u64) << 32) ^ case.input_len as u64;
+            json!(crate::lora::assign(
+                &l.names,
+                prompts.len(),
+                l.distribution,
+                l.zipf_alpha,
+                seed
+            )?)
+        };
+    }
+    Ok(body)
+}
+
 /// The batched streaming request; returns (latency, last_ttft) in seconds.
 async fn one_request(
     http: &reqwest::Client,
@@ -273,18 +389,7 @@ async fn one_request(
     let (url, body) = match o.backend {
         ServerBackend::Sglang => (
             format!("{}/generate", o.base_url),
-            json!({
-                "input_ids": prompts,
-                "sampling_params": {
-                    "temperature": o.temperature,
-                    "max_new_tokens": case.output_len,
-                    "ignore_eos": true,
-                    "json_schema": null,
-                    "stream_interval": o.client_stream_interval,
-                },
-                "return_logprob": o.return_logprob,
-                "stream": true,
-            }),
+            sglang_payload(o, case, prompts)?,
         ),
         ServerBackend::Vllm => (
             format!("{}/v1/completions", o.base_url),
@@ -294,7 +399,7 @@ async fn one_request(
                 "max_tokens": case.output_len,
                 "temperature": o.temperature,
                 "stream": true,
-                "ignore_eos": true,
+                "ignore_eos": o.ignore_eos,
             }),
         ),
     };
@@ -342,7 +447,7 @@ async fn one_request(
                         last_ttft = now;
                     }
                     if let Some(reason) = meta["finish_reason"]["type"].as_str() {
-                        if reason != "length" {
+                        if o.ignore_eos && reason != "length" {
                             return Err(BenchError::Server(format!(
                                 "a request of the batch finished with {reason}, not length"
                             )));
@@ -372,7 +477,8 @@ async fn run_case(
     profile_prefix: Option<&ProfileOptions>,
 ) -> Result<CaseResult, BenchError> {
     flush(http, o).await?;
-    let prompts = prompts(case, vocab, o.seed);
+    let case = o.dataset.effective(case);
+    let prompts = prompts(case, o.dataset, vocab, o.seed);
     warm_prefix(http, o, &prompts).await?;
     let profile_link = match profile_prefix {
         Some(p) => {
@@ -500,10 +606,34 @@ pub async fn run(o: &Options) -> Result<Vec<CaseResult>, BenchError> {
             }
         }
     }
+    if o.enable_multi_batch {
+        let single_wave: Vec<usize> = o
+            .batch_sizes
+            .iter()
+            .copied()
+            .filter(|&bs| bs <= cap.max_running)
+            .collect();
+        if !single_wave.is_empty() {
+            println!(
+                "WARNING: --enable-multi-batch is set but batch size(s) {single_wave:?} are <= \
+                 the running cap ({}); those cases run as a single wave.",
+                cap.max_running
+            );
+        }
+        println!(
+            "NOTE: with --enable-multi-batch only overall_throughput is meaningful; input/output \
+             throughput and last_ttft assume one wave."
+        );
+    }
     let fits = |c: &Case| -> Option<&'static str> {
-        if c.batch_size > cap.max_running {
+        let live = if o.enable_multi_batch {
+            c.batch_size.min(cap.max_running)
+        } else {
+            c.batch_size
+        };
+        if !o.enable_multi_batch && c.batch_size > cap.max_running {
             Some("max running requests limit")
-        } else if c.batch_size * (c.input_len + c.output_len) > cap.tokens {
+        } else if live * (c.input_len + c.output_len) > cap.tokens {
             Some("kv cache limit")
         } else {
             None
@@ -606,9 +736,240 @@ pub fn report(o: &Options, results: &[CaseResult]) -> String {
     s
 }
 
+/// One row of SGLang's `--pydantic-result-filename` document (its `BenchmarkResult` fields, in
+/// order).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PydanticResult {
+    pub model_path: String,
+    pub run_name: String,
+    pub batch_size: usize,
+    pub input_len: usize,
+    pub output_len: usize,
+    pub latency: f64,
+    pub input_throughput: f64,
+    pub output_throughput: f64,
+    pub overall_throughput: f64,
+    pub last_ttft: f64,
+    pub last_gen_throughput: f64,
+    pub acc_length: Option<f64>,
+    pub profile_link_extend: Option<String>,
+    pub profile_link_decode: Option<String>,
+    pub server_args: Option<Vec<String>>,
+}
+
+/// SGLang's `--pydantic-result-filename` rows: one per measured case with the model path, the
+/// first prefill/extend and decode trace of its profiled pass (sorted, so TP-0 first), and
+/// `--server-args-for-metrics`.
+pub fn pydantic_results(
+    results: &[CaseResult],
+    run_name: &str,
+    model_path: &str,
+    server_args: Option<&[String]>,
+) -> Vec<PydanticResult> {
+    results
+        .iter()
+        .map(|r| {
+            let (profile_link_extend, profile_link_decode) = r
+                .profile_link
+                .as_deref()
+                .map(profile_traces)
+                .unwrap_or((None, None));
+            PydanticResult {
+                model_path: model_path.to_string(),
+                run_name: run_name.to_string(),
+                batch_size: r.case.batch_size,
+                input_len: r.case.input_len,
+                output_len: r.case.output_len,
+                latency: r.latency,
+                input_throughput: r.input_throughput,
+                output_throughput: r.output_throughput,
+                overall_throughput: r.overall_throughput,
+                last_ttft: r.last_ttft,
+                last_gen_throughput: r.last_gen_throughput,
+                acc_length: Some(r.acc_length),
+                profile_link_extend,
+                profile_link_decode,
+                server_args: server_args.map(<[String]>::to_vec),
+            }
+        })
+        .collect()
+}
+
+/// The first (sorted) prefill/extend and decode trace files in a profile directory.
+fn profile_traces(dir: &str) -> (Option<String>, Option<String>) {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".trace.json.gz") || n.ends_with(".trace.json"))
+        .collect();
+    names.sort();
+    let path = |n: &String| format!("{}/{n}", dir.trim_end_matches('/'));
+    let lower = |n: &String| n.to_lowercase();
+    let extend = names
+        .iter()
+        .find(|n| lower(n).contains("extend") || lower(n).contains("prefill"))
+        .map(path);
+    let decode = names
+        .iter()
+        .find(|n| {
+            let l = lower(n);
+            l.contains("decode") && !l.contains("extend") && !l.contains("prefill")
+        })
+        .map(path);
+    (extend, decode)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn opts() -> Options {
+        Options {
+            base_url: String::new(),
+            backend: ServerBackend::Sglang,
+            model: "m".into(),
+            run_name: "r".into(),
+            batch_sizes: vec![4],
+            input_lens: vec![8],
+            output_lens: vec![2],
+            temperature: 0.0,
+            ignore_eos: true,
+            return_logprob: false,
+            client_stream_interval: 1,
+            dataset: BatchDataset::RandomIds,
+            parallel_batch: false,
+            fake_prefill: false,
+            lora: None,
+            enable_multi_batch: false,
+            cache_hit_rate: 0.0,
+            skip_warmup: true,
+            show_report: false,
+            profile: None,
+            result_filename: None,
+            seed: 1,
+            hourly_cost: 2.0,
+        }
+    }
+
+    /// The optional payload fields appear only when asked for, with SGLang's shapes.
+    #[test]
+    fn sglang_payload_optional_fields() {
+        let case = Case {
+            batch_size: 4,
+            input_len: 8,
+            output_len: 2,
+        };
+        let ids = prompts(case, BatchDataset::RandomIds, 1000, 1);
+        let plain = sglang_payload(&opts(), case, &ids).expect("payload");
+        for k in [
+            "parallel_batch",
+            "bootstrap_host",
+            "bootstrap_room",
+            "lora_path",
+        ] {
+            assert!(plain.get(k).is_none(), "{k} only when asked for");
+        }
+        assert_eq!(plain["sampling_params"]["ignore_eos"], true);
+        let mut o = opts();
+        o.parallel_batch = true;
+        o.fake_prefill = true;
+        o.ignore_eos = false;
+        o.lora = Some(LoraOptions {
+            names: vec!["a".into(), "b".into()],
+            distribution: crate::lora::LoraDistribution::Distinct,
+            zipf_alpha: 1.5,
+        });
+        let p = sglang_payload(&o, case, &ids).expect("payload");
+        assert_eq!(p["parallel_batch"], true);
+        assert_eq!(p["bootstrap_host"], "2.2.2.2");
+        assert_eq!(p["bootstrap_room"], 0);
+        assert_eq!(p["sampling_params"]["ignore_eos"], false);
+        assert_eq!(p["lora_path"], json!(["a", "b", "a", "b"]));
+        o.lora = Some(LoraOptions {
+            names: vec!["only".into()],
+            distribution: crate::lora::LoraDistribution::Uniform,
+            zipf_alpha: 1.5,
+        });
+        let one = sglang_payload(&o, case, &ids).expect("payload");
+        assert_eq!(
+            one["lora_path"], "only",
+            "one name applies to the whole batch"
+        );
+    }
+
+    /// min(groups, bs) groups of ceil(bs / groups) prompts share their system prompt.
+    #[test]
+    fn shared_prefix_prompts_share_their_group_prefix() {
+        let dataset = BatchDataset::SharedPrefix {
+            groups: 2,
+            system_len: 6,
+            question_len: 3,
+            output_len: 5,
+        };
+        let case = dataset.effective(Case {
+            batch_size: 5,
+            input_len: 100,
+            output_len: 1,
+        });
+        assert_eq!((case.input_len, case.output_len), (9, 5));
+        let p = prompts(case, dataset, 1000, 7);
+        assert_eq!(p.len(), 5);
+        assert!(p.iter().all(|x| x.len() == 9));
+        // groups of 3 and 2
+        assert_eq!(p[0][..6], p[2][..6]);
+        assert_eq!(p[3][..6], p[4][..6]);
+        assert_ne!(p[0][..6], p[3][..6]);
+        assert_ne!(p[0][6..], p[1][6..], "questions differ");
+    }
+
+    #[test]
+    fn pydantic_rows_pick_the_first_sorted_extend_and_decode_traces() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for n in [
+            "bs-1-il-8-TP-1-EXTEND.trace.json.gz",
+            "bs-1-il-8-TP-0-EXTEND.trace.json.gz",
+            "bs-1-il-8-TP-0-DECODE.trace.json.gz",
+            "notes.txt",
+        ] {
+            std::fs::write(dir.path().join(n), b"").expect("write");
+        }
+        let d = dir.path().to_string_lossy().into_owned();
+        let r = CaseResult {
+            case: Case {
+                batch_size: 1,
+                input_len: 8,
+                output_len: 2,
+            },
+            latency: 1.0,
+            input_throughput: 2.0,
+            output_throughput: 3.0,
+            overall_throughput: 4.0,
+            last_ttft: 0.5,
+            last_gen_throughput: -1.0,
+            acc_length: -1.0,
+            cache_hit_rate: None,
+            profile_link: Some(d.clone()),
+        };
+        let rows = pydantic_results(&[r], "run", "None", Some(&["--tp".into(), "2".into()]));
+        let v = serde_json::to_value(&rows).expect("json");
+        let line = serde_json::to_string(&rows[0]).expect("json");
+        assert_eq!(
+            crate::jsonl::top_level_keys(&line).expect("keys")[..4],
+            ["model_path", "run_name", "batch_size", "input_len"]
+        );
+        assert_eq!(
+            v[0]["profile_link_extend"],
+            format!("{d}/bs-1-il-8-TP-0-EXTEND.trace.json.gz")
+        );
+        assert_eq!(
+            v[0]["profile_link_decode"],
+            format!("{d}/bs-1-il-8-TP-0-DECODE.trace.json.gz")
+        );
+        assert_eq!(v[0]["server_args"], json!(["--tp", "2"]));
+        assert_eq!(v[0]["model_path"], "None");
+    }
 
     #[test]
     fn prometheus_sums_every_label_set() {

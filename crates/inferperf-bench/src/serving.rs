@@ -109,16 +109,7 @@ pub async fn run_serving_rows(
     let total_out: usize = rows.iter().map(|r| r.output_len).sum();
     println!("#Input tokens: {total_in}");
     println!("#Output tokens: {total_out}");
-    let mut extra = parse_extra(args.extra_request_body.as_deref())?;
-    if args.cache_report {
-        match args.backend {
-            Backend::SglangOai | Backend::SglangOaiChat => {
-                extra.insert("return_cached_tokens_details".into(), Value::Bool(true));
-            }
-            Backend::Sglang | Backend::SglangNative => {}
-            _ => println!("WARNING: --cache-report is only supported with sglang backends."),
-        }
-    }
+    let extra = body_extras(args)?;
     let requests = Arc::new(plan_requests(args, &rows, &model_id, &extra)?);
     tracing::info!(
         "prepared {} requests in {:.2} s",
@@ -672,6 +663,29 @@ pub fn build_dataset(
     }
 }
 
+/// Fields merged into every request body: `--extra-request-body`, then what `--cache-report`
+/// (OpenAI-style sglang backends) and `--fake-prefill` add, as SGLang does.
+fn body_extras(args: &ServingArgs) -> Result<Map<String, Value>, BenchError> {
+    let mut extra = parse_extra(args.extra_request_body.as_deref())?;
+    if args.cache_report {
+        match args.backend {
+            Backend::SglangOai | Backend::SglangOaiChat => {
+                extra.insert("return_cached_tokens_details".into(), Value::Bool(true));
+            }
+            Backend::Sglang | Backend::SglangNative => {}
+            _ => println!("WARNING: --cache-report is only supported with sglang backends."),
+        }
+    }
+    if args.fake_prefill {
+        extra.insert(
+            "bootstrap_host".into(),
+            Value::from(crate::one_batch_server::FAKE_BOOTSTRAP_HOST),
+        );
+        extra.insert("bootstrap_room".into(), Value::from(0));
+    }
+    Ok(extra)
+}
+
 /// `--extra-request-body`: a JSON object merged into every request body.
 pub(crate) fn parse_extra(s: Option<&str>) -> Result<Map<String, Value>, BenchError> {
     match s {
@@ -798,5 +812,36 @@ async fn flush_cache(pool: &Pool, backend: Backend, timeout_s: f64) -> Result<()
             crate::sse::excerpt(&body)
         ))),
         Err(e) => Err(BenchError::Server(format!("POST {route}: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ServingArgs,
+    }
+
+    /// `--fake-prefill` adds SGLang's bootstrap fields next to `--extra-request-body`'s.
+    #[test]
+    fn fake_prefill_adds_the_bootstrap_fields() {
+        let plain = Cli::parse_from(["bench", "--extra-request-body", r#"{"top_k": 3}"#]).args;
+        let e = body_extras(&plain).expect("extras");
+        assert_eq!(e.len(), 1);
+        let fake = Cli::parse_from([
+            "bench",
+            "--extra-request-body",
+            r#"{"top_k": 3}"#,
+            "--fake-prefill",
+        ])
+        .args;
+        let e = body_extras(&fake).expect("extras");
+        assert_eq!(e["bootstrap_host"], "2.2.2.2");
+        assert_eq!(e["bootstrap_room"], 0);
+        assert_eq!(e["top_k"], 3);
     }
 }

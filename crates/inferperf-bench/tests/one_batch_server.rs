@@ -4,7 +4,9 @@
 //! and the profiled pass with its `bs-{bs}-il-{il}` prefix.
 
 use inferperf_bench::jsonl::top_level_keys;
-use inferperf_bench::one_batch_server::{self, Options, ProfileOptions, ServerBackend};
+use inferperf_bench::one_batch_server::{
+    self, BatchDataset, Options, ProfileOptions, ServerBackend,
+};
 use inferperf_profiler::ProfilerHandle;
 use inferperf_server::launch::launch_model_profiled;
 use inferperf_server::routes::profile::routes;
@@ -47,8 +49,14 @@ fn options(base_url: String, result: std::path::PathBuf) -> Options {
         input_lens: vec![24],
         output_lens: vec![6],
         temperature: 0.0,
+        ignore_eos: true,
         return_logprob: false,
         client_stream_interval: 1,
+        dataset: BatchDataset::RandomIds,
+        parallel_batch: false,
+        fake_prefill: false,
+        lora: None,
+        enable_multi_batch: false,
         cache_hit_rate: 0.0,
         skip_warmup: true,
         show_report: true,
@@ -107,6 +115,40 @@ async fn cases_beyond_the_server_capacity_are_skipped() {
     let results = one_batch_server::run(&o).await.expect("run");
     let sizes: Vec<usize> = results.iter().map(|r| r.case.batch_size).collect();
     assert_eq!(sizes, [1], "bs=3 exceeds --max-running-requests 2");
+    server.shutdown().await.expect("shutdown");
+}
+
+/// `--enable-multi-batch` sends a batch above the running cap (the server queues the rest)
+/// instead of skipping it; generated-shared-prefix prompts are measured at their own lengths.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_batch_and_shared_prefix_prompts() {
+    let (server, _p) = start(ServerArgs {
+        max_running_requests: Some(2),
+        ..ServerArgs::ephemeral()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut o = options(server.base_url(), dir.path().join("r.jsonl"));
+    o.batch_sizes = vec![3];
+    o.enable_multi_batch = true;
+    o.dataset = BatchDataset::SharedPrefix {
+        groups: 2,
+        system_len: 20,
+        question_len: 5,
+        output_len: 4,
+    };
+    let results = one_batch_server::run(&o).await.expect("run");
+    assert_eq!(
+        results.len(),
+        1,
+        "bs=3 runs in two waves instead of being skipped"
+    );
+    let r = &results[0];
+    assert_eq!(
+        (r.case.batch_size, r.case.input_len, r.case.output_len),
+        (3, 25, 4)
+    );
+    assert_eq!(r.overall_throughput, 3.0 * (25.0 + 4.0) / r.latency);
     server.shutdown().await.expect("shutdown");
 }
 

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use inferperf_bench::one_batch_server::{self, Options, ProfileOptions, ServerBackend};
+use inferperf_bench::lora::LoraDistribution;
+use inferperf_bench::one_batch_server::{
+    self, BatchDataset, LoraOptions, Options, ProfileOptions, ServerBackend,
+};
 use inferperf_server::{EmbeddedServer, ServerArgs};
 
 /// `bench one-batch-server` flags: SGLang's `BenchArgs`, plus the `serve` flags for the
@@ -33,8 +36,53 @@ pub struct Args {
     pub output_len: Vec<usize>,
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f64,
+    /// Let requests stop at EOS instead of sending `ignore_eos: true`.
+    #[arg(long)]
+    pub disable_ignore_eos: bool,
     #[arg(long)]
     pub return_logprob: bool,
+    /// Token-id prompts: `random`/`random-ids` (random ids), `generated-shared-prefix`
+    /// (min(--gsp-num-groups, bs) shared system prompts; lengths from the --gsp-* flags).
+    /// Text datasets (sharegpt, custom, mmmu) and --fixed-prompt-file are not supported.
+    #[arg(long, value_parser = ["random", "random-ids", "generated-shared-prefix"], default_value = "random")]
+    pub dataset_name: String,
+    #[arg(long, default_value_t = 1)]
+    pub gsp_num_groups: usize,
+    #[arg(long, default_value_t = 2048)]
+    pub gsp_system_prompt_len: usize,
+    #[arg(long, default_value_t = 128)]
+    pub gsp_question_len: usize,
+    #[arg(long, default_value_t = 256)]
+    pub gsp_output_len: usize,
+    /// Send `"parallel_batch": true`.
+    #[arg(long)]
+    pub parallel_batch: bool,
+    /// Decode-only benchmarking against a server with the fake transfer backend: sends
+    /// `bootstrap_host` "2.2.2.2" and `bootstrap_room` 0.
+    #[arg(long)]
+    pub fake_prefill: bool,
+    /// LoRA adapter name(s), sent as `lora_path` (one for the batch, or one per prompt).
+    #[arg(long, num_args = 0..)]
+    pub lora_name: Option<Vec<String>>,
+    #[arg(long, value_enum, default_value = "uniform")]
+    pub lora_request_distribution: LoraDistribution,
+    /// Must be > 1 (`skewed`).
+    #[arg(long, default_value_t = 1.1)]
+    pub lora_zipf_alpha: f64,
+    /// Allow batch sizes above the server's running cap (it queues the surplus); only
+    /// overall_throughput is meaningful then.
+    #[arg(long)]
+    pub enable_multi_batch: bool,
+    /// Also write the results as one JSON document (SGLang's pydantic `BenchmarkResult` list).
+    #[arg(long)]
+    pub pydantic_result_filename: Option<PathBuf>,
+    /// Launch arguments recorded as `server_args` in the pydantic results.
+    #[arg(long, num_args = 0..)]
+    pub server_args_for_metrics: Option<Vec<String>>,
+    /// Do not append the --show-report table to `$GITHUB_STEP_SUMMARY` (only done when
+    /// `SGLANG_IS_IN_CI` is true, as SGLang).
+    #[arg(long)]
+    pub no_append_to_github_summary: bool,
     #[arg(long, default_value_t = 1)]
     pub client_stream_interval: usize,
     #[arg(long)]
@@ -65,6 +113,13 @@ pub struct Args {
     pub profile_prefix: Option<String>,
     #[arg(long, help_heading = "Profiling")]
     pub profile_output_dir: Option<PathBuf>,
+}
+
+/// SGLang's `is_in_ci()`: `SGLANG_IS_IN_CI` set to a true value.
+fn in_ci() -> bool {
+    std::env::var("SGLANG_IS_IN_CI")
+        .map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+        .unwrap_or(false)
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
@@ -105,8 +160,27 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         input_lens: a.input_len.clone(),
         output_lens: a.output_len.clone(),
         temperature: a.temperature,
+        ignore_eos: !a.disable_ignore_eos,
         return_logprob: a.return_logprob,
         client_stream_interval: a.client_stream_interval,
+        dataset: if a.dataset_name == "generated-shared-prefix" {
+            BatchDataset::SharedPrefix {
+                groups: a.gsp_num_groups,
+                system_len: a.gsp_system_prompt_len,
+                question_len: a.gsp_question_len,
+                output_len: a.gsp_output_len,
+            }
+        } else {
+            BatchDataset::RandomIds
+        },
+        parallel_batch: a.parallel_batch,
+        fake_prefill: a.fake_prefill,
+        lora: a.lora_name.clone().map(|names| LoraOptions {
+            names,
+            distribution: a.lora_request_distribution,
+            zipf_alpha: a.lora_zipf_alpha,
+        }),
+        enable_multi_batch: a.enable_multi_batch,
         cache_hit_rate: a.cache_hit_rate,
         skip_warmup: a.skip_warmup,
         show_report: a.show_report,
@@ -131,6 +205,29 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let results = result.context("bench one-batch-server")?;
     if !results.is_empty() {
         println!("Results appended to {}", a.result_filename.display());
+    }
+    if let Some(path) = &a.pydantic_result_filename {
+        let doc = one_batch_server::pydantic_results(
+            &results,
+            &a.run_name,
+            &a.server.model_path,
+            a.server_args_for_metrics.as_deref(),
+        );
+        let text = serde_json::to_string_pretty(&doc).context("serializing the results")?;
+        inferperf_report::error::write_atomic(path, text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if a.show_report && !a.no_append_to_github_summary && in_ci() {
+        if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+            use std::io::Write;
+            let report = one_batch_server::report(&options, &results);
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&summary)
+                .and_then(|mut f| f.write_all(report.as_bytes()))
+                .with_context(|| format!("appending to {}", PathBuf::from(&summary).display()))?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
