@@ -35,6 +35,67 @@ pub struct ProfileOptions {
     pub output_dir: Option<PathBuf>,
 }
 
+/// The prompt of `--fixed-prompt-file`, encoded with the server's tokenizer (special tokens
+/// added), or as one user message through its chat template with `chat`.
+pub fn encode_fixed_prompt(
+    path: &std::path::Path,
+    tok: &dyn inferperf_engine::api::TextTokenizer,
+    chat: bool,
+) -> Result<Vec<u32>, BenchError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| BenchError::Config(format!("--fixed-prompt-file {}: {e}", path.display())))?;
+    let ids = if chat {
+        let messages = json!([{"role": "user", "content": text}]);
+        let rendered = tok
+            .apply_chat_template(&messages, true)
+            .map_err(crate::tokenizer::tokenizer_error)?;
+        tok.encode(&rendered, false)
+    } else {
+        tok.encode(&text, true)
+    }
+    .map_err(crate::tokenizer::tokenizer_error)?;
+    if ids.is_empty() {
+        return Err(BenchError::Config(format!(
+            "--fixed-prompt-file {}: the prompt encodes to no tokens",
+            path.display()
+        )));
+    }
+    Ok(ids)
+}
+
+/// The tokenizer a running SGLang-style server names in `/server_info` (`tokenizer_path`,
+/// else `model_path`), when it is a local `tokenizer.json` or a directory holding one.
+pub async fn server_tokenizer(
+    base_url: &str,
+) -> Result<crate::tokenizer::SharedTokenizer, BenchError> {
+    let http = pc::http_client().map_err(|e| server_err("HTTP client", e))?;
+    let info: Value = http
+        .get(format!("{base_url}/server_info"))
+        .send()
+        .await
+        .map_err(|e| server_err("/server_info", e))?
+        .json()
+        .await
+        .map_err(|e| server_err("/server_info", e))?;
+    let named: Vec<&str> = ["tokenizer_path", "model_path"]
+        .iter()
+        .filter_map(|k| info.get(*k).and_then(Value::as_str))
+        .collect();
+    for p in &named {
+        let path = std::path::Path::new(p);
+        if path.join("tokenizer.json").is_file() || path.extension().is_some_and(|e| e == "json") {
+            return Ok(std::sync::Arc::new(crate::tokenizer::HfTokenizer::load(
+                path,
+            )?));
+        }
+    }
+    Err(BenchError::Tokenizer(format!(
+        "no local tokenizer.json at the server's tokenizer_path/model_path ({}); pass \
+         --local-tokenizer-path",
+        named.join(", ")
+    )))
+}
+
 /// SGLang's `FAKE_BOOTSTRAP_HOST` (`sglang.srt.disaggregation.utils`): a decode server with the
 /// fake transfer backend treats requests carrying it as already prefilled.
 pub const FAKE_BOOTSTRAP_HOST: &str = "2.2.2.2";
@@ -99,6 +160,9 @@ pub struct Options {
     pub return_logprob: bool,
     pub client_stream_interval: usize,
     pub dataset: BatchDataset,
+    /// `--fixed-prompt-file`, encoded: every prompt of every batch is this one (the case's
+    /// input length becomes its length); overrides `dataset`.
+    pub fixed_prompt: Option<Vec<u32>>,
     /// `"parallel_batch": true` in the sglang payload (`--parallel-batch`).
     pub parallel_batch: bool,
     /// `bootstrap_host`/`bootstrap_room` for decode-only servers (`--fake-prefill`).
@@ -477,8 +541,19 @@ async fn run_case(
     profile_prefix: Option<&ProfileOptions>,
 ) -> Result<CaseResult, BenchError> {
     flush(http, o).await?;
-    let case = o.dataset.effective(case);
-    let prompts = prompts(case, o.dataset, vocab, o.seed);
+    let (case, prompts) = match &o.fixed_prompt {
+        Some(ids) => {
+            let case = Case {
+                input_len: ids.len(),
+                ..case
+            };
+            (case, vec![ids.clone(); case.batch_size])
+        }
+        None => {
+            let case = o.dataset.effective(case);
+            (case, prompts(case, o.dataset, vocab, o.seed))
+        }
+    };
     warm_prefix(http, o, &prompts).await?;
     let profile_link = match profile_prefix {
         Some(p) => {
@@ -839,6 +914,7 @@ mod tests {
             return_logprob: false,
             client_stream_interval: 1,
             dataset: BatchDataset::RandomIds,
+            fixed_prompt: None,
             parallel_batch: false,
             fake_prefill: false,
             lora: None,

@@ -53,6 +53,7 @@ fn options(base_url: String, result: std::path::PathBuf) -> Options {
         return_logprob: false,
         client_stream_interval: 1,
         dataset: BatchDataset::RandomIds,
+        fixed_prompt: None,
         parallel_batch: false,
         fake_prefill: false,
         lora: None,
@@ -149,6 +150,33 @@ async fn multi_batch_and_shared_prefix_prompts() {
         (3, 25, 4)
     );
     assert_eq!(r.overall_throughput, 3.0 * (25.0 + 4.0) / r.latency);
+    server.shutdown().await.expect("shutdown");
+}
+
+/// `--fixed-prompt-file`: every prompt of the batch is the file's text, encoded with the
+/// server's tokenizer, and the case is measured at that length.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_prompt_file_sets_the_prompt_and_its_length() {
+    let (server, _p) = start(ServerArgs::ephemeral()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("prompt.txt");
+    std::fs::write(&file, "The quick brown fox jumps over the lazy dog.").expect("write");
+    let tok = server.tokenizer();
+    let ids = one_batch_server::encode_fixed_prompt(&file, tok.as_ref(), false).expect("encode");
+    assert_eq!(
+        ids,
+        tok.encode("The quick brown fox jumps over the lazy dog.", true)
+            .expect("ids")
+    );
+    let missing =
+        one_batch_server::encode_fixed_prompt(&dir.path().join("nope.txt"), tok.as_ref(), false)
+            .expect_err("missing file");
+    assert!(missing.to_string().contains("nope.txt"), "{missing}");
+    let mut o = options(server.base_url(), dir.path().join("r.jsonl"));
+    o.batch_sizes = vec![2];
+    o.fixed_prompt = Some(ids.clone());
+    let results = one_batch_server::run(&o).await.expect("run");
+    assert_eq!(results[0].case.input_len, ids.len());
     server.shutdown().await.expect("shutdown");
 }
 

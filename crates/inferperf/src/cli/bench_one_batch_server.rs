@@ -10,6 +10,7 @@ use inferperf_bench::lora::LoraDistribution;
 use inferperf_bench::one_batch_server::{
     self, BatchDataset, LoraOptions, Options, ProfileOptions, ServerBackend,
 };
+use inferperf_bench::tokenizer::{HfTokenizer, SharedTokenizer};
 use inferperf_server::{EmbeddedServer, ServerArgs};
 
 /// `bench one-batch-server` flags: SGLang's `BenchArgs`, plus the `serve` flags for the
@@ -46,6 +47,17 @@ pub struct Args {
     /// Text datasets (sharegpt, custom, mmmu) and --fixed-prompt-file are not supported.
     #[arg(long, value_parser = ["random", "random-ids", "generated-shared-prefix"], default_value = "random")]
     pub dataset_name: String,
+    /// Send this file's prompt, encoded, as every prompt of the batch (bypasses
+    /// --dataset-name; the input length becomes the prompt's).
+    #[arg(long)]
+    pub fixed_prompt_file: Option<PathBuf>,
+    /// Encode --fixed-prompt-file as one user message through the chat template.
+    #[arg(long, requires = "fixed_prompt_file")]
+    pub apply_chat_template: bool,
+    /// Tokenizer for --fixed-prompt-file (`tokenizer.json` or its directory); default: the
+    /// embedded server's, else the one `/server_info` names.
+    #[arg(long)]
+    pub local_tokenizer_path: Option<PathBuf>,
     #[arg(long, default_value_t = 1)]
     pub gsp_num_groups: usize,
     #[arg(long, default_value_t = 2048)]
@@ -144,6 +156,25 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         Some(s) => s.base_url(),
         None => a.base_url.trim_end_matches('/').to_string(),
     };
+    let fixed_prompt = match &a.fixed_prompt_file {
+        None => None,
+        Some(file) => {
+            let tok: SharedTokenizer = match (&a.local_tokenizer_path, &server) {
+                (Some(p), _) => {
+                    std::sync::Arc::new(HfTokenizer::load(p).context("--local-tokenizer-path")?)
+                }
+                (None, Some(s)) => s.tokenizer(),
+                (None, None) => runtime
+                    .block_on(one_batch_server::server_tokenizer(&base_url))
+                    .context("finding a tokenizer for --fixed-prompt-file")?,
+            };
+            let ids =
+                one_batch_server::encode_fixed_prompt(file, tok.as_ref(), a.apply_chat_template)
+                    .context("bench one-batch-server")?;
+            println!("Fixed prompt: {} tokens", ids.len());
+            Some(ids)
+        }
+    };
     let activities = a.profile_activities.clone().unwrap_or_else(|| {
         if embedded {
             vec!["CPU".into()]
@@ -173,6 +204,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         } else {
             BatchDataset::RandomIds
         },
+        fixed_prompt,
         parallel_batch: a.parallel_batch,
         fake_prefill: a.fake_prefill,
         lora: a.lora_name.clone().map(|names| LoraOptions {
