@@ -48,6 +48,12 @@ async fn info_routes_models_health_and_tokenizer() {
             "server args are spread into the top level"
         );
         assert_eq!(info.extra["stream_interval"], json!(1));
+        for key in ["page_size", "chunked_prefill_size", "random_seed"] {
+            assert!(
+                info.extra[key].is_u64(),
+                "{key} is reported as the value in effect, not null"
+            );
+        }
         assert!(!body.contains("api_key"), "the API key is never reported");
     }
     for path in ["/model_info", "/get_model_info"] {

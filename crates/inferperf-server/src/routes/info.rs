@@ -36,6 +36,15 @@ async fn server_info(State(state): State<Arc<AppState>>) -> Result<Json<ServerIn
     for key in ["model_path", "tokenizer_path", "served_model_name"] {
         extra.remove(key);
     }
+    // Flags left unset report the value the engine runs with, as SGLang's resolved
+    // server args do (not null).
+    let effective = crate::launch::engine_config(&state.args);
+    extra.insert("page_size".into(), json!(effective.page_size));
+    extra.insert(
+        "chunked_prefill_size".into(),
+        json!(effective.chunked_prefill_size),
+    );
+    extra.insert("random_seed".into(), json!(effective.random_seed));
     extra.insert("context_length".into(), json!(state.context_length));
     extra.insert(
         "max_running_requests".into(),
