@@ -459,19 +459,15 @@ async fn resolve_task(http: &reqwest::Client, o: &Options) -> Task {
     if let Some(t) = o.flags.task {
         return t;
     }
-    let from_server = async {
-        let v: Value = http
-            .get(format!("{}/v1/models", o.base_url))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        Task::from_server(v["data"][0]["task_type"].as_str()?)
-    }
-    .await;
-    from_server.unwrap_or(Task::TextToVideo)
+    get_json(http, &format!("{}/v1/models", o.base_url))
+        .await
+        .and_then(|v| Task::from_server(v["data"][0]["task_type"].as_str()?))
+        .unwrap_or(Task::TextToVideo)
+}
+
+/// GET a JSON document; `None` when the server does not answer with one (optional facts).
+async fn get_json(http: &reqwest::Client, url: &str) -> Option<Value> {
+    http.get(url).send().await.ok()?.json().await.ok()
 }
 
 /// SGLang's metrics over the outcomes of the timed run.
@@ -600,22 +596,15 @@ pub async fn run(o: &Options) -> Result<(Metrics, Vec<Outcome>), BenchError> {
         .no_proxy()
         .build()
         .map_err(|e| BenchError::Config(format!("HTTP client: {e}")))?;
-    let model = async {
-        let v: Value = http
-            .get(format!("{}/v1/model_info", o.base_url))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        v["model_path"]
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-    }
-    .await
-    .unwrap_or_else(|| "default".into());
+    let model = get_json(&http, &format!("{}/v1/model_info", o.base_url))
+        .await
+        .and_then(|v| {
+            v["model_path"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+        })
+        .unwrap_or_else(|| "default".into());
     let task = resolve_task(&http, o).await;
     let items = build_items(o, task)?;
     let client = Arc::new(Client {

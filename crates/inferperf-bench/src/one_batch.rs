@@ -32,6 +32,19 @@ pub struct Case {
     pub output_len: usize,
 }
 
+impl Case {
+    /// The record's first keys, shared by both batch benchmarks: `run_name, batch_size,
+    /// input_len, output_len`.
+    pub fn record_head(&self, run_name: &str) -> OrderedRecord {
+        let mut r = OrderedRecord::default();
+        r.put("run_name", json!(run_name));
+        r.put("batch_size", json!(self.batch_size));
+        r.put("input_len", json!(self.input_len));
+        r.put("output_len", json!(self.output_len));
+        r
+    }
+}
+
 /// Which steps `--profile` captures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProfileStage {
@@ -91,11 +104,7 @@ impl CaseResult {
     /// prefill_throughput, [median_decode_latency, median_decode_throughput], total_latency,
     /// overall_throughput`.
     pub fn record(&self, run_name: &str) -> OrderedRecord {
-        let mut r = OrderedRecord::default();
-        r.put("run_name", json!(run_name));
-        r.put("batch_size", json!(self.case.batch_size));
-        r.put("input_len", json!(self.case.input_len));
-        r.put("output_len", json!(self.case.output_len));
+        let mut r = self.case.record_head(run_name);
         r.put("prefill_latency", self.prefill_latency);
         r.put("prefill_throughput", self.prefill_throughput);
         if let (Some(l), Some(t)) = (self.median_decode_latency, self.median_decode_throughput) {

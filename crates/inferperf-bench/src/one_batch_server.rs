@@ -181,6 +181,39 @@ pub struct Options {
     pub hourly_cost: f64,
 }
 
+impl Options {
+    /// SGLang's defaults against `base_url`: one case (bs 1, il 1024, ol 16), greedy,
+    /// `ignore_eos`, random-id prompts, warm-up on, no profile, no result file, seed 42.
+    pub fn new(base_url: String) -> Self {
+        Self {
+            base_url,
+            backend: ServerBackend::Sglang,
+            model: "default".into(),
+            run_name: "default".into(),
+            batch_sizes: vec![1],
+            input_lens: vec![1024],
+            output_lens: vec![16],
+            temperature: 0.0,
+            ignore_eos: true,
+            return_logprob: false,
+            client_stream_interval: 1,
+            dataset: BatchDataset::RandomIds,
+            fixed_prompt: None,
+            parallel_batch: false,
+            fake_prefill: false,
+            lora: None,
+            enable_multi_batch: false,
+            cache_hit_rate: 0.0,
+            skip_warmup: false,
+            show_report: false,
+            profile: None,
+            result_filename: None,
+            seed: 42,
+            hourly_cost: 2.0,
+        }
+    }
+}
+
 /// One case's measurements (SGLang's record).
 #[derive(Clone, Debug, PartialEq)]
 pub struct CaseResult {
@@ -205,11 +238,7 @@ fn round(x: f64, digits: i32) -> f64 {
 impl CaseResult {
     /// SGLang's JSONL record (with its rounding).
     pub fn record(&self, run_name: &str) -> OrderedRecord {
-        let mut r = OrderedRecord::default();
-        r.put("run_name", json!(run_name));
-        r.put("batch_size", json!(self.case.batch_size));
-        r.put("input_len", json!(self.case.input_len));
-        r.put("output_len", json!(self.case.output_len));
+        let mut r = self.case.record_head(run_name);
         r.put("latency", round(self.latency, 4));
         r.put("input_throughput", round(self.input_throughput, 2));
         r.put("output_throughput", round(self.output_throughput, 2));
@@ -901,32 +930,7 @@ mod tests {
     use super::*;
 
     fn opts() -> Options {
-        Options {
-            base_url: String::new(),
-            backend: ServerBackend::Sglang,
-            model: "m".into(),
-            run_name: "r".into(),
-            batch_sizes: vec![4],
-            input_lens: vec![8],
-            output_lens: vec![2],
-            temperature: 0.0,
-            ignore_eos: true,
-            return_logprob: false,
-            client_stream_interval: 1,
-            dataset: BatchDataset::RandomIds,
-            fixed_prompt: None,
-            parallel_batch: false,
-            fake_prefill: false,
-            lora: None,
-            enable_multi_batch: false,
-            cache_hit_rate: 0.0,
-            skip_warmup: true,
-            show_report: false,
-            profile: None,
-            result_filename: None,
-            seed: 1,
-            hourly_cost: 2.0,
-        }
+        Options::new(String::new())
     }
 
     /// The optional payload fields appear only when asked for, with SGLang's shapes.

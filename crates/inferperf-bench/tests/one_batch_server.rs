@@ -4,9 +4,7 @@
 //! and the profiled pass with its `bs-{bs}-il-{il}` prefix.
 
 use inferperf_bench::jsonl::top_level_keys;
-use inferperf_bench::one_batch_server::{
-    self, BatchDataset, Options, ProfileOptions, ServerBackend,
-};
+use inferperf_bench::one_batch_server::{self, BatchDataset, Options, ProfileOptions};
 use inferperf_profiler::ProfilerHandle;
 use inferperf_server::launch::launch_model_profiled;
 use inferperf_server::routes::profile::routes;
@@ -41,30 +39,15 @@ async fn start(args: ServerArgs) -> (EmbeddedServer, ProfilerHandle) {
 
 fn options(base_url: String, result: std::path::PathBuf) -> Options {
     Options {
-        base_url,
-        backend: ServerBackend::Sglang,
-        model: "default".into(),
         run_name: "t".into(),
         batch_sizes: vec![1, 3],
         input_lens: vec![24],
         output_lens: vec![6],
-        temperature: 0.0,
-        ignore_eos: true,
-        return_logprob: false,
-        client_stream_interval: 1,
-        dataset: BatchDataset::RandomIds,
-        fixed_prompt: None,
-        parallel_batch: false,
-        fake_prefill: false,
-        lora: None,
-        enable_multi_batch: false,
-        cache_hit_rate: 0.0,
         skip_warmup: true,
         show_report: true,
-        profile: None,
         result_filename: Some(result),
         seed: 1,
-        hourly_cost: 2.0,
+        ..Options::new(base_url)
     }
 }
 

@@ -327,16 +327,7 @@ fn read_image(bytes: &[u8], field: &str) -> Result<InputImage, ApiError> {
 async fn images_edits(State(s): State<Shared>, mut form: Multipart) -> Result<Response, ApiError> {
     let mut fields = serde_json::Map::new();
     let mut image = None;
-    while let Some(field) = form
-        .next_field()
-        .await
-        .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {e}")))?
-    {
-        let name = field.name().unwrap_or_default().to_string();
-        let data = field
-            .bytes()
-            .await
-            .map_err(|e| ApiError::bad_request(format!("reading part {name}: {e}")))?;
+    while let Some((name, data)) = next_part(&mut form).await? {
         if name == "image" || name == "image[]" {
             if image.is_none() {
                 image = Some(read_image(&data, "image")?);
@@ -372,16 +363,7 @@ async fn video_body(req: axum::extract::Request) -> Result<(Value, Option<InputI
         let mut form = Multipart::from_request(req, &())
             .await
             .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {e}")))?;
-        while let Some(field) = form
-            .next_field()
-            .await
-            .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {e}")))?
-        {
-            let name = field.name().unwrap_or_default().to_string();
-            let data = field
-                .bytes()
-                .await
-                .map_err(|e| ApiError::bad_request(format!("reading part {name}: {e}")))?;
+        while let Some((name, data)) = next_part(&mut form).await? {
             if name == "input_reference" {
                 image = Some(read_image(&data, "input_reference")?);
                 continue;
@@ -596,6 +578,23 @@ async fn stop_profile(State(s): State<Shared>) -> Result<Response, ApiError> {
         .await
         .map_err(crate::routes::profile::to_api)?;
     Ok(crate::routes::profile::STOP_REPLY.into_response())
+}
+
+/// The next part of a multipart body: its name and bytes (a 400 naming the part on errors).
+async fn next_part(form: &mut Multipart) -> Result<Option<(String, bytes::Bytes)>, ApiError> {
+    let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {e}")))?
+    else {
+        return Ok(None);
+    };
+    let name = field.name().unwrap_or_default().to_string();
+    let data = field
+        .bytes()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading part {name}: {e}")))?;
+    Ok(Some((name, data)))
 }
 
 /// A multipart text field as JSON: numbers, booleans and objects arrive as text and stay typed
