@@ -180,7 +180,9 @@ impl InProcEngine {
                 };
                 while let Some(ev) = rx.blocking_recv() {
                     match ev {
-                        GenerateEvent::Tokens { token_ids, text } => {
+                        GenerateEvent::Tokens {
+                            token_ids, text, ..
+                        } => {
                             out.token_ids.extend(token_ids);
                             out.text.push_str(&text);
                         }

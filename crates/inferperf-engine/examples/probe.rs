@@ -42,7 +42,9 @@ async fn main() {
     let mut n = 0;
     while let Some(ev) = rx.recv().await {
         match ev {
-            GenerateEvent::Tokens { text, token_ids } => {
+            GenerateEvent::Tokens {
+                text, token_ids, ..
+            } => {
                 n += token_ids.len();
                 print!("{text}")
             }

@@ -85,8 +85,14 @@ pub enum StopMatch {
 /// Events streamed back to the submitter of one request, in order; `Finished` is always last.
 #[derive(Clone, Debug)]
 pub enum GenerateEvent {
-    /// Newly generated tokens and the text they complete (never a split UTF-8 character).
-    Tokens { token_ids: Vec<u32>, text: String },
+    /// Newly generated tokens and the text they complete (never a split UTF-8 character),
+    /// with the prompt tokens the prefix cache served (known once the prompt is prefilled;
+    /// SGLang reports it in every streamed `meta_info`).
+    Tokens {
+        token_ids: Vec<u32>,
+        text: String,
+        cached_tokens: usize,
+    },
     /// The request ended; no further events follow.
     Finished(FinishInfo),
 }

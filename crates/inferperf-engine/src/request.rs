@@ -183,7 +183,11 @@ impl Req {
         let text = self.text[self.emitted_text..end].to_string();
         self.emitted_text = end;
         let token_ids = std::mem::take(&mut self.unsent_ids);
-        let _ = self.tx.send(GenerateEvent::Tokens { token_ids, text });
+        let _ = self.tx.send(GenerateEvent::Tokens {
+            token_ids,
+            text,
+            cached_tokens: self.cached_tokens,
+        });
     }
 
     /// Flush output and send the final event.

@@ -279,6 +279,7 @@ impl Sim {
                     let ev = GenerateEvent::Tokens {
                         token_ids: std::mem::take(&mut l.pending),
                         text: std::mem::take(&mut l.pending_text),
+                        cached_tokens: 0,
                     };
                     if l.tx.send(ev).is_err() {
                         alive = false;

@@ -141,7 +141,9 @@ pub async fn collect_all(requests: Vec<ActiveRequest>) -> Vec<Collected> {
     while let Some((i, event)) = events.next().await {
         let Some(slot) = out.get_mut(i) else { continue };
         match event {
-            GenerateEvent::Tokens { token_ids, text } => {
+            GenerateEvent::Tokens {
+                token_ids, text, ..
+            } => {
                 slot.output_ids.extend(token_ids);
                 slot.text.push_str(&text);
             }

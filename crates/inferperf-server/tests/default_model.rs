@@ -52,6 +52,14 @@ async fn default_model_serves_every_generation_api() {
         .map(|c| c["meta_info"]["completion_tokens"].as_u64().unwrap())
         .collect();
     assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
+    // The same prompt ran twice before: its prefix is cached, and every chunk says so (as
+    // SGLang's meta_info does), not only the last one.
+    let cached: Vec<u64> = chunks
+        .iter()
+        .map(|c| c["meta_info"]["cached_tokens"].as_u64().unwrap())
+        .collect();
+    assert!(cached[0] > 0, "{cached:?}");
+    assert!(cached.iter().all(|&c| c == cached[0]), "{cached:?}");
 
     // Chat stream: role chunk, content, finish, usage, [DONE].
     let (status, body) = post_json(

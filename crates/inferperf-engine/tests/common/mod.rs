@@ -48,7 +48,9 @@ pub async fn collect(
     let mut text = String::new();
     while let Some(ev) = rx.recv().await {
         match ev {
-            GenerateEvent::Tokens { token_ids, text: t } => {
+            GenerateEvent::Tokens {
+                token_ids, text: t, ..
+            } => {
                 ids.extend(token_ids);
                 text.push_str(&t);
             }

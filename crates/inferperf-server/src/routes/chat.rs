@@ -262,7 +262,12 @@ impl ChatStreamer {
                 return None;
             }
             match self.events.next().await {
-                Some((_, GenerateEvent::Tokens { text, token_ids })) => {
+                Some((
+                    _,
+                    GenerateEvent::Tokens {
+                        text, token_ids, ..
+                    },
+                )) => {
                     self.generated += token_ids.len() as u64;
                     if !text.is_empty() {
                         let delta = ChatDelta {

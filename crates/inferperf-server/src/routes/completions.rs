@@ -260,7 +260,12 @@ impl CompletionStreamer {
                 return None;
             }
             match self.events.next().await {
-                Some((i, GenerateEvent::Tokens { text, token_ids })) => {
+                Some((
+                    i,
+                    GenerateEvent::Tokens {
+                        text, token_ids, ..
+                    },
+                )) => {
                     self.generated += token_ids.len() as u64;
                     if !text.is_empty() {
                         let usage = self.running_usage();

@@ -203,6 +203,8 @@ struct Progress {
     prompt_tokens: usize,
     text: String,
     output_ids: Vec<u32>,
+    /// Prompt tokens served from the prefix cache, as of the latest chunk.
+    cached_tokens: usize,
 }
 
 impl Progress {
@@ -212,6 +214,7 @@ impl Progress {
             prompt_tokens,
             text: String::new(),
             output_ids: Vec::new(),
+            cached_tokens: 0,
         }
     }
 
@@ -226,7 +229,7 @@ impl Progress {
                 prompt_tokens: finish.map_or(self.prompt_tokens, |f| f.prompt_tokens) as u64,
                 completion_tokens: finish.map_or(self.output_ids.len(), |f| f.completion_tokens)
                     as u64,
-                cached_tokens: finish.map_or(0, |f| f.cached_tokens) as u64,
+                cached_tokens: finish.map_or(self.cached_tokens, |f| f.cached_tokens) as u64,
                 e2e_latency: finish.map(|f| f.e2e_latency),
                 extra: Default::default(),
             },
@@ -255,10 +258,18 @@ impl GenerateStreamer {
             }
             let index = |i: usize| self.batch.then_some(i);
             match self.events.next().await {
-                Some((i, GenerateEvent::Tokens { token_ids, text })) => {
+                Some((
+                    i,
+                    GenerateEvent::Tokens {
+                        token_ids,
+                        text,
+                        cached_tokens,
+                    },
+                )) => {
                     let Some(p) = self.progress.get_mut(i) else {
                         continue;
                     };
+                    p.cached_tokens = cached_tokens;
                     p.text.push_str(&text);
                     p.output_ids.extend(token_ids);
                     let frame = data_frame(&p.response(None, index(i)));

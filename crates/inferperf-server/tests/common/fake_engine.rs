@@ -293,6 +293,7 @@ fn flush(r: &mut Running) {
     let _ = r.tx.send(GenerateEvent::Tokens {
         token_ids: std::mem::take(&mut r.unsent),
         text: std::mem::take(&mut r.unsent_text),
+        cached_tokens: 0,
     });
 }
 
