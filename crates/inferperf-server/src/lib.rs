@@ -22,6 +22,7 @@ pub mod error;
 pub mod json;
 pub mod launch;
 mod openai_common;
+mod openai_stream;
 mod prompt;
 mod request;
 pub mod routes;

@@ -10,8 +10,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use futures_util::stream::{self, StreamExt};
-use inferperf_engine::api::GenerateEvent;
+use futures_util::stream;
 use inferperf_protocol::openai::{
     ChatChoice, ChatCompletionRequest, ChatCompletionResponse, ChatCompletionStreamResponse,
     ChatDelta, ChatMessage, ChatResponseMessage, ChatStreamChoice, MessageContent, Usage,
@@ -21,10 +20,11 @@ use crate::api_error::ApiError;
 use crate::convert::openai_finish_reason;
 use crate::json::ApiJson;
 use crate::openai_common::{check_model, reject_if, UsageSum};
+use crate::openai_stream::{ChunkFormat, Finish, OpenAiStreamer};
 use crate::prompt::encode_chat;
-use crate::request::{collect_all, merge, new_rid, submit, IndexedEvents};
+use crate::request::{collect_all, merge, new_rid, submit};
 use crate::sampling::{self, SamplingInput};
-use crate::sse::{data_frame, done_frame, sse_response};
+use crate::sse::{data_frame, sse_response};
 use crate::state::{unix_now, AppState};
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -115,17 +115,13 @@ async fn chat_completions(
             None,
             None,
         ));
-        let streamer = ChatStreamer {
-            events: merge(vec![request]),
+        let streamer = OpenAiStreamer::new(
+            merge(vec![request]),
             header,
-            include_usage: options.include_usage,
-            continuous_usage: options.continuous_usage_stats,
+            &options,
             prompt_tokens,
-            generated: 0,
-            usage: UsageSum::default(),
             pending,
-            done: false,
-        };
+        );
         let frames = stream::unfold(streamer, |mut s| async move {
             let frame = s.next_frame().await?;
             Some((frame, s))
@@ -207,22 +203,13 @@ struct Header {
 }
 
 impl Header {
-    fn chunk(
-        &self,
-        delta: ChatDelta,
-        finish: Option<(String, Option<serde_json::Value>)>,
-        usage: Option<Usage>,
-    ) -> Bytes {
+    fn chunk(&self, delta: ChatDelta, finish: Option<Finish>, usage: Option<Usage>) -> Bytes {
         let (finish_reason, matched_stop) = match finish {
             Some((r, m)) => (Some(r), m),
             None => (None, None),
         };
-        data_frame(&ChatCompletionStreamResponse {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".to_string(),
-            created: self.created,
-            model: self.model.clone(),
-            choices: vec![ChatStreamChoice {
+        self.frame(
+            vec![ChatStreamChoice {
                 index: 0,
                 delta,
                 logprobs: None,
@@ -230,81 +217,36 @@ impl Header {
                 matched_stop,
             }],
             usage,
+        )
+    }
+
+    fn frame(&self, choices: Vec<ChatStreamChoice>, usage: Option<Usage>) -> Bytes {
+        data_frame(&ChatCompletionStreamResponse {
+            id: self.id.clone(),
+            object: "chat.completion.chunk".to_string(),
+            created: self.created,
+            model: self.model.clone(),
+            choices,
+            usage,
         })
     }
 }
 
-/// Turns engine events into chat chunks, then the usage chunk and `[DONE]`.
-struct ChatStreamer {
-    events: IndexedEvents,
-    header: Header,
-    include_usage: bool,
-    continuous_usage: bool,
-    prompt_tokens: u64,
-    generated: u64,
-    usage: UsageSum,
-    pending: VecDeque<Bytes>,
-    done: bool,
-}
-
-impl ChatStreamer {
-    fn running_usage(&self) -> Option<Usage> {
-        self.continuous_usage
-            .then(|| Usage::new(self.prompt_tokens, self.generated, 0))
+/// Chat has one choice: every chunk is choice 0.
+impl ChunkFormat for Header {
+    fn content(&self, _index: usize, text: String, usage: Option<Usage>) -> Bytes {
+        let delta = ChatDelta {
+            content: Some(text),
+            ..Default::default()
+        };
+        self.chunk(delta, None, usage)
     }
 
-    async fn next_frame(&mut self) -> Option<Bytes> {
-        loop {
-            if let Some(frame) = self.pending.pop_front() {
-                return Some(frame);
-            }
-            if self.done {
-                return None;
-            }
-            match self.events.next().await {
-                Some((
-                    _,
-                    GenerateEvent::Tokens {
-                        text, token_ids, ..
-                    },
-                )) => {
-                    self.generated += token_ids.len() as u64;
-                    if !text.is_empty() {
-                        let delta = ChatDelta {
-                            content: Some(text),
-                            ..Default::default()
-                        };
-                        let usage = self.running_usage();
-                        self.pending
-                            .push_back(self.header.chunk(delta, None, usage));
-                    }
-                }
-                Some((_, GenerateEvent::Finished(info))) => {
-                    self.usage.add(&info);
-                    let usage = self.running_usage();
-                    let finish = openai_finish_reason(&info.reason);
-                    self.pending.push_back(self.header.chunk(
-                        ChatDelta::default(),
-                        Some(finish),
-                        usage,
-                    ));
-                }
-                None => {
-                    if self.include_usage {
-                        self.pending
-                            .push_back(data_frame(&ChatCompletionStreamResponse {
-                                id: self.header.id.clone(),
-                                object: "chat.completion.chunk".to_string(),
-                                created: self.header.created,
-                                model: self.header.model.clone(),
-                                choices: Vec::new(),
-                                usage: Some(self.usage.usage()),
-                            }));
-                    }
-                    self.pending.push_back(done_frame());
-                    self.done = true;
-                }
-            }
-        }
+    fn finish(&self, _index: usize, finish: Finish, usage: Option<Usage>) -> Bytes {
+        self.chunk(ChatDelta::default(), Some(finish), usage)
+    }
+
+    fn usage_only(&self, usage: Usage) -> Bytes {
+        self.frame(Vec::new(), Some(usage))
     }
 }

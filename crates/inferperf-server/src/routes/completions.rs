@@ -9,21 +9,21 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use futures_util::stream::{self, StreamExt};
-use inferperf_engine::api::GenerateEvent;
+use futures_util::stream;
 use inferperf_protocol::openai::{
     CompletionChoice, CompletionPrompt, CompletionRequest, CompletionResponse,
-    CompletionStreamResponse,
+    CompletionStreamResponse, Usage,
 };
 
 use crate::api_error::ApiError;
 use crate::convert::openai_finish_reason;
 use crate::json::ApiJson;
 use crate::openai_common::{check_model, reject_if, UsageSum};
+use crate::openai_stream::{ChunkFormat, Finish, OpenAiStreamer};
 use crate::prompt::{check_ids, decode, encode_text};
-use crate::request::{collect_all, merge, new_rid, submit, ActiveRequest, IndexedEvents};
+use crate::request::{collect_all, merge, new_rid, submit, ActiveRequest};
 use crate::sampling::{SamplingInput, COMPLETIONS};
-use crate::sse::{data_frame, done_frame, sse_response};
+use crate::sse::{data_frame, sse_response};
 use crate::state::{unix_now, AppState};
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -144,17 +144,8 @@ async fn completions(
                 pending.push_back(header.chunk(i, text, None, None));
             }
         }
-        let streamer = CompletionStreamer {
-            events: merge(requests),
-            header,
-            include_usage: options.include_usage,
-            continuous_usage: options.continuous_usage_stats,
-            usage: UsageSum::default(),
-            prompt_tokens,
-            generated: 0,
-            pending,
-            done: false,
-        };
+        let streamer =
+            OpenAiStreamer::new(merge(requests), header, &options, prompt_tokens, pending);
         let frames = stream::unfold(streamer, |mut s| async move {
             let frame = s.next_frame().await?;
             Some((frame, s))
@@ -201,23 +192,30 @@ struct Header {
 }
 
 impl Header {
-    fn chunk(
-        &self,
-        index: usize,
-        text: String,
-        finish: Option<(String, Option<serde_json::Value>)>,
-        usage: Option<inferperf_protocol::openai::Usage>,
-    ) -> Bytes {
-        let (finish_reason, matched_stop) = match finish {
-            Some((r, m)) => (Some(r), m),
-            None => (None, None),
-        };
+    fn frame(&self, choices: Vec<CompletionChoice>, usage: Option<Usage>) -> Bytes {
         data_frame(&CompletionStreamResponse {
             id: self.id.clone(),
             object: "text_completion".to_string(),
             created: self.created,
             model: self.model.clone(),
-            choices: vec![CompletionChoice {
+            choices,
+            usage,
+        })
+    }
+
+    fn chunk(
+        &self,
+        index: usize,
+        text: String,
+        finish: Option<Finish>,
+        usage: Option<Usage>,
+    ) -> Bytes {
+        let (finish_reason, matched_stop) = match finish {
+            Some((r, m)) => (Some(r), m),
+            None => (None, None),
+        };
+        self.frame(
+            vec![CompletionChoice {
                 index: index as u32,
                 text,
                 logprobs: None,
@@ -225,81 +223,20 @@ impl Header {
                 matched_stop,
             }],
             usage,
-        })
+        )
     }
 }
 
-/// Turns engine events into `text_completion` chunks, then the usage chunk and `[DONE]`.
-struct CompletionStreamer {
-    events: IndexedEvents,
-    header: Header,
-    include_usage: bool,
-    continuous_usage: bool,
-    /// Final accounting of finished choices.
-    usage: UsageSum,
-    /// Prompt tokens of all choices and tokens generated so far (continuous usage stats).
-    prompt_tokens: u64,
-    generated: u64,
-    pending: VecDeque<Bytes>,
-    done: bool,
-}
-
-impl CompletionStreamer {
-    /// `usage` for a content chunk when `continuous_usage_stats` is on.
-    fn running_usage(&self) -> Option<inferperf_protocol::openai::Usage> {
-        self.continuous_usage
-            .then(|| inferperf_protocol::openai::Usage::new(self.prompt_tokens, self.generated, 0))
+impl ChunkFormat for Header {
+    fn content(&self, index: usize, text: String, usage: Option<Usage>) -> Bytes {
+        self.chunk(index, text, None, usage)
     }
 
-    async fn next_frame(&mut self) -> Option<Bytes> {
-        loop {
-            if let Some(frame) = self.pending.pop_front() {
-                return Some(frame);
-            }
-            if self.done {
-                return None;
-            }
-            match self.events.next().await {
-                Some((
-                    i,
-                    GenerateEvent::Tokens {
-                        text, token_ids, ..
-                    },
-                )) => {
-                    self.generated += token_ids.len() as u64;
-                    if !text.is_empty() {
-                        let usage = self.running_usage();
-                        self.pending
-                            .push_back(self.header.chunk(i, text, None, usage));
-                    }
-                }
-                Some((i, GenerateEvent::Finished(info))) => {
-                    self.usage.add(&info);
-                    let usage = self.running_usage();
-                    let finish = openai_finish_reason(&info.reason);
-                    self.pending.push_back(self.header.chunk(
-                        i,
-                        String::new(),
-                        Some(finish),
-                        usage,
-                    ));
-                }
-                None => {
-                    if self.include_usage {
-                        self.pending
-                            .push_back(data_frame(&CompletionStreamResponse {
-                                id: self.header.id.clone(),
-                                object: "text_completion".to_string(),
-                                created: self.header.created,
-                                model: self.header.model.clone(),
-                                choices: Vec::new(),
-                                usage: Some(self.usage.usage()),
-                            }));
-                    }
-                    self.pending.push_back(done_frame());
-                    self.done = true;
-                }
-            }
-        }
+    fn finish(&self, index: usize, finish: Finish, usage: Option<Usage>) -> Bytes {
+        self.chunk(index, String::new(), Some(finish), usage)
+    }
+
+    fn usage_only(&self, usage: Usage) -> Bytes {
+        self.frame(Vec::new(), Some(usage))
     }
 }
