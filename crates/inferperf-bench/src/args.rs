@@ -215,6 +215,11 @@ pub struct ServingArgs {
     /// JSON object merged into every request body.
     #[arg(long)]
     pub extra_request_body: Option<String>,
+    /// Print a line when each request starts (with its body) and ends (with its output).
+    /// SGLang allows it with sglang-oai-chat only; every backend logs here. Costs client CPU:
+    /// for debugging, not for measurements.
+    #[arg(long)]
+    pub print_requests: bool,
     /// Decode-only benchmarking against a server with the fake transfer backend: adds
     /// `bootstrap_host` "2.2.2.2" and `bootstrap_room` 0 to every request body.
     #[arg(long)]

@@ -141,6 +141,7 @@ pub async fn calibrate(o: &CalibrateOptions) -> Result<Calibration, BenchError> 
             timeout: None,
             max_consecutive_connect_failures: 8,
             warmup: false,
+            print_requests: false,
             cpu: o.cpu.clone(),
         };
         let cpu0 = o.cpu.seconds();

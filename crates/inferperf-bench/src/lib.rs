@@ -35,6 +35,7 @@ pub mod plot;
 pub mod profiling;
 pub mod progress;
 pub mod record;
+pub mod request_log;
 pub mod result;
 pub mod runner;
 pub mod rx_stamp;

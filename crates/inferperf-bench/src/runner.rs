@@ -44,6 +44,8 @@ pub struct RunSpec {
     /// Abort the run after this many consecutive connection failures (server gone).
     pub max_consecutive_connect_failures: usize,
     pub warmup: bool,
+    /// Log each request's start and end on stdout (`--print-requests`).
+    pub print_requests: bool,
     /// Registry the pacer thread joins, so its CPU is charged to the client.
     pub cpu: crate::cpu::ThreadCpu,
 }
@@ -340,6 +342,10 @@ async fn send(
     body: Bytes,
     headers: Option<&HeaderMap>,
 ) -> RequestRecord {
+    let logged = sh
+        .spec
+        .print_requests
+        .then(|| crate::request_log::start(&rec, &body));
     let cancelled = if sh.abort.reason().is_some() {
         true
     } else {
@@ -380,6 +386,9 @@ async fn send(
             message: sh.abort.reason().unwrap_or_default(),
         });
         rec.last_ns = sh.clock.now_ns();
+    }
+    if let Some(started) = logged {
+        crate::request_log::end(started, &rec);
     }
     rec
 }

@@ -173,6 +173,7 @@ pub async fn run_serving_rows(
             timeout,
             max_consecutive_connect_failures: usize::MAX,
             warmup: true,
+            print_requests: false,
             cpu: ctx.cpu.clone(),
         };
         let res = run(
@@ -231,6 +232,7 @@ pub async fn run_serving_rows(
         timeout,
         max_consecutive_connect_failures: 8,
         warmup: false,
+        print_requests: args.print_requests,
         cpu: ctx.cpu.clone(),
     };
     let res = run(
