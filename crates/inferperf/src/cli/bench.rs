@@ -14,9 +14,10 @@ use inferperf_bench::calibrate::{calibrate, CalibrateOptions, Calibration};
 use inferperf_bench::cpu::ThreadCpu;
 use inferperf_bench::runner::Abort;
 use inferperf_bench::serving::{run_serving, ServingContext};
-use inferperf_bench::tokenizer::SharedTokenizer;
-use inferperf_engine::simulated::{SimulatedEngine, TokenSchedule};
-use inferperf_server::{EmbeddedServer, EngineParts, ServerArgs};
+use inferperf_engine::simulated::TokenSchedule;
+use inferperf_server::ServerArgs;
+
+use super::embedded::Embedded;
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
@@ -120,80 +121,6 @@ fn parse_schedule(s: &str) -> anyhow::Result<TokenSchedule> {
         ttft: ms(t)?,
         itl: ms(i)?,
     })
-}
-
-/// A server this process runs for the benchmark, on its own runtime so that its CPU is not
-/// charged to (and does not compete inside) the client runtime.
-struct Embedded {
-    runtime: tokio::runtime::Runtime,
-    server: Option<EmbeddedServer>,
-    _sim: Option<SimulatedEngine>,
-    tokenizer: Option<SharedTokenizer>,
-}
-
-impl Embedded {
-    fn start(simulate: Option<TokenSchedule>, model_path: Option<&str>) -> anyhow::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("inferperf-embedded-server")
-            .enable_all()
-            .build()
-            .context("cannot start the embedded server runtime")?;
-        let mut args = ServerArgs::ephemeral();
-        if let Some(m) = model_path {
-            args.model_path = m.to_string();
-        }
-        let (server, sim, tokenizer) = match simulate {
-            Some(schedule) => {
-                let sim = SimulatedEngine::start(schedule, 32000)
-                    .context("starting the simulated engine")?;
-                let tokenizer: SharedTokenizer = sim.tokenizer.clone();
-                let parts = EngineParts {
-                    handle: sim.handle.clone(),
-                    tokenizer: tokenizer.clone(),
-                    model_info: sim.model_info.clone(),
-                };
-                let mut args = args;
-                args.model_path = sim.model_info.model_path.clone();
-                let server = runtime
-                    .block_on(EmbeddedServer::start_with_engine(args, parts))
-                    .context("starting the embedded server")?;
-                (server, Some(sim), Some(tokenizer))
-            }
-            None => {
-                // The datasets use the server's own tokenizer, so they count tokens exactly as
-                // the server does.
-                let server = runtime
-                    .block_on(EmbeddedServer::start(args))
-                    .context("starting the embedded reference server")?;
-                let tokenizer: SharedTokenizer = server.tokenizer();
-                (server, None, Some(tokenizer))
-            }
-        };
-        Ok(Self {
-            runtime,
-            server: Some(server),
-            _sim: sim,
-            tokenizer,
-        })
-    }
-
-    fn base_url(&self) -> String {
-        self.server
-            .as_ref()
-            .map(|s| s.base_url())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Embedded {
-    fn drop(&mut self) {
-        if let Some(s) = self.server.take() {
-            if let Err(e) = self.runtime.block_on(s.shutdown()) {
-                tracing::warn!("embedded server shutdown: {e}");
-            }
-        }
-    }
 }
 
 fn something_listens(url_port: u16) -> bool {
@@ -318,7 +245,11 @@ fn serving(a: ServingCliArgs) -> anyhow::Result<ExitCode> {
                     "No --base-url/--host/--port given and nothing listens on 127.0.0.1:{port}: \
                      starting an embedded server with {what}."
                 );
-                let e = Embedded::start(schedule, model_path.as_deref())?;
+                let mut server_args = ServerArgs::ephemeral();
+                if let Some(m) = &model_path {
+                    server_args.model_path = m.clone();
+                }
+                let e = Embedded::start(server_args, schedule)?;
                 let u = e.base_url();
                 embedded = Some(e);
                 u
@@ -328,7 +259,7 @@ fn serving(a: ServingCliArgs) -> anyhow::Result<ExitCode> {
     let abort = Abort::default();
     let ctx = ServingContext {
         base_url,
-        tokenizer: embedded.as_ref().and_then(|e| e.tokenizer.clone()),
+        tokenizer: embedded.as_ref().map(Embedded::tokenizer),
         client_threads: threads,
         cpu,
         abort: abort.clone(),
@@ -369,7 +300,7 @@ fn calibrate_cmd(a: CalibrateArgs) -> anyhow::Result<ExitCode> {
     let (base_url, model) = match &a.base_url {
         Some(u) => (u.clone(), a.model.clone()),
         None => {
-            let e = Embedded::start(Some(TokenSchedule::ZeroLatency), None)?;
+            let e = Embedded::start(ServerArgs::ephemeral(), Some(TokenSchedule::ZeroLatency))?;
             let u = e.base_url();
             embedded = Some(e);
             (u, "simulated-zero-latency".to_owned())

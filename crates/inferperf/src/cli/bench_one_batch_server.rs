@@ -11,7 +11,9 @@ use inferperf_bench::one_batch_server::{
     self, BatchDataset, LoraOptions, Options, ProfileOptions, ServerBackend,
 };
 use inferperf_bench::tokenizer::{HfTokenizer, SharedTokenizer};
-use inferperf_server::{EmbeddedServer, ServerArgs};
+use inferperf_server::ServerArgs;
+
+use super::embedded::Embedded;
 
 /// `bench one-batch-server` flags: SGLang's `BenchArgs`, plus the `serve` flags for the
 /// embedded server.
@@ -142,11 +144,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .context("starting the runtime")?;
     let embedded = a.base_url.is_empty();
     let server = if embedded {
-        let mut args = a.server.clone();
-        args.port = 0;
-        let s = runtime
-            .block_on(EmbeddedServer::start(args))
-            .context("starting the embedded reference server")?;
+        let s = Embedded::start(a.server.clone(), None)?;
         println!("Started the embedded reference server at {}", s.base_url());
         Some(s)
     } else {
@@ -229,11 +227,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         hourly_cost: 2.0 * a.server.tp_size as f64,
     };
     let result = runtime.block_on(one_batch_server::run(&options));
-    if let Some(s) = server {
-        if let Err(e) = runtime.block_on(s.shutdown()) {
-            tracing::warn!("embedded server shutdown: {e}");
-        }
-    }
+    drop(server);
     let results = result.context("bench one-batch-server")?;
     if !results.is_empty() {
         println!("Results appended to {}", a.result_filename.display());

@@ -10,8 +10,9 @@ use inferperf_bench::cpu::ThreadCpu;
 use inferperf_bench::runner::Abort;
 use inferperf_bench::serving::ServingContext;
 use inferperf_bench::slo::{parse_slos, search, Mode, SearchOptions};
-use inferperf_bench::tokenizer::SharedTokenizer;
-use inferperf_server::{EmbeddedServer, ServerArgs};
+use inferperf_server::ServerArgs;
+
+use super::embedded::Embedded;
 
 /// `bench slo` flags.
 #[derive(clap::Args)]
@@ -54,13 +55,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let (server, base_url, tokenizer) = match a.bench.explicit_base_url() {
         Some(u) => (None, u, None),
         None => {
-            let args = ServerArgs::ephemeral();
-            let s = runtime
-                .block_on(EmbeddedServer::start(args))
-                .context("starting the embedded reference server")?;
-            let tok: SharedTokenizer = s.tokenizer();
+            let s = Embedded::start(ServerArgs::ephemeral(), None)?;
             let u = s.base_url();
             println!("Started the embedded reference server at {u}");
+            let tok = s.tokenizer();
             (Some(s), u, Some(tok))
         }
     };
@@ -84,9 +82,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         min_requests: a.min_requests,
     };
     let result = runtime.block_on(search(&options, &a.bench, &make_ctx, None));
-    if let Some(s) = server {
-        let _ = runtime.block_on(s.shutdown());
-    }
+    drop(server);
     let knee = result.context("bench slo")?;
     let unit = match a.mode {
         Mode::Rate => "req/s",

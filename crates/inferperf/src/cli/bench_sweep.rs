@@ -13,7 +13,9 @@ use inferperf_bench::backend::Backend;
 use inferperf_bench::scenario::Scenario;
 use inferperf_bench::sweep::{self, LoadPoint, SweepOptions};
 use inferperf_bench::tokenizer::{HfTokenizer, SharedTokenizer};
-use inferperf_server::{EmbeddedServer, ServerArgs};
+use inferperf_server::ServerArgs;
+
+use super::embedded::Embedded;
 
 /// `bench sweep` flags (genai-bench names).
 #[derive(clap::Args)]
@@ -140,13 +142,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let (server, base_url, embedded_tok) = match &a.api_base {
         Some(u) => (None, u.trim_end_matches('/').to_string(), None),
         None => {
-            let args = ServerArgs::ephemeral();
-            let s = runtime
-                .block_on(EmbeddedServer::start(args))
-                .context("starting the embedded reference server")?;
-            let tok: SharedTokenizer = s.tokenizer();
+            let s = Embedded::start(ServerArgs::ephemeral(), None)?;
             let u = s.base_url();
             println!("Started the embedded reference server at {u}");
+            let tok = s.tokenizer();
             (Some(s), u, Some(tok))
         }
     };
@@ -240,9 +239,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }),
     };
     let result = runtime.block_on(sweep::run(&options, &serving));
-    if let Some(s) = server {
-        let _ = runtime.block_on(s.shutdown());
-    }
+    drop(server);
     let files = result.context("bench sweep")?;
     println!("{} run files in {}", files.len(), experiment_dir.display());
     Ok(ExitCode::SUCCESS)

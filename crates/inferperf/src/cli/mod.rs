@@ -6,6 +6,7 @@ pub mod bench_one_batch;
 pub mod bench_one_batch_server;
 pub mod bench_slo;
 pub mod bench_sweep;
+mod embedded;
 pub mod generate;
 pub mod perf_dump;
 pub mod profile;
