@@ -165,32 +165,6 @@ pub struct Options {
     pub profile: Option<(i64, bool)>,
 }
 
-/// The pipeline observer of one request: its profiler, if profiling.
-struct Profiled(Option<inferperf_profiler::diffusion_profiler::DiffusionProfiler>);
-
-impl inferperf_engine::diffusion::PipelineObserver for Profiled {
-    fn on_stage_begin(&mut self, stage: inferperf_engine::diffusion::Stage) {
-        if let Some(p) = &mut self.0 {
-            p.on_stage_begin(stage);
-        }
-    }
-    fn on_stage_end(&mut self, stage: inferperf_engine::diffusion::Stage, d: std::time::Duration) {
-        if let Some(p) = &mut self.0 {
-            p.on_stage_end(stage, d);
-        }
-    }
-    fn on_denoise_step_begin(&mut self, step: usize, total: usize) {
-        if let Some(p) = &mut self.0 {
-            p.on_denoise_step_begin(step, total);
-        }
-    }
-    fn on_denoise_step_end(&mut self, step: usize, total: usize, d: std::time::Duration) {
-        if let Some(p) = &mut self.0 {
-            p.on_denoise_step_end(step, total, d);
-        }
-    }
-}
-
 /// Requests from `random` or a VBench prompt file, resized to `n`.
 pub fn dataset_requests(
     dataset: &str,
@@ -359,11 +333,11 @@ pub fn run(
                 }
                 None => None,
             };
-            let mut observer = Profiled(profiler);
+            let mut profiler = profiler;
             let media = pipeline
-                .generate(&req, &mut observer)
+                .generate(&req, &mut profiler)
                 .map_err(|e| e.to_string())?;
-            if let Some(p) = observer.0.take() {
+            if let Some(p) = profiler {
                 // The profiler logs where the trace went; a failed write is a warning only.
                 if let Err(e) = p.finish() {
                     tracing::warn!("profile of {}: {e}", r.request_id);

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use inferperf_engine::diffusion::Stage;
+use inferperf_engine::diffusion::{PipelineObserver, Stage};
 use inferperf_protocol::profile::ProfileReqInput;
 
+use crate::diffusion_dump::MemoryCheckpoints;
 use crate::error::ProfileError;
 use crate::manager::{ProfileManager, ProfilerConfig};
 use crate::options::EnvDefaults;
@@ -184,42 +185,6 @@ impl DiffusionProfiler {
         }
     }
 
-    pub fn on_stage_begin(&mut self, _stage: Stage) {
-        if self.mode == ProfileMode::AllStages {
-            self.begin_profiler_step();
-        }
-        self.stage_start = Some(Instant::now());
-    }
-
-    pub fn on_stage_end(&mut self, stage: Stage, _elapsed: Duration) {
-        if let Some(start) = self.stage_start.take() {
-            self.manager
-                .recorder()
-                .record_span(stage.name(), start, Instant::now());
-        }
-        if self.mode == ProfileMode::AllStages {
-            self.manager.on_step_end(&StepEnd::default());
-        }
-    }
-
-    pub fn on_denoise_step_begin(&mut self, _step: usize, _total: usize) {
-        if self.mode == ProfileMode::Denoise {
-            self.begin_profiler_step();
-        }
-        self.step_start = Some(Instant::now());
-    }
-
-    pub fn on_denoise_step_end(&mut self, step: usize, _total: usize, _elapsed: Duration) {
-        if let Some(start) = self.step_start.take() {
-            self.manager
-                .recorder()
-                .record_span(step_span_name(step), start, Instant::now());
-        }
-        if self.mode == ProfileMode::Denoise {
-            self.manager.on_step_end(&StepEnd::default());
-        }
-    }
-
     /// Close the session, wait for the file, publish it under SGLang's name, check it.
     pub fn finish(mut self) -> Result<Option<PathBuf>, ProfileError> {
         if self.manager.is_active() {
@@ -255,5 +220,69 @@ fn check_trace(path: &Path) {
         .unwrap_or(false);
     if !ok {
         tracing::warn!("Trace file may be corrupted: {}", path.display());
+    }
+}
+
+/// Stages and denoising steps become spans, and profiler steps in the chosen mode.
+impl PipelineObserver for DiffusionProfiler {
+    fn on_stage_begin(&mut self, _stage: Stage) {
+        if self.mode == ProfileMode::AllStages {
+            self.begin_profiler_step();
+        }
+        self.stage_start = Some(Instant::now());
+    }
+
+    fn on_stage_end(&mut self, stage: Stage, _elapsed: Duration) {
+        if let Some(start) = self.stage_start.take() {
+            self.manager
+                .recorder()
+                .record_span(stage.name(), start, Instant::now());
+        }
+        if self.mode == ProfileMode::AllStages {
+            self.manager.on_step_end(&StepEnd::default());
+        }
+    }
+
+    fn on_denoise_step_begin(&mut self, _step: usize, _total: usize) {
+        if self.mode == ProfileMode::Denoise {
+            self.begin_profiler_step();
+        }
+        self.step_start = Some(Instant::now());
+    }
+
+    fn on_denoise_step_end(&mut self, step: usize, _total: usize, _elapsed: Duration) {
+        if let Some(start) = self.step_start.take() {
+            self.manager
+                .recorder()
+                .record_span(step_span_name(step), start, Instant::now());
+        }
+        if self.mode == ProfileMode::Denoise {
+            self.manager.on_step_end(&StepEnd::default());
+        }
+    }
+}
+
+/// What one diffusion request observes: memory after every stage (the perf dump's
+/// checkpoints) and, when the request asked for it, its profiler. Shared by
+/// `inferperf generate` and the diffusion server.
+pub struct RequestObserver {
+    pub profiler: Option<DiffusionProfiler>,
+    pub memory: MemoryCheckpoints,
+}
+
+impl PipelineObserver for RequestObserver {
+    fn on_stage_begin(&mut self, stage: Stage) {
+        self.profiler.on_stage_begin(stage);
+    }
+    fn on_stage_end(&mut self, stage: Stage, elapsed: Duration) {
+        self.profiler.on_stage_end(stage, elapsed);
+        // CPU engine: "allocated" and "reserved" are both the process RSS.
+        self.memory.after_stage(stage);
+    }
+    fn on_denoise_step_begin(&mut self, step: usize, total: usize) {
+        self.profiler.on_denoise_step_begin(step, total);
+    }
+    fn on_denoise_step_end(&mut self, step: usize, total: usize, elapsed: Duration) {
+        self.profiler.on_denoise_step_end(step, total, elapsed);
     }
 }

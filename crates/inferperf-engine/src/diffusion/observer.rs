@@ -62,3 +62,27 @@ pub trait PipelineObserver {
 pub struct NoopObserver;
 
 impl PipelineObserver for NoopObserver {}
+
+/// An optional observer (a profiler only some requests ask for) sees the calls when present.
+impl<O: PipelineObserver> PipelineObserver for Option<O> {
+    fn on_stage_begin(&mut self, stage: Stage) {
+        if let Some(o) = self {
+            o.on_stage_begin(stage);
+        }
+    }
+    fn on_stage_end(&mut self, stage: Stage, elapsed: Duration) {
+        if let Some(o) = self {
+            o.on_stage_end(stage, elapsed);
+        }
+    }
+    fn on_denoise_step_begin(&mut self, step: usize, total: usize) {
+        if let Some(o) = self {
+            o.on_denoise_step_begin(step, total);
+        }
+    }
+    fn on_denoise_step_end(&mut self, step: usize, total: usize, elapsed: Duration) {
+        if let Some(o) = self {
+            o.on_denoise_step_end(step, total, elapsed);
+        }
+    }
+}

@@ -15,7 +15,7 @@ use inferperf_engine::diffusion::{
 };
 use inferperf_profiler::diffusion_dump::{perf_dump, MemoryCheckpoints};
 use inferperf_profiler::diffusion_profiler::{
-    step_span_name, DiffusionProfileOptions, DiffusionProfiler,
+    step_span_name, DiffusionProfileOptions, DiffusionProfiler, RequestObserver,
 };
 use inferperf_profiler::{
     EnvDefaults, ProfileError, ProfileManager, ProfileSession, ProfilerConfig, StepEnd, StepInfo,
@@ -39,8 +39,7 @@ pub struct Generation {
 /// Memory checkpoints for the perf dump, the request's own profiler when it asked for one,
 /// and the server-wide `/start_profile` manager (every denoising step is a profiler step).
 struct Observer<'a> {
-    memory: MemoryCheckpoints,
-    profiler: Option<DiffusionProfiler>,
+    request: RequestObserver,
     server: &'a mut ServerProfiler,
     step_start: Option<Instant>,
 }
@@ -53,20 +52,13 @@ struct ServerProfiler {
 
 impl PipelineObserver for Observer<'_> {
     fn on_stage_begin(&mut self, stage: Stage) {
-        if let Some(p) = &mut self.profiler {
-            p.on_stage_begin(stage);
-        }
+        self.request.on_stage_begin(stage);
     }
     fn on_stage_end(&mut self, stage: Stage, elapsed: Duration) {
-        if let Some(p) = &mut self.profiler {
-            p.on_stage_end(stage, elapsed);
-        }
-        self.memory.after_stage(stage);
+        self.request.on_stage_end(stage, elapsed);
     }
     fn on_denoise_step_begin(&mut self, step: usize, total: usize) {
-        if let Some(p) = &mut self.profiler {
-            p.on_denoise_step_begin(step, total);
-        }
+        self.request.on_denoise_step_begin(step, total);
         self.server.forward_ct += 1;
         self.server
             .manager
@@ -74,9 +66,7 @@ impl PipelineObserver for Observer<'_> {
         self.step_start = Some(Instant::now());
     }
     fn on_denoise_step_end(&mut self, step: usize, total: usize, elapsed: Duration) {
-        if let Some(p) = &mut self.profiler {
-            p.on_denoise_step_end(step, total, elapsed);
-        }
+        self.request.on_denoise_step_end(step, total, elapsed);
         if let Some(start) = self.step_start.take() {
             self.server
                 .manager
@@ -241,21 +231,23 @@ fn run(
         None => None,
     };
     let mut observer = Observer {
-        memory: MemoryCheckpoints::default(),
-        profiler,
+        request: RequestObserver {
+            profiler,
+            memory: MemoryCheckpoints::default(),
+        },
         server,
         step_start: None,
     };
     let media = pipeline.generate(req, &mut observer)?;
     let inference_time_s = t0.elapsed().as_secs_f64();
-    let trace_file = match observer.profiler.take() {
+    let trace_file = match observer.request.profiler.take() {
         Some(p) => p.finish().unwrap_or_else(|e| {
             tracing::warn!("profile of {}: {e}", req.request_id);
             None
         }),
         None => None,
     };
-    let memory = observer.memory;
+    let memory = observer.request.memory;
     let encoded = media.encode()?;
     if let Some(path) = dump {
         let d = perf_dump(

@@ -14,10 +14,12 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, Context};
 use inferperf_engine::diffusion::{
     decode_png, DiffusionPipeline, DiffusionRequest, GeneratedMedia, InferperfDiffusionTestDelay,
-    InputImage, PipelineObserver, Stage,
+    InputImage, Stage,
 };
 use inferperf_profiler::diffusion_dump::{perf_dump, MemoryCheckpoints};
-use inferperf_profiler::diffusion_profiler::{DiffusionProfileOptions, DiffusionProfiler};
+use inferperf_profiler::diffusion_profiler::{
+    DiffusionProfileOptions, DiffusionProfiler, RequestObserver,
+};
 use inferperf_protocol::perf_dump::{iso8601_utc, TAG_CLI_GENERATE};
 
 /// SGLang's request id for offline `generate` (it names the trace file).
@@ -149,7 +151,7 @@ pub fn generate(args: &Args) -> anyhow::Result<GenerateOutcome> {
     } else {
         None
     };
-    let mut observer = CliObserver {
+    let mut observer = RequestObserver {
         profiler,
         memory: MemoryCheckpoints::default(),
     };
@@ -352,40 +354,6 @@ fn shape_args(
     );
     m.insert("cfg".into(), shape.cfg.into());
     m
-}
-
-/// The observer `generate` passes to the pipeline: memory after each stage, plus the profiler.
-struct CliObserver {
-    profiler: Option<DiffusionProfiler>,
-    memory: MemoryCheckpoints,
-}
-
-impl PipelineObserver for CliObserver {
-    fn on_stage_begin(&mut self, stage: Stage) {
-        if let Some(p) = &mut self.profiler {
-            p.on_stage_begin(stage);
-        }
-    }
-
-    fn on_stage_end(&mut self, stage: Stage, elapsed: Duration) {
-        if let Some(p) = &mut self.profiler {
-            p.on_stage_end(stage, elapsed);
-        }
-        // CPU engine: "allocated" and "reserved" are both the process RSS.
-        self.memory.after_stage(stage);
-    }
-
-    fn on_denoise_step_begin(&mut self, step: usize, total: usize) {
-        if let Some(p) = &mut self.profiler {
-            p.on_denoise_step_begin(step, total);
-        }
-    }
-
-    fn on_denoise_step_end(&mut self, step: usize, total: usize, elapsed: Duration) {
-        if let Some(p) = &mut self.profiler {
-            p.on_denoise_step_end(step, total, elapsed);
-        }
-    }
 }
 
 #[cfg(test)]
