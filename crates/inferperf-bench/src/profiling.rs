@@ -159,7 +159,7 @@ impl ProfilePlan {
                 }
             };
             if self.style == Style::GenaiBench {
-                save_server_args(http, &target.url, &dir).await;
+                pc::save_server_args(http, &target.url, &dir).await;
             }
             match pc::start_profile(http, &target.url, &self.body_for(&dir)).await {
                 Ok(_) if pd => {
@@ -183,20 +183,6 @@ impl ProfilePlan {
             plan: self,
             started,
         }
-    }
-}
-
-/// genai-bench saves the server's info next to the traces; a failure is only a warning.
-async fn save_server_args(http: &reqwest::Client, url: &str, dir: &Path) {
-    let path = dir.join("server_args.json");
-    let result = match pc::server_info(http, url).await {
-        Ok(info) => serde_json::to_vec_pretty(&info)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| std::fs::write(&path, bytes).map_err(|e| e.to_string())),
-        Err(e) => Err(e.to_string()),
-    };
-    if let Err(e) = result {
-        tracing::warn!("could not save {}: {e}", path.display());
     }
 }
 

@@ -336,13 +336,7 @@ async fn arm_profile(base_url: &str, p: &SweepProfile, name: &str) -> Option<Str
         return None;
     }
     let http = pc::http_client().ok()?;
-    match pc::server_info(&http, base_url).await {
-        Ok(info) => {
-            let _ = serde_json::to_vec_pretty(&info)
-                .map(|b| std::fs::write(dir.join("server_args.json"), b));
-        }
-        Err(e) => tracing::warn!("server info for {}: {e}", dir.display()),
-    }
+    pc::save_server_args(&http, base_url, &dir).await;
     let req = inferperf_protocol::profile::ProfileReqInput {
         output_dir: Some(dir.to_string_lossy().into_owned()),
         num_steps: Some(p.steps),

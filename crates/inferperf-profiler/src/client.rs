@@ -295,6 +295,30 @@ pub async fn server_info(client: &reqwest::Client, base_url: &str) -> Result<Val
     }))
 }
 
+/// Save the server's info as `server_args.json` in the trace directory `dir`, as
+/// `sglang.profiler` and genai-bench do (kept if already there; written through a temp file).
+/// A failure is only a warning: the traces matter more than the metadata.
+pub async fn save_server_args(client: &reqwest::Client, base_url: &str, dir: &Path) {
+    let path = dir.join("server_args.json");
+    if path.exists() {
+        return;
+    }
+    let result = match server_info(client, base_url).await {
+        Ok(info) => {
+            let tmp = dir.join(".server_args.json.tmp");
+            serde_json::to_vec_pretty(&info)
+                .map_err(std::io::Error::other)
+                .and_then(|bytes| std::fs::write(&tmp, bytes))
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = result {
+        tracing::warn!("could not save {}: {e}", path.display());
+    }
+}
+
 /// What `send_one` sends: the flags of `python -m sglang.test.send_one`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SendOneOptions {

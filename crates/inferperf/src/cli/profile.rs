@@ -176,7 +176,7 @@ async fn run_once(http: &client::HttpClient, a: &RunArgs) -> anyhow::Result<Exit
         a.num_steps,
         if c.profile_by_stage { "True" } else { "False" }
     );
-    save_server_args(http, &c.url, &dir).await;
+    client::save_server_args(http, &c.url, &dir).await;
     client::start_profile(http, &c.url, &c.body(&dir, Some(a.num_steps))).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -184,29 +184,9 @@ async fn run_once(http: &client::HttpClient, a: &RunArgs) -> anyhow::Result<Exit
 async fn start(http: &client::HttpClient, a: &StartArgs) -> anyhow::Result<ExitCode> {
     let c = &a.common;
     let dir = client::timestamped_output_dir(c.output_dir.as_deref(), c.profile_name.as_deref())?;
-    save_server_args(http, &c.url, &dir).await;
+    client::save_server_args(http, &c.url, &dir).await;
     let reply = client::start_profile(http, &c.url, &c.body(&dir, a.num_steps)).await?;
     println!("{}", reply.trim_end());
     println!("Dump profiling traces to {}", dir.display());
     Ok(ExitCode::SUCCESS)
-}
-
-/// `server_args.json` next to the traces, as sglang.profiler writes it. A server without the
-/// endpoint only costs a warning: the traces matter more than the metadata.
-async fn save_server_args(http: &client::HttpClient, url: &str, dir: &Path) {
-    let path = dir.join("server_args.json");
-    if path.exists() {
-        return;
-    }
-    let result = async {
-        let info = client::server_info(http, url).await?;
-        let tmp = dir.join(".server_args.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&info)?)?;
-        std::fs::rename(&tmp, &path)?;
-        anyhow::Ok(())
-    }
-    .await;
-    if let Err(err) = result {
-        tracing::warn!("could not save {}: {err:#}", path.display());
-    }
 }
