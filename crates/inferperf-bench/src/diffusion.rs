@@ -686,10 +686,7 @@ pub async fn run(o: &Options) -> Result<(Metrics, Vec<Outcome>), BenchError> {
     if let Some(path) = &o.output_file {
         let text = serde_json::to_string_pretty(&m)
             .map_err(|e| BenchError::Config(format!("metrics JSON: {e}")))?;
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| BenchError::io(format!("writing {}", path.display()), e))?;
+        crate::jsonl::write_atomic(path, text.as_bytes())?;
         println!("Metrics saved to {}", path.display());
     }
     Ok((m, outs))

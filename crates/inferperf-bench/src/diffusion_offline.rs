@@ -351,8 +351,7 @@ pub fn run(
                     safe_id(&r.request_id),
                     media.extension()
                 ));
-                std::fs::write(&path, &bytes)
-                    .map_err(|e| format!("writing {}: {e}", path.display()))?;
+                crate::jsonl::write_atomic(&path, &bytes).map_err(|e| e.to_string())?;
                 shas.push(format!("{:x}", Sha256::digest(&bytes)));
                 paths.push(path.to_string_lossy().into_owned());
             }

@@ -390,10 +390,7 @@ fn rows(
 fn write_json(path: &Path, v: &impl Serialize) -> Result<(), BenchError> {
     let text = serde_json::to_string_pretty(v)
         .map_err(|e| BenchError::Config(format!("serializing {}: {e}", path.display())))?;
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| BenchError::io(format!("writing {}", path.display()), e))
+    crate::jsonl::write_atomic(path, text.as_bytes())
 }
 
 /// Run every scenario x load point; returns the run files written.

@@ -240,7 +240,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             a.server_args_for_metrics.as_deref(),
         );
         let text = serde_json::to_string_pretty(&doc).context("serializing the results")?;
-        inferperf_report::error::write_atomic(path, text.as_bytes())
+        inferperf_bench::jsonl::write_atomic(path, text.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if a.show_report && !a.no_append_to_github_summary && in_ci() {
