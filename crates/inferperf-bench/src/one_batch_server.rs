@@ -69,31 +69,19 @@ pub async fn server_tokenizer(
     base_url: &str,
 ) -> Result<crate::tokenizer::SharedTokenizer, BenchError> {
     let http = pc::http_client().map_err(|e| server_err("HTTP client", e))?;
-    let info: Value = http
-        .get(format!("{base_url}/server_info"))
-        .send()
-        .await
-        .map_err(|e| server_err("/server_info", e))?
-        .json()
-        .await
-        .map_err(|e| server_err("/server_info", e))?;
-    let named: Vec<&str> = ["tokenizer_path", "model_path"]
-        .iter()
-        .filter_map(|k| info.get(*k).and_then(Value::as_str))
+    let info = server_info(&http, base_url).await?;
+    let named: Vec<&str> = [&info.tokenizer_path, &info.model_path]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
         .collect();
-    for p in &named {
-        let path = std::path::Path::new(p);
-        if path.join("tokenizer.json").is_file() || path.extension().is_some_and(|e| e == "json") {
-            return Ok(std::sync::Arc::new(crate::tokenizer::HfTokenizer::load(
-                path,
-            )?));
-        }
-    }
-    Err(BenchError::Tokenizer(format!(
-        "no local tokenizer.json at the server's tokenizer_path/model_path ({}); pass \
-         --local-tokenizer-path",
-        named.join(", ")
-    )))
+    crate::tokenizer::load_first_local(&named)?.ok_or_else(|| {
+        BenchError::Tokenizer(format!(
+            "no local tokenizer.json at the server's tokenizer_path/model_path ({}); pass \
+             --local-tokenizer-path",
+            named.join(", ")
+        ))
+    })
 }
 
 /// SGLang's `FAKE_BOOTSTRAP_HOST` (`sglang.srt.disaggregation.utils`): a decode server with the

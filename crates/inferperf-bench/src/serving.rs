@@ -516,18 +516,8 @@ async fn resolve_tokenizer(
         }
     }
     candidates.push(model.to_owned());
-    for c in candidates {
-        let p = Path::new(&c);
-        let file = if p.is_dir() {
-            p.join("tokenizer.json")
-        } else {
-            p.to_path_buf()
-        };
-        if file.is_file() && file.extension().is_some_and(|e| e == "json") {
-            return Ok(Some(Arc::new(HfTokenizer::load(&file)?)));
-        }
-    }
-    Ok(None)
+    let candidates: Vec<&str> = candidates.iter().map(String::as_str).collect();
+    crate::tokenizer::load_first_local(&candidates)
 }
 
 fn need_tok(t: Option<&SharedTokenizer>, what: &str) -> Result<SharedTokenizer, BenchError> {

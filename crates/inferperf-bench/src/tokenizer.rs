@@ -52,6 +52,23 @@ impl HfTokenizer {
     }
 }
 
+/// The first of `paths` (as a server reports them: `tokenizer_path`, `model_path`, ...) that is
+/// a local `tokenizer.json` or a directory holding one, loaded; `None` when none is.
+pub fn load_first_local(paths: &[&str]) -> Result<Option<SharedTokenizer>, BenchError> {
+    for p in paths {
+        let p = Path::new(p);
+        let file = if p.is_dir() {
+            p.join("tokenizer.json")
+        } else {
+            p.to_path_buf()
+        };
+        if file.is_file() && file.extension().is_some_and(|e| e == "json") {
+            return Ok(Some(Arc::new(HfTokenizer::load(&file)?)));
+        }
+    }
+    Ok(None)
+}
+
 /// The chat template shipped with a Hugging Face tokenizer: `tokenizer_config.json`'s
 /// `chat_template` (a string, or the `default` entry of a named list), else
 /// `chat_template.jinja`. `None` when the directory has neither; an unreadable or invalid
