@@ -671,19 +671,20 @@ pub async fn run(o: &Options) -> Result<Vec<CaseResult>, BenchError> {
     let http = pc::http_client().map_err(|e| server_err("HTTP client", e))?;
     let cap = capacity(&http, o).await?;
     let vocab = match o.backend {
-        ServerBackend::Sglang => {
-            let v = http
+        // Prompt ids stay below min(10000, vocab); an unknown vocabulary means 10000.
+        ServerBackend::Sglang => async {
+            let info: Value = http
                 .get(format!("{}/model_info", o.base_url))
                 .send()
                 .await
-                .ok()
-                .map(|r| r.json::<Value>());
-            match v {
-                Some(f) => f.await.ok().and_then(|v| v["vocab_size"].as_u64()),
-                None => None,
-            }
-            .unwrap_or(10_000) as usize
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            info["vocab_size"].as_u64()
         }
+        .await
+        .unwrap_or(10_000) as usize,
         ServerBackend::Vllm => 10_000,
     };
     let mut cases = Vec::new();
