@@ -10,11 +10,10 @@ use inferperf_bench::one_batch::{self, Options, ProfileOptions, ProfileStage};
 use inferperf_profiler::ProfilerConfig;
 use inferperf_server::ServerArgs;
 
-/// `bench one-batch` flags: the model flags of `serve`, then SGLang's `BenchArgs`.
+/// The case grid and its record file, as both SGLang batch benchmarks take them: every
+/// combination of the three lists is one case.
 #[derive(clap::Args)]
-pub struct Args {
-    #[command(flatten)]
-    pub server: ServerArgs,
+pub struct CaseGridArgs {
     /// Copied into every result record.
     #[arg(long, default_value = "default")]
     pub run_name: String,
@@ -27,6 +26,15 @@ pub struct Args {
     /// JSONL file the case records are appended to.
     #[arg(long, default_value = "result.jsonl")]
     pub result_filename: PathBuf,
+}
+
+/// `bench one-batch` flags: the model flags of `serve`, then SGLang's `BenchArgs`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub cases: CaseGridArgs,
     /// Print the generated text of every request.
     #[arg(long)]
     pub correctness_test: bool,
@@ -69,7 +77,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     config.chunked_prefill_size = -1;
     config.disable_radix_cache = true;
     config.enable_mixed_chunk = false;
-    let max_bs = a.batch_size.iter().copied().max().unwrap_or(1);
+    let max_bs = a.cases.batch_size.iter().copied().max().unwrap_or(1);
     config.max_running_requests = Some(config.max_running_requests.unwrap_or(0).max(max_bs));
     let profile = if a.profile {
         let other: Vec<&String> = a
@@ -112,11 +120,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let results = one_batch::run(
         &engine,
         &Options {
-            run_name: a.run_name,
-            batch_sizes: a.batch_size,
-            input_lens: a.input_len,
-            output_lens: a.output_len,
-            result_filename: Some(a.result_filename.clone()),
+            run_name: a.cases.run_name,
+            batch_sizes: a.cases.batch_size,
+            input_lens: a.cases.input_len,
+            output_lens: a.cases.output_len,
+            result_filename: Some(a.cases.result_filename.clone()),
             log_decode_step: a.log_decode_step,
             correctness_test: a.correctness_test,
             profile,
@@ -127,7 +135,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     if !results.is_empty() {
         println!(
             "Results appended to {}",
-            a.result_filename.to_string_lossy()
+            a.cases.result_filename.to_string_lossy()
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -13,6 +13,7 @@ use inferperf_bench::one_batch_server::{
 use inferperf_bench::tokenizer::{HfTokenizer, SharedTokenizer};
 use inferperf_server::ServerArgs;
 
+use super::bench_one_batch::CaseGridArgs;
 use super::embedded::Embedded;
 
 /// `bench one-batch-server` flags: SGLang's `BenchArgs`, plus the `serve` flags for the
@@ -29,14 +30,8 @@ pub struct Args {
     /// Model name for `--backend vllm`.
     #[arg(long, default_value = "default")]
     pub model: String,
-    #[arg(long, default_value = "default")]
-    pub run_name: String,
-    #[arg(long, num_args = 1.., default_values_t = [1usize])]
-    pub batch_size: Vec<usize>,
-    #[arg(long, num_args = 1.., default_values_t = [1024usize])]
-    pub input_len: Vec<usize>,
-    #[arg(long, num_args = 1.., default_values_t = [16usize])]
-    pub output_len: Vec<usize>,
+    #[command(flatten)]
+    pub cases: CaseGridArgs,
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f64,
     /// Let requests stop at EOS instead of sending `ignore_eos: true`.
@@ -107,8 +102,6 @@ pub struct Args {
     /// Warm this fraction of every prompt into the prefix cache before each case.
     #[arg(long, default_value_t = 0.0)]
     pub cache_hit_rate: f64,
-    #[arg(long, default_value = "result.jsonl")]
-    pub result_filename: PathBuf,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Run every case again with a profile window (`bs-{bs}-il-{il}` prefixes).
@@ -184,10 +177,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         base_url,
         backend: a.backend,
         model: a.model.clone(),
-        run_name: a.run_name.clone(),
-        batch_sizes: a.batch_size.clone(),
-        input_lens: a.input_len.clone(),
-        output_lens: a.output_len.clone(),
+        run_name: a.cases.run_name.clone(),
+        batch_sizes: a.cases.batch_size.clone(),
+        input_lens: a.cases.input_len.clone(),
+        output_lens: a.cases.output_len.clone(),
         temperature: a.temperature,
         ignore_eos: !a.disable_ignore_eos,
         return_logprob: a.return_logprob,
@@ -222,7 +215,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             prefix: a.profile_prefix.clone(),
             output_dir: a.profile_output_dir.clone(),
         }),
-        result_filename: Some(a.result_filename.clone()),
+        result_filename: Some(a.cases.result_filename.clone()),
         seed: a.seed,
         hourly_cost: 2.0 * a.server.tp_size as f64,
     };
@@ -230,12 +223,12 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     drop(server);
     let results = result.context("bench one-batch-server")?;
     if !results.is_empty() {
-        println!("Results appended to {}", a.result_filename.display());
+        println!("Results appended to {}", a.cases.result_filename.display());
     }
     if let Some(path) = &a.pydantic_result_filename {
         let doc = one_batch_server::pydantic_results(
             &results,
-            &a.run_name,
+            &a.cases.run_name,
             &a.server.model_path,
             a.server_args_for_metrics.as_deref(),
         );
