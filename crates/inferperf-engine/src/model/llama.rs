@@ -640,15 +640,10 @@ fn run_layers(
         let attn = Tensor::from_vec(attn, (t, nh * hd), &dev).map_err(cerr)?;
         let o = layer.o.forward(&attn, pr)?;
         timed(Some(li), "self_attn.o_proj", s, &[t, nh * hd]);
-        let o = match reduce {
-            Some(r) => {
-                let s = Instant::now();
-                let sum = Tensor::from_vec(r(flat(&o)?), (t, h), &dev).map_err(cerr)?;
-                timed(Some(li), "all_reduce", s, &[t, h]);
-                sum
-            }
-            None => o,
-        };
+        let (o, reduced_from) = all_reduce(o, reduce, (t, h))?;
+        if let Some(s) = reduced_from {
+            timed(Some(li), "all_reduce", s, &[t, h]);
+        }
         x = (x + o).map_err(cerr)?;
         let s = Instant::now();
         let hn = candle_nn::ops::rms_norm(&x, &layer.post_norm, eps).map_err(cerr)?;
@@ -656,18 +651,28 @@ fn run_layers(
         let u = layer.up.forward(&hn, pr)?;
         let m = layer.down.forward(&(g * u).map_err(cerr)?, pr)?;
         timed(Some(li), "mlp", s, &[t, h]);
-        let m = match reduce {
-            Some(r) => {
-                let s = Instant::now();
-                let sum = Tensor::from_vec(r(flat(&m)?), (t, h), &dev).map_err(cerr)?;
-                timed(Some(li), "all_reduce", s, &[t, h]);
-                sum
-            }
-            None => m,
-        };
+        let (m, reduced_from) = all_reduce(m, reduce, (t, h))?;
+        if let Some(s) = reduced_from {
+            timed(Some(li), "all_reduce", s, &[t, h]);
+        }
         x = (x + m).map_err(cerr)?;
     }
     Ok(x)
+}
+
+/// Sum a `(t, h)` partial result over the tensor-parallel ranks with `reduce` (unchanged on a
+/// single rank); also returns when the reduction started, for its timing span.
+fn all_reduce(
+    y: Tensor,
+    reduce: Option<&dyn Fn(Vec<f32>) -> Vec<f32>>,
+    shape: (usize, usize),
+) -> Result<(Tensor, Option<Instant>), EngineError> {
+    let Some(r) = reduce else {
+        return Ok((y, None));
+    };
+    let start = Instant::now();
+    let sum = Tensor::from_vec(r(flat(&y)?), shape, &Device::Cpu).map_err(cerr)?;
+    Ok((sum, Some(start)))
 }
 
 fn flat(t: &Tensor) -> Result<Vec<f32>, EngineError> {
