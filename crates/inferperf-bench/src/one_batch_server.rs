@@ -63,11 +63,17 @@ pub fn encode_fixed_prompt(
     Ok(ids)
 }
 
-/// The tokenizer a running SGLang-style server names in `/server_info` (`tokenizer_path`,
-/// else `model_path`), when it is a local `tokenizer.json` or a directory holding one.
+/// The tokenizer of a running server: the one an inferperf server publishes, else the one an
+/// SGLang-style server names in `/server_info` (`tokenizer_path`, else `model_path`), when it
+/// is a local `tokenizer.json` or a directory holding one.
 pub async fn server_tokenizer(
     base_url: &str,
 ) -> Result<crate::tokenizer::SharedTokenizer, BenchError> {
+    if let Some(t) =
+        crate::tokenizer::fetch_from_base_url(base_url, hyper::HeaderMap::new()).await?
+    {
+        return Ok(t);
+    }
     let http = pc::http_client().map_err(|e| server_err("HTTP client", e))?;
     let info = server_info(&http, base_url).await?;
     let named: Vec<&str> = [&info.tokenizer_path, &info.model_path]
@@ -758,7 +764,7 @@ pub async fn run(o: &Options) -> Result<Vec<CaseResult>, BenchError> {
         let r = run_case(&http, o, case, vocab, None).await?;
         print_case(&r);
         if let Some(path) = &o.result_filename {
-            crate::jsonl::append_line_atomic(path, &r.record(&o.run_name).to_line())?;
+            crate::jsonl::append_line(path, &r.record(&o.run_name).to_line())?;
         }
         results.push(r);
     }
@@ -766,7 +772,7 @@ pub async fn run(o: &Options) -> Result<Vec<CaseResult>, BenchError> {
         for r in results.iter_mut() {
             let pr = run_case(&http, o, r.case, vocab, Some(p)).await?;
             if let Some(path) = &o.result_filename {
-                crate::jsonl::append_line_atomic(path, &pr.record(&o.run_name).to_line())?;
+                crate::jsonl::append_line(path, &pr.record(&o.run_name).to_line())?;
             }
             println!(
                 "profile of bs={} il={}: traces in {}",

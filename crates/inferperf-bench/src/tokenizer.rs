@@ -69,6 +69,48 @@ pub fn load_first_local(paths: &[&str]) -> Result<Option<SharedTokenizer>, Bench
     Ok(None)
 }
 
+/// The tokenizer an inferperf server publishes at `GET /inferperf/tokenizer`, rebuilt here so
+/// prompts and retokenized counts match the server's counts exactly (BOS rule, chat template,
+/// GGUF-derived vocabularies included). `Ok(None)` when the server does not publish one
+/// (another kind of server: 404, or not JSON); an error when it does but the spec is broken.
+pub async fn fetch_from_server(
+    pool: &crate::client::Pool,
+) -> Result<Option<SharedTokenizer>, BenchError> {
+    let route = "/inferperf/tokenizer";
+    let reply = crate::client::simple_request(
+        pool,
+        hyper::Method::GET,
+        route,
+        None,
+        std::time::Duration::from_secs(60),
+    )
+    .await;
+    let body = match reply {
+        Ok((status, body)) if status.is_success() => body,
+        Ok(_) | Err(_) => return Ok(None),
+    };
+    let Ok(spec) = serde_json::from_slice::<inferperf_engine::tokenizer::TokenizerSpec>(&body)
+    else {
+        return Ok(None);
+    };
+    let tok = spec.build().map_err(|e| {
+        BenchError::Tokenizer(format!(
+            "the tokenizer the server publishes at {route} cannot be built: {e}"
+        ))
+    })?;
+    tracing::info!("using the server's own tokenizer (from {route})");
+    Ok(Some(tok))
+}
+
+/// [`fetch_from_server`] for a base URL and the `--header`/API-key headers.
+pub async fn fetch_from_base_url(
+    base_url: &str,
+    headers: hyper::HeaderMap,
+) -> Result<Option<SharedTokenizer>, BenchError> {
+    let pool = crate::client::Pool::new(crate::client::Target::from_base_url(base_url, headers)?);
+    fetch_from_server(&pool).await
+}
+
 /// The chat template shipped with a Hugging Face tokenizer: `tokenizer_config.json`'s
 /// `chat_template` (a string, or the `default` entry of a named list), else
 /// `chat_template.jinja`. `None` when the directory has neither; an unreadable or invalid

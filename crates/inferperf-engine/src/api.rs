@@ -3,6 +3,8 @@
 //! Everything here is plain data plus a handle around channels, so that the front end never
 //! touches the model or the KV pool directly.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
@@ -251,6 +253,10 @@ pub trait TextTokenizer: Send + Sync {
     fn vocab_size(&self) -> usize;
     /// Token ids that end generation unless `ignore_eos`.
     fn eos_token_ids(&self) -> Vec<u32>;
+    /// This tokenizer as data a client can rebuild it from (`None`: it cannot be shipped).
+    fn spec(&self) -> Option<Arc<crate::tokenizer::TokenizerSpec>> {
+        None
+    }
 }
 
 /// What the server reports in `/get_model_info`, `/v1/models` and `/get_server_info`.

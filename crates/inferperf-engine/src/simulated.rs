@@ -429,6 +429,12 @@ impl TextTokenizer for SimTokenizer {
     fn eos_token_ids(&self) -> Vec<u32> {
         vec![EOS]
     }
+
+    fn spec(&self) -> Option<Arc<crate::tokenizer::TokenizerSpec>> {
+        Some(Arc::new(crate::tokenizer::TokenizerSpec::Simulated {
+            vocab_size: self.vocab_size,
+        }))
+    }
 }
 
 #[cfg(test)]

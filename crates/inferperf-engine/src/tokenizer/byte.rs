@@ -90,6 +90,10 @@ impl TextTokenizer for ByteTokenizer {
     fn eos_token_ids(&self) -> Vec<u32> {
         vec![EOS, IM_END]
     }
+
+    fn spec(&self) -> Option<std::sync::Arc<super::TokenizerSpec>> {
+        Some(std::sync::Arc::new(super::TokenizerSpec::Byte))
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ pub struct HfTokenizer {
     template: ChatTemplate,
     eos_ids: Vec<u32>,
     add_bos: Option<u32>,
+    /// What it was built from, for clients that need the identical tokenizer.
+    spec: std::sync::Arc<super::TokenizerSpec>,
 }
 
 impl HfTokenizer {
@@ -40,6 +42,15 @@ impl HfTokenizer {
         }
         eos_ids.sort_unstable();
         eos_ids.dedup();
+        let spec = std::sync::Arc::new(super::TokenizerSpec::Hf {
+            tokenizer_json: String::from_utf8_lossy(json).into_owned(),
+            chat_template: chat_template.clone(),
+            bos_token: bos_token.clone(),
+            eos_tokens: eos_tokens.to_vec(),
+            extra_eos_ids: extra_eos_ids.to_vec(),
+            add_bos,
+            origin: origin.to_string(),
+        });
         let bos_id = bos_token.as_deref().and_then(|t| inner.token_to_id(t));
         let template = ChatTemplate::new(
             chat_template.unwrap_or_else(|| CHATML_TEMPLATE.to_string()),
@@ -52,6 +63,7 @@ impl HfTokenizer {
             template,
             eos_ids,
             add_bos: if add_bos { bos_id } else { None },
+            spec,
         })
     }
 }
@@ -91,5 +103,9 @@ impl TextTokenizer for HfTokenizer {
 
     fn eos_token_ids(&self) -> Vec<u32> {
         self.eos_ids.clone()
+    }
+
+    fn spec(&self) -> Option<std::sync::Arc<super::TokenizerSpec>> {
+        Some(self.spec.clone())
     }
 }

@@ -6,10 +6,12 @@ mod byte;
 mod detok;
 mod gguf;
 mod hf;
+mod spec;
 mod template;
 
 pub use byte::ByteTokenizer;
 pub use detok::IncrementalDetokenizer;
 pub use gguf::tokenizer_json_from_gguf;
 pub use hf::HfTokenizer;
+pub use spec::TokenizerSpec;
 pub use template::ChatTemplate;

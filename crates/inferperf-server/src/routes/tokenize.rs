@@ -1,9 +1,13 @@
-//! `/tokenize` and `/detokenize` (also under `/v1/`), with the server's tokenizer.
+//! `/tokenize` and `/detokenize` (also under `/v1/`), with the server's tokenizer, and
+//! `GET /inferperf/tokenizer`: the tokenizer itself as data, so an inferperf client builds
+//! prompts and counts tokens exactly as this server does with no tokenizer file of its own.
 
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::routing::post;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use inferperf_protocol::openai::{
     DetokenizeRequest, DetokenizeResponse, TokenCount, TokenIds, TokenizeRequest, TokenizeResponse,
@@ -22,6 +26,22 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/tokenize", post(tokenize))
         .route("/detokenize", post(detokenize))
         .route("/v1/detokenize", post(detokenize))
+        .route(TOKENIZER_ROUTE, get(tokenizer_spec))
+}
+
+/// Where the server's tokenizer is published (an inferperf extension; other servers 404).
+pub const TOKENIZER_ROUTE: &str = "/inferperf/tokenizer";
+
+/// The served tokenizer as an [`inferperf_engine::tokenizer::TokenizerSpec`] (JSON).
+async fn tokenizer_spec(State(state): State<Arc<AppState>>) -> Response {
+    match state.tokenizer.spec() {
+        Some(spec) => Json(&*spec).into_response(),
+        None => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "this server's tokenizer cannot be exported; pass --tokenizer to the client",
+        )
+        .into_response(),
+    }
 }
 
 async fn tokenize(

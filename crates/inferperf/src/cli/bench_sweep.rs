@@ -152,7 +152,24 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let tokenizer: SharedTokenizer = match (&a.model_tokenizer, embedded_tok) {
         (Some(p), _) => Arc::new(HfTokenizer::load(p).context("--model-tokenizer")?),
         (None, Some(t)) => t,
-        (None, None) => bail!("--model-tokenizer is required with --api-base"),
+        (None, None) => {
+            let auth: Vec<String> = a
+                .api_key
+                .iter()
+                .map(|k| format!("Authorization=Bearer {k}"))
+                .collect();
+            let headers = inferperf_bench::client::request_headers(&auth)
+                .context("--api-key is not a valid header value")?;
+            runtime
+                .block_on(inferperf_bench::tokenizer::fetch_from_base_url(
+                    &base_url, headers,
+                ))
+                .context("asking the server for its tokenizer")?
+                .context(
+                    "--model-tokenizer is required with --api-base: the server does not \
+                     publish its tokenizer (inferperf servers do)",
+                )?
+        }
     };
     let model = a.api_model_name.clone().unwrap_or_else(|| "default".into());
     let stamp = {
