@@ -415,7 +415,7 @@ pub fn run(
         "results": metrics,
     });
     if let Some(path) = &o.output_file {
-        crate::jsonl::append_line_atomic(path, &line.to_string())?;
+        crate::jsonl::append_line(path, &line.to_string())?;
         println!("Results appended to {}", path.display());
     }
     Ok(line)

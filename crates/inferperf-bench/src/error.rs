@@ -12,11 +12,12 @@ pub enum BenchError {
     Tokenizer(String),
     #[error("server: {0}")]
     Server(String),
-    #[error("{context}: {source}")]
+    /// The OS error is part of the message and deliberately not a `source()`: printing the
+    /// chain (`{:#}`) would repeat it.
+    #[error("{context}: {cause}")]
     Io {
         context: String,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -25,7 +26,7 @@ impl BenchError {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         BenchError::Io {
             context: context.into(),
-            source,
+            cause: source,
         }
     }
 }

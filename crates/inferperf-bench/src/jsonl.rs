@@ -1,6 +1,6 @@
 //! The JSONL result record: SGLang's keys in SGLang's order (§1.12), then ours, written as one
-//! line appended to `--output-file` through a temp file and a rename, so a reader never sees a
-//! half-written file. Non-finite floats are written as Python's `json.dumps` writes them
+//! line appended to `--output-file` with one `O_APPEND` write under a file lock, so concurrent
+//! runs appending to one file never lose a line. Non-finite floats are written as Python's `json.dumps` writes them
 //! (`Infinity`, `NaN`), e.g. the default `"request_rate": Infinity`.
 
 use std::io::Write;
@@ -229,28 +229,100 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BenchError> {
     Ok(())
 }
 
-/// Append one line to `path` atomically: copy the existing content and the new line into a
-/// temp file in the same directory, flush it to disk, then rename over the target.
-pub fn append_line_atomic(path: &Path, line: &str) -> Result<(), BenchError> {
-    let mut tmp = temp_beside(path)?;
-    match std::fs::read(path) {
-        Ok(old) => {
-            tmp.write_all(&old)
-                .map_err(|e| BenchError::io("writing temp file", e))?;
-            if !old.is_empty() && !old.ends_with(b"\n") {
-                tmp.write_all(b"\n")
-                    .map_err(|e| BenchError::io("writing temp file", e))?;
+/// Append one line to `path` (created if missing; its directory must exist, as with SGLang's
+/// `open(path, "a")`): one `O_APPEND` write of
+/// the whole line under an exclusive advisory lock (`flock`), so concurrent runs appending to
+/// the same file never lose or interleave lines. Writing in place keeps the file's mode and
+/// owner and goes through symlinks; a file that does not end in a newline gets one first.
+pub fn append_line(path: &Path, line: &str) -> Result<(), BenchError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| BenchError::io(format!("opening {} for appending", path.display()), e))?;
+    let _lock = FileLock::exclusive(&file)
+        .map_err(|e| BenchError::io(format!("locking {}", path.display()), e))?;
+    let mut buf = Vec::with_capacity(line.len() + 2);
+    let len = file
+        .metadata()
+        .map_err(|e| BenchError::io(format!("reading {}", path.display()), e))?
+        .len();
+    if len > 0 {
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::Start(len - 1))
+            .and_then(|_| file.read_exact(&mut last))
+            .map_err(|e| BenchError::io(format!("reading {}", path.display()), e))?;
+        if last[0] != b'\n' {
+            buf.push(b'\n');
+        }
+    }
+    buf.extend_from_slice(line.as_bytes());
+    buf.push(b'\n');
+    file.write_all(&buf)
+        .and_then(|_| file.sync_data())
+        .map_err(|e| BenchError::io(format!("appending to {}", path.display()), e))?;
+    Ok(())
+}
+
+/// An exclusive `flock` on an open file, released on drop (and by the kernel if the process
+/// dies), so appenders in other processes wait for each other.
+struct FileLock(std::os::fd::RawFd);
+
+impl FileLock {
+    fn exclusive(file: &std::fs::File) -> std::io::Result<Self> {
+        use std::os::fd::AsRawFd;
+        let fd = file.as_raw_fd();
+        loop {
+            // SAFETY: `fd` is an open descriptor owned by `file`, which outlives the lock.
+            if unsafe { libc::flock(fd, libc::LOCK_EX) } == 0 {
+                return Ok(Self(fd));
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
             }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(BenchError::io(format!("reading {}", path.display()), e)),
     }
-    tmp.write_all(line.as_bytes())
-        .and_then(|_| tmp.write_all(b"\n"))
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| BenchError::io("writing temp file", e))?;
-    tmp.persist(path)
-        .map_err(|e| BenchError::io(format!("renaming into {}", path.display()), e.error))?;
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is still open (the file outlives the guard).
+        unsafe {
+            libc::flock(self.0, libc::LOCK_UN);
+        }
+    }
+}
+
+/// Check, before a run, that `path` can be appended to: its directory exists (or can be made)
+/// and the file can be opened for appending. A file created by the check is removed again, so
+/// a failed run leaves nothing behind.
+pub fn check_appendable(path: &Path) -> Result<(), BenchError> {
+    let existed = path.exists();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            return Err(BenchError::Config(format!(
+                "output file {}: directory {} does not exist",
+                path.display(),
+                dir.display()
+            )));
+        }
+    }
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| {
+            BenchError::Config(format!(
+                "output file {} cannot be written: {e}",
+                path.display()
+            ))
+        })?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
     Ok(())
 }
 
@@ -283,9 +355,73 @@ mod tests {
     fn append_keeps_previous_lines() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let p = dir.path().join("out.jsonl");
-        append_line_atomic(&p, "{\"a\": 1}").unwrap_or_else(|e| panic!("{e}"));
-        append_line_atomic(&p, "{\"a\": 2}").unwrap_or_else(|e| panic!("{e}"));
+        append_line(&p, "{\"a\": 1}").unwrap_or_else(|e| panic!("{e}"));
+        append_line(&p, "{\"a\": 2}").unwrap_or_else(|e| panic!("{e}"));
         let text = std::fs::read_to_string(&p).unwrap_or_default();
         assert_eq!(text, "{\"a\": 1}\n{\"a\": 2}\n");
+    }
+
+    /// Six runs appending to one file at once (the reproduction) keep every line.
+    #[test]
+    fn concurrent_appenders_lose_no_line() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let p = dir.path().join("out.jsonl");
+        std::thread::scope(|s| {
+            for w in 0..6 {
+                let p = &p;
+                s.spawn(move || {
+                    for i in 0..40 {
+                        append_line(p, &format!("{{\"writer\": {w}, \"i\": {i}}}"))
+                            .unwrap_or_else(|e| panic!("{e}"));
+                    }
+                });
+            }
+        });
+        let text = std::fs::read_to_string(&p).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 240);
+        for l in lines {
+            assert!(parse_line(l).is_ok(), "a damaged line: {l}");
+        }
+    }
+
+    /// Appending writes in place: the file keeps its mode, a symlink stays a symlink and the
+    /// line lands in its target, and a last line without a newline is terminated first.
+    #[test]
+    fn append_keeps_mode_symlinks_and_terminates_the_last_line() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let target = dir.path().join("real.jsonl");
+        std::fs::write(&target, "{\"a\": 0}").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let link = dir.path().join("link.jsonl");
+        std::os::unix::fs::symlink(&target, &link).unwrap_or_else(|e| panic!("{e}"));
+        append_line(&link, "{\"a\": 1}").unwrap_or_else(|e| panic!("{e}"));
+        assert!(std::fs::symlink_metadata(&link)
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false));
+        let mode = std::fs::metadata(&target)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0);
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            std::fs::read_to_string(&target).unwrap_or_default(),
+            "{\"a\": 0}\n{\"a\": 1}\n"
+        );
+    }
+
+    #[test]
+    fn an_output_file_in_a_missing_directory_is_refused_before_the_run() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let p = dir.path().join("missing").join("out.jsonl");
+        let e = check_appendable(&p)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("does not exist") && e.contains("missing"), "{e}");
+        let ok = dir.path().join("out.jsonl");
+        assert!(check_appendable(&ok).is_ok());
+        assert!(!ok.exists(), "the check leaves no empty file behind");
     }
 }

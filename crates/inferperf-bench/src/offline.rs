@@ -245,5 +245,5 @@ pub fn run(
 }
 
 fn append(path: &Path, r: &OfflineResult) -> Result<(), BenchError> {
-    crate::jsonl::append_line_atomic(path, &r.record().to_line())
+    crate::jsonl::append_line(path, &r.record().to_line())
 }

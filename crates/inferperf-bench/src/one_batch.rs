@@ -277,7 +277,7 @@ pub fn run(engine: &InProcEngine, o: &Options) -> Result<Vec<CaseResult>, BenchE
             r.traces = profile_case(engine, case, p, vocab, o.seed)?;
         }
         if let Some(path) = &o.result_filename {
-            crate::jsonl::append_line_atomic(path, &r.record(&o.run_name).to_line())?;
+            crate::jsonl::append_line(path, &r.record(&o.run_name).to_line())?;
         }
         results.push(r);
     }
