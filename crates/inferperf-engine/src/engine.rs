@@ -41,6 +41,10 @@ pub struct EngineConfig {
     /// Tensor-parallel ranks (SGLang `--tp-size`): rank 0 on the engine thread, the others on
     /// worker threads, each with its share of the heads and MLP columns.
     pub tp_size: usize,
+    /// Threads rank 0's kernels run on: `None` uses rayon's global pool (one per core); `Some(n)`
+    /// runs the engine loop inside its own pool of `n` threads, leaving the other cores to
+    /// whatever shares the host (an embedded benchmark client).
+    pub compute_threads: Option<usize>,
 }
 
 impl Default for EngineConfig {
@@ -59,6 +63,7 @@ impl Default for EngineConfig {
             context_length: None,
             disable_radix_cache: false,
             tp_size: 1,
+            compute_threads: None,
         }
     }
 }
@@ -151,9 +156,24 @@ pub fn launch_with_rank_hooks(
         totals: Totals::default(),
         throughput: ThroughputWindow::new(),
     };
+    let compute = match config.compute_threads {
+        Some(n) => Some(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n.max(1))
+                .thread_name(|i| format!("inferperf-compute-{i}"))
+                .build()
+                .map_err(|e| {
+                    EngineError::Other(format!("cannot start {n} compute threads: {e}"))
+                })?,
+        ),
+        None => None,
+    };
     let thread = std::thread::Builder::new()
         .name("inferperf-engine".into())
-        .spawn(move || state.run(rx))
+        .spawn(move || match compute {
+            Some(pool) => pool.install(|| state.run(rx)),
+            None => state.run(rx),
+        })
         .map_err(|e| EngineError::Other(format!("cannot start the engine thread: {e}")))?;
     Ok(LaunchedEngine {
         handle: EngineHandle::new(tx),

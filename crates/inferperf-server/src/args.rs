@@ -99,6 +99,11 @@ pub struct ServerArgs {
     /// even when the request turns `record_shapes` off.
     #[arg(long)]
     pub enable_layerwise_nvtx_marker: bool,
+
+    /// Threads the model's kernels run on (default: one per core). Benchmarks that embed the
+    /// server use cores - 1, so that the client keeps a core of its own.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub engine_threads: Option<u32>,
 }
 
 impl Default for ServerArgs {
@@ -126,6 +131,7 @@ impl Default for ServerArgs {
             tp_size: 1,
             dp_size: 1,
             enable_layerwise_nvtx_marker: false,
+            engine_threads: None,
         }
     }
 }

@@ -144,6 +144,7 @@ pub fn engine_config(args: &ServerArgs) -> EngineConfig {
         context_length: args.context_length,
         disable_radix_cache: args.disable_radix_cache,
         tp_size: args.tp_size.max(1) as usize,
+        compute_threads: args.engine_threads.map(|n| n as usize),
     }
 }
 

@@ -43,6 +43,9 @@ impl Embedded {
                 (server, Some(sim), tokenizer)
             }
             None => {
+                if args.engine_threads.is_none() {
+                    args.engine_threads = Some(reserve_client_core());
+                }
                 // The datasets use the server's own tokenizer, so they count tokens exactly as
                 // the server does.
                 let server = runtime
@@ -72,6 +75,23 @@ impl Embedded {
     pub fn tokenizer(&self) -> SharedTokenizer {
         self.tokenizer.clone()
     }
+}
+
+/// Compute threads for an embedded engine: every core but one, which is left to the client
+/// (its runtime, the pacer and the embedded server's HTTP thread), so that the engine cannot
+/// starve the measurement. Said on stderr, since it shapes the numbers.
+fn reserve_client_core() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let engine = cores.saturating_sub(1).max(1);
+    if cores > 1 {
+        eprintln!(
+            "Embedded server: the engine computes on {engine} of {cores} cores; 1 core is reserved \
+             for the benchmark client."
+        );
+    } else {
+        eprintln!("Embedded server: 1 core only; the engine and the client share it.");
+    }
+    engine as u32
 }
 
 impl Drop for Embedded {
