@@ -60,7 +60,8 @@ pub struct ServingArgs {
     pub random_input_len: usize,
     #[arg(long, default_value_t = 1024)]
     pub random_output_len: usize,
-    #[arg(long, default_value_t = 0.0)]
+    /// Lengths are drawn from [len * ratio, len]; a number in [0, 1].
+    #[arg(long, default_value_t = 0.0, value_parser = unit_interval)]
     pub random_range_ratio: f64,
     #[arg(long, default_value = "")]
     pub prompt_suffix: String,
@@ -95,7 +96,7 @@ pub struct ServingArgs {
     pub gsp_question_len: usize,
     #[arg(long, default_value_t = 256)]
     pub gsp_output_len: usize,
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = unit_interval)]
     pub gsp_range_ratio: f64,
     #[arg(long)]
     pub gsp_ordered: bool,
@@ -278,12 +279,47 @@ pub struct ServingArgs {
     /// Per-request timeout in seconds (default: none, as SGLang's 6 h).
     #[arg(long)]
     pub request_timeout_sec: Option<f64>,
+    /// Fail a request as `stalled` when the server sends no byte for this many seconds
+    /// (before the response headers or between two chunks); 0 turns the check off. A stalled
+    /// server otherwise hangs a run forever.
+    #[arg(long, default_value_t = 600.0, value_parser = non_negative_seconds)]
+    pub stall_timeout_sec: f64,
+    /// Exit non-zero when more than this fraction of the requests failed (0..=1). A run in
+    /// which no request succeeded always exits non-zero.
+    #[arg(long, value_parser = unit_interval)]
+    pub max_failure_rate: Option<f64>,
     /// Client worker threads (default: one per four cores, at least one).
     #[arg(long)]
     pub client_threads: Option<usize>,
 }
 
+/// A flag value in [0, 1].
+pub fn unit_interval(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is outside [0, 1]"))
+    }
+}
+
+/// A finite duration in seconds, >= 0.
+pub fn non_negative_seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{v} must be a finite number of seconds >= 0"))
+    }
+}
+
 impl ServingArgs {
+    /// `--stall-timeout-sec` as a duration (`None` when 0: no stall check).
+    pub fn stall_timeout(&self) -> Option<std::time::Duration> {
+        (self.stall_timeout_sec > 0.0)
+            .then(|| std::time::Duration::from_secs_f64(self.stall_timeout_sec))
+    }
+
     /// Parse `--goodput ttft:MS tpot:MS e2el:MS`.
     pub fn slo(&self) -> Result<Slo, BenchError> {
         let mut s = Slo::default();

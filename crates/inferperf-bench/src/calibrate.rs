@@ -139,6 +139,7 @@ pub async fn calibrate(o: &CalibrateOptions) -> Result<Calibration, BenchError> 
             protocol: Protocol::Completions,
             stream: true,
             timeout: None,
+            stall_timeout: Some(std::time::Duration::from_secs(60)),
             max_consecutive_connect_failures: 8,
             warmup: false,
             print_requests: false,

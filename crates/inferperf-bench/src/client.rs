@@ -187,6 +187,75 @@ pub struct Outgoing<'a> {
     pub extra_headers: Option<&'a HeaderMap>,
     pub protocol: Protocol,
     pub stream: bool,
+    /// No byte for this long (response headers or the next body frame): fail as stalled.
+    pub stall_timeout: Option<Duration>,
+}
+
+/// The error of a request whose server went silent for `limit`.
+fn stalled(limit: Duration, what: &str) -> RequestError {
+    RequestError {
+        kind: ErrorKind::Stalled,
+        message: format!(
+            "stalled: no byte from the server for {:.0} s {what} (--stall-timeout-sec)",
+            limit.as_secs_f64()
+        ),
+    }
+}
+
+/// Detects a silent stream without touching the timer wheel per chunk: `touch` stores the
+/// time of the latest bytes; `expired` sleeps until `latest + limit` and re-arms when bytes
+/// came meanwhile.
+struct StallWatch {
+    limit: Option<Duration>,
+    latest: tokio::time::Instant,
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl StallWatch {
+    fn new(limit: Option<Duration>) -> Self {
+        let latest = tokio::time::Instant::now();
+        Self {
+            limit,
+            latest,
+            sleep: limit.map(|d| Box::pin(tokio::time::sleep_until(latest + d))),
+        }
+    }
+
+    fn touch(&mut self) {
+        if self.limit.is_some() {
+            self.latest = tokio::time::Instant::now();
+        }
+    }
+
+    /// Resolves when no bytes came for the whole limit; never, without a limit.
+    async fn expired(&mut self) -> RequestError {
+        let (Some(limit), Some(sleep)) = (self.limit, self.sleep.as_mut()) else {
+            return std::future::pending().await;
+        };
+        loop {
+            sleep.as_mut().await;
+            let due = self.latest + limit;
+            if tokio::time::Instant::now() >= due {
+                return stalled(limit, "between two chunks");
+            }
+            sleep.as_mut().reset(due);
+        }
+    }
+}
+
+/// `fut`, failed as [`ErrorKind::Stalled`] when it takes longer than `limit` (`None`: no
+/// limit). Every wait for the server's next bytes goes through here.
+async fn within_stall<T>(
+    limit: Option<Duration>,
+    what: &str,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, Attempt> {
+    match limit {
+        None => Ok(fut.await),
+        Some(d) => tokio::time::timeout(d, fut)
+            .await
+            .map_err(|_| Attempt::Failed(stalled(d, what))),
+    }
 }
 
 /// Send one request and fill `rec` with its timestamps and outcome. Never panics and never
@@ -305,17 +374,22 @@ async fn attempt(
         }
     }
     rec.sent_ns = clock.now_ns();
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| Attempt::Failed(transport(e)))?;
+    let resp = within_stall(
+        out.stall_timeout,
+        "waiting for the response headers",
+        sender.send_request(req),
+    )
+    .await?
+    .map_err(|e| Attempt::Failed(transport(e)))?;
     let mut floor = rec.sent_ns;
     rec.first_byte_ns = arrived_ns(arrival, clock, rec.sent_ns, &mut floor);
     let status = resp.status();
     let mut body = resp.into_body();
     if status != StatusCode::OK {
         let mut buf = Vec::new();
-        while let Some(Ok(f)) = body.frame().await {
+        while let Ok(Some(Ok(f))) =
+            within_stall(out.stall_timeout, "in an error body", body.frame()).await
+        {
             if let Some(d) = f.data_ref() {
                 buf.extend_from_slice(d);
             }
@@ -330,7 +404,17 @@ async fn attempt(
         }));
     }
     let mut parser = StreamParser::new(out.protocol, out.stream);
-    while let Some(frame) = body.frame().await {
+    // One timer per request, re-armed lazily: a chunk only records when it came, and the
+    // timer, when it fires, checks whether the silence really lasted the whole limit.
+    let mut stall = StallWatch::new(out.stall_timeout);
+    loop {
+        let frame = tokio::select! {
+            biased;
+            f = body.frame() => f,
+            e = stall.expired() => return Err(Attempt::Failed(e)),
+        };
+        let Some(frame) = frame else { break };
+        stall.touch();
         let frame = frame.map_err(|e| Attempt::Failed(transport(e)))?;
         if let Some(d) = frame.data_ref() {
             parser

@@ -86,8 +86,15 @@ pub struct ExtraMetrics {
     pub input_len_min: usize,
     pub input_len_mean: f64,
     pub input_len_max: usize,
-    /// Requests whose server-reported prompt length differs from the dataset's.
+    /// Requests whose server-reported prompt length differs from the dataset's plus the
+    /// tokens the server is known to add (see [`MetricInputs::server_added_prompt_tokens`]).
     pub input_len_mismatches: usize,
+    /// Chat backends: mean server prompt tokens beyond the client's count (the chat template
+    /// the server applies), over successful requests that reported `prompt_tokens`.
+    pub chat_template_tokens_mean: Option<f64>,
+    /// Successful responses whose text holds U+FFFD: bytes that were not UTF-8, which no
+    /// retokenization can count back.
+    pub responses_with_replacement_chars: usize,
     /// Failures by kind.
     pub errors_by_kind: BTreeMap<String, usize>,
     /// Σ prompt tokens (server-reported when available) and Σ cached prompt tokens over
@@ -105,6 +112,10 @@ pub struct MetricInputs<'a> {
     pub duration_s: f64,
     /// Retokenized output lengths aligned with `records` (0 for failures), if computable.
     pub retokenized: Option<&'a [usize]>,
+    /// Tokens the server adds to every prompt the client counted (special tokens such as BOS on
+    /// text prompts; 0 for token-id prompts); `None` when it applies a chat template, whose
+    /// size the client does not count.
+    pub server_added_prompt_tokens: Option<usize>,
     pub slo: &'a Slo,
     /// Metric names (`ttft,tpot,itl,e2el,client_queue_time,e2el_including_client_queue`).
     pub percentile_metrics: &'a [String],
@@ -208,9 +219,29 @@ pub fn compute(inp: &MetricInputs<'_>) -> Metrics {
         .map(|r| r.server_prompt_len.unwrap_or(r.prompt_len))
         .sum();
     x.cache_total_cached_tokens = ok.iter().map(|r| r.cached_tokens.unwrap_or(0)).sum();
-    x.input_len_mismatches = ok
+    match inp.server_added_prompt_tokens {
+        Some(added) => {
+            x.input_len_mismatches = ok
+                .iter()
+                .filter(|r| {
+                    r.server_prompt_len
+                        .is_some_and(|s| s != r.prompt_len + added)
+                })
+                .count();
+        }
+        None => {
+            let extra: Vec<f64> = ok
+                .iter()
+                .filter_map(|r| r.server_prompt_len.map(|s| s as f64 - r.prompt_len as f64))
+                .collect();
+            if !extra.is_empty() {
+                x.chat_template_tokens_mean = Some(extra.iter().sum::<f64>() / extra.len() as f64);
+            }
+        }
+    }
+    x.responses_with_replacement_chars = ok
         .iter()
-        .filter(|r| r.server_prompt_len.is_some_and(|s| s != r.prompt_len))
+        .filter(|r| r.generated_text.contains('\u{FFFD}'))
         .count();
     for r in inp.records {
         if let Some(e) = &r.error {

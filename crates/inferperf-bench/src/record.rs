@@ -33,6 +33,10 @@ pub enum ErrorKind {
     ServerError,
     /// The stream ended without `[DONE]`.
     TruncatedStream,
+    /// The response ended cleanly but carried no generated content (e.g. only `[DONE]`).
+    EmptyStream,
+    /// No byte arrived for `--stall-timeout-sec` (before the headers or between chunks).
+    Stalled,
     /// Interrupted by Ctrl-C or an aborted run.
     Cancelled,
 }

@@ -41,6 +41,8 @@ pub struct RunSpec {
     pub protocol: Protocol,
     pub stream: bool,
     pub timeout: Option<Duration>,
+    /// Fail a request as stalled after this long without a byte (`None`: never).
+    pub stall_timeout: Option<Duration>,
     /// Abort the run after this many consecutive connection failures (server gone).
     pub max_consecutive_connect_failures: usize,
     pub warmup: bool,
@@ -355,6 +357,7 @@ async fn send(
             extra_headers: headers,
             protocol: sh.spec.protocol,
             stream: sh.spec.stream,
+            stall_timeout: sh.spec.stall_timeout,
         };
         let fut = execute(&sh.pool, out, &sh.clock, &mut rec);
         let timed = async {

@@ -59,6 +59,27 @@ pub struct ServingOutcome {
     pub profile_dirs: Vec<std::path::PathBuf>,
 }
 
+impl ServingOutcome {
+    /// Why this run counts as failed, if it does: no request succeeded, or more than
+    /// `max_failure_rate` of them failed (`--max-failure-rate`). Interrupted runs are judged
+    /// by the caller (they end with the signal's status).
+    pub fn failure(&self, max_failure_rate: Option<f64>) -> Option<String> {
+        let total = self.records.len();
+        let failed = self.records.iter().filter(|r| !r.success()).count();
+        if self.metrics.completed == 0 {
+            return Some(format!("no request succeeded ({failed} of {total} failed)"));
+        }
+        let limit = max_failure_rate?;
+        let rate = failed as f64 / total.max(1) as f64;
+        (rate > limit).then(|| {
+            format!(
+                "{failed} of {total} requests failed ({:.1} %), more than --max-failure-rate {limit}",
+                rate * 100.0
+            )
+        })
+    }
+}
+
 /// Run the serving benchmark.
 pub async fn run_serving(
     args: &ServingArgs,
@@ -79,6 +100,12 @@ pub async fn run_serving_rows(
             "--tokenize-prompt only compatible with --backend sglang currently".into(),
         ));
     }
+    // Checked before the first request: a run must not end in "cannot write the result".
+    let output_file = args
+        .output_file
+        .clone()
+        .unwrap_or_else(|| default_output_file(args));
+    crate::jsonl::check_appendable(Path::new(&output_file))?;
     let headers = request_headers(&args.header)?;
     let target = Target::from_base_url(&ctx.base_url, headers)?;
     let pool = Arc::new(Pool::new(target));
@@ -171,6 +198,7 @@ pub async fn run_serving_rows(
             protocol,
             stream,
             timeout,
+            stall_timeout: args.stall_timeout(),
             max_consecutive_connect_failures: usize::MAX,
             warmup: true,
             print_requests: false,
@@ -230,6 +258,7 @@ pub async fn run_serving_rows(
         protocol,
         stream,
         timeout,
+        stall_timeout: args.stall_timeout(),
         max_consecutive_connect_failures: 8,
         warmup: false,
         print_requests: args.print_requests,
@@ -285,10 +314,22 @@ pub async fn run_serving_rows(
     let slo = args.slo()?;
     let pm = args.percentile_metric_names();
     let mp = args.metric_percentile_values()?;
+    // What the server adds to the client's prompt counts: special tokens (BOS) on text
+    // prompts, nothing on token ids, an uncounted chat template on chat backends.
+    let server_added_prompt_tokens = if protocol == Protocol::Chat {
+        None
+    } else if args.tokenize_prompt {
+        Some(0)
+    } else {
+        Some(tokenizer.as_ref().map_or(0, |t| {
+            crate::tokenizer::num_special_tokens_to_add(t.as_ref())
+        }))
+    };
     let metrics = compute(&MetricInputs {
         records: &res.records,
         duration_s: res.duration_s,
         retokenized: retok.as_deref(),
+        server_added_prompt_tokens,
         slo: &slo,
         percentile_metrics: &pm,
         metric_percentiles: &mp,
@@ -305,6 +346,7 @@ pub async fn run_serving_rows(
         process_cpu_s: process_cpu,
         client_threads: ctx.client_threads,
         duration_s: res.duration_s,
+        server_failure: crate::validity::server_failure(&res.records, res.abort_reason.as_deref()),
     });
     if ctx.print {
         let rate_str = rate_for_record.map_or_else(|| "trace".to_owned(), py_float);
@@ -359,11 +401,7 @@ pub async fn run_serving_rows(
         &res.records,
     );
     let line = rec.to_line();
-    let output_file = args
-        .output_file
-        .clone()
-        .unwrap_or_else(|| default_output_file(args));
-    crate::jsonl::append_line_atomic(Path::new(&output_file), &line)?;
+    crate::jsonl::append_line(Path::new(&output_file), &line)?;
     println!("Results appended to {output_file}");
     let profile_dirs = match &profile {
         Some(p) => {
@@ -504,6 +542,10 @@ async fn resolve_tokenizer(
     if let Some(t) = &ctx.tokenizer {
         return Ok(Some(t.clone()));
     }
+    // An inferperf server publishes its exact tokenizer; prefer it to guessing from paths.
+    if let Some(t) = crate::tokenizer::fetch_from_server(pool).await? {
+        return Ok(Some(t));
+    }
     let mut candidates = vec![];
     if let Some(info) = get_json(pool, "/get_model_info")
         .await
@@ -523,7 +565,8 @@ async fn resolve_tokenizer(
 fn need_tok(t: Option<&SharedTokenizer>, what: &str) -> Result<SharedTokenizer, BenchError> {
     t.cloned().ok_or_else(|| {
         BenchError::Tokenizer(format!(
-            "the {what} dataset needs a tokenizer: pass --tokenizer PATH (tokenizer.json or its directory)"
+            "the {what} dataset needs a tokenizer: pass --tokenizer PATH (tokenizer.json or its directory); \
+             the server neither publishes one (inferperf servers do) nor names a local tokenizer.json"
         ))
     })
 }

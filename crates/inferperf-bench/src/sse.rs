@@ -86,6 +86,9 @@ impl StreamParser {
                 return Err(malformed("empty response body"));
             }
             self.json(trim(&rest), now_ns, rec)?;
+            if rec.generated_text.is_empty() && !server_counted_tokens(rec) {
+                return Err(empty("response carried no generated text"));
+            }
             if rec.first_token_ns == 0 {
                 // Non-streaming: TTFT equals the latency (SGLang).
                 rec.first_token_ns = now_ns;
@@ -99,6 +102,9 @@ impl StreamParser {
                 kind: ErrorKind::TruncatedStream,
                 message: "stream ended without data: [DONE]".into(),
             });
+        }
+        if rec.first_token_ns == 0 {
+            return Err(empty("stream carried no generated content before [DONE]"));
         }
         Ok(())
     }
@@ -123,6 +129,14 @@ impl StreamParser {
         if payload == b"[DONE]" {
             self.done = true;
             return Ok(());
+        }
+        // One rule for every protocol: a chunk that is not UTF-8 is malformed (JSON must be
+        // UTF-8; serde_json skips the check inside fields it ignores).
+        if std::str::from_utf8(payload).is_err() {
+            return Err(malformed(&format!(
+                "chunk is not valid UTF-8: {}",
+                excerpt(payload)
+            )));
         }
         self.json(payload, now_ns, rec)
     }
@@ -259,6 +273,19 @@ fn parse<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, RequestError> {
     serde_json::from_slice(payload).map_err(|e| malformed(&format!("{e}: {}", excerpt(payload))))
 }
 
+/// Whether the server reported generating tokens (a response may legitimately carry tokens
+/// whose text is empty, e.g. special tokens skipped in the output).
+fn server_counted_tokens(rec: &RequestRecord) -> bool {
+    rec.output_len_source == TokenCountSource::Server && rec.output_len > 0
+}
+
+fn empty(msg: &str) -> RequestError {
+    RequestError {
+        kind: ErrorKind::EmptyStream,
+        message: msg.to_owned(),
+    }
+}
+
 fn malformed(msg: &str) -> RequestError {
     RequestError {
         kind: ErrorKind::MalformedResponse,
@@ -266,14 +293,22 @@ fn malformed(msg: &str) -> RequestError {
     }
 }
 
-/// At most 200 bytes of `b`, lossily decoded, for error messages.
+/// At most 200 bytes of `b`, lossily decoded, for error messages. Control characters are
+/// escaped (`\u{1b}`): server bytes must not reach the terminal as escape sequences.
 pub fn excerpt(b: &[u8]) -> String {
     let s = String::from_utf8_lossy(&b[..b.len().min(200)]);
-    if b.len() > 200 {
-        format!("{s}...")
-    } else {
-        s.into_owned()
+    let mut out = String::with_capacity(s.len() + 3);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
     }
+    if b.len() > 200 {
+        out.push_str("...");
+    }
+    out
 }
 
 fn trim(mut b: &[u8]) -> &[u8] {
@@ -497,5 +532,51 @@ mod tests {
             &["data: {\"error\":{\"message\":\"boom\"}}\n\n"],
         );
         assert_eq!(r.map_err(|e| e.kind), Err(ErrorKind::ServerError));
+    }
+
+    /// One rule for every protocol: a clean stream with no content fails as `empty_stream`,
+    /// and a chunk with bytes that are not UTF-8 fails as malformed.
+    #[test]
+    fn empty_and_non_utf8_streams_fail_alike_for_every_protocol() {
+        for protocol in [Protocol::Generate, Protocol::Completions, Protocol::Chat] {
+            let (rec, r) = run(protocol, &["data: [DONE]\n\n"]);
+            assert_eq!(
+                r.map_err(|e| e.kind),
+                Err(ErrorKind::EmptyStream),
+                "{protocol:?}"
+            );
+            assert_eq!(rec.first_token_ns, 0);
+            let chunk: &[u8] = match protocol {
+                Protocol::Generate => b"data: {\"text\":\"a\xff\"}\n\n",
+                Protocol::Completions => b"data: {\"choices\":[{\"text\":\"a\xff\"}]}\n\n",
+                Protocol::Chat => b"data: {\"choices\":[{\"delta\":{\"content\":\"a\xff\"}}]}\n\n",
+            };
+            let mut p = StreamParser::new(protocol, true);
+            let mut rec = RequestRecord::default();
+            let r = p.feed(chunk, 1000, &mut rec);
+            assert_eq!(
+                r.map_err(|e| e.kind),
+                Err(ErrorKind::MalformedResponse),
+                "{protocol:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_non_streamed_body_without_text_is_empty() {
+        let mut p = StreamParser::new(Protocol::Completions, false);
+        let mut rec = RequestRecord::default();
+        assert!(p
+            .feed(b"{\"choices\":[{\"text\":\"\"}]}", 1000, &mut rec)
+            .is_ok());
+        let r = p.finish(2000, &mut rec);
+        assert_eq!(r.map_err(|e| e.kind), Err(ErrorKind::EmptyStream));
+    }
+
+    #[test]
+    fn excerpts_escape_terminal_control_characters() {
+        let e = excerpt(b"bad \x1b[31mred\x07 line\nnext");
+        assert!(!e.chars().any(char::is_control), "{e:?}");
+        assert!(e.contains("\\u{1b}[31mred"), "{e:?}");
     }
 }

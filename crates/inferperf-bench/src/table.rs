@@ -174,7 +174,32 @@ pub fn extra_table(m: &Metrics) -> String {
         row(
             &mut o,
             "Server prompt_tokens != client count:",
-            &x.input_len_mismatches.to_string(),
+            &format!(
+                "{} (the client's tokenizer is not the server's: pass --tokenizer)",
+                x.input_len_mismatches
+            ),
+        );
+    }
+    if let Some(t) = x.chat_template_tokens_mean {
+        row(
+            &mut o,
+            "Chat template tokens (server, mean):",
+            &format!("{t:.1} (added by the server; not in the input counts)"),
+        );
+    }
+    if m.total_output_retokenized != m.total_output && m.total_output_retokenized > 0 {
+        let why = if x.responses_with_replacement_chars > 0 {
+            format!(
+                "{} responses hold bytes that are not UTF-8 (sent as U+FFFD), which text cannot count back",
+                x.responses_with_replacement_chars
+            )
+        } else {
+            "re-encoding text need not give back the ids the model generated".to_owned()
+        };
+        row(
+            &mut o,
+            "Retokenized != server output count:",
+            &format!("{why}; output totals use the server's counts where it reports them"),
         );
     }
     rowf(&mut o, "Tokens per chunk:", x.tokens_per_chunk);

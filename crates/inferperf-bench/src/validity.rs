@@ -1,6 +1,7 @@
 //! Was the measurement valid? Pacing lag (release vs schedule), late arrivals, runtime
 //! scheduling lag and client CPU use, turned into a verdict: `OK`, or `CLIENT-BOUND` with the
-//! reasons, printed at the end of every run and written to the record.
+//! reasons, or `SERVER-FAILED` when the server died or failed every request, printed at the
+//! end of every run and written to the record.
 
 use serde::Serialize;
 
@@ -47,6 +48,8 @@ pub struct ValidityInputs<'a> {
     pub process_cpu_s: f64,
     pub client_threads: usize,
     pub duration_s: f64,
+    /// Why the server failed the run (it died, or no request succeeded), if it did.
+    pub server_failure: Option<String>,
 }
 
 /// Compute the block and the verdict.
@@ -110,12 +113,37 @@ pub fn assess(i: &ValidityInputs<'_>) -> Validity {
             v.client_cpu_utilization * 100.0
         ));
     }
-    v.verdict = if v.reasons.is_empty() {
+    v.verdict = if let Some(why) = &i.server_failure {
+        // The server's failure decides the run; client-side reasons may be its symptoms.
+        v.reasons.insert(0, why.clone());
+        "SERVER-FAILED".into()
+    } else if v.reasons.is_empty() {
         "OK".into()
     } else {
         "CLIENT-BOUND".into()
     };
     v
+}
+
+/// Whether the server failed the run: the run stopped because the server became unreachable,
+/// or not one request succeeded. `None` for a run the server carried (some failures are
+/// results, not a failed server).
+pub fn server_failure(records: &[RequestRecord], abort_reason: Option<&str>) -> Option<String> {
+    if let Some(r) = abort_reason.filter(|r| r.starts_with("server unreachable")) {
+        return Some(format!("the server died during the run: {r}"));
+    }
+    if records.is_empty() || records.iter().any(RequestRecord::success) {
+        return None;
+    }
+    let first = records
+        .iter()
+        .find_map(|r| r.error.as_ref())
+        .map(|e| format!(" (first error: {:?}: {})", e.kind, e.message))
+        .unwrap_or_default();
+    Some(format!(
+        "no request succeeded: all {} failed{first}",
+        records.len()
+    ))
 }
 
 /// The block as printed after the tables.

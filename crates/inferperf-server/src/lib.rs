@@ -36,5 +36,5 @@ pub use args::ServerArgs;
 pub use error::ServerError;
 pub use launch::OwnedEngine;
 pub use server::{serve, EmbeddedServer};
-pub use shutdown::shutdown_signal;
+pub use shutdown::{shutdown_signal, StopSignal};
 pub use state::{AppState, EngineParts};

@@ -15,7 +15,7 @@ use inferperf_bench::cpu::ThreadCpu;
 use inferperf_bench::runner::Abort;
 use inferperf_bench::serving::{run_serving, ServingContext};
 use inferperf_engine::simulated::TokenSchedule;
-use inferperf_server::ServerArgs;
+use inferperf_server::{ServerArgs, StopSignal};
 
 use super::embedded::Embedded;
 
@@ -266,29 +266,37 @@ fn serving(a: ServingCliArgs) -> anyhow::Result<ExitCode> {
         calibration: Calibration::load(),
         print: true,
     };
+    let stopped_by = std::sync::Arc::new(std::sync::OnceLock::new());
     let outcome = runtime.block_on(async {
-        let a2 = abort.clone();
-        let ctrl_c = tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                a2.trigger("interrupted (Ctrl-C)");
-            }
+        let (a2, stopped_by) = (abort.clone(), stopped_by.clone());
+        let signals = tokio::spawn(async move {
+            let signal = inferperf_server::shutdown_signal().await;
+            let _ = stopped_by.set(signal);
+            a2.trigger(signal.describe());
         });
         let r = run_serving(&args, ctx).await;
-        ctrl_c.abort();
+        signals.abort();
         r
     });
     drop(embedded);
     let outcome = outcome.context("bench serving")?;
     println!("Verdict: {}", outcome.validity.verdict);
     if outcome.incomplete {
-        let interrupted = abort.reason().is_some_and(|r| r.contains("Ctrl-C"));
         eprintln!(
             "The run is incomplete; the record in {} says so.",
             outcome.output_file
         );
-        return Ok(ExitCode::from(if interrupted { 130 } else { 1 }));
+        return Ok(ExitCode::from(
+            stopped_by.get().map_or(1, |s: &StopSignal| s.exit_status()),
+        ));
     }
-    Ok(ExitCode::SUCCESS)
+    match outcome.failure(args.max_failure_rate) {
+        Some(why) => {
+            eprintln!("error: {why}");
+            Ok(ExitCode::FAILURE)
+        }
+        None => Ok(ExitCode::SUCCESS),
+    }
 }
 
 fn calibrate_cmd(a: CalibrateArgs) -> anyhow::Result<ExitCode> {

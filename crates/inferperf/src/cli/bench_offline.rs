@@ -37,7 +37,7 @@ pub struct Args {
     pub random_input_len: usize,
     #[arg(long, default_value_t = 1024)]
     pub random_output_len: usize,
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = inferperf_bench::args::unit_interval)]
     pub random_range_ratio: f64,
     #[arg(long, default_value_t = 64)]
     pub gsp_num_groups: usize,

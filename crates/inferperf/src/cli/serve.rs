@@ -20,10 +20,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     let model = args.server.model_path.clone();
     runtime
-        .block_on(inferperf_server::serve(
-            args.server,
-            inferperf_server::shutdown_signal(),
-        ))
+        .block_on(inferperf_server::serve(args.server, async {
+            inferperf_server::shutdown_signal().await;
+        }))
         .with_context(|| format!("serving model `{model}`"))?;
     Ok(ExitCode::SUCCESS)
 }
