@@ -6,9 +6,16 @@
 //! a failed start is reported (SGLang is silent outside PD mode); in PD mode `/stop_profile` is
 //! skipped when `--profile-num-steps` bounds the window (SGLang posts it anyway and the server
 //! answers "not profiling"); and the run prints where the traces were written.
+//!
+//! Every window is opened through `inferperf_profiler::client::remote`, which detects the kind
+//! of server: vLLM gets its own body (`max_iterations`/`delay_iterations`) and is always
+//! stopped after the run (it keeps a session open until `/stop_profile`); an interrupted run
+//! stops bounded windows too, so no window outlives the benchmark.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use inferperf_profiler::client::remote::{self, OpenWindow, TraceLocation};
 use inferperf_profiler::client::{self as pc, ProfileTarget};
 use inferperf_protocol::profile::ProfileReqInput;
 
@@ -33,7 +40,6 @@ pub struct ProfilePlan {
     targets: Vec<ProfileTarget>,
     body: ProfileReqInput,
     base_dir: Option<PathBuf>,
-    stop_after_run: bool,
 }
 
 /// Whether the flags ask for profiling, and of which servers. `base_url` is the benchmarked
@@ -92,7 +98,6 @@ pub fn plan(args: &ServingArgs, base_url: &str) -> Result<Option<ProfilePlan>, B
                     .clone()
                     .unwrap_or_else(|| "/tmp/genai_bench_profiles".into()),
             )),
-            stop_after_run: false,
         }
     } else {
         // `--profile-steps` overrides `--profile-num-steps`; by-stage defaults to 5 steps.
@@ -113,18 +118,19 @@ pub fn plan(args: &ServingArgs, base_url: &str) -> Result<Option<ProfilePlan>, B
                 ..ProfileReqInput::default()
             },
             base_dir: args.profile_output_dir.as_ref().map(PathBuf::from),
-            stop_after_run: num_steps.is_none(),
         }
     };
     Ok(Some(plan))
 }
 
-/// The profiled servers after `/start_profile`, with the directory each one was sent.
+/// The profiled servers after `/start_profile`: each window with the directory sent.
 #[derive(Debug)]
 pub struct ActiveProfile {
-    plan: ProfilePlan,
-    started: Vec<(ProfileTarget, PathBuf)>,
+    started: Vec<(OpenWindow, PathBuf)>,
 }
+
+/// How long `/stop_profile` may take (the server writes its traces before answering).
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl ProfilePlan {
     /// The servers this plan profiles.
@@ -161,17 +167,28 @@ impl ProfilePlan {
             if self.style == Style::GenaiBench {
                 pc::save_server_args(http, &target.url, &dir).await;
             }
-            match pc::start_profile(http, &target.url, &self.body_for(&dir)).await {
-                Ok(_) if pd => {
-                    println!(
-                        "Profiler started for {} worker at {}",
-                        target.label, target.url
-                    );
-                    started.push((target.clone(), dir));
-                }
-                Ok(_) => {
-                    println!("Profiler started");
-                    started.push((target.clone(), dir));
+            match remote::open_window(http, target, &self.body_for(&dir)).await {
+                Ok((window, notes)) => {
+                    if pd {
+                        println!(
+                            "Profiler started for {} worker at {}",
+                            target.label, target.url
+                        );
+                    } else {
+                        println!("Profiler started");
+                    }
+                    for n in notes {
+                        println!("Note: {n}");
+                    }
+                    if window.needs_stop && self.body.num_steps.is_some() {
+                        println!(
+                            "Note: the {} server does not close a {}-step window by itself; \
+                             inferperf stops it after the run",
+                            window.kind.label(),
+                            self.body.num_steps.unwrap_or_default()
+                        );
+                    }
+                    started.push((window, dir));
                 }
                 Err(e) => eprintln!(
                     "Failed to start profiler for {} worker at {}: {e}",
@@ -179,40 +196,50 @@ impl ProfilePlan {
                 ),
             }
         }
-        ActiveProfile {
-            plan: self,
-            started,
-        }
+        ActiveProfile { started }
     }
 }
 
 impl ActiveProfile {
-    /// Closes open-ended windows with `/stop_profile` (bounded windows close by themselves).
-    /// Call it after the measured run.
-    pub async fn stop(&self, http: &reqwest::Client) {
-        if !self.plan.stop_after_run || self.started.is_empty() {
+    /// Closes every window the server will not close itself (open-ended ones, and any window
+    /// on a server that ignores `num_steps`); with `interrupted`, bounded windows too, since
+    /// their steps may never come. Call it after the measured run, also an aborted one: no
+    /// window stays open when the benchmark exits.
+    pub async fn stop(&self, http: &reqwest::Client, interrupted: bool) {
+        let to_close: Vec<&OpenWindow> = self
+            .started
+            .iter()
+            .map(|(w, _)| w)
+            .filter(|w| w.needs_stop || interrupted)
+            .collect();
+        if to_close.is_empty() {
             return;
         }
         println!("Stopping profiler...");
-        for (target, _) in &self.started {
-            match pc::stop_profile(http, &target.url).await {
+        for w in to_close {
+            match remote::stop_profile_within(http, &w.target.url, STOP_TIMEOUT).await {
                 Ok(_) => println!("Profiler stopped"),
+                // A bounded window that closed by itself meanwhile answers "not profiling".
+                Err(e) if !w.needs_stop => {
+                    tracing::debug!("stop of a bounded window after an interrupt: {e}")
+                }
                 Err(e) => eprintln!(
                     "Failed to stop profiler for {} worker at {}: {e}",
-                    target.label, target.url
+                    w.target.label, w.target.url
                 ),
             }
         }
     }
 
-    /// The directories sent to the servers, with the trace files already in them (servers on
-    /// this host; a bounded window may still be writing when the run ends).
+    /// The directories sent to the servers that write into them, with the trace files already
+    /// there (servers on this host; a bounded window may still be writing when the run ends).
     pub fn trace_dirs(&self) -> Vec<(ProfileTarget, PathBuf, Vec<PathBuf>)> {
         self.started
             .iter()
-            .map(|(t, d)| {
+            .filter(|(w, _)| matches!(w.location, TraceLocation::Sent(_)))
+            .map(|(w, d)| {
                 (
-                    t.clone(),
+                    w.target.clone(),
                     d.clone(),
                     pc::written_traces(d).unwrap_or_default(),
                 )
@@ -220,18 +247,24 @@ impl ActiveProfile {
             .collect()
     }
 
-    /// Prints where every target's traces are (or will be) written.
+    /// Prints where every target's traces are (or will be) written: the directory sent, or,
+    /// for a server that ignores it, that the server decides (and where, when it says).
     pub fn print_locations(&self) {
-        for (target, dir, files) in self.trace_dirs() {
+        for (w, dir) in &self.started {
+            if !matches!(w.location, TraceLocation::Sent(_)) {
+                println!("{}", w.describe_location());
+                // The directory made for it stays empty: remove it rather than point at it.
+                let _ = std::fs::remove_dir(dir);
+                continue;
+            }
+            let files = pc::written_traces(dir).unwrap_or_default();
             if files.is_empty() {
                 println!(
-                    "Profiler traces of {} ({}) go to {} (written by the server when its window closes)",
-                    target.label,
-                    target.url,
-                    dir.display()
+                    "{} (written by the server when its window closes)",
+                    w.describe_location()
                 );
             } else {
-                println!("Profiler traces of {} ({}):", target.label, target.url);
+                println!("Profiler traces of {} ({}):", w.target.label, w.target.url);
                 for f in files {
                     println!("  {}", f.display());
                 }

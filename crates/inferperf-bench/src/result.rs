@@ -30,6 +30,8 @@ pub struct RecordContext<'a> {
     pub num_prompts: usize,
     pub incomplete: bool,
     pub abort_reason: Option<&'a str>,
+    /// Why `--flush-cache` could not flush (the server has no flush route), if it could not.
+    pub flush_cache_skipped: Option<&'a str>,
     pub output_details: bool,
     pub cache_report: bool,
 }
@@ -114,6 +116,9 @@ pub fn build(
     r.put("failed", json!(m.failed));
     r.put("incomplete", json!(c.incomplete));
     r.put("abort_reason", json!(c.abort_reason));
+    if let Some(why) = c.flush_cache_skipped {
+        r.put("flush_cache_skipped", json!(why));
+    }
     r.put("errors_by_kind", json!(x.errors_by_kind));
     r.put("max_itl_ms", m.itl_ms.max);
     r.put(

@@ -12,6 +12,8 @@ use serde_json::Value;
 
 use crate::naming::python_time_str;
 
+pub mod remote;
+
 /// The HTTP client type the functions here take (re-exported so callers need no reqwest dep).
 pub use reqwest::Client as HttpClient;
 
@@ -29,6 +31,9 @@ pub enum ClientError {
     },
     #[error("invalid response from {url}: {message}")]
     Invalid { url: String, message: String },
+    /// The server did not answer in time (e.g. `/stop_profile` still writing a huge trace).
+    #[error("{url} did not answer within {} s; the server may still be busy (its profiler may still be writing)", after.as_secs())]
+    Timeout { url: String, after: Duration },
     #[error("creating {}: {error}", path.display())]
     Io {
         path: PathBuf,
@@ -509,6 +514,144 @@ pub async fn send_one(
         acc_length,
         speed,
     })
+}
+
+/// Which API `send_one` speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendOneApi {
+    /// SGLang's native `/generate` (send_one's own).
+    Generate,
+    /// OpenAI `/v1/completions` (vLLM, SGLang, any OpenAI-compatible server).
+    Completions,
+    /// OpenAI `/v1/chat/completions`.
+    Chat,
+}
+
+/// `send_one` over an OpenAI API: the same prompt and sampling, `max_tokens` for
+/// `max_new_tokens`; latency is measured here (OpenAI responses carry none) and the token
+/// count comes from `usage.completion_tokens`. `model` `None` asks `/v1/models`.
+pub async fn send_one_openai(
+    client: &reqwest::Client,
+    base_url: &str,
+    api: SendOneApi,
+    model: Option<&str>,
+    opts: &SendOneOptions,
+    mut on_text: impl FnMut(&str),
+) -> Result<SendOneResult, ClientError> {
+    let base = base_url.trim_end_matches('/');
+    let model = match model {
+        Some(m) => m.to_string(),
+        None => first_model(client, base).await?,
+    };
+    let (path, mut body) = match api {
+        SendOneApi::Chat => (
+            "/v1/chat/completions",
+            serde_json::json!({"messages": [{"role": "user", "content": opts.prompt}]}),
+        ),
+        _ => (
+            "/v1/completions",
+            serde_json::json!({"prompt": opts.prompt}),
+        ),
+    };
+    let url = format!("{base}{path}");
+    let http = |source| http_error(url.clone(), source);
+    let invalid = |message: String| ClientError::Invalid {
+        url: url.clone(),
+        message,
+    };
+    body["model"] = Value::from(model);
+    body["max_tokens"] = Value::from(opts.max_new_tokens);
+    body["temperature"] = Value::from(opts.temperature);
+    body["frequency_penalty"] = Value::from(opts.frequency_penalty);
+    body["presence_penalty"] = Value::from(opts.presence_penalty);
+    body["stream"] = Value::from(opts.stream);
+    if opts.stream {
+        body["stream_options"] = serde_json::json!({"include_usage": true});
+    }
+    let t0 = std::time::Instant::now();
+    let mut resp = client.post(&url).json(&body).send().await.map_err(http)?;
+    if !resp.status().is_success() {
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        return Err(ClientError::Status {
+            url: url.clone(),
+            status,
+            body: text.trim().to_string(),
+        });
+    }
+    let delta_of = |v: &Value| -> String {
+        let c = &v["choices"][0];
+        c["text"]
+            .as_str()
+            .or(c["delta"]["content"].as_str())
+            .or(c["message"]["content"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut text = String::new();
+    let mut tokens = None;
+    if opts.stream {
+        let mut pending: Vec<u8> = Vec::new();
+        'outer: while let Some(chunk) = resp.chunk().await.map_err(http)? {
+            pending.extend_from_slice(&chunk);
+            while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=pos).collect();
+                let line = String::from_utf8_lossy(&line);
+                let Some(data) = line.trim().strip_prefix("data:").map(str::trim) else {
+                    continue;
+                };
+                if data == "[DONE]" {
+                    break 'outer;
+                }
+                let v: Value = serde_json::from_str(data).map_err(|e| invalid(e.to_string()))?;
+                let d = delta_of(&v);
+                on_text(&d);
+                text.push_str(&d);
+                if let Some(n) = v["usage"]["completion_tokens"].as_u64() {
+                    tokens = Some(n);
+                }
+            }
+        }
+    } else {
+        let v: Value = resp.json().await.map_err(http)?;
+        text = delta_of(&v);
+        tokens = v["usage"]["completion_tokens"].as_u64();
+    }
+    let latency_s = t0.elapsed().as_secs_f64();
+    let tokens = tokens.ok_or_else(|| invalid("usage.completion_tokens missing".into()))?;
+    Ok(SendOneResult {
+        text,
+        latency_s,
+        tokens,
+        acc_length: 1.0,
+        speed: if latency_s > 0.0 {
+            tokens as f64 / latency_s
+        } else {
+            0.0
+        },
+    })
+}
+
+/// `data[0].id` of `GET /v1/models`.
+async fn first_model(client: &reqwest::Client, base: &str) -> Result<String, ClientError> {
+    let url = format!("{base}/v1/models");
+    let resp = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|source| http_error(url.clone(), source))?;
+    let text = read_reply(&url, resp).await?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| ClientError::Invalid {
+        url: url.clone(),
+        message: e.to_string(),
+    })?;
+    v["data"][0]["id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| ClientError::Invalid {
+            url,
+            message: "no model listed; pass --model".into(),
+        })
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! `inferperf profile`: drive server-side profiling over HTTP, like `python -m sglang.profiler`.
 //!
 //! - `inferperf profile --url URL --num-steps 5 [...]`: one window of N steps that the server
-//!   closes by itself (SGLang's CLI; returns as soon as the server acknowledges);
+//!   closes by itself (SGLang's CLI; returns as soon as the server acknowledges). A server that
+//!   does not close it (vLLM: its session stays open until `/stop_profile`) gets its own body
+//!   (`max_iterations`) and is stopped by inferperf after the steps ran, `--max-window-sec`, or
+//!   Ctrl-C/SIGTERM: inferperf never exits leaving such a window open;
 //! - `inferperf profile start [...]` / `inferperf profile stop`: an interactive window.
 //!
 //! `--gpu` defaults to off (SGLang: on) because the reference server refuses GPU; pass `--gpu`
@@ -10,8 +13,10 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use anyhow::Context;
-use inferperf_profiler::client;
+use inferperf_profiler::client::{self, remote};
 use inferperf_protocol::profile::ProfileReqInput;
 
 /// Flags shared by the one-shot form and `profile start`.
@@ -69,6 +74,13 @@ pub struct Common {
     /// Turn merging off.
     #[arg(long, overrides_with = "merge_profiles")]
     pub no_merge_profiles: bool,
+    /// Servers that do not end a bounded window by themselves (vLLM): the longest inferperf
+    /// waits for the steps before it calls `/stop_profile` itself.
+    #[arg(long, default_value_t = 120.0, value_parser = inferperf_bench::args::non_negative_seconds)]
+    pub max_window_sec: f64,
+    /// How long `/stop_profile` may take (the server writes its traces before answering).
+    #[arg(long, default_value_t = 600.0, value_parser = inferperf_bench::args::non_negative_seconds)]
+    pub stop_timeout_sec: f64,
 }
 
 impl Common {
@@ -129,6 +141,9 @@ pub struct StartArgs {
 pub struct StopArgs {
     #[arg(long, default_value = "http://localhost:30000")]
     pub url: String,
+    /// How long `/stop_profile` may take (the server writes its traces before answering).
+    #[arg(long, default_value_t = 600.0, value_parser = inferperf_bench::args::non_negative_seconds)]
+    pub stop_timeout_sec: f64,
 }
 
 #[derive(clap::Subcommand, Debug, Clone)]
@@ -159,7 +174,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             None => run_once(&http, &args.run).await,
             Some(Action::Start(a)) => start(&http, &a).await,
             Some(Action::Stop(a)) => {
-                let reply = client::stop_profile(&http, &a.url).await?;
+                let reply = remote::stop_profile_within(
+                    &http,
+                    &a.url,
+                    Duration::from_secs_f64(a.stop_timeout_sec),
+                )
+                .await?;
                 println!("{}", reply.trim_end());
                 Ok(ExitCode::SUCCESS)
             }
@@ -170,23 +190,84 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 async fn run_once(http: &client::HttpClient, a: &RunArgs) -> anyhow::Result<ExitCode> {
     let c = &a.common;
     let dir = client::timestamped_output_dir(c.output_dir.as_deref(), c.profile_name.as_deref())?;
-    println!("Dump profiling traces to {}", dir.display());
     println!(
         "Waiting for {} steps and the trace to be flushed.... (profile_by_stage={})",
         a.num_steps,
         if c.profile_by_stage { "True" } else { "False" }
     );
     client::save_server_args(http, &c.url, &dir).await;
-    client::start_profile(http, &c.url, &c.body(&dir, Some(a.num_steps))).await?;
+    let target = client::ProfileTarget::single(&c.url);
+    let steps_before = remote::engine_steps(http, &c.url).await;
+    let (window, notes) = remote::open_window(http, &target, &c.body(&dir, Some(a.num_steps)))
+        .await
+        .with_context(|| format!("starting a profile window on {}", c.url))?;
+    for n in &notes {
+        println!("Note: {n}");
+    }
+    if window.needs_stop {
+        // The server will not end the window: bound it from here, and never exit with it open.
+        println!(
+            "The {} server does not end a {}-step window by itself: inferperf stops it after {} \
+             engine steps, or after {:.0} s (--max-window-sec), or at once on Ctrl-C/SIGTERM.",
+            window.kind.label(),
+            a.num_steps,
+            a.num_steps,
+            c.max_window_sec
+        );
+        let end = remote::wait_for_steps(
+            http,
+            &c.url,
+            steps_before,
+            a.num_steps,
+            Duration::from_secs_f64(c.max_window_sec),
+            async {
+                inferperf_server::shutdown_signal().await;
+            },
+        )
+        .await;
+        println!("Stopping the window ({end:?})...");
+        let reply = window
+            .close(http, Duration::from_secs_f64(c.stop_timeout_sec))
+            .await
+            .with_context(|| format!("stopping the profile window on {}", c.url))?;
+        if let Some(r) = reply.filter(|r| !r.trim().is_empty()) {
+            println!("{}", r.trim_end());
+        }
+    }
+    print_location(&window, &dir);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the traces are: the directory sent, or what the server decides (its empty directory
+/// is removed so that nothing points at it).
+fn print_location(window: &remote::OpenWindow, dir: &Path) {
+    match window.location {
+        remote::TraceLocation::Sent(_) => println!("Dump profiling traces to {}", dir.display()),
+        remote::TraceLocation::ServerDecides { .. } => {
+            let _ = std::fs::remove_dir(dir);
+            println!("{}", window.describe_location());
+        }
+    }
 }
 
 async fn start(http: &client::HttpClient, a: &StartArgs) -> anyhow::Result<ExitCode> {
     let c = &a.common;
     let dir = client::timestamped_output_dir(c.output_dir.as_deref(), c.profile_name.as_deref())?;
     client::save_server_args(http, &c.url, &dir).await;
-    let reply = client::start_profile(http, &c.url, &c.body(&dir, a.num_steps)).await?;
-    println!("{}", reply.trim_end());
-    println!("Dump profiling traces to {}", dir.display());
+    let target = client::ProfileTarget::single(&c.url);
+    let (window, notes) = remote::open_window(http, &target, &c.body(&dir, a.num_steps))
+        .await
+        .with_context(|| format!("starting a profile window on {}", c.url))?;
+    println!("Start profiling.");
+    for n in &notes {
+        println!("Note: {n}");
+    }
+    if window.needs_stop {
+        println!(
+            "The window stays open until `inferperf profile stop --url {}`.",
+            c.url
+        );
+    }
+    print_location(&window, &dir);
     Ok(ExitCode::SUCCESS)
 }

@@ -1,11 +1,13 @@
-//! `inferperf send-one`: send one `/generate` request and print latency and speed, optionally
-//! starting a profile window first (`python -m sglang.test.send_one`).
+//! `inferperf send-one`: send one request (`/generate`, or an OpenAI route with `--backend`) and
+//! print latency and speed, optionally inside a profile window (`python -m sglang.test.send_one`).
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use inferperf_profiler::client::{self, SendOneOptions, SEND_ONE_PROMPT};
+use std::time::Duration;
+
+use inferperf_profiler::client::{self, remote, SendOneApi, SendOneOptions, SEND_ONE_PROMPT};
 use inferperf_protocol::profile::ProfileReqInput;
 
 #[derive(clap::Args, Debug)]
@@ -48,6 +50,27 @@ pub struct Args {
     pub profile_steps: u64,
     #[arg(long)]
     pub profile_by_stage: bool,
+    /// API to send with, as `bench serving --backend`: `sglang` (native `/generate`, send_one's
+    /// own), `vllm`/`openai` (`/v1/completions`), `vllm-chat`/`openai-chat`
+    /// (`/v1/chat/completions`).
+    #[arg(long, default_value = "sglang", value_parser = ["sglang", "sglang-native", "sglang-oai", "vllm", "openai", "sglang-oai-chat", "vllm-chat", "openai-chat"])]
+    pub backend: String,
+    /// Model name for the OpenAI backends (default: the first of `/v1/models`).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// How long `/stop_profile` may take, for servers inferperf has to stop itself (vLLM).
+    #[arg(long, default_value_t = 600.0, value_parser = inferperf_bench::args::non_negative_seconds)]
+    pub stop_timeout_sec: f64,
+}
+
+impl Args {
+    fn api(&self) -> SendOneApi {
+        match self.backend.as_str() {
+            "sglang" | "sglang-native" => SendOneApi::Generate,
+            b if b.ends_with("-chat") => SendOneApi::Chat,
+            _ => SendOneApi::Completions,
+        }
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -61,10 +84,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 async fn send(args: Args) -> anyhow::Result<ExitCode> {
     let base_url = format!("http://{}:{}", args.host, args.port);
     let http = client::http_client().context("building the HTTP client")?;
+    let mut window = None;
     if args.profile {
         println!("Running profiler with {} steps...", args.profile_steps);
         let dir = client::timestamped_output_dir(None, None)?;
-        println!("Dump profiling traces to {}", dir.display());
         let body = ProfileReqInput {
             output_dir: Some(dir.display().to_string()),
             num_steps: Some(args.profile_steps),
@@ -73,10 +96,26 @@ async fn send(args: Args) -> anyhow::Result<ExitCode> {
             profile_by_stage: args.profile_by_stage,
             ..Default::default()
         };
-        client::start_profile(&http, &base_url, &body).await?;
+        let (w, notes) =
+            remote::open_window(&http, &client::ProfileTarget::single(&base_url), &body)
+                .await
+                .context("starting the profile window")?;
+        for n in notes {
+            println!("Note: {n}");
+        }
+        match w.location {
+            remote::TraceLocation::Sent(_) => {
+                println!("Dump profiling traces to {}", dir.display())
+            }
+            remote::TraceLocation::ServerDecides { .. } => {
+                let _ = std::fs::remove_dir(&dir);
+                println!("{}", w.describe_location());
+            }
+        }
+        window = Some(w);
     }
     let opts = SendOneOptions {
-        prompt: args.prompt,
+        prompt: args.prompt.clone(),
         batch_size: args.batch_size,
         different_prompts: args.different_prompts,
         temperature: args.temperature,
@@ -90,11 +129,28 @@ async fn send(args: Args) -> anyhow::Result<ExitCode> {
         stream: args.stream,
     };
     let mut stdout = std::io::stdout();
-    let result = client::send_one(&http, &base_url, &opts, |delta| {
+    let print = |delta: &str| {
         let _ = write!(stdout, "{delta}");
         let _ = stdout.flush();
-    })
-    .await?;
+    };
+    let result = match args.api() {
+        SendOneApi::Generate => client::send_one(&http, &base_url, &opts, print).await,
+        api => {
+            client::send_one_openai(&http, &base_url, api, args.model.as_deref(), &opts, print)
+                .await
+        }
+    };
+    // The window closes whatever the request did: a server that does not end it by itself
+    // (vLLM) is stopped here, never left open.
+    if let Some(w) = &window {
+        if w.needs_stop {
+            w.close(&http, Duration::from_secs_f64(args.stop_timeout_sec))
+                .await
+                .context("stopping the profile window")?;
+            println!("Profiler stopped.");
+        }
+    }
+    let result = result?;
     if !args.stream {
         println!("{}", result.text);
     }
