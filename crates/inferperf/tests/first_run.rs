@@ -3,77 +3,12 @@
 //! tokenizer by itself and count tokens exactly as the server does; bad flags and an unwritable
 //! output file fail before any request; SIGTERM still writes the record.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Output, Stdio};
+mod common;
 
-/// `inferperf serve --port 0 ARGS`, killed when dropped.
-struct ServeProcess {
-    child: Child,
-    addr: String,
-}
+use std::io::Read;
+use std::process::{Command, Stdio};
 
-impl ServeProcess {
-    fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_inferperf"))
-            .args(["serve", "--port", "0"])
-            .args(args)
-            .env("NO_COLOR", "1")
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start inferperf serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let mut log = String::new();
-        let addr = loop {
-            let line = match lines.next() {
-                Some(Ok(line)) => line,
-                _ => panic!("inferperf serve exited before listening:\n{log}"),
-            };
-            log.push_str(&line);
-            log.push('\n');
-            if let Some(i) = line.find("listening on http://") {
-                let url = &line[i + "listening on http://".len()..];
-                break url
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-            }
-        };
-        // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-        Self { child, addr }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// `GET path` with an optional bearer key; the raw response.
-    fn get(&self, path: &str, key: Option<&str>) -> String {
-        let mut stream = TcpStream::connect(&self.addr).expect("connect");
-        let auth = key.map_or(String::new(), |k| format!("Authorization: Bearer {k}\r\n"));
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Connection: close\r\n\r\n",
-            self.addr
-        )
-        .expect("write");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("read");
-        response
-    }
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{text, ServeProcess};
 
 fn bench(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_inferperf"));
@@ -87,15 +22,6 @@ fn bench(args: &[&str]) -> Command {
     .args(args)
     .env("NO_COLOR", "1");
     c
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// The value of one Prometheus metric in `/metrics` text (labels ignored); 0 if absent.

@@ -5,6 +5,8 @@
 //! OpenAI routes stream with usage. Every command that opens a window must translate it, close
 //! it, and say where the traces really go.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
@@ -12,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use common::text;
 use serde_json::{json, Value};
 
 /// What the fake saw.
@@ -131,15 +134,6 @@ fn inferperf(args: &[&str]) -> Output {
         .env("NO_COLOR", "1")
         .output()
         .expect("run inferperf")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// `profile --num-steps 3` sends vLLM's bound (not SGLang's ignored fields), watches the steps,
