@@ -45,6 +45,10 @@ pub struct EngineConfig {
     /// runs the engine loop inside its own pool of `n` threads, leaving the other cores to
     /// whatever shares the host (an embedded benchmark client).
     pub compute_threads: Option<usize>,
+    /// Run the compute threads at a lower scheduling priority (nice 10): a benchmark client
+    /// sharing the host wins the CPU whenever it wakes, so its timestamps and pacing are not
+    /// delayed behind a forward pass. Used when the server is embedded in a benchmark.
+    pub yield_to_client: bool,
 }
 
 impl Default for EngineConfig {
@@ -64,6 +68,7 @@ impl Default for EngineConfig {
             disable_radix_cache: false,
             tp_size: 1,
             compute_threads: None,
+            yield_to_client: false,
         }
     }
 }
@@ -156,11 +161,17 @@ pub fn launch_with_rank_hooks(
         totals: Totals::default(),
         throughput: ThroughputWindow::new(),
     };
+    let yield_to_client = config.yield_to_client;
     let compute = match config.compute_threads {
         Some(n) => Some(
             rayon::ThreadPoolBuilder::new()
                 .num_threads(n.max(1))
                 .thread_name(|i| format!("inferperf-compute-{i}"))
+                .start_handler(move |_| {
+                    if yield_to_client {
+                        lower_thread_priority();
+                    }
+                })
                 .build()
                 .map_err(|e| {
                     EngineError::Other(format!("cannot start {n} compute threads: {e}"))
@@ -181,6 +192,25 @@ pub fn launch_with_rank_hooks(
         model_info: info,
         thread: Some(thread),
     })
+}
+
+/// Nice 10 for the calling thread (Linux applies `setpriority` per thread). Best effort: a
+/// failure only means the client competes at equal priority.
+fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid and setpriority on the calling thread, no pointers involved.
+        let rc = unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, 10)
+        };
+        if rc != 0 {
+            tracing::debug!(
+                "could not lower the compute thread's priority: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
 }
 
 #[derive(Default)]

@@ -104,6 +104,12 @@ pub struct ServerArgs {
     /// server use cores - 1, so that the client keeps a core of its own.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub engine_threads: Option<u32>,
+
+    /// Not a flag: set by benchmarks that embed the server, so that the engine's compute
+    /// threads run at a lower priority than the client sharing the process.
+    #[arg(skip)]
+    #[serde(skip)]
+    pub engine_yields_to_client: bool,
 }
 
 impl Default for ServerArgs {
@@ -132,6 +138,7 @@ impl Default for ServerArgs {
             dp_size: 1,
             enable_layerwise_nvtx_marker: false,
             engine_threads: None,
+            engine_yields_to_client: false,
         }
     }
 }

@@ -145,6 +145,7 @@ pub fn engine_config(args: &ServerArgs) -> EngineConfig {
         disable_radix_cache: args.disable_radix_cache,
         tp_size: args.tp_size.max(1) as usize,
         compute_threads: args.engine_threads.map(|n| n as usize),
+        yield_to_client: args.engine_yields_to_client,
     }
 }
 

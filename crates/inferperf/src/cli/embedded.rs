@@ -46,6 +46,7 @@ impl Embedded {
                 if args.engine_threads.is_none() {
                     args.engine_threads = Some(reserve_client_core());
                 }
+                args.engine_yields_to_client = true;
                 // The datasets use the server's own tokenizer, so they count tokens exactly as
                 // the server does.
                 let server = runtime
@@ -85,8 +86,8 @@ fn reserve_client_core() -> u32 {
     let engine = cores.saturating_sub(1).max(1);
     if cores > 1 {
         eprintln!(
-            "Embedded server: the engine computes on {engine} of {cores} cores; 1 core is reserved \
-             for the benchmark client."
+            "Embedded server: the engine computes on {engine} of {cores} cores at lower priority \
+             (nice 10); 1 core is reserved for the benchmark client."
         );
     } else {
         eprintln!("Embedded server: 1 core only; the engine and the client share it.");
