@@ -35,6 +35,7 @@ pub mod state;
 pub use args::ServerArgs;
 pub use error::ServerError;
 pub use launch::OwnedEngine;
+pub use sampling::{MAX_STOP_STRINGS, MAX_STOP_STRING_BYTES, MAX_STOP_TOKEN_IDS};
 pub use server::{serve, EmbeddedServer};
 pub use shutdown::shutdown_signal;
 pub use state::{AppState, EngineParts};
