@@ -42,7 +42,9 @@ impl DiffusionServer {
             ServerError::EngineLaunch(format!("cannot start the generation worker: {e}"))
         })?;
         let (listener, addr) = crate::server::bind(&args).await?;
-        let app = routes::routes(Arc::new(DiffusionState::new(worker, args)))
+        let api_key = args.api_key.clone();
+        let state = Arc::new(DiffusionState::new(worker, args));
+        let app = crate::routes::auth::guard(routes::routes(state), api_key.as_deref())
             .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024));
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
