@@ -191,12 +191,7 @@ impl DiffusionProfiler {
             self.manager.stop()?;
         }
         self.writer.flush()?;
-        let outcome = self.session.wait();
-        if let Some(err) = outcome.errors.first() {
-            return Err(ProfileError::Invalid(format!(
-                "writing the trace failed: {err}"
-            )));
-        }
+        let outcome = self.session.wait().into_result()?;
         let Some(written) = outcome.trace_files.first() else {
             tracing::warn!(
                 "No denoising step was profiled (the first step is the warm-up); no trace written"

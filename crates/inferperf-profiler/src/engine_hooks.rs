@@ -316,9 +316,40 @@ impl ProfilerHandle {
         rx.await.map_err(|_| ProfileError::WriterGone)
     }
 
+    /// What `/stop_profile` answers once a stop was applied: `stopped` is the session the stop
+    /// closed, or why there was none; `last` is the most recently started session.
+    ///
+    /// - a closed session: its outcome once every file is written, or
+    ///   [`ProfileError::TracesNotWritten`] naming each file that failed and why;
+    /// - nothing in progress, but `last` closed by itself (`num_steps`) with a failed write
+    ///   that no reply has reported yet: that failure (once); else "not in progress".
+    pub async fn settle_stop(
+        stopped: Result<Arc<ProfileSession>, ProfileError>,
+        last: Option<Arc<ProfileSession>>,
+    ) -> Result<ProfileOutcome, ProfileError> {
+        match stopped {
+            Ok(session) => {
+                let outcome = Self::wait(&session).await?;
+                session.claim_report();
+                outcome.into_result()
+            }
+            Err(ProfileError::NotInProgress) => {
+                if let Some(last) = last.filter(|s| !s.is_reported()) {
+                    let outcome = Self::wait(&last).await?;
+                    if last.claim_report() {
+                        outcome.into_result()?;
+                    }
+                }
+                Err(ProfileError::NotInProgress)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// `/stop_profile`: close the windows on every rank and wait until every file is written
-    /// (and merged when asked). Ranks whose windows already closed by themselves (`num_steps`)
-    /// answer "not in progress"; that is an error only when no rank was still profiling.
+    /// (and merged when asked); see [`ProfilerHandle::settle_stop`] for the answer. Ranks
+    /// whose windows already closed by themselves (`num_steps`) answer "not in progress";
+    /// that is an error only when no rank was still profiling.
     pub async fn stop(&self) -> Result<ProfileOutcome, ProfileError> {
         let mut replies = Vec::with_capacity(self.ranks.len());
         for tx in &self.ranks {
@@ -341,9 +372,7 @@ impl ProfilerHandle {
                 }
             }
         }
-        let Some(session) = session else {
-            return Err(first_err.unwrap_or(ProfileError::NotInProgress));
-        };
-        Self::wait(&session).await
+        let stopped = session.ok_or_else(|| first_err.unwrap_or(ProfileError::NotInProgress));
+        Self::settle_stop(stopped, self.last_session()).await
     }
 }

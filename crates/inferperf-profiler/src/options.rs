@@ -9,6 +9,11 @@ use crate::activity::{parse_activities, Activities};
 use crate::error::ProfileError;
 use crate::naming::{new_profile_id, Stage};
 
+/// Longest `[profile_prefix-]profile_id`, in bytes: a file name may have 255 bytes on Linux
+/// and macOS file systems, and the profiler adds up to 64 around it (rank and stage suffixes
+/// such as `-TP-12-DP-3-PP-1-EP-7-EXTEND`, `.trace.json.gz`, `merged-`).
+pub const MAX_NAME_STEM_BYTES: usize = 255 - 64;
+
 /// Server-side defaults that SGLang reads from the environment. Read once with
 /// [`EnvDefaults::from_env`]; tests build it directly instead of mutating the environment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,9 +128,11 @@ impl ProfileStart {
             }
             _ => new_profile_id(),
         };
-        if let Some(prefix) = &req.profile_prefix {
+        let prefix = req.profile_prefix.as_deref().filter(|p| !p.is_empty());
+        if let Some(prefix) = prefix {
             check_name("profile_prefix", prefix)?;
         }
+        check_stem_len(prefix, &profile_id)?;
         let dir_text = req
             .output_dir
             .clone()
@@ -150,13 +157,41 @@ impl ProfileStart {
 }
 
 fn check_name(field: &'static str, value: &str) -> Result<(), ProfileError> {
-    if value.contains('/') || value.contains('\\') || value == ".." {
-        return Err(ProfileError::BadName {
-            field,
-            value: value.to_string(),
+    let reason = if value.contains('/') || value.contains('\\') {
+        "must not contain a path separator"
+    } else if value == ".." {
+        "must not be `..`"
+    } else if value.contains('\0') {
+        "must not contain a NUL byte"
+    } else {
+        return Ok(());
+    };
+    Err(ProfileError::BadName {
+        field,
+        value: value.to_string(),
+        reason,
+    })
+}
+
+/// `[prefix-]profile_id` must fit [`MAX_NAME_STEM_BYTES`]; the error names the field that
+/// makes it too long.
+fn check_stem_len(prefix: Option<&str>, profile_id: &str) -> Result<(), ProfileError> {
+    let max = MAX_NAME_STEM_BYTES;
+    if profile_id.len() > max {
+        return Err(ProfileError::NameTooLong {
+            field: "profile_id",
+            len: profile_id.len(),
+            max,
         });
     }
-    Ok(())
+    match prefix {
+        Some(p) if p.len() + 1 + profile_id.len() > max => Err(ProfileError::NameTooLong {
+            field: "profile_prefix",
+            len: p.len() + 1 + profile_id.len(),
+            max,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// `~` and `~/...` become `$HOME` and `$HOME/...` (Python's `os.path.expanduser` for the

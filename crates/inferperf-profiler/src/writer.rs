@@ -144,12 +144,9 @@ pub(crate) fn write_gz_atomic(
         error: source,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    // Short and fixed-length, so any final name that fits the file system has a temp name too.
     let tmp = dir.join(format!(
-        ".{file_name}.tmp-{}-{}",
+        ".inferperf-{}-{}.tmp",
         std::process::id(),
         SEQ.fetch_add(1, Ordering::Relaxed)
     ));

@@ -356,3 +356,33 @@ async fn start_and_stop_profile_capture_denoising_steps_as_profiler_steps() {
     assert_eq!(steps, 3, "one profiler step per denoising step");
     s.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_that_cannot_be_written_is_a_500_naming_the_file() {
+    let (s, http) = start().await;
+    let base = s.base_url();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let gone = tmp.path().join("gone");
+    let r = http
+        .post(format!("{base}/start_profile"))
+        .json(&json!({"output_dir": gone, "profile_id": "lost"}))
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(r.status(), 200);
+    std::fs::remove_dir(&gone).expect("remove the output directory");
+    let r = http
+        .post(format!("{base}/stop_profile"))
+        .send()
+        .await
+        .expect("stop");
+    assert_eq!(r.status(), 500);
+    let body: Value = r.json().await.expect("json");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    let file = gone.join("lost-TP-0.trace.json.gz").display().to_string();
+    assert!(
+        message.contains(&file) && message.contains("No such file or directory"),
+        "{message}"
+    );
+    s.shutdown().await.expect("shutdown");
+}

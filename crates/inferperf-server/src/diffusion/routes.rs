@@ -567,14 +567,11 @@ async fn start_profile(
     Ok(crate::routes::profile::START_REPLY.into_response())
 }
 
-/// `/stop_profile` (and `/end_profile`): replies once the trace is written.
+/// `/stop_profile` (and `/end_profile`): replies once the trace is written; a failed write is
+/// a 500 naming the file and the OS error.
 async fn stop_profile(State(s): State<Shared>) -> Result<Response, ApiError> {
-    let session = s
-        .worker
+    s.worker
         .stop_profile()
-        .await
-        .map_err(crate::routes::profile::to_api)?;
-    inferperf_profiler::ProfilerHandle::wait(&session)
         .await
         .map_err(crate::routes::profile::to_api)?;
     Ok(crate::routes::profile::STOP_REPLY.into_response())

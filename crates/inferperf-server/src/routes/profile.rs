@@ -24,7 +24,8 @@ use crate::error::ServerError;
 
 /// SGLang's reply to a successful `/start_profile`.
 pub const START_REPLY: &str = "Start profiling.\n";
-/// SGLang's reply to a successful `/stop_profile` (sent once the traces are written).
+/// SGLang's reply to a successful `/stop_profile` (sent once the traces are written; a
+/// failed write is a 500 naming each file and the OS error instead).
 pub const STOP_REPLY: &str = "Stop profiling. This will take some time.\n";
 
 /// The profile routes over `profiler` (the handle whose hooks the engine runs).
@@ -83,9 +84,15 @@ pub fn profiler_for(
     Ok(ProfilerHandle::new(ranks, writer, EnvDefaults::from_env()))
 }
 
+/// A profiler error as an HTTP reply: the profiler's status, and the request field at fault.
 pub(crate) fn to_api(err: ProfileError) -> ApiError {
     let status = StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-    ApiError::new(status, err.to_string())
+    let field = err.field();
+    let api = ApiError::new(status, err.to_string());
+    match field {
+        Some(f) => api.with_param(f),
+        None => api,
+    }
 }
 
 /// The optional JSON body: absent or blank means every default.
@@ -115,10 +122,7 @@ async fn start(
 }
 
 async fn stop(State(profiler): State<Arc<ProfilerHandle>>) -> Result<&'static str, ApiError> {
-    let outcome = profiler.stop().await.map_err(to_api)?;
-    for e in &outcome.errors {
-        tracing::error!("profiler: {e}");
-    }
+    profiler.stop().await.map_err(to_api)?;
     Ok(STOP_REPLY)
 }
 
