@@ -49,6 +49,22 @@ pub enum ProfileError {
         len: usize,
         max: usize,
     },
+    /// An output path that resolves outside `--profile-output-root`.
+    #[error("{} resolves to {}, outside the profile output root {} (--profile-output-root)", path.display(), resolved.display(), root.display())]
+    OutsideOutputRoot {
+        path: PathBuf,
+        resolved: PathBuf,
+        root: PathBuf,
+    },
+    /// An output path whose existing part cannot be resolved (e.g. a dangling symlink).
+    #[error("cannot resolve {}: {error}", path.display())]
+    Unresolvable {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// A trace this session would write already exists; traces are never overwritten.
+    #[error("{} already exists; traces are never overwritten (use another profile_id or output_dir, or remove the file)", path.display())]
+    TraceExists { path: PathBuf },
     /// Some files of a session could not be written (one line per file: the path and the
     /// OS error).
     #[error("Stop profiling failed: {}", failures.join("; "))]
@@ -84,7 +100,9 @@ impl ProfileError {
     /// start/stop in the wrong state, 500 for failures on the server's side.
     pub fn http_status(&self) -> u16 {
         match self {
-            ProfileError::AlreadyInProgress | ProfileError::NotInProgress => 409,
+            ProfileError::AlreadyInProgress
+            | ProfileError::NotInProgress
+            | ProfileError::TraceExists { .. } => 409,
             ProfileError::UnknownActivity(_)
             | ProfileError::UnsupportedActivity { .. }
             | ProfileError::NoActivities
@@ -93,9 +111,11 @@ impl ProfileError {
             | ProfileError::ZeroSteps
             | ProfileError::BadName { .. }
             | ProfileError::NameTooLong { .. }
+            | ProfileError::Unresolvable { .. }
             | ProfileError::MergeUnavailable
             | ProfileError::OutputDir { .. }
             | ProfileError::Invalid(_) => 400,
+            ProfileError::OutsideOutputRoot { .. } => 403,
             ProfileError::Write { .. }
             | ProfileError::WriterGone
             | ProfileError::TracesNotWritten { .. } => 500,
@@ -117,7 +137,9 @@ impl ProfileError {
             }
             ProfileError::ZeroSteps => Some("num_steps"),
             ProfileError::MergeUnavailable => Some("merge_profiles"),
-            ProfileError::OutputDir { .. } => Some("output_dir"),
+            ProfileError::OutputDir { .. }
+            | ProfileError::OutsideOutputRoot { .. }
+            | ProfileError::Unresolvable { .. } => Some("output_dir"),
             _ => None,
         }
     }

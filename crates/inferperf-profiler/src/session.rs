@@ -190,6 +190,10 @@ impl ProfileSession {
                     "No trace files found for profile_id: {}",
                     self.start.profile_id
                 )),
+                _ if out.exists() => Err(format!(
+                    "{} already exists; traces are never overwritten",
+                    out.display()
+                )),
                 Some(m) => m.merge(&traces, &out),
                 None => Err("no trace merger is configured".to_string()),
             };

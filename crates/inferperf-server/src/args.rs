@@ -3,6 +3,8 @@
 //! It is a `clap::Args` so that `inferperf serve` and the benchmark commands that start an
 //! embedded server (`bench serving`, `bench one-batch`) flatten the same flags.
 
+use std::path::PathBuf;
+
 use serde::Serialize;
 
 /// Flags of the reference server, with SGLang's names and defaults where they apply.
@@ -99,6 +101,14 @@ pub struct ServerArgs {
     /// even when the request turns `record_shapes` off.
     #[arg(long)]
     pub enable_layerwise_nvtx_marker: bool,
+
+    /// Confine every file a client can make the server write (`/start_profile` traces, a
+    /// diffusion request's `perf_dump_path` and profile) to this directory (created if
+    /// missing): an `output_dir` that resolves outside it, through `..` or symlinks, is a 403.
+    /// Relative paths are taken relative to it, and it is the default `output_dir`. Without
+    /// it, the server writes wherever the client asks (SGLang's behaviour).
+    #[arg(long)]
+    pub profile_output_root: Option<PathBuf>,
 }
 
 impl Default for ServerArgs {
@@ -126,6 +136,7 @@ impl Default for ServerArgs {
             tp_size: 1,
             dp_size: 1,
             enable_layerwise_nvtx_marker: false,
+            profile_output_root: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! config/weights path) serves the built-in pipeline with SGLang's diffusion HTTP API. Requests
 //! run one at a time on a generation worker thread; video jobs run in the background.
 
+mod profile;
 mod routes;
 mod worker;
 
@@ -28,6 +29,8 @@ pub struct DiffusionServer {
 impl DiffusionServer {
     /// Load the pipeline `args.model_path` names and serve it on `args.host:args.port`.
     pub async fn start(args: ServerArgs) -> Result<Self, ServerError> {
+        // Flags first: a bad one should not wait for the model to load.
+        let output_root = crate::routes::profile::output_root(&args)?;
         let path = args.model_path.clone();
         let pipeline =
             tokio::task::spawn_blocking(move || inferperf_engine::diffusion::load_model(&path))
@@ -38,12 +41,13 @@ impl DiffusionServer {
                 .map_err(|e| {
                     ServerError::EngineLaunch(format!("cannot load `{}`: {e}", args.model_path))
                 })?;
-        let worker = Worker::start(pipeline, args.model_path.clone()).map_err(|e| {
-            ServerError::EngineLaunch(format!("cannot start the generation worker: {e}"))
-        })?;
+        let worker = Worker::start(pipeline, args.model_path.clone(), output_root.clone())
+            .map_err(|e| {
+                ServerError::EngineLaunch(format!("cannot start the generation worker: {e}"))
+            })?;
         let (listener, addr) = crate::server::bind(&args).await?;
         let api_key = args.api_key.clone();
-        let state = Arc::new(DiffusionState::new(worker, args));
+        let state = Arc::new(DiffusionState::new(worker, args, output_root));
         let app = crate::routes::auth::guard(routes::routes(state), api_key.as_deref())
             .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024));
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();

@@ -18,8 +18,8 @@ use inferperf_profiler::diffusion_profiler::{
     step_span_name, DiffusionProfileOptions, DiffusionProfiler, RequestObserver,
 };
 use inferperf_profiler::{
-    EnvDefaults, ProfileError, ProfileManager, ProfileOutcome, ProfileSession, ProfilerConfig,
-    ProfilerHandle, StepEnd, StepInfo, TraceWriter,
+    EnvDefaults, OutputRoot, ProfileError, ProfileManager, ProfileOutcome, ProfileSession,
+    ProfilerConfig, ProfilerHandle, StepEnd, StepInfo, TraceWriter,
 };
 use inferperf_protocol::perf_dump::TAG_SERVER_PERF_DUMP;
 use inferperf_protocol::profile::ProfileReqInput;
@@ -48,6 +48,8 @@ struct Observer<'a> {
 struct ServerProfiler {
     manager: ProfileManager,
     forward_ct: u64,
+    /// `--profile-output-root`.
+    root: Option<OutputRoot>,
     /// The most recently started session (its failure is reported by the next stop even when
     /// its `num_steps` window closed by itself).
     last: Option<Arc<ProfileSession>>,
@@ -105,8 +107,13 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Start the thread that owns the generations of `pipeline` (`model` names it in dumps).
-    pub fn start(pipeline: DiffusionPipeline, model: String) -> std::io::Result<Self> {
+    /// Start the thread that owns the generations of `pipeline` (`model` names it in dumps);
+    /// `/start_profile` output directories are confined to `root` when given.
+    pub fn start(
+        pipeline: DiffusionPipeline,
+        model: String,
+        root: Option<OutputRoot>,
+    ) -> std::io::Result<Self> {
         let pipeline = Arc::new(pipeline);
         let (tx, rx) = std::sync::mpsc::channel::<Msg>();
         let p = pipeline.clone();
@@ -121,6 +128,7 @@ impl Worker {
                 writer,
             ),
             forward_ct: 0,
+            root,
             last: None,
         };
         let env = EnvDefaults::from_env();
@@ -141,7 +149,11 @@ impl Worker {
                             let _ = job.reply.send(result);
                         }
                         Msg::StartProfile(req, reply) => {
-                            let started = server.manager.start_request(&req, &env);
+                            let started = server.manager.start_request_within(
+                                &req,
+                                &env,
+                                server.root.as_ref(),
+                            );
                             if let Ok(session) = &started {
                                 server.last = Some(session.clone());
                             }

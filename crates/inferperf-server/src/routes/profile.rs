@@ -14,7 +14,8 @@ use axum::routing::get;
 use axum::Router;
 use inferperf_engine::hooks::StepHooks;
 use inferperf_profiler::{
-    EnvDefaults, ProfileError, ProfilerConfig, ProfilerHandle, RankInfo, TraceMerger, TraceWriter,
+    EnvDefaults, OutputRoot, ProfileError, ProfilerConfig, ProfilerHandle, RankInfo, TraceMerger,
+    TraceWriter,
 };
 use inferperf_protocol::profile::ProfileReqInput;
 
@@ -81,7 +82,18 @@ pub fn profiler_for(
             process_name: format!("inferperf::scheduler {}", rank.label()),
         })
         .collect();
-    Ok(ProfilerHandle::new(ranks, writer, EnvDefaults::from_env()))
+    let root = output_root(args)?;
+    let (handle, hooks) = ProfilerHandle::new(ranks, writer, EnvDefaults::from_env());
+    Ok((handle.with_output_root(root), hooks))
+}
+
+/// `--profile-output-root`, created and canonicalized (a startup error if it cannot be).
+pub fn output_root(args: &ServerArgs) -> Result<Option<OutputRoot>, ServerError> {
+    args.profile_output_root
+        .as_deref()
+        .map(OutputRoot::new)
+        .transpose()
+        .map_err(|e| ServerError::InvalidArgs(format!("--profile-output-root: {e}")))
 }
 
 /// A profiler error as an HTTP reply: the profiler's status, and the request field at fault.
