@@ -10,12 +10,16 @@
 //!   engine ([`EmbeddedServer::start`]) or an injected one
 //!   ([`EmbeddedServer::start_with_engine`]).
 //!
+//! Both server kinds accept connections through [`connections`] (header-read timeout,
+//! connection cap, graceful shutdown) and check `--api-key` with [`routes::auth::guard`].
+//!
 //! Routes live in [`routes`], one module per group, merged in [`routes::router`]. Handlers
 //! tokenize on their own threads and talk to the engine only through
 //! `inferperf_engine::api::EngineHandle`.
 
 pub mod api_error;
 pub mod args;
+pub mod connections;
 mod convert;
 pub mod diffusion;
 pub mod error;

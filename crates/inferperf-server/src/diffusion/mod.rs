@@ -9,7 +9,6 @@ mod worker;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -17,6 +16,7 @@ pub use routes::DiffusionState;
 pub use worker::{Generation, Worker};
 
 use crate::args::ServerArgs;
+use crate::connections::{self, ConnectionLimits};
 use crate::error::ServerError;
 
 /// A diffusion server running in this process.
@@ -30,6 +30,7 @@ impl DiffusionServer {
     /// Load the pipeline `args.model_path` names and serve it on `args.host:args.port`.
     pub async fn start(args: ServerArgs) -> Result<Self, ServerError> {
         // Flags first: a bad one should not wait for the model to load.
+        let limits = ConnectionLimits::from_args(&args)?;
         let output_root = crate::routes::profile::output_root(&args)?;
         let path = args.model_path.clone();
         let pipeline =
@@ -52,22 +53,13 @@ impl DiffusionServer {
             .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024));
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let result = axum::serve(
-                listener.tap_io(|tcp| {
-                    // Streamed chunks go out at once (no Nagle delay behind a delayed ACK).
-                    if let Err(e) = tcp.set_nodelay(true) {
-                        tracing::debug!("TCP_NODELAY: {e}");
-                    }
-                }),
-                app,
-            )
-            .with_graceful_shutdown(async move {
+            let shutdown = async move {
+                // A dropped sender also means "shut down".
                 let _ = shutdown_rx.await;
-            })
-            .await
-            .map_err(|source| ServerError::Serve { addr, source });
+            };
+            connections::serve(listener, app, limits, shutdown).await;
             tracing::info!("diffusion server on {addr} stopped");
-            result
+            Ok(())
         });
         tracing::info!("inferperf diffusion server listening on http://{addr}");
         Ok(Self {
@@ -75,6 +67,11 @@ impl DiffusionServer {
             shutdown_tx: Some(shutdown_tx),
             task: Some(task),
         })
+    }
+
+    /// The bound address (the real port when started with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
     }
 
     pub fn base_url(&self) -> String {
