@@ -57,20 +57,24 @@ pub struct DiffusionProfiler {
     labelled: bool,
 }
 
-/// The trace directory: explicit, then SGLang's two variables, then `./logs`.
+/// The trace directory: explicit, then SGLang's two variables ([`env_trace_dir`]), then
+/// `./logs`.
 pub fn trace_dir(explicit: Option<&Path>) -> PathBuf {
-    if let Some(p) = explicit {
-        return p.to_path_buf();
-    }
-    for var in [
+    explicit
+        .map(Path::to_path_buf)
+        .or_else(env_trace_dir)
+        .unwrap_or_else(|| PathBuf::from("./logs"))
+}
+
+/// `SGLANG_DIFFUSION_TORCH_PROFILER_DIR`, else `SGLANG_TORCH_PROFILER_DIR`, when set.
+pub fn env_trace_dir() -> Option<PathBuf> {
+    [
         "SGLANG_DIFFUSION_TORCH_PROFILER_DIR",
         "SGLANG_TORCH_PROFILER_DIR",
-    ] {
-        if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-            return PathBuf::from(v);
-        }
-    }
-    PathBuf::from("./logs")
+    ]
+    .into_iter()
+    .find_map(|var| std::env::var_os(var).filter(|v| !v.is_empty()))
+    .map(PathBuf::from)
 }
 
 /// A `&'static` span name for denoising step `i` (the recorder keeps static names); each index
@@ -191,21 +195,19 @@ impl DiffusionProfiler {
             self.manager.stop()?;
         }
         self.writer.flush()?;
-        let outcome = self.session.wait();
-        if let Some(err) = outcome.errors.first() {
-            return Err(ProfileError::Invalid(format!(
-                "writing the trace failed: {err}"
-            )));
-        }
+        let outcome = self.session.wait().into_result()?;
         let Some(written) = outcome.trace_files.first() else {
             tracing::warn!(
                 "No denoising step was profiled (the first step is the warm-up); no trace written"
             );
             return Ok(None);
         };
-        std::fs::rename(written, &self.final_path).map_err(|error| ProfileError::Write {
-            path: self.final_path.clone(),
-            error,
+        // Published under SGLang's name, never over an existing file.
+        crate::writer::publish_new(written, &self.final_path).map_err(|error| {
+            ProfileError::Write {
+                path: self.final_path.clone(),
+                error,
+            }
         })?;
         check_trace(&self.final_path);
         tracing::info!("Saved profiler traces to: {}", self.final_path.display());

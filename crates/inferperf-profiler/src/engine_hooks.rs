@@ -21,7 +21,9 @@ use tokio::sync::oneshot;
 
 use crate::error::ProfileError;
 use crate::manager::{ProfileManager, ProfilerConfig};
+use crate::naming::RankInfo;
 use crate::options::{EnvDefaults, ProfileStart};
+use crate::output_root::OutputRoot;
 use crate::recorder::{phase, ModuleMarker};
 use crate::session::{ProfileOutcome, ProfileSession};
 use crate::step::{ForwardMode, StepEnd, StepInfo};
@@ -176,8 +178,12 @@ impl StepHooks for RankHooks {
 #[derive(Clone)]
 pub struct ProfilerHandle {
     ranks: Vec<mpsc::Sender<Command>>,
+    /// Position of each rank, in the order of `ranks` (names its trace files).
+    rank_infos: Vec<RankInfo>,
     engine: Option<EngineHandle>,
     env: EnvDefaults,
+    /// `--profile-output-root`: where `output_dir` must resolve to.
+    root: Option<OutputRoot>,
     last: Arc<Mutex<Option<Arc<ProfileSession>>>>,
 }
 
@@ -199,6 +205,7 @@ impl ProfilerHandle {
     ) -> (Self, Vec<Box<dyn StepHooks>>) {
         let mut senders = Vec::with_capacity(ranks.len());
         let mut hooks: Vec<Box<dyn StepHooks>> = Vec::with_capacity(ranks.len());
+        let rank_infos = ranks.iter().map(|c| c.rank).collect();
         for config in ranks {
             let (tx, rx) = mpsc::channel();
             senders.push(tx);
@@ -214,12 +221,21 @@ impl ProfilerHandle {
         (
             Self {
                 ranks: senders,
+                rank_infos,
                 engine: None,
                 env,
+                root: None,
                 last: Arc::default(),
             },
             hooks,
         )
+    }
+
+    /// Confine every `/start_profile` output directory to `root` (`--profile-output-root`;
+    /// see [`ProfileStart::resolve_within`]).
+    pub fn with_output_root(mut self, root: Option<OutputRoot>) -> Self {
+        self.root = root;
+        self
     }
 
     /// The engine the hooks were launched with (its thread applies the commands).
@@ -251,10 +267,12 @@ impl ProfilerHandle {
     }
 
     /// `/start_profile`: resolve `req` (defaults from the environment captured at creation;
-    /// the output directory is created and probed now) and arm the windows on every rank.
+    /// the output directory is confined to the output root, created and probed now), refuse
+    /// it if one of its trace files already exists, and arm the windows on every rank.
     /// If a rank refuses, the ranks that accepted are stopped again so all stay consistent.
     pub async fn start(&self, req: &ProfileReqInput) -> Result<Arc<ProfileSession>, ProfileError> {
-        let start = ProfileStart::resolve(req, &self.env)?;
+        let start = ProfileStart::resolve_within(req, &self.env, self.root.as_ref())?;
+        start.check_no_existing_traces(&self.rank_infos)?;
         let session = ProfileSession::new(start, self.ranks.len());
         let mut replies = Vec::with_capacity(self.ranks.len());
         for tx in &self.ranks {
@@ -316,9 +334,40 @@ impl ProfilerHandle {
         rx.await.map_err(|_| ProfileError::WriterGone)
     }
 
+    /// What `/stop_profile` answers once a stop was applied: `stopped` is the session the stop
+    /// closed, or why there was none; `last` is the most recently started session.
+    ///
+    /// - a closed session: its outcome once every file is written, or
+    ///   [`ProfileError::TracesNotWritten`] naming each file that failed and why;
+    /// - nothing in progress, but `last` closed by itself (`num_steps`) with a failed write
+    ///   that no reply has reported yet: that failure (once); else "not in progress".
+    pub async fn settle_stop(
+        stopped: Result<Arc<ProfileSession>, ProfileError>,
+        last: Option<Arc<ProfileSession>>,
+    ) -> Result<ProfileOutcome, ProfileError> {
+        match stopped {
+            Ok(session) => {
+                let outcome = Self::wait(&session).await?;
+                session.claim_report();
+                outcome.into_result()
+            }
+            Err(ProfileError::NotInProgress) => {
+                if let Some(last) = last.filter(|s| !s.is_reported()) {
+                    let outcome = Self::wait(&last).await?;
+                    if last.claim_report() {
+                        outcome.into_result()?;
+                    }
+                }
+                Err(ProfileError::NotInProgress)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// `/stop_profile`: close the windows on every rank and wait until every file is written
-    /// (and merged when asked). Ranks whose windows already closed by themselves (`num_steps`)
-    /// answer "not in progress"; that is an error only when no rank was still profiling.
+    /// (and merged when asked); see [`ProfilerHandle::settle_stop`] for the answer. Ranks
+    /// whose windows already closed by themselves (`num_steps`) answer "not in progress";
+    /// that is an error only when no rank was still profiling.
     pub async fn stop(&self) -> Result<ProfileOutcome, ProfileError> {
         let mut replies = Vec::with_capacity(self.ranks.len());
         for tx in &self.ranks {
@@ -341,9 +390,7 @@ impl ProfilerHandle {
                 }
             }
         }
-        let Some(session) = session else {
-            return Err(first_err.unwrap_or(ProfileError::NotInProgress));
-        };
-        Self::wait(&session).await
+        let stopped = session.ok_or_else(|| first_err.unwrap_or(ProfileError::NotInProgress));
+        Self::settle_stop(stopped, self.last_session()).await
     }
 }

@@ -34,9 +34,41 @@ pub enum ProfileError {
     /// `num_steps: 0`.
     #[error("num_steps must be at least 1")]
     ZeroSteps,
-    /// `profile_id` or `profile_prefix` that would escape the output directory.
-    #[error("{field} must not contain a path separator: {value:?}")]
-    BadName { field: &'static str, value: String },
+    /// `profile_id` or `profile_prefix` that cannot be part of a file name in the output
+    /// directory (a path separator, `..`, a NUL byte).
+    #[error("{field} {reason}: {value:?}")]
+    BadName {
+        field: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+    /// `profile_id` or `profile_prefix` too long for the trace file names built from them.
+    #[error("{field} is too long: {len} bytes, but `[profile_prefix-]profile_id` may have at most {max} bytes so that trace file names fit the file system's 255-byte limit")]
+    NameTooLong {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
+    /// An output path that resolves outside `--profile-output-root`.
+    #[error("{} resolves to {}, outside the profile output root {} (--profile-output-root)", path.display(), resolved.display(), root.display())]
+    OutsideOutputRoot {
+        path: PathBuf,
+        resolved: PathBuf,
+        root: PathBuf,
+    },
+    /// An output path whose existing part cannot be resolved (e.g. a dangling symlink).
+    #[error("cannot resolve {}: {error}", path.display())]
+    Unresolvable {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// A trace this session would write already exists; traces are never overwritten.
+    #[error("{} already exists; traces are never overwritten (use another profile_id or output_dir, or remove the file)", path.display())]
+    TraceExists { path: PathBuf },
+    /// Some files of a session could not be written (one line per file: the path and the
+    /// OS error).
+    #[error("Stop profiling failed: {}", failures.join("; "))]
+    TracesNotWritten { failures: Vec<String> },
     /// `merge_profiles: true` but this build has no trace merger wired in.
     #[error("merge_profiles is not available: no trace merger is configured on this server")]
     MergeUnavailable,
@@ -68,7 +100,9 @@ impl ProfileError {
     /// start/stop in the wrong state, 500 for failures on the server's side.
     pub fn http_status(&self) -> u16 {
         match self {
-            ProfileError::AlreadyInProgress | ProfileError::NotInProgress => 409,
+            ProfileError::AlreadyInProgress
+            | ProfileError::NotInProgress
+            | ProfileError::TraceExists { .. } => 409,
             ProfileError::UnknownActivity(_)
             | ProfileError::UnsupportedActivity { .. }
             | ProfileError::NoActivities
@@ -76,11 +110,37 @@ impl ProfileError {
             | ProfileError::StagesWithoutByStage
             | ProfileError::ZeroSteps
             | ProfileError::BadName { .. }
+            | ProfileError::NameTooLong { .. }
+            | ProfileError::Unresolvable { .. }
             | ProfileError::MergeUnavailable
             | ProfileError::OutputDir { .. }
             | ProfileError::Invalid(_) => 400,
-            ProfileError::Write { .. } | ProfileError::WriterGone => 500,
+            ProfileError::OutsideOutputRoot { .. } => 403,
+            ProfileError::Write { .. }
+            | ProfileError::WriterGone
+            | ProfileError::TracesNotWritten { .. } => 500,
             ProfileError::EngineStopped => 503,
+        }
+    }
+
+    /// The request field at fault, for the `param` of an error reply.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            ProfileError::BadName { field, .. } | ProfileError::NameTooLong { field, .. } => {
+                Some(*field)
+            }
+            ProfileError::UnknownActivity(_)
+            | ProfileError::UnsupportedActivity { .. }
+            | ProfileError::NoActivities => Some("activities"),
+            ProfileError::UnknownStage(_) | ProfileError::StagesWithoutByStage => {
+                Some("profile_stages")
+            }
+            ProfileError::ZeroSteps => Some("num_steps"),
+            ProfileError::MergeUnavailable => Some("merge_profiles"),
+            ProfileError::OutputDir { .. }
+            | ProfileError::OutsideOutputRoot { .. }
+            | ProfileError::Unresolvable { .. } => Some("output_dir"),
+            _ => None,
         }
     }
 }

@@ -11,7 +11,9 @@
 //! - each rank's engine thread owns a [`ProfileManager`]: `start`/`stop` between steps,
 //!   `on_step_begin`/`on_step_end` around each forward, spans through [`SpanRecorder`];
 //! - closed windows go to the [`TraceWriter`] thread, which writes `*.trace.json.gz` (temp file
-//!   then rename), merges when asked, and completes the session (what `/stop_profile` awaits).
+//!   then publish, never over an existing file), merges when asked, and completes the session
+//!   (what `/stop_profile` awaits, and reports failed writes from);
+//! - [`OutputRoot`] (`--profile-output-root`) confines client-chosen output paths.
 
 pub mod activity;
 pub mod client;
@@ -24,6 +26,7 @@ mod manager;
 mod memory;
 pub mod naming;
 pub mod options;
+pub mod output_root;
 pub mod recorder;
 mod session;
 pub mod step;
@@ -38,7 +41,8 @@ pub use event::cat;
 pub use manager::{ProfileManager, ProfilerConfig};
 pub use memory::process_rss_bytes;
 pub use naming::{RankInfo, Stage};
-pub use options::{EnvDefaults, ProfileStart};
+pub use options::{EnvDefaults, ProfileStart, MAX_NAME_STEM_BYTES};
+pub use output_root::OutputRoot;
 pub use recorder::{phase, ModuleMarker, SpanGuard, SpanRecorder};
 pub use session::{ProfileOutcome, ProfileSession, TraceMerger};
 pub use step::{step_span_name, ForwardMode, StepEnd, StepInfo};

@@ -11,6 +11,7 @@ use crate::event::{cat, Event, Kind};
 use crate::memory::MemSample;
 use crate::naming::{memory_file_name, python_time_str, trace_file_name, RankInfo};
 use crate::options::{EnvDefaults, ProfileStart};
+use crate::output_root::OutputRoot;
 use crate::recorder::SpanRecorder;
 use crate::session::ProfileSession;
 use crate::step::{step_span_name, StepEnd, StepInfo};
@@ -119,10 +120,23 @@ impl ProfileManager {
         req: &ProfileReqInput,
         env: &EnvDefaults,
     ) -> Result<Arc<ProfileSession>, ProfileError> {
+        self.start_request_within(req, env, None)
+    }
+
+    /// [`Self::start_request`] with the output directory confined to `root`
+    /// (`--profile-output-root`, see [`ProfileStart::resolve_within`]). Refused when one of
+    /// the session's trace files already exists.
+    pub fn start_request_within(
+        &mut self,
+        req: &ProfileReqInput,
+        env: &EnvDefaults,
+        root: Option<&OutputRoot>,
+    ) -> Result<Arc<ProfileSession>, ProfileError> {
         if self.active.is_some() {
             return Err(ProfileError::AlreadyInProgress);
         }
-        let start = ProfileStart::resolve(req, env)?;
+        let start = ProfileStart::resolve_within(req, env, root)?;
+        start.check_no_existing_traces(&[self.config.rank])?;
         let session = ProfileSession::new(start, self.config.rank.world_size());
         self.start(session.clone())?;
         Ok(session)

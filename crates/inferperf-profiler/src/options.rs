@@ -7,7 +7,13 @@ use inferperf_protocol::profile::ProfileReqInput;
 
 use crate::activity::{parse_activities, Activities};
 use crate::error::ProfileError;
-use crate::naming::{new_profile_id, Stage};
+use crate::naming::{merged_file_name, new_profile_id, trace_file_name, RankInfo, Stage};
+use crate::output_root::OutputRoot;
+
+/// Longest `[profile_prefix-]profile_id`, in bytes: a file name may have 255 bytes on Linux
+/// and macOS file systems, and the profiler adds up to 64 around it (rank and stage suffixes
+/// such as `-TP-12-DP-3-PP-1-EP-7-EXTEND`, `.trace.json.gz`, `merged-`).
+pub const MAX_NAME_STEM_BYTES: usize = 255 - 64;
 
 /// Server-side defaults that SGLang reads from the environment. Read once with
 /// [`EnvDefaults::from_env`]; tests build it directly instead of mutating the environment.
@@ -90,6 +96,18 @@ impl ProfileStart {
     /// The output directory is created (`mkdir -p`) and probed for writability now, so that a
     /// bad directory is a 4xx on `/start_profile` rather than a lost trace at stop.
     pub fn resolve(req: &ProfileReqInput, env: &EnvDefaults) -> Result<Self, ProfileError> {
+        Self::resolve_within(req, env, None)
+    }
+
+    /// [`ProfileStart::resolve`] confined to `root` (`--profile-output-root`) when given: a
+    /// relative `output_dir` is taken relative to the root, no `output_dir` (and no
+    /// `SGLANG_TORCH_PROFILER_DIR`) means the root itself, and a directory that resolves
+    /// outside the root (through `..` or symlinks) is refused before anything is created.
+    pub fn resolve_within(
+        req: &ProfileReqInput,
+        env: &EnvDefaults,
+        root: Option<&OutputRoot>,
+    ) -> Result<Self, ProfileError> {
         let activities = parse_activities(req.activities.as_deref())?;
         if req.num_steps == Some(0) {
             return Err(ProfileError::ZeroSteps);
@@ -123,16 +141,23 @@ impl ProfileStart {
             }
             _ => new_profile_id(),
         };
-        if let Some(prefix) = &req.profile_prefix {
+        let prefix = req.profile_prefix.as_deref().filter(|p| !p.is_empty());
+        if let Some(prefix) = prefix {
             check_name("profile_prefix", prefix)?;
         }
+        check_stem_len(prefix, &profile_id)?;
         let dir_text = req
             .output_dir
             .clone()
             .filter(|s| !s.is_empty())
-            .or_else(|| env.profiler_dir.clone())
-            .unwrap_or_else(|| "/tmp".to_string());
-        let output_dir = prepare_output_dir(&expand_tilde(&dir_text, env.home.as_deref()))?;
+            .or_else(|| env.profiler_dir.clone());
+        let output_dir = match (dir_text, root) {
+            (Some(text), Some(root)) => root.confine(&expand_tilde(&text, env.home.as_deref()))?,
+            (None, Some(root)) => root.path().to_path_buf(),
+            (Some(text), None) => expand_tilde(&text, env.home.as_deref()),
+            (None, None) => PathBuf::from("/tmp"),
+        };
+        let output_dir = prepare_output_dir(&output_dir)?;
         Ok(Self {
             profile_id,
             output_dir,
@@ -147,16 +172,76 @@ impl ProfileStart {
             roofline: req.roofline_annotations.unwrap_or(true),
         })
     }
+
+    /// Every rank trace this session would write for `ranks` (one per rank and stage window),
+    /// plus the merged file when `merge_profiles` is on.
+    pub fn trace_files(&self, ranks: &[RankInfo]) -> Vec<PathBuf> {
+        let stages: Vec<Option<Stage>> = match &self.stages {
+            None => vec![None],
+            Some(stages) => stages.iter().copied().map(Some).collect(),
+        };
+        let mut files: Vec<PathBuf> = ranks
+            .iter()
+            .flat_map(|rank| {
+                stages.iter().map(move |&stage| {
+                    let prefix = self.profile_prefix.as_deref();
+                    self.output_dir
+                        .join(trace_file_name(prefix, &self.profile_id, rank, stage))
+                })
+            })
+            .collect();
+        if self.merge_profiles {
+            files.push(self.output_dir.join(merged_file_name(&self.profile_id)));
+        }
+        files
+    }
+
+    /// Refuse a session whose traces would replace existing files ([`ProfileError::TraceExists`]
+    /// naming the first), so that a reused `profile_id` fails at start, not at stop.
+    pub fn check_no_existing_traces(&self, ranks: &[RankInfo]) -> Result<(), ProfileError> {
+        match self.trace_files(ranks).into_iter().find(|p| p.exists()) {
+            Some(path) => Err(ProfileError::TraceExists { path }),
+            None => Ok(()),
+        }
+    }
 }
 
 fn check_name(field: &'static str, value: &str) -> Result<(), ProfileError> {
-    if value.contains('/') || value.contains('\\') || value == ".." {
-        return Err(ProfileError::BadName {
-            field,
-            value: value.to_string(),
+    let reason = if value.contains('/') || value.contains('\\') {
+        "must not contain a path separator"
+    } else if value == ".." {
+        "must not be `..`"
+    } else if value.contains('\0') {
+        "must not contain a NUL byte"
+    } else {
+        return Ok(());
+    };
+    Err(ProfileError::BadName {
+        field,
+        value: value.to_string(),
+        reason,
+    })
+}
+
+/// `[prefix-]profile_id` must fit [`MAX_NAME_STEM_BYTES`]; the error names the field that
+/// makes it too long.
+fn check_stem_len(prefix: Option<&str>, profile_id: &str) -> Result<(), ProfileError> {
+    let max = MAX_NAME_STEM_BYTES;
+    if profile_id.len() > max {
+        return Err(ProfileError::NameTooLong {
+            field: "profile_id",
+            len: profile_id.len(),
+            max,
         });
     }
-    Ok(())
+    match prefix {
+        Some(p) if p.len() + 1 + profile_id.len() > max => Err(ProfileError::NameTooLong {
+            field: "profile_prefix",
+            len: p.len() + 1 + profile_id.len(),
+            max,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// `~` and `~/...` become `$HOME` and `$HOME/...` (Python's `os.path.expanduser` for the

@@ -2,8 +2,10 @@
 //! files each rank wrote, the optional merge, and the completion that `/stop_profile` waits on.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use crate::error::ProfileError;
 use crate::naming::merged_file_name;
 use crate::options::ProfileStart;
 
@@ -32,6 +34,20 @@ pub struct ProfileOutcome {
     pub errors: Vec<String>,
 }
 
+impl ProfileOutcome {
+    /// The outcome when every file was written, else [`ProfileError::TracesNotWritten`] with
+    /// the failures (each names the file and the OS error).
+    pub fn into_result(self) -> Result<Self, ProfileError> {
+        if self.errors.is_empty() {
+            Ok(self)
+        } else {
+            Err(ProfileError::TracesNotWritten {
+                failures: self.errors,
+            })
+        }
+    }
+}
+
 type Waiter = Box<dyn FnOnce(&ProfileOutcome) + Send>;
 
 struct Inner {
@@ -49,6 +65,9 @@ pub struct ProfileSession {
     ranks: usize,
     inner: Mutex<Inner>,
     done: Condvar,
+    /// Whether a `/stop_profile` reply has reported this session's outcome (see
+    /// [`ProfileSession::claim_report`]).
+    reported: AtomicBool,
 }
 
 impl std::fmt::Debug for ProfileSession {
@@ -75,7 +94,20 @@ impl ProfileSession {
                 waiters: Vec::new(),
             }),
             done: Condvar::new(),
+            reported: AtomicBool::new(false),
         })
+    }
+
+    /// True for the first caller only: the one `/stop_profile` that reports this session's
+    /// outcome. A window that closed by itself (`num_steps`) has no stop of its own, so its
+    /// write failure is reported by the next `/stop_profile` instead of being lost.
+    pub fn claim_report(&self) -> bool {
+        !self.reported.swap(true, Ordering::AcqRel)
+    }
+
+    /// Whether the outcome was already reported (see [`ProfileSession::claim_report`]).
+    pub fn is_reported(&self) -> bool {
+        self.reported.load(Ordering::Acquire)
     }
 
     /// The resolved request.
@@ -158,6 +190,10 @@ impl ProfileSession {
                     "No trace files found for profile_id: {}",
                     self.start.profile_id
                 )),
+                _ if out.exists() => Err(format!(
+                    "{} already exists; traces are never overwritten",
+                    out.display()
+                )),
                 Some(m) => m.merge(&traces, &out),
                 None => Err("no trace merger is configured".to_string()),
             };
@@ -178,11 +214,19 @@ impl ProfileSession {
             message,
             errors,
         };
-        tracing::info!(
-            "Profiling done. Traces are saved to: {} ({})",
-            outcome.output_dir.display(),
-            outcome.message
-        );
+        if outcome.errors.is_empty() {
+            tracing::info!(
+                "Profiling done. Traces are saved to: {} ({})",
+                outcome.output_dir.display(),
+                outcome.message
+            );
+        } else {
+            tracing::error!(
+                "Profiling done, but {} file(s) could not be written: {} (reported by /stop_profile)",
+                outcome.errors.len(),
+                outcome.errors.join("; ")
+            );
+        }
         let waiters = {
             let mut inner = self.lock();
             inner.outcome = Some(outcome.clone());

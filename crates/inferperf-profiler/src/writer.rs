@@ -132,8 +132,8 @@ fn run(rx: mpsc::Receiver<Job>, merger: Option<Arc<dyn TraceMerger>>) {
     }
 }
 
-/// Write `path` through a temp file in the same directory (gzip, fsync, rename), so readers
-/// never see a partial trace.
+/// Write `path` through a temp file in the same directory (gzip, fsync, publish), so readers
+/// never see a partial trace, and never over an existing file ([`publish_new`]).
 pub(crate) fn write_gz_atomic(
     path: &Path,
     body: impl FnOnce(&mut BufWriter<GzEncoder<File>>) -> io::Result<()>,
@@ -144,29 +144,38 @@ pub(crate) fn write_gz_atomic(
         error: source,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    // Short and fixed-length, so any final name that fits the file system has a temp name too.
     let tmp = dir.join(format!(
-        ".{file_name}.tmp-{}-{}",
+        ".inferperf-{}-{}.tmp",
         std::process::id(),
         SEQ.fetch_add(1, Ordering::Relaxed)
     ));
     let result = (|| {
-        let file = File::create(&tmp)?;
+        let file = File::create_new(&tmp)?;
         let mut w = BufWriter::with_capacity(1 << 16, GzEncoder::new(file, Compression::fast()));
         body(&mut w)?;
         let gz = w.into_inner().map_err(|e| e.into_error())?;
         let file = gz.finish()?;
         file.sync_all()?;
-        std::fs::rename(&tmp, path)
+        publish_new(&tmp, path)
     })();
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
         return Err(err(e));
     }
     Ok(())
+}
+
+/// Move the finished file `tmp` to `path` unless `path` exists (then `AlreadyExists`, and
+/// `tmp` is left for the caller to remove). A hard link is atomic create-if-absent; on a file
+/// system without hard links it falls back to check-then-rename.
+pub(crate) fn publish_new(tmp: &Path, path: &Path) -> io::Result<()> {
+    match std::fs::hard_link(tmp, path) {
+        Ok(()) => std::fs::remove_file(tmp),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) if path.try_exists()? => Err(io::Error::from(io::ErrorKind::AlreadyExists)),
+        Err(_) => std::fs::rename(tmp, path),
+    }
 }
 
 #[cfg(test)]
@@ -205,5 +214,20 @@ mod tests {
             .read_to_string(&mut s)
             .unwrap();
         assert_eq!(s, "old");
+    }
+
+    #[test]
+    fn an_existing_file_is_never_overwritten() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("a.trace.json.gz");
+        std::fs::write(&path, b"precious").unwrap();
+        let err = write_gz_atomic(&path, |w| w.write_all(b"new")).unwrap_err();
+        assert!(
+            matches!(&err, ProfileError::Write { path: p, error } if p == &path && error.kind() == io::ErrorKind::AlreadyExists),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"precious");
+        let names: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "the temp file is removed");
     }
 }

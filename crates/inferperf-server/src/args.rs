@@ -3,6 +3,8 @@
 //! It is a `clap::Args` so that `inferperf serve` and the benchmark commands that start an
 //! embedded server (`bench serving`, `bench one-batch`) flatten the same flags.
 
+use std::path::PathBuf;
+
 use serde::Serialize;
 
 /// Flags of the reference server, with SGLang's names and defaults where they apply.
@@ -110,7 +112,31 @@ pub struct ServerArgs {
     #[arg(skip)]
     #[serde(skip)]
     pub engine_yields_to_client: bool,
+    /// Confine every file a client can make the server write (`/start_profile` traces, a
+    /// diffusion request's `perf_dump_path` and profile) to this directory (created if
+    /// missing): an `output_dir` that resolves outside it, through `..` or symlinks, is a 403.
+    /// Relative paths are taken relative to it, and it is the default `output_dir`. Without
+    /// it, the server writes wherever the client asks (SGLang's behaviour).
+    #[arg(long)]
+    pub profile_output_root: Option<PathBuf>,
+
+    /// Seconds a client may take to send a request's headers, on a new connection and between
+    /// requests of a kept-alive one; then the connection is closed (idle keep-alive
+    /// connections close after this long too).
+    #[arg(long, default_value_t = DEFAULT_HEADER_READ_TIMEOUT_SEC)]
+    pub header_read_timeout_sec: f64,
+
+    /// Most client connections served at once. Beyond it, a few spare connections answer
+    /// `/health` and a quick 503 to everything else; more are closed at once.
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
 }
+
+/// Default of `--header-read-timeout-sec`.
+pub const DEFAULT_HEADER_READ_TIMEOUT_SEC: f64 = 30.0;
+/// Default of `--max-connections`: far above a benchmark's concurrency, well below what
+/// exhausts the process (one file descriptor and a few KiB each).
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 32_768;
 
 impl Default for ServerArgs {
     /// The same values as parsing no flags at all.
@@ -139,6 +165,9 @@ impl Default for ServerArgs {
             enable_layerwise_nvtx_marker: false,
             engine_threads: None,
             engine_yields_to_client: false,
+            profile_output_root: None,
+            header_read_timeout_sec: DEFAULT_HEADER_READ_TIMEOUT_SEC,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

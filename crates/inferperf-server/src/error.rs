@@ -1,7 +1,5 @@
 //! Errors of starting and running the server (not HTTP error bodies; see [`crate::api_error`]).
 
-use std::net::SocketAddr;
-
 /// Why the server could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -17,12 +15,6 @@ pub enum ServerError {
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("HTTP server on {addr} failed: {source}")]
-    Serve {
-        addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },

@@ -52,6 +52,7 @@ pub fn validate_args(args: &ServerArgs) -> Result<(), ServerError> {
             "--context-length must be at least 1".to_string(),
         ));
     }
+    crate::connections::ConnectionLimits::from_args(args)?;
     Ok(())
 }
 

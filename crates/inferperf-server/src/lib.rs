@@ -10,12 +10,16 @@
 //!   engine ([`EmbeddedServer::start`]) or an injected one
 //!   ([`EmbeddedServer::start_with_engine`]).
 //!
+//! Both server kinds accept connections through [`connections`] (header-read timeout,
+//! connection cap, graceful shutdown) and check `--api-key` with [`routes::auth::guard`].
+//!
 //! Routes live in [`routes`], one module per group, merged in [`routes::router`]. Handlers
 //! tokenize on their own threads and talk to the engine only through
 //! `inferperf_engine::api::EngineHandle`.
 
 pub mod api_error;
 pub mod args;
+pub mod connections;
 mod convert;
 pub mod diffusion;
 pub mod error;
@@ -35,6 +39,7 @@ pub mod state;
 pub use args::ServerArgs;
 pub use error::ServerError;
 pub use launch::OwnedEngine;
+pub use sampling::{MAX_STOP_STRINGS, MAX_STOP_STRING_BYTES, MAX_STOP_TOKEN_IDS};
 pub use server::{serve, EmbeddedServer};
 pub use shutdown::{shutdown_signal, StopSignal};
 pub use state::{AppState, EngineParts};

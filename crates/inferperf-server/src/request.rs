@@ -36,15 +36,9 @@ impl ActiveRequest {
         }
         let event = match self.rx.recv().await {
             Some(event) => event,
-            None => GenerateEvent::Finished(FinishInfo {
-                reason: FinishReason::Abort {
-                    message: "the engine stopped before the request finished".to_string(),
-                },
-                prompt_tokens: self.prompt_tokens,
-                completion_tokens: self.completion_tokens,
-                cached_tokens: 0,
-                e2e_latency: self.started.elapsed().as_secs_f64(),
-            }),
+            None => GenerateEvent::Finished(
+                self.abort_info("the engine stopped before the request finished"),
+            ),
         };
         match &event {
             GenerateEvent::Tokens { token_ids, .. } => self.completion_tokens += token_ids.len(),
@@ -58,12 +52,30 @@ impl ActiveRequest {
         }
         Some(event)
     }
+
+    /// The finish of this request cut short with `message`, as far as it got.
+    fn abort_info(&self, message: &str) -> FinishInfo {
+        FinishInfo {
+            reason: FinishReason::Abort {
+                message: message.to_string(),
+            },
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens,
+            cached_tokens: 0,
+            e2e_latency: self.started.elapsed().as_secs_f64(),
+        }
+    }
 }
 
 impl Drop for ActiveRequest {
+    /// Dropped before `Finished`: the client went away (or the handler gave up on it). The
+    /// engine aborts the request when its receiver drops; here it is counted like any other
+    /// aborted request (`sglang:num_aborted_requests_total`).
     fn drop(&mut self) {
         if !self.finished {
             tracing::debug!(rid = %self.rid, "client went away; aborting the request");
+            let info = self.abort_info("the client disconnected");
+            self.state.metrics.record_finish(&info);
         }
         self.state.release_rid(&self.rid);
     }

@@ -8,6 +8,15 @@ use inferperf_protocol::StringOrList;
 use crate::api_error::ApiError;
 use crate::state::AppState;
 
+/// Most stop strings a request may carry (`stop`, `sampling_params.stop`). The engine checks
+/// every stop string after every token, so an unbounded list slows the whole batch down; OpenAI
+/// allows 4, this is generous for SGLang-style clients.
+pub const MAX_STOP_STRINGS: usize = 64;
+/// Longest stop string, in bytes.
+pub const MAX_STOP_STRING_BYTES: usize = 1024;
+/// Most stop token ids a request may carry (`stop_token_ids`).
+pub const MAX_STOP_TOKEN_IDS: usize = 256;
+
 /// Sampling fields common to all APIs, still optional (absent = the API's default).
 #[derive(Clone, Debug, Default)]
 pub struct SamplingInput {
@@ -183,13 +192,18 @@ impl SamplingInput {
             .clone()
             .map(StringOrList::into_vec)
             .unwrap_or_default();
-        if stop.iter().any(String::is_empty) {
+        check_stop_strings(&stop, &field("stop"))?;
+        let stop_token_ids = self.stop_token_ids.clone().unwrap_or_default();
+        if stop_token_ids.len() > MAX_STOP_TOKEN_IDS {
+            let name = field("stop_token_ids");
             return Err(ApiError::invalid_param(
-                &field("stop"),
-                "stop strings must not be empty",
+                &name,
+                format!(
+                    "{name} has {} entries; at most {MAX_STOP_TOKEN_IDS} are accepted",
+                    stop_token_ids.len()
+                ),
             ));
         }
-        let stop_token_ids = self.stop_token_ids.clone().unwrap_or_default();
         let vocab = state.tokenizer.vocab_size();
         if let Some(bad) = stop_token_ids.iter().find(|&&t| t as usize >= vocab) {
             return Err(ApiError::invalid_param(
@@ -213,6 +227,40 @@ impl SamplingInput {
             no_stop_trim: self.no_stop_trim.unwrap_or(d.no_stop_trim),
         })
     }
+}
+
+/// Stop strings must be non-empty, at most [`MAX_STOP_STRINGS`] of them, each at most
+/// [`MAX_STOP_STRING_BYTES`] long; `field` names the list in errors.
+fn check_stop_strings(stop: &[String], field: &str) -> Result<(), ApiError> {
+    if stop.len() > MAX_STOP_STRINGS {
+        return Err(ApiError::invalid_param(
+            field,
+            format!(
+                "{field} has {} strings; at most {MAX_STOP_STRINGS} are accepted",
+                stop.len()
+            ),
+        ));
+    }
+    if stop.iter().any(String::is_empty) {
+        return Err(ApiError::invalid_param(
+            field,
+            "stop strings must not be empty",
+        ));
+    }
+    if let Some((i, long)) = stop
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.len() > MAX_STOP_STRING_BYTES)
+    {
+        return Err(ApiError::invalid_param(
+            field,
+            format!(
+                "{field}[{i}] is {} bytes long; a stop string may have at most {MAX_STOP_STRING_BYTES} bytes",
+                long.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Reject empty prompts and prompts the engine cannot hold (SGLang's message).

@@ -10,13 +10,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use inferperf_engine::api::{ControlCommand, EngineHandle, TextTokenizer};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::args::ServerArgs;
+use crate::connections::{self, ConnectionLimits};
 use crate::error::ServerError;
 use crate::launch::{launch_engine_profiled, validate_args, OwnedEngine};
 use crate::routes;
@@ -137,12 +137,13 @@ impl EmbeddedServer {
                             ENGINE_STARTUP_TIMEOUT.as_secs()
                         ))
                     })??;
+            let limits = ConnectionLimits::from_args(&args)?;
             let (listener, addr) = bind(&args).await?;
             let state = Arc::new(AppState::new(args, parts, &internal));
-            Ok::<_, ServerError>((listener, addr, state))
+            Ok::<_, ServerError>((listener, addr, state, limits))
         }
         .await;
-        let (listener, addr, state) = match started {
+        let (listener, addr, state, limits) = match started {
             Ok(v) => v,
             Err(e) => {
                 if owns_engine {
@@ -165,23 +166,12 @@ impl EmbeddedServer {
                     tracing::debug!(error = %e, "engine already stopped");
                 }
             };
-            let result = axum::serve(
-                listener.tap_io(|tcp| {
-                    // Streamed chunks go out at once (no Nagle delay behind a delayed ACK).
-                    if let Err(e) = tcp.set_nodelay(true) {
-                        tracing::debug!("TCP_NODELAY: {e}");
-                    }
-                }),
-                app,
-            )
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|source| ServerError::Serve { addr, source });
+            connections::serve(listener, app, limits, shutdown).await;
             if owns_engine {
                 stop_engine(&engine_for_stop, join).await;
             }
             tracing::info!("server on {addr} stopped");
-            result
+            Ok(())
         });
         tracing::info!("inferperf server listening on http://{addr}");
         Ok(Self {

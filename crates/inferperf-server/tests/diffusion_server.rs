@@ -356,3 +356,98 @@ async fn start_and_stop_profile_capture_denoising_steps_as_profiler_steps() {
     assert_eq!(steps, 3, "one profiler step per denoising step");
     s.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profile_output_root_confines_perf_dumps_and_profiles() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("root");
+    let s = DiffusionServer::start(ServerArgs {
+        model_path: "diffusion".into(),
+        profile_output_root: Some(root.clone()),
+        ..ServerArgs::ephemeral()
+    })
+    .await
+    .expect("diffusion server");
+    let root = root.canonicalize().expect("the root is created at start");
+    let (base, http) = (s.base_url(), reqwest::Client::new());
+    let image = |dump: &str| json!({"prompt": "x", "size": "32x32", "num_inference_steps": 1, "perf_dump_path": dump});
+
+    // A perf dump outside the root is refused before generating; nothing is written.
+    let escape = tmp.path().join("escape.json");
+    for dump in [escape.display().to_string(), "../escape.json".to_string()] {
+        let (status, body) =
+            post(&http, format!("{base}/v1/images/generations"), image(&dump)).await;
+        assert_eq!(status, 403, "{dump}: {body}");
+        assert_eq!(body["error"]["param"], "perf_dump_path", "{body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&dump) && message.contains(&root.display().to_string()),
+            "{message}"
+        );
+    }
+    assert!(!escape.exists());
+    // Inside (relative to the root): written.
+    let (status, body) = post(
+        &http,
+        format!("{base}/v1/images/generations"),
+        image("dumps/d.json"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(root.join("dumps/d.json").is_file());
+
+    // /start_profile: the same rule for output_dir.
+    let r = http
+        .post(format!("{base}/start_profile"))
+        .json(&json!({"output_dir": tmp.path().join("out")}))
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(r.status(), 403);
+    assert!(!tmp.path().join("out").exists());
+    let r = http
+        .post(format!("{base}/start_profile"))
+        .json(&json!({"output_dir": "traces", "profile_id": "p"}))
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(r.status(), 200);
+    let r = http
+        .post(format!("{base}/stop_profile"))
+        .send()
+        .await
+        .expect("stop");
+    assert_eq!(r.status(), 200);
+    assert!(root.join("traces/p-TP-0.trace.json.gz").is_file());
+    s.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_that_cannot_be_written_is_a_500_naming_the_file() {
+    let (s, http) = start().await;
+    let base = s.base_url();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let gone = tmp.path().join("gone");
+    let r = http
+        .post(format!("{base}/start_profile"))
+        .json(&json!({"output_dir": gone, "profile_id": "lost"}))
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(r.status(), 200);
+    std::fs::remove_dir(&gone).expect("remove the output directory");
+    let r = http
+        .post(format!("{base}/stop_profile"))
+        .send()
+        .await
+        .expect("stop");
+    assert_eq!(r.status(), 500);
+    let body: Value = r.json().await.expect("json");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    let file = gone.join("lost-TP-0.trace.json.gz").display().to_string();
+    assert!(
+        message.contains(&file) && message.contains("No such file or directory"),
+        "{message}"
+    );
+    s.shutdown().await.expect("shutdown");
+}

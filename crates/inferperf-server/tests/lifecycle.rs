@@ -138,3 +138,63 @@ async fn shutdown_ends_open_streams_and_stops_serving() {
         "the port no longer accepts requests"
     );
 }
+
+/// `sglang:num_aborted_requests_total` from `/metrics`.
+async fn aborted_total(s: &FakeServer) -> f64 {
+    let (status, text) = get(&s.http, &format!("{}/metrics", s.base)).await;
+    assert_eq!(status, 200, "{text}");
+    inferperf_protocol::server_info::sum_prometheus_metric(
+        &text,
+        "sglang:num_aborted_requests_total",
+    )
+    .expect("the aborted counter is exported")
+}
+
+#[tokio::test]
+async fn client_disconnects_are_counted_as_aborted_requests() {
+    let s = start_fake(fake_args()).await;
+    assert_eq!(aborted_total(&s).await, 0.0);
+
+    // A streaming client that goes away after the first chunk.
+    let resp = open_held_stream(
+        &s,
+        "/v1/completions",
+        json!({"prompt": "a", "rid": "hold-stream", "stream": true, "max_tokens": 100}),
+    )
+    .await;
+    drop(resp);
+    // The engine sees the abort only after the server dropped the request, which is when the
+    // server counts it.
+    assert_eq!(s.engine.next_abort().await, "hold-stream");
+    assert_eq!(aborted_total(&s).await, 1.0);
+
+    // A non-streaming client that goes away while its request runs.
+    let http = reqwest::Client::new();
+    let url = format!("{}/generate", s.base);
+    let client = tokio::spawn(async move {
+        http.post(url)
+            .json(&json!({"text": "a", "rid": "hold-plain", "sampling_params": {"max_new_tokens": 100}}))
+            .send()
+            .await
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let info: inferperf_protocol::server_info::ServerInfo = json_get(&s, "/server_info").await;
+        if info.internal_states[0].num_running_reqs == Some(1) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request never started"
+        );
+        tokio::task::yield_now().await;
+    }
+    client.abort();
+    assert!(
+        client.await.is_err(),
+        "the client was cancelled mid-request"
+    );
+    assert_eq!(s.engine.next_abort().await, "hold-plain");
+    assert_eq!(aborted_total(&s).await, 2.0);
+    s.server.shutdown().await.unwrap();
+}

@@ -2,13 +2,13 @@
 //! config/weights path) serves the built-in pipeline with SGLang's diffusion HTTP API. Requests
 //! run one at a time on a generation worker thread; video jobs run in the background.
 
+mod profile;
 mod routes;
 mod worker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -16,6 +16,7 @@ pub use routes::DiffusionState;
 pub use worker::{Generation, Worker};
 
 use crate::args::ServerArgs;
+use crate::connections::{self, ConnectionLimits};
 use crate::error::ServerError;
 
 /// A diffusion server running in this process.
@@ -28,6 +29,9 @@ pub struct DiffusionServer {
 impl DiffusionServer {
     /// Load the pipeline `args.model_path` names and serve it on `args.host:args.port`.
     pub async fn start(args: ServerArgs) -> Result<Self, ServerError> {
+        // Flags first: a bad one should not wait for the model to load.
+        let limits = ConnectionLimits::from_args(&args)?;
+        let output_root = crate::routes::profile::output_root(&args)?;
         let path = args.model_path.clone();
         let pipeline =
             tokio::task::spawn_blocking(move || inferperf_engine::diffusion::load_model(&path))
@@ -38,30 +42,24 @@ impl DiffusionServer {
                 .map_err(|e| {
                     ServerError::EngineLaunch(format!("cannot load `{}`: {e}", args.model_path))
                 })?;
-        let worker = Worker::start(pipeline, args.model_path.clone()).map_err(|e| {
-            ServerError::EngineLaunch(format!("cannot start the generation worker: {e}"))
-        })?;
+        let worker = Worker::start(pipeline, args.model_path.clone(), output_root.clone())
+            .map_err(|e| {
+                ServerError::EngineLaunch(format!("cannot start the generation worker: {e}"))
+            })?;
         let (listener, addr) = crate::server::bind(&args).await?;
-        let app = routes::routes(Arc::new(DiffusionState::new(worker, args)))
+        let api_key = args.api_key.clone();
+        let state = Arc::new(DiffusionState::new(worker, args, output_root));
+        let app = crate::routes::auth::guard(routes::routes(state), api_key.as_deref())
             .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024));
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let result = axum::serve(
-                listener.tap_io(|tcp| {
-                    // Streamed chunks go out at once (no Nagle delay behind a delayed ACK).
-                    if let Err(e) = tcp.set_nodelay(true) {
-                        tracing::debug!("TCP_NODELAY: {e}");
-                    }
-                }),
-                app,
-            )
-            .with_graceful_shutdown(async move {
+            let shutdown = async move {
+                // A dropped sender also means "shut down".
                 let _ = shutdown_rx.await;
-            })
-            .await
-            .map_err(|source| ServerError::Serve { addr, source });
+            };
+            connections::serve(listener, app, limits, shutdown).await;
             tracing::info!("diffusion server on {addr} stopped");
-            result
+            Ok(())
         });
         tracing::info!("inferperf diffusion server listening on http://{addr}");
         Ok(Self {
@@ -69,6 +67,11 @@ impl DiffusionServer {
             shutdown_tx: Some(shutdown_tx),
             task: Some(task),
         })
+    }
+
+    /// The bound address (the real port when started with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
     }
 
     pub fn base_url(&self) -> String {

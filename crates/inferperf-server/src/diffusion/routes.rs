@@ -5,7 +5,6 @@
 //! whose generation fails is a `failed` job with the error on poll.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -24,10 +23,11 @@ use inferperf_protocol::diffusion::{
 };
 use serde_json::{json, Value};
 
+use super::profile::{output_file, profile_options, start_profile, stop_profile};
 use super::worker::Worker;
 use crate::api_error::ApiError;
 use crate::args::ServerArgs;
-use inferperf_profiler::diffusion_profiler::DiffusionProfileOptions;
+use inferperf_profiler::OutputRoot;
 
 /// One video job.
 struct VideoJob {
@@ -39,14 +39,17 @@ struct VideoJob {
 pub struct DiffusionState {
     pub worker: Worker,
     pub args: ServerArgs,
+    /// `--profile-output-root`: where a request's perf dump and trace may go.
+    pub output_root: Option<OutputRoot>,
     videos: Mutex<BTreeMap<String, VideoJob>>,
 }
 
 impl DiffusionState {
-    pub fn new(worker: Worker, args: ServerArgs) -> Self {
+    pub fn new(worker: Worker, args: ServerArgs, output_root: Option<OutputRoot>) -> Self {
         Self {
             worker,
             args,
+            output_root,
             videos: Mutex::new(BTreeMap::new()),
         }
     }
@@ -59,7 +62,7 @@ impl DiffusionState {
     }
 }
 
-type Shared = Arc<DiffusionState>;
+pub(super) type Shared = Arc<DiffusionState>;
 
 /// Every diffusion route.
 pub fn routes(state: Shared) -> Router {
@@ -194,38 +197,6 @@ fn delay(
     })
 }
 
-/// A request's `profile`, `num_profiled_timesteps` (default 5) and `profile_all_stages`
-/// (typed fields, else the same keys among the extra ones).
-fn profile_options(
-    request_id: &str,
-    extra: &serde_json::Map<String, Value>,
-    profile: Option<bool>,
-    timesteps: Option<i64>,
-    all_stages: Option<bool>,
-) -> Result<Option<DiffusionProfileOptions>, ApiError> {
-    let profile = profile.or_else(|| extra.get("profile").and_then(Value::as_bool));
-    if profile != Some(true) {
-        return Ok(None);
-    }
-    let n = timesteps
-        .or_else(|| extra.get("num_profiled_timesteps").and_then(Value::as_i64))
-        .unwrap_or(5);
-    if n == 0 || n < -1 {
-        return Err(ApiError::invalid_param(
-            "num_profiled_timesteps",
-            format!("num_profiled_timesteps must be positive or -1, got {n}"),
-        ));
-    }
-    Ok(Some(DiffusionProfileOptions {
-        request_id: request_id.to_string(),
-        profile_all_stages: all_stages
-            .or_else(|| extra.get("profile_all_stages").and_then(Value::as_bool))
-            .unwrap_or(false),
-        num_profiled_timesteps: n,
-        output_dir: None,
-    }))
-}
-
 fn image_request(
     r: &ImageGenerationsRequest,
     image: Option<InputImage>,
@@ -274,10 +245,11 @@ async fn run_image(
     s.worker.validate(&req).map_err(api_error)?;
     let prompt = req.prompt.clone();
     let id = req.request_id.clone();
-    let profile = profile_options(&id, &r.extra, None, None, None)?;
+    let profile = profile_options(s, &id, &r.extra, None, None, None)?;
+    let dump = output_file(s, r.perf_dump_path.as_deref(), "perf_dump_path")?;
     let g = s
         .worker
-        .generate(req, r.perf_dump_path.clone().map(PathBuf::from), profile)
+        .generate(req, dump, profile)
         .await
         .map_err(api_error)?;
     if let Some(t) = &g.trace_file {
@@ -436,6 +408,15 @@ async fn create_video(
         test_delay: delay(r.inferperf_diffusion_test_delay),
     };
     let shape = s.worker.validate(&req).map_err(api_error)?;
+    let profile = profile_options(
+        &s,
+        &id,
+        &r.extra,
+        r.profile,
+        r.num_profiled_timesteps,
+        r.profile_all_stages,
+    )?;
+    let dump = output_file(&s, r.perf_dump_path.as_deref(), "perf_dump_path")?;
     let response = VideoResponse {
         id: id.clone(),
         object: "video".into(),
@@ -454,15 +435,7 @@ async fn create_video(
             content: None,
         },
     );
-    let profile = profile_options(
-        &id,
-        &r.extra,
-        r.profile,
-        r.num_profiled_timesteps,
-        r.profile_all_stages,
-    )?;
     let state = s.clone();
-    let dump = r.perf_dump_path.clone().map(PathBuf::from);
     tokio::spawn(async move {
         let result = state.worker.generate(req, dump, profile).await;
         let mut jobs = state.videos.lock().unwrap_or_else(|e| e.into_inner());
@@ -552,32 +525,6 @@ async fn video_content(
             "Generation is still in-progress",
         )),
     }
-}
-
-/// `/start_profile` on the diffusion server: every denoising step is a profiler step.
-async fn start_profile(
-    State(s): State<Shared>,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    let req = crate::routes::profile::parse_body(&body)?;
-    s.worker
-        .start_profile(req)
-        .await
-        .map_err(crate::routes::profile::to_api)?;
-    Ok(crate::routes::profile::START_REPLY.into_response())
-}
-
-/// `/stop_profile` (and `/end_profile`): replies once the trace is written.
-async fn stop_profile(State(s): State<Shared>) -> Result<Response, ApiError> {
-    let session = s
-        .worker
-        .stop_profile()
-        .await
-        .map_err(crate::routes::profile::to_api)?;
-    inferperf_profiler::ProfilerHandle::wait(&session)
-        .await
-        .map_err(crate::routes::profile::to_api)?;
-    Ok(crate::routes::profile::STOP_REPLY.into_response())
 }
 
 /// The next part of a multipart body: its name and bytes (a 400 naming the part on errors).

@@ -18,8 +18,8 @@ use inferperf_profiler::diffusion_profiler::{
     step_span_name, DiffusionProfileOptions, DiffusionProfiler, RequestObserver,
 };
 use inferperf_profiler::{
-    EnvDefaults, ProfileError, ProfileManager, ProfileSession, ProfilerConfig, StepEnd, StepInfo,
-    TraceWriter,
+    EnvDefaults, OutputRoot, ProfileError, ProfileManager, ProfileOutcome, ProfileSession,
+    ProfilerConfig, ProfilerHandle, StepEnd, StepInfo, TraceWriter,
 };
 use inferperf_protocol::perf_dump::TAG_SERVER_PERF_DUMP;
 use inferperf_protocol::profile::ProfileReqInput;
@@ -48,6 +48,11 @@ struct Observer<'a> {
 struct ServerProfiler {
     manager: ProfileManager,
     forward_ct: u64,
+    /// `--profile-output-root`.
+    root: Option<OutputRoot>,
+    /// The most recently started session (its failure is reported by the next stop even when
+    /// its `num_steps` window closed by itself).
+    last: Option<Arc<ProfileSession>>,
 }
 
 impl PipelineObserver for Observer<'_> {
@@ -77,12 +82,13 @@ impl PipelineObserver for Observer<'_> {
     }
 }
 
-type SessionReply = oneshot::Sender<Result<Arc<ProfileSession>, ProfileError>>;
+type SessionResult = Result<Arc<ProfileSession>, ProfileError>;
 
 enum Msg {
     Generate(Job),
-    StartProfile(ProfileReqInput, SessionReply),
-    StopProfile(SessionReply),
+    StartProfile(ProfileReqInput, oneshot::Sender<SessionResult>),
+    /// Replies with the session the stop closed (or why none) and the last started one.
+    StopProfile(oneshot::Sender<(SessionResult, Option<Arc<ProfileSession>>)>),
 }
 
 struct Job {
@@ -101,8 +107,13 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Start the thread that owns the generations of `pipeline` (`model` names it in dumps).
-    pub fn start(pipeline: DiffusionPipeline, model: String) -> std::io::Result<Self> {
+    /// Start the thread that owns the generations of `pipeline` (`model` names it in dumps);
+    /// `/start_profile` output directories are confined to `root` when given.
+    pub fn start(
+        pipeline: DiffusionPipeline,
+        model: String,
+        root: Option<OutputRoot>,
+    ) -> std::io::Result<Self> {
         let pipeline = Arc::new(pipeline);
         let (tx, rx) = std::sync::mpsc::channel::<Msg>();
         let p = pipeline.clone();
@@ -117,6 +128,8 @@ impl Worker {
                 writer,
             ),
             forward_ct: 0,
+            root,
+            last: None,
         };
         let env = EnvDefaults::from_env();
         std::thread::Builder::new()
@@ -136,10 +149,18 @@ impl Worker {
                             let _ = job.reply.send(result);
                         }
                         Msg::StartProfile(req, reply) => {
-                            let _ = reply.send(server.manager.start_request(&req, &env));
+                            let started = server.manager.start_request_within(
+                                &req,
+                                &env,
+                                server.root.as_ref(),
+                            );
+                            if let Ok(session) = &started {
+                                server.last = Some(session.clone());
+                            }
+                            let _ = reply.send(started);
                         }
                         Msg::StopProfile(reply) => {
-                            let _ = reply.send(server.manager.stop());
+                            let _ = reply.send((server.manager.stop(), server.last.clone()));
                         }
                     }
                 }
@@ -199,13 +220,15 @@ impl Worker {
         rx.await.map_err(|_| ProfileError::EngineStopped)?
     }
 
-    /// `/stop_profile`: close the window; the session completes once its file is written.
-    pub async fn stop_profile(&self) -> Result<Arc<ProfileSession>, ProfileError> {
+    /// `/stop_profile`: close the window and wait for its file; the answer is
+    /// [`ProfilerHandle::settle_stop`]'s (a failed write is an error naming the file).
+    pub async fn stop_profile(&self) -> Result<ProfileOutcome, ProfileError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Msg::StopProfile(reply))
             .map_err(|_| ProfileError::EngineStopped)?;
-        rx.await.map_err(|_| ProfileError::EngineStopped)?
+        let (stopped, last) = rx.await.map_err(|_| ProfileError::EngineStopped)?;
+        ProfilerHandle::settle_stop(stopped, last).await
     }
 }
 

@@ -39,6 +39,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// around a profiler handle); they get the same API-key check, body limit and fallbacks.
 pub fn router_with(state: Arc<AppState>, extra: Router) -> Router {
     let admit_rate = state.args.inferperf_test_admit_rate;
+    let api_key = state.args.api_key.clone();
     let router = Router::new()
         .merge(health::routes())
         .merge(models::routes())
@@ -50,12 +51,12 @@ pub fn router_with(state: Arc<AppState>, extra: Router) -> Router {
         .merge(tokenize::routes())
         .merge(metrics::routes())
         // Route groups that need only `AppState` merge here.
-        .with_state(state.clone())
+        .with_state(state)
         .merge(extra)
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state, auth::require_api_key))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+        .method_not_allowed_fallback(method_not_allowed);
+    let router =
+        auth::guard(router, api_key.as_deref()).layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     match admit_rate {
         Some(rate) if rate > 0.0 => router.layer(middleware::from_fn_with_state(
             Arc::new(admission::AdmissionGate::new(rate)),

@@ -14,7 +14,8 @@ use axum::routing::get;
 use axum::Router;
 use inferperf_engine::hooks::StepHooks;
 use inferperf_profiler::{
-    EnvDefaults, ProfileError, ProfilerConfig, ProfilerHandle, RankInfo, TraceMerger, TraceWriter,
+    EnvDefaults, OutputRoot, ProfileError, ProfilerConfig, ProfilerHandle, RankInfo, TraceMerger,
+    TraceWriter,
 };
 use inferperf_protocol::profile::ProfileReqInput;
 
@@ -24,7 +25,8 @@ use crate::error::ServerError;
 
 /// SGLang's reply to a successful `/start_profile`.
 pub const START_REPLY: &str = "Start profiling.\n";
-/// SGLang's reply to a successful `/stop_profile` (sent once the traces are written).
+/// SGLang's reply to a successful `/stop_profile` (sent once the traces are written; a
+/// failed write is a 500 naming each file and the OS error instead).
 pub const STOP_REPLY: &str = "Stop profiling. This will take some time.\n";
 
 /// The profile routes over `profiler` (the handle whose hooks the engine runs).
@@ -80,12 +82,29 @@ pub fn profiler_for(
             process_name: format!("inferperf::scheduler {}", rank.label()),
         })
         .collect();
-    Ok(ProfilerHandle::new(ranks, writer, EnvDefaults::from_env()))
+    let root = output_root(args)?;
+    let (handle, hooks) = ProfilerHandle::new(ranks, writer, EnvDefaults::from_env());
+    Ok((handle.with_output_root(root), hooks))
 }
 
+/// `--profile-output-root`, created and canonicalized (a startup error if it cannot be).
+pub fn output_root(args: &ServerArgs) -> Result<Option<OutputRoot>, ServerError> {
+    args.profile_output_root
+        .as_deref()
+        .map(OutputRoot::new)
+        .transpose()
+        .map_err(|e| ServerError::InvalidArgs(format!("--profile-output-root: {e}")))
+}
+
+/// A profiler error as an HTTP reply: the profiler's status, and the request field at fault.
 pub(crate) fn to_api(err: ProfileError) -> ApiError {
     let status = StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-    ApiError::new(status, err.to_string())
+    let field = err.field();
+    let api = ApiError::new(status, err.to_string());
+    match field {
+        Some(f) => api.with_param(f),
+        None => api,
+    }
 }
 
 /// The optional JSON body: absent or blank means every default.
@@ -115,10 +134,7 @@ async fn start(
 }
 
 async fn stop(State(profiler): State<Arc<ProfilerHandle>>) -> Result<&'static str, ApiError> {
-    let outcome = profiler.stop().await.map_err(to_api)?;
-    for e in &outcome.errors {
-        tracing::error!("profiler: {e}");
-    }
+    profiler.stop().await.map_err(to_api)?;
     Ok(STOP_REPLY)
 }
 
