@@ -58,6 +58,9 @@ pub struct StepSpan {
 pub struct CollectOptions {
     /// Include `python_function` events in the CPU span statistics.
     pub include_python: bool,
+    /// Skip invalid events (see [`EventParser::check`]), counting them, instead of failing on
+    /// the first one.
+    pub skip_bad: bool,
 }
 
 /// Everything the analyses need from one trace file.
@@ -80,8 +83,10 @@ pub struct TraceData {
     pub profiler_steps: Vec<StepSpan>,
     /// CPU span statistics by (category, name).
     pub cpu_spans: HashMap<(String, u32), Stats>,
-    /// Events read.
+    /// Events read (valid ones; see `bad_events`).
     pub events: u64,
+    /// Invalid events skipped (only with `CollectOptions::skip_bad`).
+    pub bad_events: u64,
     /// Events per category.
     pub by_category: BTreeMap<String, u64>,
     /// Earliest `ts` of any event (ns).
@@ -150,13 +155,20 @@ pub fn collect(
     };
 
     let mut members = Vec::new();
+    let mut bad = BadEvents::default();
     while let Some((raw, scanned)) = reader.next_event_scanned(&mut members)? {
-        let ev = if scanned {
+        let parsed = if scanned {
             parser.parse_scanned(raw, &members)
         } else {
             parser.parse(raw)
-        }
-        .map_err(|e| TraceError::format(path, format!("event {index}: {e}")))?;
+        };
+        let ev = match parsed {
+            Ok(ev) => ev,
+            Err(e) => {
+                bad.note(path, index + bad.count, &e, opts.skip_bad)?;
+                continue;
+            }
+        };
         index += 1;
         let cat = ev.category();
         match by_category.get_mut(cat) {
@@ -231,6 +243,7 @@ pub fn collect(
     }
     progress.inc(reader.position().saturating_sub(last_pos));
     let mut warnings = reader.warnings().to_vec();
+    warnings.extend(bad.warning(path));
     if parser.invalid_utf8 > 0 {
         let msg = format!(
             "{} events had invalid UTF-8 and were read with replacement characters",
@@ -265,12 +278,55 @@ pub fn collect(
         profiler_steps,
         cpu_spans,
         events: index,
+        bad_events: bad.count,
         by_category,
         first_ts,
         last_ts,
         warnings,
         metadata,
     })
+}
+
+/// Invalid events met while reading one file: `trace summary` and `trace merge` judge events
+/// alike ([`EventParser::check`]) and report them alike -- an error naming the file and the
+/// event, or, when skipping, a count with the first one.
+#[derive(Debug, Default)]
+pub struct BadEvents {
+    /// Invalid events skipped.
+    pub count: u64,
+    /// The first of them: `event N: what is wrong`.
+    pub first: Option<String>,
+}
+
+impl BadEvents {
+    /// Records that event `index` (0-based, in file order) of `path` is invalid: an error unless
+    /// `skip`, in which case it is counted.
+    pub fn note(
+        &mut self,
+        path: &Path,
+        index: u64,
+        error: &serde_json::Error,
+        skip: bool,
+    ) -> Result<(), TraceError> {
+        let what = format!("event {index}: {error}");
+        if !skip {
+            return Err(TraceError::format(
+                path,
+                format!("{what} (--skip-bad skips invalid events)"),
+            ));
+        }
+        self.count += 1;
+        self.first.get_or_insert(what);
+        Ok(())
+    }
+
+    /// The warning for the skipped events, if any (also logged).
+    pub fn warning(&self, path: &Path) -> Option<String> {
+        let first = self.first.as_ref()?;
+        let msg = format!("skipped {} invalid events (first: {first})", self.count);
+        tracing::warn!("{}: {}", path.display(), msg);
+        Some(msg)
+    }
 }
 
 /// Recognizes `step[MODE bs=.. toks=..]` and `ProfilerStep#N` span names.

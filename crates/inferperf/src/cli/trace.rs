@@ -91,7 +91,8 @@ pub struct MergeArgs {
     /// Move partially overlapping GPU events to extra tracks so Perfetto shows them.
     #[arg(long)]
     perfetto_fix: bool,
-    /// Skip unreadable ranks with a warning instead of failing.
+    /// Skip unreadable ranks, and invalid events (counted; judged as `trace summary` judges
+    /// them), with a warning instead of failing. Anything skipped makes the exit status 2.
     #[arg(long)]
     skip_bad: bool,
     /// Drop events of this category (repeatable), e.g. python_function.
@@ -118,6 +119,10 @@ pub struct AnalyzeArgs {
     /// Include python_function events in the CPU span table.
     #[arg(long)]
     python: bool,
+    /// Skip invalid events (counted, with a warning; judged as `trace merge` judges them)
+    /// instead of failing on the first one.
+    #[arg(long)]
+    skip_bad: bool,
     #[command(flatten)]
     out: OutputArgs,
 }
@@ -171,6 +176,15 @@ pub struct DiffArgs {
     taxonomy: Option<PathBuf>,
     #[command(flatten)]
     out: OutputArgs,
+}
+
+impl AnalyzeArgs {
+    fn collect_options(&self) -> CollectOptions {
+        CollectOptions {
+            include_python: self.python,
+            skip_bad: self.skip_bad,
+        }
+    }
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -252,12 +266,13 @@ fn load_taxonomy(path: Option<&Path>) -> anyhow::Result<Taxonomy> {
     })
 }
 
-fn load_all(files: &[PathBuf], tax: &Taxonomy, python: bool) -> anyhow::Result<Vec<TraceData>> {
+fn load_all(
+    files: &[PathBuf],
+    tax: &Taxonomy,
+    opts: &CollectOptions,
+) -> anyhow::Result<Vec<TraceData>> {
     let progress = Progress::stderr("reading traces");
-    let opts = CollectOptions {
-        include_python: python,
-    };
-    let res = collect_many(files, tax, &opts, &progress);
+    let res = collect_many(files, tax, opts, &progress);
     progress.finish();
     res.into_iter()
         .zip(files)
@@ -268,7 +283,7 @@ fn load_all(files: &[PathBuf], tax: &Taxonomy, python: bool) -> anyhow::Result<V
 fn run_summary(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let files = a.input.resolve()?;
     let tax = load_taxonomy(a.taxonomy.as_deref())?;
-    let data = load_all(&files, &tax, a.python)?;
+    let data = load_all(&files, &tax, &a.collect_options())?;
     let rep = summarize(&data, &tax, &SummaryOptions { top: a.top });
     print(
         &a.out,
@@ -283,7 +298,7 @@ fn run_ranks(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         bail!("`trace ranks` compares ranks: pass at least two per-rank traces");
     }
     let tax = load_taxonomy(a.taxonomy.as_deref())?;
-    let data = load_all(&files, &tax, false)?;
+    let data = load_all(&files, &tax, &a.collect_options())?;
     let rep = compare_ranks(&data, &RanksOptions { top: a.top })?;
     if !a.out.json && !a.out.csv && !rep.straggler.is_empty() {
         eprintln!(
@@ -345,11 +360,14 @@ fn run_merge(a: MergeArgs) -> anyhow::Result<ExitCode> {
                 r.file.display().to_string(),
                 r.events_in.to_string(),
                 format!("{:.3}", r.clock_offset_us),
-                if r.truncated {
-                    "truncated input".into()
-                } else {
-                    String::new()
-                },
+                [
+                    r.truncated.then(|| "truncated input".to_string()),
+                    (r.bad_events > 0).then(|| format!("{} invalid events skipped", r.bad_events)),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("; "),
             ]);
         }
         print!("{}", t.render());
@@ -362,7 +380,7 @@ fn run_merge(a: MergeArgs) -> anyhow::Result<ExitCode> {
             rep.moved_overlapping
         );
     }
-    Ok(if rep.skipped.is_empty() {
+    Ok(if rep.skipped.is_empty() && rep.bad_events == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(2)
@@ -395,7 +413,11 @@ fn run_trim(a: TrimArgs) -> anyhow::Result<ExitCode> {
 
 fn run_diff(a: DiffArgs) -> anyhow::Result<ExitCode> {
     let tax = load_taxonomy(a.taxonomy.as_deref())?;
-    let data = load_all(&[a.a.clone(), a.b.clone()], &tax, false)?;
+    let data = load_all(
+        &[a.a.clone(), a.b.clone()],
+        &tax,
+        &CollectOptions::default(),
+    )?;
     let rep = diff(
         &data[0],
         &data[1],
