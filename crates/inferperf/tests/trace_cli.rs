@@ -1,7 +1,8 @@
-//! `inferperf trace ...` as a user runs it: invalid events.
+//! `inferperf trace ...` as a user runs it: invalid events and interrupted writes.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 fn inferperf(args: &[&str], files: &[&Path]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_inferperf"))
@@ -67,4 +68,95 @@ fn merge_and_summary_reject_and_skip_the_same_bad_events() {
     // What merge kept, summary accepts as it is.
     let o = inferperf(&["trace", "summary"], &[&merged]);
     assert!(o.status.success(), "{}", text(&o).1);
+}
+
+/// The names in `dir` that are unfinished outputs.
+#[cfg(unix)]
+fn part_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".inferperf-") && n.ends_with(".part"))
+        .collect()
+}
+
+/// Runs `trace <args> <fifo> -o <out dir>/out.trace.json`, feeding the named pipe `fifo` with
+/// `feed` (which gets the pipe's path), waits until the unfinished output exists, sends
+/// `signal`, and checks that the process failed and left no `.part` file and no output.
+///
+/// The input is a named pipe that never delivers the rest of the trace, so the command is
+/// certain to still be writing when the signal arrives.
+#[cfg(unix)]
+fn interrupt(args: &[&str], signal: &str, feed: impl FnOnce(PathBuf) + Send + 'static) {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("rank0.trace.json");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let out = out_dir.join("out.trace.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_inferperf"))
+        .arg("trace")
+        .args(args)
+        .arg(&fifo)
+        .arg("-o")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start inferperf");
+    let pipe = fifo.clone();
+    std::thread::spawn(move || feed(pipe));
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while part_files(&out_dir).is_empty() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("inferperf ended ({status}) before writing its output");
+        }
+        assert!(Instant::now() < deadline, "no .part file appeared");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let killed = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert_eq!(part_files(&out_dir), Vec::<String>::new(), "{err}");
+    assert!(!out.exists());
+    assert!(err.contains("interrupted: removed unfinished"), "{err}");
+}
+
+/// Writes the start of a trace into the named pipe `fifo` and keeps the pipe open without
+/// writing more, until the test process ends: whoever reads it waits for the rest forever.
+#[cfg(unix)]
+fn feed_and_hold(fifo: PathBuf) {
+    use std::io::Write;
+    let header = r#"{"distributedInfo":{"rank":0},"traceEvents":[
+{"ph":"X","cat":"cpu_op","name":"aten::mm","ts":10,"dur":5,"pid":1,"tid":1}"#;
+    if let Ok(mut w) = std::fs::OpenOptions::new().write(true).open(&fifo) {
+        let _ = w.write_all(header.as_bytes());
+        let _ = w.flush();
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn interrupted_merge_removes_its_part_file() {
+    // Merge reads the header once to learn the rank, creates its output, then opens the input
+    // again to copy its events and waits there.
+    interrupt(&["merge"], "TERM", feed_and_hold);
+}
+
+#[cfg(unix)]
+#[test]
+fn interrupted_trim_removes_its_part_file() {
+    // Trim creates its output, copies the first event and waits for the next one.
+    interrupt(&["trim"], "INT", feed_and_hold);
 }

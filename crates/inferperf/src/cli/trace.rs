@@ -313,7 +313,93 @@ fn run_ranks(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     )
 }
 
+/// From now until the process ends, SIGINT (Ctrl-C) and SIGTERM remove the temporary
+/// `.inferperf-*.part` files of unfinished trace outputs, then end the process with 128 + the
+/// signal number (130, 143), as a shell reports a process killed by that signal. Without this
+/// the default action ends the process at once and leaves the temporary files behind.
+///
+/// Returns once the handlers are installed, so that no signal can slip in before them; if they
+/// cannot be installed the command still runs, with a warning.
+fn remove_partial_outputs_on_signal() {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("trace-signals".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch for Ctrl-C/SIGTERM: an interrupted run may leave .inferperf-*.part files");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let code = match wait_for_stop_signal(ready_tx).await {
+                    Some(code) => code,
+                    None => return,
+                };
+                let removed = inferperf_trace::writer::remove_unfinished_outputs();
+                for part in &removed {
+                    eprintln!("interrupted: removed unfinished {}", part.display());
+                }
+                std::process::exit(code);
+            });
+        });
+    match spawned {
+        // The thread reports back once its handlers are in place (or it gave up).
+        Ok(_) => {
+            let _ = ready_rx.recv();
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch for Ctrl-C/SIGTERM: an interrupted run may leave .inferperf-*.part files");
+        }
+    }
+}
+
+/// Installs the SIGINT and SIGTERM handlers, says so on `ready`, and waits for either signal:
+/// returns the exit code for it (`None` if no handler could be installed).
+#[cfg(unix)]
+async fn wait_for_stop_signal(ready: std::sync::mpsc::Sender<()>) -> Option<i32> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let int = signal(SignalKind::interrupt());
+    let term = signal(SignalKind::terminate());
+    let _ = ready.send(());
+    match (int, term) {
+        (Ok(mut int), Ok(mut term)) => Some(tokio::select! {
+            _ = int.recv() => 130,
+            _ = term.recv() => 143,
+        }),
+        (Ok(mut int), Err(e)) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM");
+            int.recv().await.map(|_| 130)
+        }
+        (Err(e), Ok(mut term)) => {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            term.recv().await.map(|_| 143)
+        }
+        (Err(e), Err(_)) => {
+            tracing::warn!(error = %e, "cannot watch for Ctrl-C/SIGTERM: an interrupted run may leave .inferperf-*.part files");
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_stop_signal(ready: std::sync::mpsc::Sender<()>) -> Option<i32> {
+    let _ = ready.send(());
+    match tokio::signal::ctrl_c().await {
+        Ok(()) => Some(130),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            None
+        }
+    }
+}
+
 fn run_merge(a: MergeArgs) -> anyhow::Result<ExitCode> {
+    remove_partial_outputs_on_signal();
     let files = a.input.resolve()?;
     let output = match (&a.output, &a.input.profile_id) {
         (Some(o), _) => o.clone(),
@@ -388,6 +474,7 @@ fn run_merge(a: MergeArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_trim(a: TrimArgs) -> anyhow::Result<ExitCode> {
+    remove_partial_outputs_on_signal();
     let opts = TrimOptions {
         start_ms: a.start_ms,
         end_ms: a.end_ms,
