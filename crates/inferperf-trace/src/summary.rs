@@ -1,6 +1,7 @@
 //! `trace summary`: per trace (rank) and overall -- top kernels and CPU spans with count, sum,
 //! mean, min, max and std; the GPU temporal breakdown; time per taxonomy category; and a
-//! per-stage (prefill/decode) split when the trace has `step[...]` spans.
+//! per-stage (prefill/decode) split when the trace has engine step spans (SGLang `step[...]`,
+//! vLLM `execute_context_...`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -55,7 +56,7 @@ pub struct CategoryRow {
     pub share_pct: f64,
 }
 
-/// One stage (prefill, decode...) of the `step[...]` spans.
+/// One stage (prefill, decode...) of the engine step spans.
 #[derive(Debug, Clone, Serialize)]
 pub struct StageRow {
     /// Stage name (`prefill`, `decode`, ..., or `unattributed` for GPU work launched outside
@@ -107,7 +108,7 @@ pub struct TraceSummary {
     pub distinct_kernels: usize,
     /// Time per taxonomy category.
     pub kernel_categories: Vec<CategoryRow>,
-    /// Per-stage split (empty without `step[...]` spans).
+    /// Per-stage split (empty without engine step spans).
     pub stages: Vec<StageRow>,
     /// `ProfilerStep#N` spans seen.
     pub profiler_steps: usize,
@@ -434,7 +435,7 @@ impl SummaryReport {
             if !t.stages.is_empty() {
                 let mut s = Table::new(
                     &format!("stages:{label}"),
-                    &format!("Stages from step[...] spans -- {label} (GPU work attributed by launch time)"),
+                    &format!("Stages from engine step spans -- {label} (GPU work attributed by launch time)"),
                     &[
                         "stage", "steps", "step Σ µs", "step mean µs", "tokens", "gpu events",
                         "gpu Σ µs", "gpu share%", "top kernel",

@@ -143,7 +143,8 @@ pub struct TrimArgs {
     /// ProfilerStep range `A..B` (inclusive, by step number) or `N`.
     #[arg(long, value_parser = parse_range)]
     profiler_steps: Option<(u64, u64)>,
-    /// `step[...]` span range `A..B` (inclusive, 0-based in time order) or `N`.
+    /// Engine step span range `A..B` (SGLang `step[...]`, vLLM `execute_context_...`; inclusive,
+    /// 0-based in time order) or `N`.
     #[arg(long, value_parser = parse_range)]
     steps: Option<(u64, u64)>,
     /// Drop events of this category (repeatable), e.g. python_function.
