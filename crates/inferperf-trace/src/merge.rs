@@ -181,7 +181,7 @@ fn merge_impl(
     for p in &planned {
         if p.id.is_unknown() {
             return Err(TraceError::Rank(format!(
-                "{}: cannot tell which rank this is (no distributedInfo.rank, no TP-/rank/worker number in the file name); pass a rank map",
+                "{}: cannot tell which rank this is (no distributedInfo.rank, no TP-/rank/worker number in the file name, not a vLLM front-end *.async_llm.* trace); pass a rank map",
                 p.path.display()
             )));
         }

@@ -1,14 +1,20 @@
-//! vLLM's worker traces: `execute_context_N(T)_generation_M(U)` step annotations.
+//! vLLM's traces: the worker's `execute_context_N(T)_generation_M(U)` step annotations and the
+//! API-server front end's second trace (`*.async_llm.*`, Python functions only).
 //!
-//! The fixture in `tests/data/vllm/` has the shape and name vLLM's torch profiler writes for a
-//! CPU worker: `rank0.<ns>.pt.trace.json` with `distributedInfo`, `user_annotation` steps,
-//! `cpu_op` and `python_function` events and no GPU kernels.
+//! The fixtures in `tests/data/vllm/` have the shapes and names vLLM's torch profiler writes on
+//! CPU (`docs/trace-conventions.md` says where in vLLM they come from): a worker trace
+//! `rank0.<ns>.pt.trace.json` with `distributedInfo`, `user_annotation` steps, `cpu_op` and
+//! `python_function` events and no GPU kernels; and a front-end trace
+//! `<host>_<pid>.async_llm.<ns>.pt.trace.json` with Python functions only and no
+//! `distributedInfo`.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 
 use inferperf_trace::collect::parse_step;
+use inferperf_trace::merge::{merge_files, MergeOptions};
+use inferperf_trace::naming::parse_file_name;
 use inferperf_trace::progress::Progress;
 use inferperf_trace::summary::{summarize, SummaryOptions, TraceSummary};
 use inferperf_trace::taxonomy::Taxonomy;
@@ -23,6 +29,10 @@ fn vllm_dir() -> PathBuf {
 
 fn worker() -> PathBuf {
     vllm_dir().join("rank0.1754560861234567890.pt.trace.json")
+}
+
+fn frontend() -> PathBuf {
+    vllm_dir().join("node1_4242.async_llm.1754560861345678901.pt.trace.json")
 }
 
 fn summary(path: &Path) -> TraceSummary {
@@ -125,6 +135,7 @@ fn summary_splits_vllm_steps_into_prefill_mixed_and_decode() {
             ("decode", 3, 5, 12000.0)
         ]
     );
+    assert!(t.nothing_to_tabulate.is_none());
     let r = summarize(
         &[common::load(&worker())],
         &Taxonomy::builtin(),
@@ -171,4 +182,115 @@ fn trim_selects_vllm_steps_by_index() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("--steps 0..4"), "{e}");
+}
+
+#[test]
+fn file_names_tell_workers_from_the_front_end() {
+    let f = parse_file_name("node1_4242.async_llm.1754560861345678901.pt.trace.json.gz");
+    assert_eq!(f.frontend.as_deref(), Some("node1_4242"));
+    assert_eq!(f.label(), "vLLM frontend (async_llm, pid 4242)");
+    // A front end on a host named like a worker is still the front end.
+    let f = parse_file_name("gpu-worker-3_77.async_llm.1.pt.trace.json.gz");
+    assert_eq!((f.rank, f.frontend.is_some()), (None, true));
+    // Worker names: `{instance}-rank-{N}`, `rank{N}`, `[prefix_]dp_pp_tp_dcp_ep_rank{N}`.
+    assert_eq!(
+        parse_file_name("a1b2c3-rank-1.1754560861.pt.trace.json.gz").rank,
+        Some(1)
+    );
+    assert_eq!(
+        parse_file_name("rank0.1754560861.pt.trace.json.gz").label(),
+        "[RANK00]"
+    );
+    let w = parse_file_name("warm_dp1_pp0_tp3_dcp0_ep3_rank7.1754560861.pt.trace.json.gz");
+    assert_eq!(
+        (w.dp, w.pp, w.tp, w.ep, w.rank),
+        (Some(1), Some(0), Some(3), Some(3), Some(7))
+    );
+    assert_eq!(w.label(), "[TP03 DP01 PP00 EP03]");
+}
+
+#[test]
+fn merge_labels_the_front_end_and_the_worker_without_a_rank_map() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("merged.trace.json");
+    let rep = merge_files(&[worker(), frontend()], &out, &MergeOptions::default()).unwrap();
+    let labels: Vec<&str> = rep.ranks.iter().map(|r| r.label.as_str()).collect();
+    assert_eq!(labels, ["vLLM frontend (async_llm, pid 4242)", "[RANK00]"]);
+    assert_eq!(
+        rep.events_in,
+        rep.ranks.iter().map(|r| r.events_in).sum::<u64>()
+    );
+
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let events = doc["traceEvents"].as_array().unwrap();
+    // Every process of the merged trace is labelled as the front end or as rank 0: the
+    // front end's Python functions in the first, the worker's steps in the second.
+    let names_of = |pid: i64| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e["ph"] == "M" && e["name"] == "process_name" && e["pid"] == pid)
+            .map(|e| e["args"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let labelled_as = |pred: &dyn Fn(&str) -> bool, prefix: &str| {
+        let pids: std::collections::BTreeSet<i64> = events
+            .iter()
+            .filter(|e| e["ph"] == "X" && e["name"].as_str().is_some_and(pred))
+            .map(|e| e["pid"].as_i64().unwrap())
+            .collect();
+        assert!(!pids.is_empty());
+        for pid in pids {
+            let names = names_of(pid);
+            assert!(
+                !names.is_empty() && names.iter().all(|n| n.starts_with(prefix)),
+                "pid {pid}: {names:?}"
+            );
+        }
+    };
+    labelled_as(
+        &|n| n.contains("async_llm.py"),
+        "vLLM frontend (async_llm, pid 4242) CPU",
+    );
+    labelled_as(&|n| n.starts_with("execute_context_"), "[RANK00] CPU");
+
+    // The merged trace still summarizes into the worker's stages.
+    let t = summary(&out);
+    let stages: Vec<&str> = t.stages.iter().map(|s| s.stage.as_str()).collect();
+    assert_eq!(stages, ["prefill", "mixed", "decode"]);
+}
+
+#[test]
+fn summary_of_the_front_end_alone_explains_why_it_has_no_tables() {
+    let t = summary(&frontend());
+    assert!(t.kernels.is_empty() && t.stages.is_empty() && t.cpu_spans.is_empty());
+    let why = t.nothing_to_tabulate.as_deref().expect("an explanation");
+    assert!(why.contains("15 python_function"), "{why}");
+    assert!(why.contains("--python"), "{why}");
+    let r = summarize(
+        &[common::load(&frontend())],
+        &Taxonomy::builtin(),
+        &SummaryOptions::default(),
+    );
+    let text = inferperf_trace::table::render_all(&r.tables());
+    assert!(text.contains("Nothing to summarize"), "{text}");
+    assert!(text.contains("python_function"), "{text}");
+
+    // With --python the Python functions are the table.
+    let d = inferperf_trace::collect::collect(
+        &frontend(),
+        &Taxonomy::builtin(),
+        &inferperf_trace::collect::CollectOptions {
+            include_python: true,
+            ..Default::default()
+        },
+        &Progress::hidden(),
+    )
+    .unwrap();
+    let r = summarize(&[d], &Taxonomy::builtin(), &SummaryOptions::default());
+    assert!(r.traces[0].nothing_to_tabulate.is_none());
+    assert!(r.traces[0]
+        .cpu_spans
+        .iter()
+        .any(|s| s.name.contains("async_llm.py") && s.stats.count == 3));
 }

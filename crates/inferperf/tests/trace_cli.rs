@@ -1,8 +1,25 @@
-//! `inferperf trace ...` as a user runs it: invalid events and interrupted writes.
+//! `inferperf trace ...` as a user runs it: vLLM's two trace files, invalid events, and
+//! interrupted writes.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+/// This package's directory at run time (see `inferperf-trace/tests/common.rs`).
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
+/// The vLLM-shaped fixtures of the trace crate: a CPU worker trace and the front-end trace.
+fn vllm_files() -> (PathBuf, PathBuf) {
+    let dir = manifest_dir().join("../inferperf-trace/tests/data/vllm");
+    (
+        dir.join("rank0.1754560861234567890.pt.trace.json"),
+        dir.join("node1_4242.async_llm.1754560861345678901.pt.trace.json"),
+    )
+}
 
 fn inferperf(args: &[&str], files: &[&Path]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_inferperf"))
@@ -17,6 +34,70 @@ fn text(o: &Output) -> (String, String) {
         String::from_utf8_lossy(&o.stdout).into_owned(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
+}
+
+#[test]
+fn summary_of_vllm_traces_shows_stages_or_says_why_there_are_none() {
+    let (worker, frontend) = vllm_files();
+    let o = inferperf(
+        &["trace", "summary", "--csv", "--table", "stages:rank 0"],
+        &[&worker],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    let stages: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .collect();
+    assert_eq!(stages, ["prefill", "mixed", "decode"], "{out}");
+
+    // The front end alone: an explanation, not empty output.
+    let o = inferperf(&["trace", "summary"], &[&frontend]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.contains("Nothing to summarize"), "{out}");
+    assert!(out.contains("15 python_function"), "{out}");
+    assert!(out.contains("--python"), "{out}");
+    let o = inferperf(&["trace", "summary", "--python"], &[&frontend]);
+    let (out, _) = text(&o);
+    assert!(!out.contains("Nothing to summarize"), "{out}");
+    assert!(out.contains("async_llm.py"), "{out}");
+}
+
+#[test]
+fn merge_of_a_vllm_run_needs_no_rank_map() {
+    let (worker, frontend) = vllm_files();
+    let dir = tempfile::tempdir().unwrap();
+    let merged = dir.path().join("merged.trace.json.gz");
+    let o = inferperf(
+        &["trace", "merge", "-o", merged.to_str().unwrap()],
+        &[&worker, &frontend],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.contains("vLLM frontend (async_llm, pid 4242)"), "{out}");
+    assert!(out.contains("[RANK00]"), "{out}");
+    assert!(merged.is_file());
+
+    // `trim --steps` picks vLLM steps out of the merged file.
+    let trimmed = dir.path().join("trimmed.trace.json");
+    let o = inferperf(
+        &[
+            "trace",
+            "trim",
+            "--steps",
+            "0",
+            "-o",
+            trimmed.to_str().unwrap(),
+        ],
+        &[&merged],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    let kept = std::fs::read_to_string(&trimmed).unwrap();
+    assert!(kept.contains("execute_context_1(7)_generation_0(0)"));
+    assert!(!kept.contains("execute_context_0(0)_generation_2(2)"));
 }
 
 #[test]
