@@ -33,24 +33,57 @@ pub struct GpuEvent {
     pub stream: i64,
 }
 
-/// A `step[...]` span (SGLang / the reference server) or `ProfilerStep#N`.
+/// One engine step as the trace marks it: SGLang's (and the reference server's) `step[...]`,
+/// vLLM's `execute_context_N(T)_generation_M(U)`, or PyTorch's `ProfilerStep#N`.
+/// `docs/trace-conventions.md` lists the names and how each maps to a stage.
 #[derive(Debug, Clone)]
 pub struct StepSpan {
     /// Full span name.
     pub name: String,
-    /// Stage: `prefill` for EXTEND/PREFILL, `decode`, other modes lower-cased; for
+    /// Stage: `prefill` for EXTEND/PREFILL, `decode`, other modes lower-cased (`mixed`,
+    /// `idle`...); for vLLM, from its request counts (see [`BatchCounts::stage`]); for
     /// `ProfilerStep#N`, `profiler_step`.
     pub stage: String,
     /// Start (ns).
     pub start: i64,
     /// End (ns).
     pub end: i64,
-    /// Batch size from `bs=`.
+    /// Batch size: `bs=`, or vLLM's context + generation requests.
     pub bs: Option<u64>,
-    /// Tokens from `toks=`.
+    /// Tokens: `toks=` (SGLang names only prefill tokens), or vLLM's context + generation
+    /// tokens.
     pub toks: Option<u64>,
     /// N of `ProfilerStep#N`.
     pub profiler_step: Option<u64>,
+    /// vLLM's split of the step into context (prefill) and generation (decode) work.
+    pub batch: Option<BatchCounts>,
+}
+
+/// What a vLLM step annotation states: requests and tokens in the context phase (prefill,
+/// including later chunks of a chunked prefill) and in the generation phase (decode).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchCounts {
+    /// Requests still in their context (prefill) phase.
+    pub context_requests: u64,
+    /// Tokens scheduled for them.
+    pub context_tokens: u64,
+    /// Requests generating (decode).
+    pub generation_requests: u64,
+    /// Tokens scheduled for them (more than one per request with speculative decoding).
+    pub generation_tokens: u64,
+}
+
+impl BatchCounts {
+    /// `prefill` when only context requests run, `decode` when only generation requests run,
+    /// `mixed` for both, `idle` for neither -- the stage names SGLang's modes map to.
+    pub fn stage(&self) -> &'static str {
+        match (self.context_requests > 0, self.generation_requests > 0) {
+            (true, false) => "prefill",
+            (false, true) => "decode",
+            (true, true) => "mixed",
+            (false, false) => "idle",
+        }
+    }
 }
 
 /// What to keep while collecting.
@@ -58,6 +91,9 @@ pub struct StepSpan {
 pub struct CollectOptions {
     /// Include `python_function` events in the CPU span statistics.
     pub include_python: bool,
+    /// Skip invalid events (see [`EventParser::check`]), counting them, instead of failing on
+    /// the first one.
+    pub skip_bad: bool,
 }
 
 /// Everything the analyses need from one trace file.
@@ -74,14 +110,17 @@ pub struct TraceData {
     pub gpu: Vec<GpuEvent>,
     /// Launch time (ns) of each correlation id (runtime/driver calls).
     pub launches: HashMap<i64, i64>,
-    /// `step[...]` spans in start order.
+    /// Step spans other than `ProfilerStep#N` (SGLang `step[...]`, vLLM `execute_...`) in
+    /// start order.
     pub steps: Vec<StepSpan>,
     /// `ProfilerStep#N` spans in start order.
     pub profiler_steps: Vec<StepSpan>,
     /// CPU span statistics by (category, name).
     pub cpu_spans: HashMap<(String, u32), Stats>,
-    /// Events read.
+    /// Events read (valid ones; see `bad_events`).
     pub events: u64,
+    /// Invalid events skipped (only with `CollectOptions::skip_bad`).
+    pub bad_events: u64,
     /// Events per category.
     pub by_category: BTreeMap<String, u64>,
     /// Earliest `ts` of any event (ns).
@@ -150,13 +189,20 @@ pub fn collect(
     };
 
     let mut members = Vec::new();
+    let mut bad = BadEvents::default();
     while let Some((raw, scanned)) = reader.next_event_scanned(&mut members)? {
-        let ev = if scanned {
+        let parsed = if scanned {
             parser.parse_scanned(raw, &members)
         } else {
             parser.parse(raw)
-        }
-        .map_err(|e| TraceError::format(path, format!("event {index}: {e}")))?;
+        };
+        let ev = match parsed {
+            Ok(ev) => ev,
+            Err(e) => {
+                bad.note(path, index + bad.count, &e, opts.skip_bad)?;
+                continue;
+            }
+        };
         index += 1;
         let cat = ev.category();
         match by_category.get_mut(cat) {
@@ -207,7 +253,7 @@ pub fn collect(
                 launches.insert(c, start);
             }
         }
-        if let Some(span) = parse_step(&ev.name, start, end) {
+        if let Some(span) = parse_step(cat, &ev.name, start, end) {
             if span.profiler_step.is_some() {
                 profiler_steps.push(span);
             } else {
@@ -231,6 +277,7 @@ pub fn collect(
     }
     progress.inc(reader.position().saturating_sub(last_pos));
     let mut warnings = reader.warnings().to_vec();
+    warnings.extend(bad.warning(path));
     if parser.invalid_utf8 > 0 {
         let msg = format!(
             "{} events had invalid UTF-8 and were read with replacement characters",
@@ -239,6 +286,7 @@ pub fn collect(
         tracing::warn!("{}: {}", path.display(), msg);
         warnings.push(msg);
     }
+    keep_one_step_convention(&mut steps);
     steps.sort_by_key(|s| s.start);
     profiler_steps.sort_by_key(|s| s.start);
     let metadata: Vec<(String, Box<RawValue>)> = reader.metadata().to_vec();
@@ -265,6 +313,7 @@ pub fn collect(
         profiler_steps,
         cpu_spans,
         events: index,
+        bad_events: bad.count,
         by_category,
         first_ts,
         last_ts,
@@ -273,8 +322,57 @@ pub fn collect(
     })
 }
 
-/// Recognizes `step[MODE bs=.. toks=..]` and `ProfilerStep#N` span names.
-pub fn parse_step(name: &str, start: i64, end: i64) -> Option<StepSpan> {
+/// Invalid events met while reading one file: `trace summary` and `trace merge` judge events
+/// alike ([`EventParser::check`]) and report them alike -- an error naming the file and the
+/// event, or, when skipping, a count with the first one.
+#[derive(Debug, Default)]
+pub struct BadEvents {
+    /// Invalid events skipped.
+    pub count: u64,
+    /// The first of them: `event N: what is wrong`.
+    pub first: Option<String>,
+}
+
+impl BadEvents {
+    /// Records that event `index` (0-based, in file order) of `path` is invalid: an error unless
+    /// `skip`, in which case it is counted.
+    pub fn note(
+        &mut self,
+        path: &Path,
+        index: u64,
+        error: &serde_json::Error,
+        skip: bool,
+    ) -> Result<(), TraceError> {
+        let what = format!("event {index}: {error}");
+        if !skip {
+            return Err(TraceError::format(
+                path,
+                format!("{what} (--skip-bad skips invalid events)"),
+            ));
+        }
+        self.count += 1;
+        self.first.get_or_insert(what);
+        Ok(())
+    }
+
+    /// The warning for the skipped events, if any (also logged).
+    pub fn warning(&self, path: &Path) -> Option<String> {
+        let first = self.first.as_ref()?;
+        let msg = format!("skipped {} invalid events (first: {first})", self.count);
+        tracing::warn!("{}: {}", path.display(), msg);
+        Some(msg)
+    }
+}
+
+/// Recognizes a step span by its name: `ProfilerStep#N`, SGLang's `step[MODE bs=.. toks=..]`
+/// and vLLM's `execute_context_N(T)_generation_M(U)` (also its detailed form
+/// `execute_S_context_N(sqT sk..)_generation_M(sqU sk..)`). Each is one prefix check, as this
+/// runs on every CPU span. `gpu_user_annotation` events are GPU-side copies of CPU annotations
+/// and are never steps (counting them would count each step twice).
+pub fn parse_step(category: &str, name: &str, start: i64, end: i64) -> Option<StepSpan> {
+    if category == "gpu_user_annotation" {
+        return None;
+    }
     if let Some(n) = name.strip_prefix("ProfilerStep#") {
         return Some(StepSpan {
             name: name.to_string(),
@@ -284,6 +382,20 @@ pub fn parse_step(name: &str, start: i64, end: i64) -> Option<StepSpan> {
             bs: None,
             toks: None,
             profiler_step: n.trim().parse().ok(),
+            batch: None,
+        });
+    }
+    if let Some(rest) = name.strip_prefix("execute_") {
+        let batch = parse_vllm_step(rest)?;
+        return Some(StepSpan {
+            name: name.to_string(),
+            stage: batch.stage().to_string(),
+            start,
+            end,
+            bs: Some(batch.context_requests + batch.generation_requests),
+            toks: Some(batch.context_tokens + batch.generation_tokens),
+            profiler_step: None,
+            batch: Some(batch),
         });
     }
     let inner = name.strip_prefix("step[")?.strip_suffix(']')?;
@@ -312,7 +424,55 @@ pub fn parse_step(name: &str, start: i64, end: i64) -> Option<StepSpan> {
         bs,
         toks,
         profiler_step: None,
+        batch: None,
     })
+}
+
+/// Leaves one step span per step when a trace marks its steps both ways: SGLang's traces can
+/// carry vLLM-style `execute_..._context_...` annotations around their `step[...]` spans (the
+/// TraceLens SGLang traces do), and counting both would count each step twice. SGLang's
+/// `step[...]` spans are kept then, the vLLM-style ones dropped.
+pub fn keep_one_step_convention(steps: &mut Vec<StepSpan>) {
+    let sglang = steps.iter().any(|s| s.batch.is_none());
+    if sglang {
+        steps.retain(|s| s.batch.is_none());
+    }
+}
+
+/// The counts of a vLLM step name after `execute_`: `context_N(T)_generation_M(U)`, or the
+/// detailed form `S_context_N(sqT...)_generation_M(sqU...)`. `None` for anything else.
+fn parse_vllm_step(rest: &str) -> Option<BatchCounts> {
+    let rest = match rest.strip_prefix("context_") {
+        Some(r) => r,
+        None => {
+            let (total, r) = rest.split_once("_context_")?;
+            total.parse::<u64>().ok()?;
+            r
+        }
+    };
+    let (context_requests, context_tokens, rest) = vllm_counts(rest)?;
+    let rest = rest.strip_prefix("_generation_")?;
+    let (generation_requests, generation_tokens, rest) = vllm_counts(rest)?;
+    if !rest.is_empty() {
+        return None;
+    }
+    Some(BatchCounts {
+        context_requests,
+        context_tokens,
+        generation_requests,
+        generation_tokens,
+    })
+}
+
+/// `N(T)` or `N(sqT...)` at the start of `s`: (N, T, what follows the parenthesis).
+fn vllm_counts(s: &str) -> Option<(u64, u64, &str)> {
+    let (requests, s) = s.split_once('(')?;
+    let (inner, rest) = s.split_once(')')?;
+    let inner = inner.strip_prefix("sq").unwrap_or(inner);
+    let digits = inner
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(inner.len());
+    Some((requests.parse().ok()?, inner[..digits].parse().ok()?, rest))
 }
 
 /// Collects several files in parallel (one per core); results are in input order.

@@ -228,6 +228,26 @@ pub struct EventParser {
 }
 
 impl EventParser {
+    /// Checks one event by the rule every command applies (`trace summary`, `ranks`, `trim`,
+    /// `merge`): `name`, `cat` and `ph` are strings, `ts` and `dur` are numbers of
+    /// microseconds that fit in i64 nanoseconds, `pid`, `tid` and `id` are numbers or strings.
+    /// `scanned` and `members` are as [`TraceReader::next_event_scanned`] gives them.
+    /// The error says what is wrong; callers add the file and the event's index.
+    ///
+    /// [`TraceReader::next_event_scanned`]: crate::reader::TraceReader::next_event_scanned
+    pub fn check(
+        &mut self,
+        raw: &[u8],
+        scanned: bool,
+        members: &[Member],
+    ) -> Result<(), serde_json::Error> {
+        if scanned {
+            self.parse_scanned(raw, members).map(|_| ())
+        } else {
+            self.parse(raw).map(|_| ())
+        }
+    }
+
     /// Like [`parse`](Self::parse), for an event whose top-level members `members` were found
     /// by [`fastscan`] (which also validated it) and that is valid UTF-8, as
     /// [`TraceReader::next_event_scanned`](crate::reader::TraceReader::next_event_scanned)

@@ -15,9 +15,9 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::align::{self, ClockAlignment};
-use crate::collect::{self, CollectOptions};
+use crate::collect::{self, BadEvents, CollectOptions};
 use crate::error::TraceError;
-use crate::event::{is_gpu_category, Id, Nanos};
+use crate::event::{is_gpu_category, EventParser, Id, Nanos};
 use crate::fastscan::{self, Member};
 use crate::naming::{self, RankId, RankMap};
 use crate::object::RawObject;
@@ -42,7 +42,7 @@ pub struct MergeOptions {
     pub align_clocks: bool,
     /// Move partially overlapping GPU events to synthetic tracks so Perfetto draws them.
     pub perfetto_fix: bool,
-    /// Skip unreadable ranks with a warning instead of failing.
+    /// Skip unreadable ranks, and invalid events (counted), with a warning instead of failing.
     pub skip_bad: bool,
     /// Event categories to leave out (e.g. `python_function`).
     pub drop_categories: Vec<String>,
@@ -69,6 +69,8 @@ pub struct MergedRank {
     pub clock_offset_us: f64,
     /// The file ended early; only complete events were merged.
     pub truncated: bool,
+    /// Invalid events left out (only with `skip_bad`; otherwise the first one is an error).
+    pub bad_events: u64,
 }
 
 /// What the merge did.
@@ -88,6 +90,8 @@ pub struct MergeReport {
     pub synthesized_metadata: u64,
     /// Events dropped by category.
     pub dropped: u64,
+    /// Invalid events left out with `skip_bad`, over all ranks.
+    pub bad_events: u64,
     /// GPU events moved to overlap tracks by `perfetto_fix`.
     pub moved_overlapping: u64,
     /// Clock alignment, when requested.
@@ -177,7 +181,7 @@ fn merge_impl(
     for p in &planned {
         if p.id.is_unknown() {
             return Err(TraceError::Rank(format!(
-                "{}: cannot tell which rank this is (no distributedInfo.rank, no TP-/rank/worker number in the file name); pass a rank map",
+                "{}: cannot tell which rank this is (no distributedInfo.rank, no TP-/rank/worker number in the file name, not a vLLM front-end *.async_llm.* trace); pass a rank map",
                 p.path.display()
             )));
         }
@@ -198,8 +202,12 @@ fn merge_impl(
     let alignment = if opts.align_clocks && planned.len() > 1 {
         let tax = Taxonomy::builtin();
         let mut seqs = Vec::new();
+        let collect_opts = CollectOptions {
+            skip_bad: opts.skip_bad,
+            ..Default::default()
+        };
         for p in &planned {
-            let d = collect::collect(&p.path, &tax, &CollectOptions::default(), progress)?;
+            let d = collect::collect(&p.path, &tax, &collect_opts, progress)?;
             seqs.push(align::comm_kernels(&d));
         }
         Some(align::estimate(&seqs))
@@ -218,6 +226,7 @@ fn merge_impl(
     let mut ranks = Vec::new();
     let mut rank_metadata = Vec::new();
     let mut events_in = 0;
+    let mut bad_events = 0;
     // Each rank's reading starts while the previous rank is being written (bounded: a few
     // batches), so the pipeline does not drain between ranks. Errors surface in rank order.
     let open = |p: &Planned| Prefetch::spawn(TraceReader::open(&p.path)?, fast);
@@ -247,6 +256,7 @@ fn merge_impl(
             fast,
         )?;
         events_in += r.events_in;
+        bad_events += r.bad_events;
         warnings.extend(
             r.warnings
                 .iter()
@@ -272,6 +282,7 @@ fn merge_impl(
             events_out: r.events_out,
             clock_offset_us: offset_ns as f64 / 1000.0,
             truncated: r.truncated,
+            bad_events: r.bad_events,
         });
     }
     let events_out = writer.events();
@@ -288,6 +299,7 @@ fn merge_impl(
         events_out,
         synthesized_metadata: state.synthesized,
         dropped: state.dropped,
+        bad_events,
         moved_overlapping: state.moved,
         alignment,
         bytes,
@@ -302,15 +314,9 @@ fn json_str(s: &str) -> String {
 fn plan(path: &Path, opts: &MergeOptions) -> Result<Planned, TraceError> {
     let mut reader = TraceReader::open(path)?;
     if opts.skip_bad {
-        // Validate the whole file now so a bad rank is skipped whole, never half-merged.
-        let mut parser = crate::event::EventParser::default();
-        let mut i = 0u64;
-        while let Some(raw) = reader.next_event()? {
-            parser
-                .parse(raw)
-                .map_err(|e| TraceError::format(path, format!("event {i}: {e}")))?;
-            i += 1;
-        }
+        // Read the whole file now so that an unreadable rank is skipped whole, never
+        // half-merged. (Events that are only invalid are left out one by one while merging.)
+        reader.skip_events()?;
     } else if reader.meta("distributedInfo").is_none()
         && reader.metadata_before_events() == reader.metadata().len()
     {
@@ -423,6 +429,7 @@ struct MergeState {
 
 struct RankResult {
     events_in: u64,
+    bad_events: u64,
     events_out: u64,
     truncated: bool,
     warnings: Vec<String>,
@@ -558,7 +565,16 @@ fn merge_rank(
     let mut last_pos = 0u64;
     let mut scratch = FastScratch::new();
     let mut members = Vec::new();
+    let mut parser = EventParser::default();
+    let mut bad = BadEvents::default();
     while let Some((raw, scanned)) = events.next_event(&mut members)? {
+        // The same judgement of each event as `trace summary`'s, so that a merged trace is
+        // always one the analyses accept.
+        if let Err(e) = parser.check(raw, scanned, &members) {
+            bad.note(path, events_in, &e, opts.skip_bad)?;
+            events_in += 1;
+            continue;
+        }
         if fast {
             extra.clear();
             if scanned {
@@ -634,6 +650,7 @@ fn merge_rank(
     let reader = events.finish()?;
     progress.inc(reader.position().saturating_sub(last_pos));
     let mut warnings = reader.warnings().to_vec();
+    warnings.extend(bad.warning(path));
     if invalid_utf8 > 0 {
         warnings.push(format!(
             "{invalid_utf8} events had invalid UTF-8 (replacement characters written)"
@@ -641,6 +658,7 @@ fn merge_rank(
     }
     Ok(RankResult {
         events_in,
+        bad_events: bad.count,
         events_out,
         truncated: reader.truncated(),
         warnings,

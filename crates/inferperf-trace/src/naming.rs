@@ -1,6 +1,8 @@
 //! Rank identity: from `distributedInfo.rank`, then from the file name (SGLang's
-//! `TP-n[-DP-n][-PP-n][-EP-n][-STAGE]`, `rank n`, `worker n`), then from a user rank map; and
-//! discovery of SGLang per-rank trace files by profile id (with or without a prefix).
+//! `TP-n[-DP-n][-PP-n][-EP-n][-STAGE]`, vLLM's `dpN_ppN_tpN[_dcpN]_epN`, `rank n`, `worker n`),
+//! then from a user rank map; vLLM's front-end trace (`*.async_llm.*`) is a process of its own
+//! rather than a rank. Also discovery of SGLang per-rank trace files by profile id (with or
+//! without a prefix). The conventions are listed in `docs/trace-conventions.md`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,12 +34,17 @@ pub struct RankId {
     /// Profile-by-stage suffix (`EXTEND`, `DECODE`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub stage: Option<String>,
+    /// vLLM's API-server front end: the worker name before `.async_llm` in its trace file
+    /// (`{host}_{pid}`). That process runs no model and has no rank.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub frontend: Option<String>,
 }
 
 impl RankId {
-    /// True when nothing identifies the rank.
+    /// True when nothing identifies the rank (or the front-end process).
     pub fn is_unknown(&self) -> bool {
-        self.rank.is_none()
+        self.frontend.is_none()
+            && self.rank.is_none()
             && self.tp.is_none()
             && self.dp.is_none()
             && self.pp.is_none()
@@ -49,8 +56,17 @@ impl RankId {
         self.tp.is_some() || self.dp.is_some() || self.pp.is_some() || self.ep.is_some()
     }
 
-    /// Label such as `[TP01 DP00 PP00 EP00]`, `[TP00 DP00 PP00 EP00 EXTEND]` or `[RANK07]`.
+    /// Label such as `[TP01 DP00 PP00 EP00]`, `[TP00 DP00 PP00 EP00 EXTEND]`, `[RANK07]`, or
+    /// `vLLM frontend (async_llm, pid 4242)` for vLLM's front end.
     pub fn label(&self) -> String {
+        if let Some(worker) = &self.frontend {
+            return match worker.rsplit_once('_').map(|(_, pid)| pid) {
+                Some(pid) if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) => {
+                    format!("vLLM frontend (async_llm, pid {pid})")
+                }
+                _ => "vLLM frontend (async_llm)".to_string(),
+            };
+        }
         let mut s = if self.has_layout() {
             format!(
                 "[TP{:02} DP{:02} PP{:02} EP{:02}",
@@ -86,7 +102,19 @@ fn unreachable_regex() -> Regex {
 }
 
 /// Parses rank information from a file name.
+///
+/// vLLM's torch profiler names files `{worker}.{time_ns}.pt.trace.json[.gz]`: workers are
+/// `{instance}-rank-{N}` or `[prefix_]dp{D}_pp{P}_tp{T}[_dcp{C}]_ep{E}_rank{N}` (or `rank{N}`),
+/// the API-server front end is `{host}_{pid}.async_llm`. The front end's host name is not
+/// searched for rank numbers (a host called `worker-3` is not rank 3).
 pub fn parse_file_name(name: &str) -> RankId {
+    if let Some(pos) = name.find(".async_llm.") {
+        return RankId {
+            frontend: Some(name[..pos].to_string()),
+            ..Default::default()
+        };
+    }
+    static VLLM_LAYOUT: OnceLock<Regex> = OnceLock::new();
     static TP: OnceLock<Regex> = OnceLock::new();
     static DP: OnceLock<Regex> = OnceLock::new();
     static PP: OnceLock<Regex> = OnceLock::new();
@@ -105,13 +133,24 @@ pub fn parse_file_name(name: &str) -> RankId {
     .captures(name)
     .and_then(|c| c.get(1))
     .map(|m| m.as_str().to_ascii_uppercase());
+    let vllm = re(
+        &VLLM_LAYOUT,
+        r"(?:^|_)dp(\d+)_pp(\d+)_tp(\d+)(?:_dcp\d+)?_ep(\d+)(?:_|\.|$)",
+    )
+    .captures(name);
+    let layout = |i: usize| -> Option<u32> {
+        vllm.as_ref()
+            .and_then(|c| c.get(i))
+            .and_then(|m| m.as_str().parse().ok())
+    };
     RankId {
-        tp: num(re(&TP, r"TP-(\d+)")),
-        dp: num(re(&DP, r"DP-(\d+)")),
-        pp: num(re(&PP, r"PP-(\d+)")),
-        ep: num(re(&EP, r"EP-(\d+)")),
+        tp: num(re(&TP, r"TP-(\d+)")).or(layout(3)),
+        dp: num(re(&DP, r"DP-(\d+)")).or(layout(1)),
+        pp: num(re(&PP, r"PP-(\d+)")).or(layout(2)),
+        ep: num(re(&EP, r"EP-(\d+)")).or(layout(4)),
         rank: num(re(&RANK, r"(?i)(?:rank|worker)[-_]?(\d+)")),
         stage,
+        frontend: None,
     }
 }
 
@@ -170,6 +209,10 @@ pub fn resolve(dist_rank: Option<i64>, path: &Path, map: Option<&RankMap>) -> Ra
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let file = parse_file_name(&name);
+    if file.frontend.is_some() {
+        // A front-end process, whatever its trace says about ranks.
+        return file;
+    }
     let mapped = map.and_then(|m| m.get(path)).cloned().unwrap_or_default();
     RankId {
         rank: dist_rank
@@ -181,6 +224,7 @@ pub fn resolve(dist_rank: Option<i64>, path: &Path, map: Option<&RankMap>) -> Ra
         pp: file.pp.or(mapped.pp),
         ep: file.ep.or(mapped.ep),
         stage: file.stage.or(mapped.stage),
+        frontend: mapped.frontend,
     }
 }
 

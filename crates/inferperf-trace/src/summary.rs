@@ -1,6 +1,8 @@
 //! `trace summary`: per trace (rank) and overall -- top kernels and CPU spans with count, sum,
 //! mean, min, max and std; the GPU temporal breakdown; time per taxonomy category; and a
-//! per-stage (prefill/decode) split when the trace has `step[...]` spans.
+//! per-stage (prefill/decode) split when the trace has engine step spans (SGLang `step[...]`,
+//! vLLM `execute_context_...`). A trace with nothing to tabulate gets an explanation instead of
+//! empty output.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -55,7 +57,7 @@ pub struct CategoryRow {
     pub share_pct: f64,
 }
 
-/// One stage (prefill, decode...) of the `step[...]` spans.
+/// One stage (prefill, decode...) of the engine step spans.
 #[derive(Debug, Clone, Serialize)]
 pub struct StageRow {
     /// Stage name (`prefill`, `decode`, ..., or `unattributed` for GPU work launched outside
@@ -107,7 +109,7 @@ pub struct TraceSummary {
     pub distinct_kernels: usize,
     /// Time per taxonomy category.
     pub kernel_categories: Vec<CategoryRow>,
-    /// Per-stage split (empty without `step[...]` spans).
+    /// Per-stage split (empty without engine step spans).
     pub stages: Vec<StageRow>,
     /// `ProfilerStep#N` spans seen.
     pub profiler_steps: usize,
@@ -115,6 +117,10 @@ pub struct TraceSummary {
     pub cpu_spans: Vec<SpanRow>,
     /// Tolerated damage while reading.
     pub warnings: Vec<String>,
+    /// Why the kernel, stage and span tables are all empty, when they are (what the trace
+    /// holds instead, and what to do about it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nothing_to_tabulate: Option<String>,
 }
 
 /// The whole summary: one entry per input plus an overall view across them.
@@ -365,6 +371,8 @@ fn summarize_one(d: &TraceData, taxonomy: &Taxonomy, opts: &SummaryOptions) -> T
     });
     spans.truncate(opts.top);
 
+    let nothing_to_tabulate =
+        (kernels.is_empty() && stages.is_empty() && spans.is_empty()).then(|| explain_empty(d));
     TraceSummary {
         file: d.path.display().to_string(),
         rank: d.rank,
@@ -378,7 +386,41 @@ fn summarize_one(d: &TraceData, taxonomy: &Taxonomy, opts: &SummaryOptions) -> T
         profiler_steps: d.profiler_steps.len(),
         cpu_spans: spans,
         warnings: d.warnings.clone(),
+        nothing_to_tabulate,
     }
+}
+
+/// Why a trace gives no kernel, stage or span rows: what it holds, and the `--python` hint
+/// when Python function events are all there is (vLLM's front-end trace).
+fn explain_empty(d: &TraceData) -> String {
+    let count = |c: &str| d.by_category.get(c).copied().unwrap_or(0);
+    let python = count("python_function");
+    // Metadata (no category) and Kineto's one `Trace` span come with every trace.
+    let bookkeeping = count("") + count("Trace");
+    if d.events == 0 {
+        return "the trace holds no events".into();
+    }
+    let found = d
+        .by_category
+        .iter()
+        .map(|(c, n)| {
+            let c = if c.is_empty() { "(no category)" } else { c };
+            format!("{n} {c}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut why = format!(
+        "{} events ({found}) but no GPU kernels, no engine step spans and no complete CPU spans to tabulate",
+        d.events
+    );
+    if python > 0 && python + bookkeeping == d.events {
+        why.push_str(
+            "; apart from metadata it holds only python_function events, which the span table leaves out unless you pass --python (a vLLM front-end trace, *.async_llm.*, is like this)",
+        );
+    } else if python > 0 {
+        why.push_str("; pass --python to tabulate its python_function events");
+    }
+    why
 }
 
 impl SummaryReport {
@@ -434,7 +476,7 @@ impl SummaryReport {
             if !t.stages.is_empty() {
                 let mut s = Table::new(
                     &format!("stages:{label}"),
-                    &format!("Stages from step[...] spans -- {label} (GPU work attributed by launch time)"),
+                    &format!("Stages from engine step spans -- {label} (GPU work attributed by launch time)"),
                     &[
                         "stage", "steps", "step Σ µs", "step mean µs", "tokens", "gpu events",
                         "gpu Σ µs", "gpu share%", "top kernel",
@@ -479,6 +521,21 @@ impl SummaryReport {
                     ]);
                 }
                 out.push(s);
+            }
+        }
+        for t in &self.traces {
+            if let Some(why) = &t.nothing_to_tabulate {
+                let label = trace_label(t);
+                let mut f = Table::new(
+                    &format!("found:{label}"),
+                    &format!("Nothing to summarize -- {label}: {why}"),
+                    &["category", "events"],
+                );
+                for (c, n) in &t.categories {
+                    let c = if c.is_empty() { "(no category)" } else { c };
+                    f.push(vec![c.to_string(), n.to_string()]);
+                }
+                out.push(f);
             }
         }
         if let Some(o) = &self.overall {

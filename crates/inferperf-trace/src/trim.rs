@@ -1,4 +1,5 @@
-//! `trace trim`: cut a trace to a time window, a `ProfilerStep#N` range or a `step[...]` range,
+//! `trace trim`: cut a trace to a time window, a `ProfilerStep#N` range or a range of step spans
+//! (SGLang `step[...]`, vLLM `execute_context_...`; see [`crate::collect::parse_step`]),
 //! drop categories (e.g. `python_function`), and optionally fit a size budget so Perfetto can
 //! open the result. Metadata events and all top-level keys are kept; output is atomic.
 
@@ -7,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::collect::parse_step;
+use crate::collect::{keep_one_step_convention, parse_step};
 use crate::error::TraceError;
 use crate::event::{sanitize, EventParser};
 use crate::progress::Progress;
@@ -28,7 +29,8 @@ pub struct TrimOptions {
     pub end_ms: Option<f64>,
     /// Inclusive `ProfilerStep#N` range (by N).
     pub profiler_steps: Option<(u64, u64)>,
-    /// Inclusive range of `step[...]` spans (0-based, in time order).
+    /// Inclusive range of step spans (SGLang `step[...]`, vLLM `execute_context_...`; 0-based,
+    /// in time order).
     pub steps: Option<(usize, usize)>,
     /// Categories to drop.
     pub drop_categories: Vec<String>,
@@ -67,6 +69,7 @@ pub struct TrimReport {
 
 struct Scan {
     first_ts: i64,
+    /// (start, end) of the step spans other than `ProfilerStep#N`.
     steps: Vec<(i64, i64)>,
     profiler_steps: Vec<(u64, i64, i64)>,
     /// (ts, end, bytes, category) of every event, only for size planning.
@@ -85,6 +88,7 @@ fn scan(path: &Path, want_sizes: bool) -> Result<Scan, TraceError> {
         cats: Vec::new(),
     };
     let mut i = 0u64;
+    let mut steps = Vec::new();
     while let Some(raw) = r.next_event()? {
         let len = raw.len() as u32;
         let ev = p
@@ -99,10 +103,10 @@ fn scan(path: &Path, want_sizes: bool) -> Result<Scan, TraceError> {
         }
         if ev.ph == "X" {
             if let (Some(t), Some(e)) = (ts, ev.end()) {
-                if let Some(step) = parse_step(&ev.name, t, e.0) {
+                if let Some(step) = parse_step(ev.category(), &ev.name, t, e.0) {
                     match step.profiler_step {
                         Some(n) => s.profiler_steps.push((n, t, e.0)),
-                        None => s.steps.push((t, e.0)),
+                        None => steps.push(step),
                     }
                 }
             }
@@ -128,6 +132,8 @@ fn scan(path: &Path, want_sizes: bool) -> Result<Scan, TraceError> {
     if s.first_ts == i64::MAX {
         s.first_ts = 0;
     }
+    keep_one_step_convention(&mut steps);
+    s.steps = steps.iter().map(|st| (st.start, st.end)).collect();
     s.steps.sort_unstable();
     s.profiler_steps.sort_unstable();
     Ok(s)
@@ -191,8 +197,17 @@ pub fn trim(
                 (sel.iter().map(|x| x.1).min(), sel.iter().map(|x| x.2).max())
             else {
                 let have: Vec<u64> = s.profiler_steps.iter().map(|x| x.0).collect();
+                let hint = if have.is_empty() && !s.steps.is_empty() {
+                    format!(
+                        "; it has {} engine step spans (SGLang step[...] or vLLM execute_context_...): select them with --steps 0..{}",
+                        s.steps.len(),
+                        s.steps.len() - 1
+                    )
+                } else {
+                    String::new()
+                };
                 return Err(TraceError::Config(format!(
-                    "{}: no ProfilerStep#{a}..{b} (available: {have:?})",
+                    "{}: no ProfilerStep#{a}..{b} (available: {have:?}){hint}",
                     input.display()
                 )));
             };
@@ -201,9 +216,10 @@ pub fn trim(
         if let Some((a, b)) = opts.steps {
             if s.steps.is_empty() || a >= s.steps.len() || b < a {
                 return Err(TraceError::Config(format!(
-                    "{}: step range {a}..{b} not available ({} step[...] spans)",
+                    "{}: step range {a}..{b} not available ({} engine step spans: SGLang step[...] or vLLM execute_context_...; {} ProfilerStep#N)",
                     input.display(),
-                    s.steps.len()
+                    s.steps.len(),
+                    s.profiler_steps.len()
                 )));
             }
             let b = b.min(s.steps.len() - 1);

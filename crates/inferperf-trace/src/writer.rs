@@ -2,11 +2,16 @@
 //! temporary file in the destination directory and renamed into place only when complete, so an
 //! error never leaves a half-written trace. Gzip compression runs on its own thread, in parallel
 //! with whatever produces the events.
+//!
+//! The temporary files of unfinished writes are also listed in a process-wide registry, so that
+//! a program stopped by a signal (which skips destructors) can remove them first:
+//! [`remove_unfinished_outputs`].
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use flate2::write::GzEncoder;
@@ -37,6 +42,51 @@ impl Default for WriteOptions {
             level: 1,
         }
     }
+}
+
+/// Temporary files of the writes under way in this process.
+struct Unfinished {
+    /// Set by [`remove_unfinished_outputs`]: no write may start or complete afterwards.
+    closed: bool,
+    parts: Vec<PathBuf>,
+}
+
+static UNFINISHED: Mutex<Unfinished> = Mutex::new(Unfinished {
+    closed: false,
+    parts: Vec::new(),
+});
+
+fn unfinished() -> MutexGuard<'static, Unfinished> {
+    // The list stays valid whatever a panicking holder was doing.
+    UNFINISHED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Removes the temporary (`.inferperf-*.part`) files of every write still under way and stops
+/// any further write from starting or completing; returns the files removed.
+///
+/// For a signal handler that is about to end the process (`std::process::exit` runs no
+/// destructors, so the temporary files would otherwise stay behind). A write that completes
+/// at the same moment either finished before this call (its output is whole) or fails.
+pub fn remove_unfinished_outputs() -> Vec<PathBuf> {
+    let mut u = unfinished();
+    u.closed = true;
+    let mut removed = Vec::new();
+    for part in std::mem::take(&mut u.parts) {
+        if std::fs::remove_file(&part).is_ok() {
+            removed.push(part);
+        }
+    }
+    removed
+}
+
+fn interrupted(path: &Path) -> TraceError {
+    TraceError::io(
+        path,
+        io::Error::new(
+            io::ErrorKind::Interrupted,
+            "interrupted; output not written",
+        ),
+    )
 }
 
 enum Sink {
@@ -71,11 +121,19 @@ impl TraceWriter {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let tmp = tempfile::Builder::new()
-            .prefix(".inferperf-")
-            .suffix(".part")
-            .tempfile_in(&dir)
-            .map_err(|e| TraceError::io(&dir, e))?;
+        let tmp = {
+            let mut u = unfinished();
+            if u.closed {
+                return Err(interrupted(path));
+            }
+            let tmp = tempfile::Builder::new()
+                .prefix(".inferperf-")
+                .suffix(".part")
+                .tempfile_in(&dir)
+                .map_err(|e| TraceError::io(&dir, e))?;
+            u.parts.push(tmp.path().to_path_buf());
+            tmp
+        };
         let file = tmp
             .as_file()
             .try_clone()
@@ -200,6 +258,12 @@ impl TraceWriter {
             .tmp
             .take()
             .ok_or_else(|| TraceError::io(&path, io::Error::other("output already finished")))?;
+        let mut u = unfinished();
+        if u.closed {
+            return Err(interrupted(&path));
+        }
+        let part = tmp.path().to_path_buf();
+        u.parts.retain(|p| *p != part);
         tmp.persist(&path)
             .map_err(|e| TraceError::io(&path, e.error))?;
         Ok(self.bytes)
@@ -249,6 +313,10 @@ impl Drop for TraceWriter {
             if let Some(h) = handle.take() {
                 let _ = h.join();
             }
+        }
+        if let Some(tmp) = &self.tmp {
+            let part = tmp.path();
+            unfinished().parts.retain(|p| p != part);
         }
     }
 }

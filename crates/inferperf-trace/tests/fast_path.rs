@@ -119,7 +119,7 @@ fn unusual_events(dir: &Path, rank: u32) -> PathBuf {
         "{{\"distributedInfo\": {{\"rank\": {rank}}}, \"deviceProperties\": [{{\"id\": 0}}],\n\"traceEvents\": [\n"
     )
     .into_bytes();
-    let events: [&[u8]; 14] = [
+    let events: [&[u8]; 13] = [
         br#"{"name": "process_labels", "ph": "M", "pid": 0, "tid": 0, "args": {"labels": "GPU 0"}}"#,
         br#"{"name": "process_name", "ph": "M", "pid": 7, "tid": 0}"#,
         br#"{"ph": "X", "cat": "kernel", "name": "k", "pid": 0, "tid": 7, "ts": 10.5, "dur": 2, "args": { "device": 0, "correlation": 12, "nested": {"a" : [1, 2]} }}"#,
@@ -129,7 +129,6 @@ fn unusual_events(dir: &Path, rank: u32) -> PathBuf {
         br#"{"ph": "X", "cat": null, "name": "no cat", "pid": 7, "tid": 7, "ts": 1, "dur": 1}"#,
         br#"{"ph": "X", "name": "esc\"aped \u00e9", "pid": 7, "tid": 7, "ts": 1, "dur": 1}"#,
         br#"{"ph": "X", "na\u006de": "escaped key", "pid": 7, "tid": 7, "ts": 1, "dur": 1}"#,
-        br#"{"ph": "i", "name": "dup", "pid": 7, "pid": 8, "tid": 7, "ts": 1, "s": "t"}"#,
         br#"{"ph": "i", "name": "no pid", "ts": 1}"#,
         br#"{"ph": "X", "name": "big", "pid": 123456789012345678901, "tid": -1, "ts": 1, "dur": 0, "id": -0}"#,
         b"{\"ph\": \"X\", \"name\": \"bad \xff utf8\", \"pid\": 7, \"tid\": 7, \"ts\": 1, \"dur\": 1}",
@@ -170,6 +169,10 @@ fn malformed_events_give_the_same_error_on_both_paths() {
         r#"{"ph": "X", "pid": [1], "ts": 1}"#,
         r#"{"ph": "M", "name": "x", "pid": 1, "args": [1]}"#,
         r#"{"ph": "X", "pid": 1, "ts": 1,}"#,
+        // Valid JSON, but `trace summary` rejects a repeated field, so merge does too.
+        r#"{"ph": "i", "name": "dup", "pid": 7, "pid": 8, "tid": 7, "ts": 1, "s": "t"}"#,
+        r#"{"ph": "X", "pid": 1, "ts": "1", "dur": 1}"#,
+        r#"{"ph": "X", "pid": 1, "ts": 1e30, "dur": 1}"#,
     ] {
         let path = dir.path().join("bad-rank0.json");
         std::fs::write(

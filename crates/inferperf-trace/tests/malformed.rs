@@ -190,3 +190,99 @@ fn failed_trim_leaves_no_output() {
         .collect();
     assert_eq!(left.len(), 1, "only the input remains: {left:?}");
 }
+
+/// `trace merge` and `trace summary` judge events alike: what one rejects the other rejects,
+/// naming the same file and event; with `skip_bad` both skip the same events and count them.
+#[test]
+fn merge_and_summary_agree_on_bad_timestamps() {
+    use inferperf_trace::merge::{merge_files, MergeOptions};
+
+    let d = tempfile::tempdir().unwrap();
+    let good = |ts: u32| {
+        format!(
+            r#"{{"ph":"X","cat":"cpu_op","name":"aten::mm","ts":{ts},"dur":5,"pid":1,"tid":1}}"#
+        )
+    };
+    let events = [
+        good(10),
+        // A string timestamp (a writer that quoted its numbers)...
+        r#"{"ph":"X","cat":"cpu_op","name":"aten::mm","ts":"20","dur":5,"pid":1,"tid":1}"#
+            .to_string(),
+        good(30),
+        // ...and one far beyond any clock (1e30 µs does not fit in i64 ns).
+        r#"{"ph":"X","cat":"cpu_op","name":"aten::mm","ts":1e30,"dur":5,"pid":1,"tid":1}"#
+            .to_string(),
+        good(50),
+    ];
+    let input = write(
+        d.path(),
+        "rank0.json",
+        format!(r#"{{"traceEvents":[{}]}}"#, events.join(",")).as_bytes(),
+    );
+    let out = d.path().join("merged.json");
+    let summarize = |path: &Path, skip_bad: bool| {
+        collect(
+            path,
+            &Taxonomy::builtin(),
+            &CollectOptions {
+                skip_bad,
+                ..Default::default()
+            },
+            &Progress::hidden(),
+        )
+    };
+
+    // Without skipping: the same error, naming the file and the first bad event.
+    let merge_err = merge_files(std::slice::from_ref(&input), &out, &MergeOptions::default())
+        .unwrap_err()
+        .to_string();
+    let summary_err = match summarize(&input, false) {
+        Ok(_) => panic!("summary accepted a string timestamp"),
+        Err(e) => e.to_string(),
+    };
+    for e in [&merge_err, &summary_err] {
+        assert!(e.contains("rank0.json"), "{e}");
+        assert!(e.contains("event 1:"), "{e}");
+        assert!(e.contains("expected a number of microseconds"), "{e}");
+        assert!(e.contains("--skip-bad"), "{e}");
+    }
+    assert_eq!(merge_err, summary_err);
+    assert!(!out.exists(), "no half-written merge output");
+
+    // Skipping: both leave out the same two events and say so.
+    let rep = merge_files(
+        std::slice::from_ref(&input),
+        &out,
+        &MergeOptions {
+            skip_bad: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(rep.bad_events, 2);
+    assert_eq!(rep.ranks[0].bad_events, 2);
+    assert!(rep.skipped.is_empty(), "the rank itself is kept");
+    assert!(
+        rep.warnings
+            .iter()
+            .any(|w| w.contains("skipped 2 invalid events (first: event 1:")),
+        "{:?}",
+        rep.warnings
+    );
+    let skipped = summarize(&input, true).unwrap();
+    assert_eq!((skipped.events, skipped.bad_events), (3, 2));
+    assert!(skipped
+        .warnings
+        .iter()
+        .any(|w| w.contains("skipped 2 invalid events (first: event 1:")));
+
+    // And what merge wrote, summary reads without complaint: the three good events.
+    let merged = summarize(&out, false).unwrap();
+    assert_eq!(merged.bad_events, 0);
+    let mm = merged
+        .cpu_spans
+        .iter()
+        .find(|((_, n), _)| merged.name(*n) == "aten::mm")
+        .map(|(_, s)| s.count);
+    assert_eq!(mm, Some(3));
+}

@@ -91,7 +91,8 @@ pub struct MergeArgs {
     /// Move partially overlapping GPU events to extra tracks so Perfetto shows them.
     #[arg(long)]
     perfetto_fix: bool,
-    /// Skip unreadable ranks with a warning instead of failing.
+    /// Skip unreadable ranks, and invalid events (counted; judged as `trace summary` judges
+    /// them), with a warning instead of failing. Anything skipped makes the exit status 2.
     #[arg(long)]
     skip_bad: bool,
     /// Drop events of this category (repeatable), e.g. python_function.
@@ -118,6 +119,10 @@ pub struct AnalyzeArgs {
     /// Include python_function events in the CPU span table.
     #[arg(long)]
     python: bool,
+    /// Skip invalid events (counted, with a warning; judged as `trace merge` judges them)
+    /// instead of failing on the first one.
+    #[arg(long)]
+    skip_bad: bool,
     #[command(flatten)]
     out: OutputArgs,
 }
@@ -138,7 +143,8 @@ pub struct TrimArgs {
     /// ProfilerStep range `A..B` (inclusive, by step number) or `N`.
     #[arg(long, value_parser = parse_range)]
     profiler_steps: Option<(u64, u64)>,
-    /// `step[...]` span range `A..B` (inclusive, 0-based in time order) or `N`.
+    /// Engine step span range `A..B` (SGLang `step[...]`, vLLM `execute_context_...`; inclusive,
+    /// 0-based in time order) or `N`.
     #[arg(long, value_parser = parse_range)]
     steps: Option<(u64, u64)>,
     /// Drop events of this category (repeatable), e.g. python_function.
@@ -171,6 +177,15 @@ pub struct DiffArgs {
     taxonomy: Option<PathBuf>,
     #[command(flatten)]
     out: OutputArgs,
+}
+
+impl AnalyzeArgs {
+    fn collect_options(&self) -> CollectOptions {
+        CollectOptions {
+            include_python: self.python,
+            skip_bad: self.skip_bad,
+        }
+    }
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -252,12 +267,13 @@ fn load_taxonomy(path: Option<&Path>) -> anyhow::Result<Taxonomy> {
     })
 }
 
-fn load_all(files: &[PathBuf], tax: &Taxonomy, python: bool) -> anyhow::Result<Vec<TraceData>> {
+fn load_all(
+    files: &[PathBuf],
+    tax: &Taxonomy,
+    opts: &CollectOptions,
+) -> anyhow::Result<Vec<TraceData>> {
     let progress = Progress::stderr("reading traces");
-    let opts = CollectOptions {
-        include_python: python,
-    };
-    let res = collect_many(files, tax, &opts, &progress);
+    let res = collect_many(files, tax, opts, &progress);
     progress.finish();
     res.into_iter()
         .zip(files)
@@ -268,7 +284,7 @@ fn load_all(files: &[PathBuf], tax: &Taxonomy, python: bool) -> anyhow::Result<V
 fn run_summary(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let files = a.input.resolve()?;
     let tax = load_taxonomy(a.taxonomy.as_deref())?;
-    let data = load_all(&files, &tax, a.python)?;
+    let data = load_all(&files, &tax, &a.collect_options())?;
     let rep = summarize(&data, &tax, &SummaryOptions { top: a.top });
     print(
         &a.out,
@@ -283,7 +299,7 @@ fn run_ranks(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         bail!("`trace ranks` compares ranks: pass at least two per-rank traces");
     }
     let tax = load_taxonomy(a.taxonomy.as_deref())?;
-    let data = load_all(&files, &tax, false)?;
+    let data = load_all(&files, &tax, &a.collect_options())?;
     let rep = compare_ranks(&data, &RanksOptions { top: a.top })?;
     if !a.out.json && !a.out.csv && !rep.straggler.is_empty() {
         eprintln!(
@@ -298,7 +314,93 @@ fn run_ranks(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     )
 }
 
+/// From now until the process ends, SIGINT (Ctrl-C) and SIGTERM remove the temporary
+/// `.inferperf-*.part` files of unfinished trace outputs, then end the process with 128 + the
+/// signal number (130, 143), as a shell reports a process killed by that signal. Without this
+/// the default action ends the process at once and leaves the temporary files behind.
+///
+/// Returns once the handlers are installed, so that no signal can slip in before them; if they
+/// cannot be installed the command still runs, with a warning.
+fn remove_partial_outputs_on_signal() {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("trace-signals".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch for Ctrl-C/SIGTERM: an interrupted run may leave .inferperf-*.part files");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let code = match wait_for_stop_signal(ready_tx).await {
+                    Some(code) => code,
+                    None => return,
+                };
+                let removed = inferperf_trace::writer::remove_unfinished_outputs();
+                for part in &removed {
+                    eprintln!("interrupted: removed unfinished {}", part.display());
+                }
+                std::process::exit(code);
+            });
+        });
+    match spawned {
+        // The thread reports back once its handlers are in place (or it gave up).
+        Ok(_) => {
+            let _ = ready_rx.recv();
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch for Ctrl-C/SIGTERM: an interrupted run may leave .inferperf-*.part files");
+        }
+    }
+}
+
+/// Installs the SIGINT and SIGTERM handlers, says so on `ready`, and waits for either signal:
+/// returns the exit code for it (`None` if no handler could be installed).
+#[cfg(unix)]
+async fn wait_for_stop_signal(ready: std::sync::mpsc::Sender<()>) -> Option<i32> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let int = signal(SignalKind::interrupt());
+    let term = signal(SignalKind::terminate());
+    let _ = ready.send(());
+    match (int, term) {
+        (Ok(mut int), Ok(mut term)) => Some(tokio::select! {
+            _ = int.recv() => 130,
+            _ = term.recv() => 143,
+        }),
+        (Ok(mut int), Err(e)) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM");
+            int.recv().await.map(|_| 130)
+        }
+        (Err(e), Ok(mut term)) => {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            term.recv().await.map(|_| 143)
+        }
+        (Err(e), Err(_)) => {
+            tracing::warn!(error = %e, "cannot watch for Ctrl-C/SIGTERM: an interrupted run may leave .inferperf-*.part files");
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_stop_signal(ready: std::sync::mpsc::Sender<()>) -> Option<i32> {
+    let _ = ready.send(());
+    match tokio::signal::ctrl_c().await {
+        Ok(()) => Some(130),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            None
+        }
+    }
+}
+
 fn run_merge(a: MergeArgs) -> anyhow::Result<ExitCode> {
+    remove_partial_outputs_on_signal();
     let files = a.input.resolve()?;
     let output = match (&a.output, &a.input.profile_id) {
         (Some(o), _) => o.clone(),
@@ -345,11 +447,14 @@ fn run_merge(a: MergeArgs) -> anyhow::Result<ExitCode> {
                 r.file.display().to_string(),
                 r.events_in.to_string(),
                 format!("{:.3}", r.clock_offset_us),
-                if r.truncated {
-                    "truncated input".into()
-                } else {
-                    String::new()
-                },
+                [
+                    r.truncated.then(|| "truncated input".to_string()),
+                    (r.bad_events > 0).then(|| format!("{} invalid events skipped", r.bad_events)),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("; "),
             ]);
         }
         print!("{}", t.render());
@@ -362,7 +467,7 @@ fn run_merge(a: MergeArgs) -> anyhow::Result<ExitCode> {
             rep.moved_overlapping
         );
     }
-    Ok(if rep.skipped.is_empty() {
+    Ok(if rep.skipped.is_empty() && rep.bad_events == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(2)
@@ -370,6 +475,7 @@ fn run_merge(a: MergeArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_trim(a: TrimArgs) -> anyhow::Result<ExitCode> {
+    remove_partial_outputs_on_signal();
     let opts = TrimOptions {
         start_ms: a.start_ms,
         end_ms: a.end_ms,
@@ -395,7 +501,11 @@ fn run_trim(a: TrimArgs) -> anyhow::Result<ExitCode> {
 
 fn run_diff(a: DiffArgs) -> anyhow::Result<ExitCode> {
     let tax = load_taxonomy(a.taxonomy.as_deref())?;
-    let data = load_all(&[a.a.clone(), a.b.clone()], &tax, false)?;
+    let data = load_all(
+        &[a.a.clone(), a.b.clone()],
+        &tax,
+        &CollectOptions::default(),
+    )?;
     let rep = diff(
         &data[0],
         &data[1],

@@ -1,0 +1,243 @@
+//! `inferperf trace ...` as a user runs it: vLLM's two trace files, invalid events, and
+//! interrupted writes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// This package's directory at run time (see `inferperf-trace/tests/common.rs`).
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
+/// The vLLM-shaped fixtures of the trace crate: a CPU worker trace and the front-end trace.
+fn vllm_files() -> (PathBuf, PathBuf) {
+    let dir = manifest_dir().join("../inferperf-trace/tests/data/vllm");
+    (
+        dir.join("rank0.1754560861234567890.pt.trace.json"),
+        dir.join("node1_4242.async_llm.1754560861345678901.pt.trace.json"),
+    )
+}
+
+fn inferperf(args: &[&str], files: &[&Path]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_inferperf"))
+        .args(args)
+        .args(files)
+        .output()
+        .expect("run inferperf")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn summary_of_vllm_traces_shows_stages_or_says_why_there_are_none() {
+    let (worker, frontend) = vllm_files();
+    let o = inferperf(
+        &["trace", "summary", "--csv", "--table", "stages:rank 0"],
+        &[&worker],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    let stages: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .collect();
+    assert_eq!(stages, ["prefill", "mixed", "decode"], "{out}");
+
+    // The front end alone: an explanation, not empty output.
+    let o = inferperf(&["trace", "summary"], &[&frontend]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.contains("Nothing to summarize"), "{out}");
+    assert!(out.contains("15 python_function"), "{out}");
+    assert!(out.contains("--python"), "{out}");
+    let o = inferperf(&["trace", "summary", "--python"], &[&frontend]);
+    let (out, _) = text(&o);
+    assert!(!out.contains("Nothing to summarize"), "{out}");
+    assert!(out.contains("async_llm.py"), "{out}");
+}
+
+#[test]
+fn merge_of_a_vllm_run_needs_no_rank_map() {
+    let (worker, frontend) = vllm_files();
+    let dir = tempfile::tempdir().unwrap();
+    let merged = dir.path().join("merged.trace.json.gz");
+    let o = inferperf(
+        &["trace", "merge", "-o", merged.to_str().unwrap()],
+        &[&worker, &frontend],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.contains("vLLM frontend (async_llm, pid 4242)"), "{out}");
+    assert!(out.contains("[RANK00]"), "{out}");
+    assert!(merged.is_file());
+
+    // `trim --steps` picks vLLM steps out of the merged file.
+    let trimmed = dir.path().join("trimmed.trace.json");
+    let o = inferperf(
+        &[
+            "trace",
+            "trim",
+            "--steps",
+            "0",
+            "-o",
+            trimmed.to_str().unwrap(),
+        ],
+        &[&merged],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    let kept = std::fs::read_to_string(&trimmed).unwrap();
+    assert!(kept.contains("execute_context_1(7)_generation_0(0)"));
+    assert!(!kept.contains("execute_context_0(0)_generation_2(2)"));
+}
+
+#[test]
+fn merge_and_summary_reject_and_skip_the_same_bad_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("rank0.json");
+    std::fs::write(
+        &input,
+        r#"{"traceEvents":[
+{"ph":"X","cat":"cpu_op","name":"aten::mm","ts":10,"dur":5,"pid":1,"tid":1},
+{"ph":"X","cat":"cpu_op","name":"aten::mm","ts":"20","dur":5,"pid":1,"tid":1},
+{"ph":"X","cat":"cpu_op","name":"aten::mm","ts":1e30,"dur":5,"pid":1,"tid":1}]}"#,
+    )
+    .unwrap();
+    let merged = dir.path().join("merged.json");
+    let m = merged.to_str().unwrap();
+
+    let o = inferperf(&["trace", "merge", "-o", m], &[&input]);
+    let (_, merge_err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{merge_err}");
+    let o = inferperf(&["trace", "summary"], &[&input]);
+    let (_, summary_err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{summary_err}");
+    for e in [&merge_err, &summary_err] {
+        assert!(e.contains("rank0.json: event 1:"), "{e}");
+        assert!(e.contains("--skip-bad"), "{e}");
+    }
+    assert!(!merged.exists());
+
+    // Skipped: merge says so in its table and exits 2 (the output lacks events); summary
+    // reads the rest.
+    let o = inferperf(&["trace", "merge", "--skip-bad", "-o", m], &[&input]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}\n{err}");
+    assert!(out.contains("2 invalid events skipped"), "{out}");
+    assert!(
+        err.contains("skipped 2 invalid events (first: event 1:"),
+        "{err}"
+    );
+    let o = inferperf(&["trace", "summary", "--skip-bad", "--json"], &[&input]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    let rep: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rep["traces"][0]["events"], 1);
+    assert!(
+        err.contains("skipped 2 invalid events (first: event 1:"),
+        "{err}"
+    );
+    // What merge kept, summary accepts as it is.
+    let o = inferperf(&["trace", "summary"], &[&merged]);
+    assert!(o.status.success(), "{}", text(&o).1);
+}
+
+/// The names in `dir` that are unfinished outputs.
+#[cfg(unix)]
+fn part_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".inferperf-") && n.ends_with(".part"))
+        .collect()
+}
+
+/// Runs `trace <args> <fifo> -o <out dir>/out.trace.json`, feeding the named pipe `fifo` with
+/// `feed` (which gets the pipe's path), waits until the unfinished output exists, sends
+/// `signal`, and checks that the process failed and left no `.part` file and no output.
+///
+/// The input is a named pipe that never delivers the rest of the trace, so the command is
+/// certain to still be writing when the signal arrives.
+#[cfg(unix)]
+fn interrupt(args: &[&str], signal: &str, feed: impl FnOnce(PathBuf) + Send + 'static) {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("rank0.trace.json");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let out = out_dir.join("out.trace.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_inferperf"))
+        .arg("trace")
+        .args(args)
+        .arg(&fifo)
+        .arg("-o")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start inferperf");
+    let pipe = fifo.clone();
+    std::thread::spawn(move || feed(pipe));
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while part_files(&out_dir).is_empty() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("inferperf ended ({status}) before writing its output");
+        }
+        assert!(Instant::now() < deadline, "no .part file appeared");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let killed = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert_eq!(part_files(&out_dir), Vec::<String>::new(), "{err}");
+    assert!(!out.exists());
+    assert!(err.contains("interrupted: removed unfinished"), "{err}");
+}
+
+/// Writes the start of a trace into the named pipe `fifo` and keeps the pipe open without
+/// writing more, until the test process ends: whoever reads it waits for the rest forever.
+#[cfg(unix)]
+fn feed_and_hold(fifo: PathBuf) {
+    use std::io::Write;
+    let header = r#"{"distributedInfo":{"rank":0},"traceEvents":[
+{"ph":"X","cat":"cpu_op","name":"aten::mm","ts":10,"dur":5,"pid":1,"tid":1}"#;
+    if let Ok(mut w) = std::fs::OpenOptions::new().write(true).open(&fifo) {
+        let _ = w.write_all(header.as_bytes());
+        let _ = w.flush();
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn interrupted_merge_removes_its_part_file() {
+    // Merge reads the header once to learn the rank, creates its output, then opens the input
+    // again to copy its events and waits there.
+    interrupt(&["merge"], "TERM", feed_and_hold);
+}
+
+#[cfg(unix)]
+#[test]
+fn interrupted_trim_removes_its_part_file() {
+    // Trim creates its output, copies the first event and waits for the next one.
+    interrupt(&["trim"], "INT", feed_and_hold);
+}
