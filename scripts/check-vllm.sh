@@ -86,8 +86,10 @@ if [ "$rss1" -gt $(( rss0 * 2 + 1024 )) ]; then echo "FAIL RSS grew past 2x + 1 
 
 echo "== traces vLLM wrote:"
 ls -la "$VLLM_PROFILE_DIR" | sed 's/^/     /'
-worker=$(ls -t "$VLLM_PROFILE_DIR"/*.pt.trace.json.gz 2>/dev/null | grep -v async_llm | head -1 || true)
-front=$(ls -t "$VLLM_PROFILE_DIR"/*async_llm*.pt.trace.json.gz 2>/dev/null | head -1 || true)
+# The largest worker trace: the window that ran under load (a window opened on an idle server
+# holds no engine steps).
+worker=$(ls -S "$VLLM_PROFILE_DIR"/*.pt.trace.json.gz 2>/dev/null | grep -v async_llm | head -1 || true)
+front=$(ls -S "$VLLM_PROFILE_DIR"/*async_llm*.pt.trace.json.gz 2>/dev/null | head -1 || true)
 if [ -n "$worker" ]; then
   check trace-summary "$INFERPERF" trace summary "$worker"
   sed -n 1,40p "$WORK/trace-summary.log" | sed 's/^/     /'
