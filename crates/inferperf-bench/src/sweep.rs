@@ -324,8 +324,14 @@ pub struct SweepProfile {
 
 /// Arm the server's profiler for one point as genai-bench's PR does: a directory
 /// `{output_dir}/{name}_{epoch}` with `server_args.json`, then `/start_profile` with a
-/// bounded window (the server closes it by itself). A failure is a warning, not an abort.
-async fn arm_profile(base_url: &str, p: &SweepProfile, name: &str) -> Option<String> {
+/// bounded window (an SGLang server closes it by itself; one that does not, vLLM, is closed by
+/// [`close_profile`] after the point). Returns the trace location for the run file and the
+/// window. A failure is a warning, not an abort.
+async fn arm_profile(
+    base_url: &str,
+    p: &SweepProfile,
+    name: &str,
+) -> Option<(String, inferperf_profiler::client::remote::OpenWindow)> {
     use inferperf_profiler::client as pc;
     let epoch = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -345,12 +351,33 @@ async fn arm_profile(base_url: &str, p: &SweepProfile, name: &str) -> Option<Str
         merge_profiles: false,
         ..Default::default()
     };
-    match pc::start_profile(&http, base_url, &req).await {
-        Ok(_) => Some(dir.to_string_lossy().into_owned()),
+    let target = pc::ProfileTarget::single(base_url);
+    match pc::remote::open_window(&http, &target, &req).await {
+        Ok((window, notes)) => {
+            for n in notes {
+                tracing::warn!("{n}");
+            }
+            let path = match window.location {
+                pc::remote::TraceLocation::Sent(_) => dir.to_string_lossy().into_owned(),
+                pc::remote::TraceLocation::ServerDecides { .. } => window.describe_location(),
+            };
+            Some((path, window))
+        }
         Err(e) => {
             tracing::warn!("Failed to start profiling for this run: {e}");
             None
         }
+    }
+}
+
+/// Close a point's window when the server will not close it itself (vLLM), after the point
+/// ran: a sweep never leaves a window open. A failure is a warning.
+async fn close_profile(window: &inferperf_profiler::client::remote::OpenWindow) {
+    let Ok(http) = inferperf_profiler::client::http_client() else {
+        return;
+    };
+    if let Err(e) = window.close(&http, crate::profiling::STOP_TIMEOUT).await {
+        tracing::warn!("Failed to stop profiling for this run: {e}");
     }
 }
 
@@ -448,7 +475,7 @@ pub async fn run(o: &SweepOptions, base_args: &ServingArgs) -> Result<Vec<PathBu
                 calibration: None,
                 print: false,
             };
-            let profile_path = match &o.profile {
+            let profile_window = match &o.profile {
                 Some(p) => {
                     let name = format!(
                         "{}_{}_{}",
@@ -462,6 +489,13 @@ pub async fn run(o: &SweepOptions, base_args: &ServingArgs) -> Result<Vec<PathBu
             };
             let out = run_serving_rows(&args, ctx, Some(rows)).await;
             timer.abort();
+            let profile_path = match profile_window {
+                Some((path, window)) => {
+                    close_profile(&window).await;
+                    Some(path)
+                }
+                None => None,
+            };
             let out = out?;
             let recs: Vec<RequestMetrics> = out
                 .records

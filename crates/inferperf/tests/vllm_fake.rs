@@ -57,6 +57,7 @@ impl FakeVllm {
             .route("/stop_profile", post(stop_profile))
             .route("/metrics", get(metrics))
             .route("/v1/completions", post(completions))
+            .route("/v1/chat/completions", post(chat_completions))
             .with_state(seen.clone());
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -121,6 +122,20 @@ async fn completions(Json(body): Json<Value>) -> axum::response::Response {
     let mut out = String::new();
     for _ in 0..n {
         out.push_str("data: {\"choices\":[{\"text\":\"x\"}]}\n\n");
+    }
+    out.push_str(&format!(
+        "data: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":3,\"completion_tokens\":{n}}}}}\n\ndata: [DONE]\n\n"
+    ));
+    ([("content-type", "text/event-stream")], out).into_response()
+}
+
+/// Chat stream with usage (what `bench sweep` sends).
+async fn chat_completions(Json(body): Json<Value>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let n = body["max_tokens"].as_u64().unwrap_or(4).min(8);
+    let mut out = String::new();
+    for _ in 0..n {
+        out.push_str("data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n");
     }
     out.push_str(&format!(
         "data: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":3,\"completion_tokens\":{n}}}}}\n\ndata: [DONE]\n\n"
@@ -264,4 +279,44 @@ fn tokenizer_json(dir: &std::path::Path) -> std::path::PathBuf {
     )
     .expect("write tokenizer");
     p
+}
+
+/// `bench sweep --sglang-profile` against vLLM: each point's window is translated and closed
+/// after the point (vLLM would keep it open), one start and one stop per point.
+#[test]
+fn sweep_closes_every_points_window() {
+    let fake = FakeVllm::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tok = tokenizer_json(dir.path());
+    let out = inferperf(&[
+        "bench",
+        "sweep",
+        "--api-base",
+        &fake.url,
+        "--api-model-name",
+        "smollm2",
+        "--model-tokenizer",
+        &tok.display().to_string(),
+        "--traffic-scenario",
+        "D(4,4)",
+        "--num-concurrency",
+        "1",
+        "--num-concurrency",
+        "2",
+        "--max-requests-per-run",
+        "2",
+        "--sglang-profile",
+        "--experiment-folder-name",
+        "sweep",
+        "--experiment-base-dir",
+        &dir.path().display().to_string(),
+    ]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    let (bodies, stops, open) = fake.seen(|s| (s.start_bodies.clone(), s.stops, s.open));
+    assert_eq!(bodies.len(), 2, "{all}");
+    assert!(bodies
+        .iter()
+        .all(|b| b.get("max_iterations").is_some() && b.get("num_steps").is_none()));
+    assert_eq!((stops, open), (2, false), "{all}");
 }
