@@ -73,18 +73,21 @@ pub async fn detect_server_kind(client: &reqwest::Client, base_url: &str) -> Ser
     }
 }
 
-/// GET `url` as JSON within 10 s; `None` on any failure (detection must never fail a run).
-async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
+/// GET `url` within 10 s; the response when it is a success, `None` on any failure (probing a
+/// server must never fail a run).
+async fn get_ok(client: &reqwest::Client, url: &str) -> Option<reqwest::Response> {
     let resp = client
         .get(url)
         .timeout(Duration::from_secs(10))
         .send()
         .await
         .ok()?;
-    if !resp.status().is_success() {
-        return None;
-    }
-    resp.json().await.ok()
+    resp.status().is_success().then_some(resp)
+}
+
+/// [`get_ok`] as JSON.
+async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
+    get_ok(client, url).await?.json().await.ok()
 }
 
 /// The `/start_profile` body for `kind`, and notes on what could not be expressed (to print).
@@ -281,16 +284,7 @@ impl OpenWindow {
 /// `sglang:forward_ct`. `None` when the server exposes neither.
 pub async fn engine_steps(client: &reqwest::Client, base_url: &str) -> Option<u64> {
     let url = format!("{}/metrics", base_url.trim_end_matches('/'));
-    let resp = client
-        .get(&url)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .ok()?;
-    if !resp.status().is_success() {
-        return None;
-    }
-    let text = resp.text().await.ok()?;
+    let text = get_ok(client, &url).await?.text().await.ok()?;
     let mut found = None;
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let Some((name, value)) = line.rsplit_once(' ') else {
