@@ -3,7 +3,7 @@
 //! of our own (client threads, request timeout). Flattened into the CLI.
 
 use crate::backend::Backend;
-use crate::dataset::DatasetName;
+use crate::dataset::{DatasetConfig, DatasetName};
 use crate::error::BenchError;
 use crate::metrics::Slo;
 
@@ -314,6 +314,45 @@ pub fn non_negative_seconds(s: &str) -> Result<f64, String> {
 }
 
 impl ServingArgs {
+    /// The dataset flags as the plain settings [`crate::dataset::build`] takes.
+    pub fn dataset_config(&self) -> DatasetConfig {
+        DatasetConfig {
+            name: self.dataset_name,
+            path: self.dataset_path.clone(),
+            offset: self.dataset_offset,
+            agentic_max_turns: self.agentic_max_turns,
+            num_prompts: self.num_prompts,
+            sharegpt_output_len: self.sharegpt_output_len,
+            sharegpt_context_len: self.sharegpt_context_len,
+            random_input_len: self.random_input_len,
+            random_output_len: self.random_output_len,
+            random_range_ratio: self.random_range_ratio,
+            prompt_suffix: self.prompt_suffix.clone(),
+            image_count: self.image_count,
+            random_image_count: self.random_image_count,
+            image_resolution: self.image_resolution.clone(),
+            image_format: self.image_format.clone(),
+            image_content: self.image_content.clone(),
+            apply_chat_template: self.apply_chat_template,
+            tokenize_prompt: self.tokenize_prompt,
+            gsp_num_groups: self.gsp_num_groups,
+            gsp_prompts_per_group: self.gsp_prompts_per_group,
+            gsp_system_prompt_len: self.gsp_system_prompt_len,
+            gsp_question_len: self.gsp_question_len,
+            gsp_output_len: self.gsp_output_len,
+            gsp_range_ratio: self.gsp_range_ratio,
+            gsp_ordered: self.gsp_ordered,
+            gsp_num_turns: self.gsp_num_turns,
+            gsp_fast_prepare: self.gsp_fast_prepare,
+            gsp_group_distribution: self.gsp_group_distribution.clone(),
+            gsp_zipf_alpha: self.gsp_zipf_alpha,
+            gsp_send_routing_key: self.gsp_send_routing_key,
+            mooncake_num_rounds: self.mooncake_num_rounds,
+            mooncake_workload: self.mooncake_workload.clone(),
+            seed: self.seed,
+        }
+    }
+
     /// `--stall-timeout-sec` as a duration (`None` when 0: no stall check).
     pub fn stall_timeout(&self) -> Option<std::time::Duration> {
         (self.stall_timeout_sec > 0.0)

@@ -1,67 +1,28 @@
-//! Load generation: datasets -> request plan -> pacer -> HTTP client -> per-request records ->
-//! metrics, compatible with SGLang's `bench_serving` (flags, request bodies, console table and
-//! JSONL keys) and built so that the client is never the bottleneck: bodies are serialized
-//! before the run, arrivals follow a fixed schedule released by a dedicated pacer thread,
-//! streams are parsed without re-tokenizing, and every measurement uses one monotonic clock.
+//! The HTTP benchmarks: what each command measures against a running server, built on the one
+//! load engine in `inferperf-loadgen` (plan -> pacer -> measured client -> records -> metrics).
+//! [`serving`] is `bench serving` (SGLang's `bench_serving`), [`sweep`] and [`slo`] drive it
+//! over load points, [`one_batch_server`] is `bench_one_batch_server`, [`diffusion`] the
+//! image/video serving benchmark, [`calibrate`] the client's own ceiling; [`profiling`] opens
+//! server-side profile windows around a run, [`scenario`] holds genai-bench's traffic
+//! scenarios, [`plot`] and [`upload`] publish results. [`args`] holds the `bench serving` flags.
 //!
-//! Module map (one role each): [`args`] flags, [`dataset`] rows, [`backend`] bodies and routes,
-//! [`arrival`] schedule, [`pacer`] release thread, [`client`] HTTP, [`sse`] stream parser,
-//! [`record`] per-request observations, [`runner`] the measured run, [`metrics`] / [`stats`]
-//! numbers, [`table`] console output, [`result`] / [`jsonl`] the record file, [`validity`] the
-//! verdict, [`profiling`] server-side profile windows around the run, [`calibrate`] the client ceiling, [`serving`] the whole command.
+//! The load-generator modules are re-exported so that a benchmark names them as its own
+//! building blocks (`crate::client`, `crate::runner`, ...).
 
 pub mod args;
-pub mod arrival;
-pub mod backend;
 pub mod calibrate;
-pub mod client;
-pub mod clock;
-pub mod conversation;
-pub mod cpu;
-pub mod dataset;
 pub mod diffusion;
-pub mod diffusion_offline;
-pub mod error;
-pub mod inproc;
-pub mod jsonl;
-pub mod lora;
-pub mod metrics;
-pub mod offline;
-pub mod one_batch;
 pub mod one_batch_server;
-pub mod ops_table;
-pub mod pacer;
 pub mod plot;
 pub mod profiling;
-pub mod progress;
-pub mod record;
-pub mod request_log;
-pub mod result;
-pub mod runner;
-pub mod rx_stamp;
 pub mod scenario;
 pub mod serving;
 pub mod slo;
-pub mod sse;
-pub mod stats;
 pub mod sweep;
-pub mod table;
-pub mod tokenizer;
 pub mod upload;
-pub mod validity;
 
-pub use error::BenchError;
-
-/// Build the client's multi-threaded runtime with its threads registered for CPU accounting.
-pub fn client_runtime(
-    threads: usize,
-    cpu: &cpu::ThreadCpu,
-) -> std::io::Result<tokio::runtime::Runtime> {
-    let cpu = cpu.clone();
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.max(1))
-        .thread_name("inferperf-client")
-        .on_thread_start(move || cpu.register_current())
-        .enable_all()
-        .build()
-}
+pub use inferperf_loadgen::{
+    arrival, backend, batch_case, client, client_runtime, clock, conversation, cpu, dataset, error,
+    jsonl, lora, metrics, pacer, progress, record, request_log, result, runner, rx_stamp, sse,
+    stats, table, tokenizer, validity, BenchError,
+};

@@ -13,9 +13,9 @@ use inferperf_protocol::server_info::ServerInfo;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
+use crate::batch_case::Case;
 use crate::error::BenchError;
 use crate::jsonl::OrderedRecord;
-use crate::one_batch::Case;
 
 /// Which server API the batch goes through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -39,7 +39,7 @@ pub struct ProfileOptions {
 /// added), or as one user message through its chat template with `chat`.
 pub fn encode_fixed_prompt(
     path: &std::path::Path,
-    tok: &dyn inferperf_engine::api::TextTokenizer,
+    tok: &dyn crate::tokenizer::TextTokenizer,
     chat: bool,
 ) -> Result<Vec<u32>, BenchError> {
     let text = std::fs::read_to_string(path)

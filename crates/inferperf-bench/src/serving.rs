@@ -15,14 +15,14 @@ use serde_json::{Map, Value};
 
 use crate::args::ServingArgs;
 use crate::arrival::{offered_rate, schedule, Arrivals};
-use crate::backend::{build_body, Backend, BodyOptions, LogprobOptions, Prompt, Protocol};
+use crate::backend::{
+    build_body, parse_extra, Backend, BodyOptions, LogprobOptions, Prompt, Protocol,
+};
 use crate::calibrate::Calibration;
 use crate::client::{request_headers, simple_request, Pool, Target};
 use crate::clock::Clock;
 use crate::conversation::Conversation;
 use crate::cpu::{process_cpu_seconds, ThreadCpu};
-use crate::dataset::random::RandomOptions;
-use crate::dataset::sharegpt::ConversationOptions;
 use crate::dataset::{self, DatasetName, DatasetRow};
 use crate::error::BenchError;
 use crate::metrics::{compute, MetricInputs, Metrics};
@@ -572,140 +572,16 @@ async fn resolve_tokenizer(
     crate::tokenizer::load_first_local(&candidates)
 }
 
-fn need_tok(t: Option<&SharedTokenizer>, what: &str) -> Result<SharedTokenizer, BenchError> {
-    t.cloned().ok_or_else(|| {
-        BenchError::Tokenizer(format!(
-            "the {what} dataset needs a tokenizer: pass --tokenizer PATH (tokenizer.json or its directory); \
-             the server neither publishes one (inferperf servers do) nor names a local tokenizer.json"
-        ))
-    })
-}
-
-/// Build the dataset rows for the flags.
+/// Build the dataset rows for the flags (see [`dataset::build`], the one name -> builder map).
 pub fn build_dataset(
     args: &ServingArgs,
     tok: Option<&SharedTokenizer>,
 ) -> Result<Vec<DatasetRow>, BenchError> {
-    let conv = ConversationOptions {
-        num_prompts: args.num_prompts,
-        fixed_output_len: args.sharegpt_output_len,
-        context_len: args.sharegpt_context_len,
-        prompt_suffix: &args.prompt_suffix,
-        apply_chat_template: args.apply_chat_template,
-        seed: args.seed,
-    };
-    let ro = RandomOptions {
-        num_prompts: args.num_prompts,
-        input_len: args.random_input_len,
-        output_len: args.random_output_len,
-        range_ratio: args.random_range_ratio,
-        seed: args.seed,
-        tokenize_prompt: args.tokenize_prompt,
-    };
-    match args.dataset_name {
-        DatasetName::Sharegpt => {
-            if args.tokenize_prompt {
-                return Err(BenchError::Config(
-                    "--tokenize-prompt is not supported with sharegpt".into(),
-                ));
-            }
-            let tok = need_tok(tok, "sharegpt")?;
-            let path = dataset::sharegpt::locate(&args.dataset_path)?;
-            let pairs = dataset::sharegpt::load_pairs(&path)?;
-            dataset::sharegpt::build_rows(pairs, &conv, &tok)
-        }
-        DatasetName::Custom => {
-            let tok = need_tok(tok, "custom")?;
-            dataset::custom::load(&args.dataset_path, &conv, &tok)
-        }
-        DatasetName::RandomIds => {
-            let tok = need_tok(tok, "random-ids")?;
-            dataset::random::random_ids(&ro, &tok)
-        }
-        DatasetName::Random => {
-            let tok = need_tok(tok, "random")?;
-            let path = dataset::sharegpt::locate(&args.dataset_path)?;
-            let sources =
-                dataset::sharegpt::first_turns(dataset::sharegpt::load_pairs(&path)?, args.seed);
-            dataset::random::random_from_text(&ro, &tok, &sources)
-        }
-        DatasetName::GeneratedSharedPrefix => {
-            let tok = need_tok(tok, "generated-shared-prefix")?;
-            dataset::gsp::build(
-                &dataset::gsp::GspOptions {
-                    num_groups: args.gsp_num_groups,
-                    prompts_per_group: args.gsp_prompts_per_group,
-                    system_prompt_len: args.gsp_system_prompt_len,
-                    question_len: args.gsp_question_len,
-                    output_len: args.gsp_output_len,
-                    range_ratio: args.gsp_range_ratio,
-                    ordered: args.gsp_ordered,
-                    send_routing_key: args.gsp_send_routing_key,
-                    num_turns: args.gsp_num_turns,
-                    fast_prepare: args.gsp_fast_prepare,
-                    zipf_alpha: match (args.gsp_group_distribution.as_str(), args.gsp_zipf_alpha) {
-                        ("zipf", Some(a)) => Some(a),
-                        ("zipf", None) => {
-                            return Err(BenchError::Config(
-                                "--gsp-group-distribution zipf needs --gsp-zipf-alpha".into(),
-                            ))
-                        }
-                        (_, Some(_)) => {
-                            return Err(BenchError::Config(
-                                "--gsp-zipf-alpha is only valid with --gsp-group-distribution zipf"
-                                    .into(),
-                            ))
-                        }
-                        _ => None,
-                    },
-                    seed: args.seed,
-                },
-                &tok,
-            )
-        }
-        DatasetName::Image => {
-            let tok = need_tok(tok, "image")?;
-            dataset::image::build(
-                &ro,
-                &dataset::image::ImageOptions {
-                    count: args.image_count,
-                    random_count: args.random_image_count,
-                    resolution: args.image_resolution.clone(),
-                    format: args.image_format.clone(),
-                    content: args.image_content.clone(),
-                    chat: args.backend.protocol() == Protocol::Chat,
-                },
-                &tok,
-            )
-        }
-        DatasetName::AgenticTrace => {
-            let tok = need_tok(tok, "agentic-trace")?;
-            dataset::agentic::load(
-                &args.dataset_path,
-                &dataset::agentic::AgenticOptions {
-                    num_prompts: args.num_prompts,
-                    offset: args.dataset_offset,
-                    max_turns: args.agentic_max_turns,
-                    output_len: args.sharegpt_output_len,
-                },
-                &tok,
-            )
-        }
-        DatasetName::Openai => {
-            let tok = need_tok(tok, "openai")?;
-            dataset::openai::load(
-                &args.dataset_path,
-                args.num_prompts,
-                args.sharegpt_output_len,
-                &tok,
-            )
-        }
-        DatasetName::Mooncake => {
-            let tok = need_tok(tok, "mooncake")?;
-            let path = dataset::mooncake::locate(&args.dataset_path, &args.mooncake_workload)?;
-            dataset::mooncake::load(&path, args.num_prompts, args.mooncake_num_rounds, &tok)
-        }
-    }
+    dataset::build(
+        &args.dataset_config(),
+        args.backend.protocol() == Protocol::Chat,
+        tok,
+    )
 }
 
 /// Fields merged into every request body: `--extra-request-body`, then what `--cache-report`
@@ -729,20 +605,6 @@ fn body_extras(args: &ServingArgs) -> Result<Map<String, Value>, BenchError> {
         extra.insert("bootstrap_room".into(), Value::from(0));
     }
     Ok(extra)
-}
-
-/// `--extra-request-body`: a JSON object merged into every request body.
-pub(crate) fn parse_extra(s: Option<&str>) -> Result<Map<String, Value>, BenchError> {
-    match s {
-        None => Ok(Map::new()),
-        Some(s) => match serde_json::from_str::<Value>(s) {
-            Ok(Value::Object(m)) => Ok(m),
-            Ok(_) => Err(BenchError::Config(
-                "--extra-request-body must be a JSON object".into(),
-            )),
-            Err(e) => Err(BenchError::Config(format!("--extra-request-body: {e}"))),
-        },
-    }
 }
 
 /// Serialize every request body once, before the run (in parallel).

@@ -2,7 +2,7 @@
 //! image-conditioned requests, per-request overrides), saved outputs whose SHA-256 is in the
 //! results, SGLang's metrics and the appended JSONL line.
 
-use inferperf_bench::diffusion_offline::{parse_manifest, run, Options};
+use inferperf_inproc::diffusion_offline::{parse_manifest, run, Options};
 use sha2::{Digest, Sha256};
 
 #[test]

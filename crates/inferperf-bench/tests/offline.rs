@@ -5,11 +5,11 @@
 mod common;
 
 use common::args;
-use inferperf_bench::inproc::InProcEngine;
 use inferperf_bench::jsonl::top_level_keys;
-use inferperf_bench::offline::{self, Options};
 use inferperf_bench::serving::build_dataset;
 use inferperf_engine::EngineConfig;
+use inferperf_inproc::inproc::InProcEngine;
+use inferperf_inproc::offline::{self, Options};
 use inferperf_profiler::ProfilerConfig;
 
 const KEYS: [&str; 10] = [

@@ -5,7 +5,7 @@
 
 mod cli;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Benchmark and profile LLM and diffusion inference servers (SGLang/vLLM compatible).
 #[derive(Parser)]
@@ -43,10 +43,12 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     cli::init_logging();
-    let cli = Cli::parse();
+    // The matches are kept for the commands that ask whether a flag was given.
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Serve(args) => cli::serve::run(args),
-        Command::Bench(cmd) => cli::bench::run(cmd),
+        Command::Bench(cmd) => cli::bench::run(cmd, matches.subcommand_matches("bench")),
         Command::Profile(args) => cli::profile::run(args),
         Command::SendOne(args) => cli::send_one::run(args),
         Command::Trace(cmd) => cli::trace::run(cmd),

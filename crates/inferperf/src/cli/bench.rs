@@ -11,10 +11,10 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use inferperf_bench::args::ServingArgs;
 use inferperf_bench::calibrate::{calibrate, CalibrateOptions, Calibration};
-use inferperf_bench::cpu::ThreadCpu;
-use inferperf_bench::runner::Abort;
 use inferperf_bench::serving::{run_serving, ServingContext};
 use inferperf_engine::simulated::TokenSchedule;
+use inferperf_loadgen::cpu::ThreadCpu;
+use inferperf_loadgen::runner::Abort;
 use inferperf_server::{ServerArgs, StopSignal};
 
 use super::embedded::Embedded;
@@ -79,9 +79,14 @@ pub struct CalibrateArgs {
     pub no_save: bool,
 }
 
-pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
+/// Run a `bench` subcommand; `matches` are the `bench` level's parsed flags (to learn which
+/// flags the user gave, as clap records them).
+pub fn run(cmd: BenchCommand, matches: Option<&clap::ArgMatches>) -> anyhow::Result<ExitCode> {
     match cmd {
-        BenchCommand::Serving(a) => serving(*a),
+        BenchCommand::Serving(a) => {
+            let given = GivenFlags::of(matches.and_then(|m| m.subcommand_matches("serving")));
+            serving(*a, given)
+        }
         BenchCommand::Calibrate(a) => calibrate_cmd(a),
         BenchCommand::OneBatch(a) => super::bench_one_batch::run(*a),
         BenchCommand::OneBatchServer(a) => super::bench_one_batch_server::run(*a),
@@ -128,14 +133,28 @@ fn something_listens(url_port: u16) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
 }
 
-/// Whether `--flag` appears on the command line (to apply SGLang's multimodal defaults only
-/// where the user did not choose).
-fn given(flag: &str) -> bool {
-    std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+/// Which `bench serving` flags the user gave (clap's value source), to apply SGLang's
+/// multimodal defaults only where the user did not choose.
+#[derive(Clone, Copy, Debug, Default)]
+struct GivenFlags {
+    num_prompts: bool,
+    max_concurrency: bool,
+}
+
+impl GivenFlags {
+    fn of(matches: Option<&clap::ArgMatches>) -> Self {
+        let given = |id: &str| {
+            matches.and_then(|m| m.value_source(id)) == Some(clap::parser::ValueSource::CommandLine)
+        };
+        Self {
+            num_prompts: given("num_prompts"),
+            max_concurrency: given("max_concurrency"),
+        }
+    }
 }
 
 /// `bench serving` in diffusion mode, against `--base-url` or an embedded diffusion server.
-fn diffusion_serving(a: ServingCliArgs) -> anyhow::Result<ExitCode> {
+fn diffusion_serving(a: ServingCliArgs, given: GivenFlags) -> anyhow::Result<ExitCode> {
     use inferperf_bench::diffusion::{run, Options};
     let args = a.bench;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -176,12 +195,12 @@ fn diffusion_serving(a: ServingCliArgs) -> anyhow::Result<ExitCode> {
         flags: a.diffusion,
         dataset_path: (!args.dataset_path.is_empty()).then(|| args.dataset_path.clone().into()),
         // SGLang's multimodal defaults where the flags were not given.
-        num_prompts: if given("--num-prompts") {
+        num_prompts: if given.num_prompts {
             args.num_prompts
         } else {
             10
         },
-        max_concurrency: if given("--max-concurrency") {
+        max_concurrency: if given.max_concurrency {
             args.max_concurrency
         } else {
             Some(1)
@@ -203,16 +222,16 @@ fn diffusion_serving(a: ServingCliArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn serving(a: ServingCliArgs) -> anyhow::Result<ExitCode> {
+fn serving(a: ServingCliArgs, given: GivenFlags) -> anyhow::Result<ExitCode> {
     if a.diffusion.requested() {
-        return diffusion_serving(a);
+        return diffusion_serving(a, given);
     }
     let args = a.bench;
     let model_path = a.model_path.clone();
     let schedule = a.simulate.as_deref().map(parse_schedule).transpose()?;
     let threads = default_threads(args.client_threads);
     let cpu = ThreadCpu::default();
-    let runtime = inferperf_bench::client_runtime(threads, &cpu)
+    let runtime = inferperf_loadgen::client_runtime(threads, &cpu)
         .context("cannot start the client runtime")?;
 
     let mut embedded = None;
@@ -302,7 +321,7 @@ fn serving(a: ServingCliArgs) -> anyhow::Result<ExitCode> {
 fn calibrate_cmd(a: CalibrateArgs) -> anyhow::Result<ExitCode> {
     let threads = default_threads(a.client_threads);
     let cpu = ThreadCpu::default();
-    let runtime = inferperf_bench::client_runtime(threads, &cpu)
+    let runtime = inferperf_loadgen::client_runtime(threads, &cpu)
         .context("cannot start the client runtime")?;
     let mut embedded = None;
     let (base_url, model) = match &a.base_url {

@@ -5,12 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
-use inferperf_bench::args::ServingArgs;
-use inferperf_bench::dataset::DatasetName;
-use inferperf_bench::inproc::InProcEngine;
-use inferperf_bench::offline::{self, Options};
-use inferperf_bench::serving::build_dataset;
+use inferperf_inproc::inproc::InProcEngine;
+use inferperf_inproc::offline::{self, Options};
+use inferperf_loadgen::dataset::{self, DatasetConfig, DatasetName};
 use inferperf_profiler::ProfilerConfig;
 use inferperf_server::ServerArgs;
 
@@ -122,7 +119,7 @@ pub struct DiffusionOfflineFlags {
 
 /// `bench offline` with a diffusion model.
 fn diffusion_offline(a: &Args) -> anyhow::Result<ExitCode> {
-    use inferperf_bench::diffusion_offline as d;
+    use inferperf_inproc::diffusion_offline as d;
     let f = &a.diffusion;
     let pipeline = inferperf_engine::diffusion::load_model(&a.server.model_path)
         .map_err(|e| anyhow::anyhow!("cannot load model {}: {e}", a.server.model_path))?;
@@ -169,12 +166,6 @@ fn diffusion_offline(a: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[derive(Parser)]
-struct DatasetDefaults {
-    #[command(flatten)]
-    args: ServingArgs,
-}
-
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     if inferperf_engine::diffusion::is_diffusion_model(&a.server.model_path) {
         return diffusion_offline(&a);
@@ -195,7 +186,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     }
     let profile_dir = a
         .profile
-        .then(inferperf_bench::one_batch::default_profile_dir);
+        .then(inferperf_inproc::one_batch::default_profile_dir);
     let engine = InProcEngine::launch(
         inferperf_server::launch::engine_config(&a.server),
         a.profile.then(ProfilerConfig::default),
@@ -203,36 +194,41 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     .context("bench offline")?;
     let tok = engine.tokenizer();
     let seed = a.seed.unwrap_or(42);
-    let mut d = DatasetDefaults::parse_from(["bench"]).args;
-    d.dataset_name = a.dataset_name;
-    d.dataset_path = a.dataset_path.clone();
-    d.num_prompts = a.num_prompts.unwrap_or(1000);
-    d.sharegpt_output_len = a.sharegpt_output_len;
-    d.sharegpt_context_len = a.sharegpt_context_len;
-    d.random_input_len = a.random_input_len;
-    d.random_output_len = a.random_output_len;
-    d.random_range_ratio = a.random_range_ratio;
-    d.gsp_num_groups = a.gsp_num_groups;
-    d.gsp_prompts_per_group = a.gsp_prompts_per_group;
-    d.gsp_system_prompt_len = a.gsp_system_prompt_len;
-    d.gsp_question_len = a.gsp_question_len;
-    d.gsp_output_len = a.gsp_output_len;
-    d.seed = seed;
-    d.apply_chat_template = a.apply_chat_template;
-    d.prompt_suffix = a.prompt_suffix.clone();
-    let rows = build_dataset(&d, Some(&tok)).context("bench offline: building the dataset")?;
+    let d = DatasetConfig {
+        name: a.dataset_name,
+        path: a.dataset_path.clone(),
+        num_prompts: a.num_prompts.unwrap_or(1000),
+        sharegpt_output_len: a.sharegpt_output_len,
+        sharegpt_context_len: a.sharegpt_context_len,
+        random_input_len: a.random_input_len,
+        random_output_len: a.random_output_len,
+        random_range_ratio: a.random_range_ratio,
+        gsp_num_groups: a.gsp_num_groups,
+        gsp_prompts_per_group: a.gsp_prompts_per_group,
+        gsp_system_prompt_len: a.gsp_system_prompt_len,
+        gsp_question_len: a.gsp_question_len,
+        gsp_output_len: a.gsp_output_len,
+        seed,
+        apply_chat_template: a.apply_chat_template,
+        prompt_suffix: a.prompt_suffix.clone(),
+        ..DatasetConfig::default()
+    };
+    let rows =
+        dataset::build(&d, false, Some(&tok)).context("bench offline: building the dataset")?;
     // SGLang's warm-up: min(num_prompts, 16) random requests of 256 in / 16 out.
-    let mut w = DatasetDefaults::parse_from(["bench"]).args;
-    w.dataset_name = DatasetName::RandomIds;
-    w.num_prompts = rows.len().min(16);
-    w.random_input_len = 256;
-    w.random_output_len = 16;
-    w.random_range_ratio = 1.0;
-    w.seed = seed;
+    let w = DatasetConfig {
+        name: DatasetName::RandomIds,
+        num_prompts: rows.len().min(16),
+        random_input_len: 256,
+        random_output_len: 16,
+        random_range_ratio: 1.0,
+        seed,
+        ..DatasetConfig::default()
+    };
     let warmup = if a.skip_warmup {
         Vec::new()
     } else {
-        build_dataset(&w, Some(&tok)).context("bench offline: building the warm-up")?
+        dataset::build(&w, false, Some(&tok)).context("bench offline: building the warm-up")?
     };
     let result = offline::run(
         &engine,

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use inferperf_bench::inproc::InProcEngine;
-use inferperf_bench::one_batch::{self, Options, ProfileOptions, ProfileStage};
+use inferperf_inproc::inproc::InProcEngine;
+use inferperf_inproc::one_batch::{self, Options, ProfileOptions, ProfileStage};
 use inferperf_profiler::ProfilerConfig;
 use inferperf_server::ServerArgs;
 

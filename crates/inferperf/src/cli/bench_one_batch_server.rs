@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use inferperf_bench::lora::LoraDistribution;
 use inferperf_bench::one_batch_server::{
     self, BatchDataset, LoraOptions, Options, ProfileOptions, ServerBackend,
 };
-use inferperf_bench::tokenizer::{HfTokenizer, SharedTokenizer};
+use inferperf_loadgen::lora::LoraDistribution;
+use inferperf_loadgen::tokenizer::{HfTokenizer, SharedTokenizer};
 use inferperf_server::ServerArgs;
 
 use super::bench_one_batch::CaseGridArgs;
@@ -233,7 +233,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             a.server_args_for_metrics.as_deref(),
         );
         let text = serde_json::to_string_pretty(&doc).context("serializing the results")?;
-        inferperf_bench::jsonl::write_atomic(path, text.as_bytes())
+        inferperf_loadgen::jsonl::write_atomic(path, text.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if a.show_report && !a.no_append_to_github_summary && in_ci() {

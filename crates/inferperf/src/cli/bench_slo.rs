@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use inferperf_bench::args::ServingArgs;
-use inferperf_bench::cpu::ThreadCpu;
-use inferperf_bench::runner::Abort;
 use inferperf_bench::serving::ServingContext;
 use inferperf_bench::slo::{parse_slos, search, Mode, SearchOptions};
+use inferperf_loadgen::cpu::ThreadCpu;
+use inferperf_loadgen::runner::Abort;
 use inferperf_server::ServerArgs;
 
 use super::embedded::Embedded;

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::Parser;
 use inferperf_bench::args::ServingArgs;
-use inferperf_bench::backend::Backend;
 use inferperf_bench::scenario::Scenario;
 use inferperf_bench::sweep::{self, LoadPoint, SweepOptions};
-use inferperf_bench::tokenizer::{HfTokenizer, SharedTokenizer};
+use inferperf_loadgen::backend::Backend;
+use inferperf_loadgen::tokenizer::{HfTokenizer, SharedTokenizer};
 use inferperf_server::ServerArgs;
 
 use super::embedded::Embedded;
@@ -158,10 +158,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|k| format!("Authorization=Bearer {k}"))
                 .collect();
-            let headers = inferperf_bench::client::request_headers(&auth)
+            let headers = inferperf_loadgen::client::request_headers(&auth)
                 .context("--api-key is not a valid header value")?;
             runtime
-                .block_on(inferperf_bench::tokenizer::fetch_from_base_url(
+                .block_on(inferperf_loadgen::tokenizer::fetch_from_base_url(
                     &base_url, headers,
                 ))
                 .context("asking the server for its tokenizer")?

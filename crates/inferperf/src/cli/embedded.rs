@@ -3,8 +3,8 @@
 //! runtime, and shut down when dropped.
 
 use anyhow::Context;
-use inferperf_bench::tokenizer::SharedTokenizer;
 use inferperf_engine::simulated::{SimulatedEngine, TokenSchedule};
+use inferperf_loadgen::tokenizer::SharedTokenizer;
 use inferperf_server::{EmbeddedServer, EngineParts, ServerArgs};
 
 /// A server this process runs for a benchmark.

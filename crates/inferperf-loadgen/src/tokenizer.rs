@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use inferperf_engine::api::{EngineError, TextTokenizer};
+use inferperf_engine::api::EngineError;
+pub use inferperf_engine::api::TextTokenizer;
 use inferperf_engine::tokenizer::ChatTemplate;
 
 use crate::error::BenchError;

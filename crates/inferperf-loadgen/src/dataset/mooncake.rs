@@ -115,9 +115,10 @@ mod tests {
             .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
     }
 
+    /// The dataset fixtures live with the benchmark tests that replay them end to end.
     fn fixture() -> String {
         manifest_dir()
-            .join("tests/fixtures/mooncake_small.jsonl")
+            .join("../inferperf-bench/tests/fixtures/mooncake_small.jsonl")
             .to_string_lossy()
             .into_owned()
     }

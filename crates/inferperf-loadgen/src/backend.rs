@@ -1,6 +1,7 @@
 //! Backends: which route a request goes to, the exact JSON body SGLang's `bench_serving` (or
 //! vLLM's `bench serve`, for `openai`/`openai-chat`) sends for it, and how its stream is parsed.
 
+use crate::error::BenchError;
 use serde_json::{json, Map, Value};
 
 /// Request protocol, with SGLang's (and vLLM's) `--backend` names.
@@ -252,6 +253,20 @@ fn prompt_as_text(p: &Prompt) -> Value {
         Prompt::Messages(m) => m.clone(),
         // Only the first turn is known before the run; conversations replace the body per round.
         Prompt::Turns(t) => t.first().cloned().unwrap_or(Value::Null),
+    }
+}
+
+/// `--extra-request-body`: a JSON object merged into every request body.
+pub fn parse_extra(s: Option<&str>) -> Result<Map<String, Value>, BenchError> {
+    match s {
+        None => Ok(Map::new()),
+        Some(s) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(m)) => Ok(m),
+            Ok(_) => Err(BenchError::Config(
+                "--extra-request-body must be a JSON object".into(),
+            )),
+            Err(e) => Err(BenchError::Config(format!("--extra-request-body: {e}"))),
+        },
     }
 }
 

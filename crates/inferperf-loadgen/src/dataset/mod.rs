@@ -2,6 +2,8 @@
 //! reproducible, with SGLang's names and sampling rules.
 
 pub mod agentic;
+mod build;
+mod config;
 pub mod custom;
 pub mod exact;
 pub mod gsp;
@@ -15,6 +17,9 @@ pub mod sharegpt;
 use serde_json::{Map, Value};
 
 use crate::backend::Prompt;
+
+pub use build::build;
+pub use config::DatasetConfig;
 
 /// The `--dataset-name` choices implemented.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

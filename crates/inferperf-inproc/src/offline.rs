@@ -13,12 +13,12 @@ use inferperf_engine::api::{GenerateRequest, SamplingParams};
 use inferperf_protocol::profile::ProfileReqInput;
 use serde_json::{json, Map, Value};
 
+use crate::backend::parse_extra;
 use crate::backend::Prompt;
 use crate::dataset::DatasetRow;
 use crate::error::BenchError;
 use crate::inproc::InProcEngine;
 use crate::jsonl::OrderedRecord;
-use crate::serving::parse_extra;
 use crate::tokenizer::tokenizer_error;
 
 /// Settings besides the model and the dataset.

@@ -17,33 +17,12 @@ use inferperf_engine::api::{GenerateRequest, SamplingParams};
 use inferperf_engine::hooks::ForwardMode;
 use inferperf_protocol::profile::ProfileReqInput;
 use rand::{Rng, SeedableRng};
-use serde_json::json;
 
 use crate::error::BenchError;
 use crate::inproc::{BatchRun, InProcEngine};
 use crate::jsonl::OrderedRecord;
 use crate::stats::{percentile_sorted, sorted};
-
-/// One (batch size, input length, output length) case.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Case {
-    pub batch_size: usize,
-    pub input_len: usize,
-    pub output_len: usize,
-}
-
-impl Case {
-    /// The record's first keys, shared by both batch benchmarks: `run_name, batch_size,
-    /// input_len, output_len`.
-    pub fn record_head(&self, run_name: &str) -> OrderedRecord {
-        let mut r = OrderedRecord::default();
-        r.put("run_name", json!(run_name));
-        r.put("batch_size", json!(self.batch_size));
-        r.put("input_len", json!(self.input_len));
-        r.put("output_len", json!(self.output_len));
-        r
-    }
-}
+pub use inferperf_loadgen::batch_case::Case;
 
 /// Which steps `--profile` captures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
