@@ -18,6 +18,8 @@
 #
 # Env: CLIENTS="inferperf sglang_rust sglang_py" ITLS="0 10" CONCS="64 256" N=1000 IN_LEN=128
 #      REPEAT=3 (REPEAT_PY=1 for the slow Python client; 10 ms runs use REPEAT_ITL=1)
+#      BASELINE_BIN=<an older inferperf binary>: adds the client `inferperf_base` (the same
+#      command through that binary), for before/after comparisons of a change in one run.
 #      OUT_LEN=256 PORT=8200 PEERS=<shared/peers> PEERS_ROOT (peer installs, default
 #      ~/.cache/inferperf-peers) SKIP_INSTALL=1 (peers already installed) INFERPERF_THREADS.
 set -euo pipefail
@@ -64,8 +66,10 @@ run_client() {  # run_client NAME CONC RESULT_FILE
   local name=$1 c=$2 out=$3
   rm -f "$out"
   case "$name" in
-    inferperf)
-      "$INFERPERF" bench serving --backend sglang-oai --base-url "$URL" --model mock-model \
+    inferperf|inferperf_base)
+      local bin=$INFERPERF
+      [ "$name" = inferperf_base ] && bin=$BASELINE_BIN
+      "$bin" bench serving --backend sglang-oai --base-url "$URL" --model mock-model \
         --tokenizer "$TOK" --dataset-name random-ids --random-input-len "$IN_LEN" \
         --random-output-len "$OUT_LEN" --random-range-ratio 1 --num-prompts "$N" \
         --max-concurrency "$c" --disable-tqdm --output-file "$out" \
@@ -86,7 +90,7 @@ trap '"$PEERS/mockserver.sh" stop "$PORT" >/dev/null 2>&1 || true' EXIT
 # one_client CLIENT CONC N OUT_LEN OUT: run one client under cpu_run; CPU seconds in OUT.cpu.
 one_client() {
   local cl=$1 c=$2 n=$3 olen=$4 out=$5 log=${5%.jsonl}.log
-  cpu_run "$out.cpu" bash -c "$(declare -f run_client); INFERPERF='$INFERPERF' URL='$URL' TOK='$TOK' N='$n' IN_LEN='$IN_LEN' OUT_LEN='$olen' PEERS='$PEERS' RESULTS_DIR='$RESULTS_DIR' INFERPERF_THREADS='${INFERPERF_THREADS:-}' run_client '$cl' '$c' '$out'" > "$log" 2>&1
+  cpu_run "$out.cpu" bash -c "$(declare -f run_client); INFERPERF='$INFERPERF' BASELINE_BIN='${BASELINE_BIN:-}' URL='$URL' TOK='$TOK' N='$n' IN_LEN='$IN_LEN' OUT_LEN='$olen' PEERS='$PEERS' RESULTS_DIR='$RESULTS_DIR' INFERPERF_THREADS='${INFERPERF_THREADS:-}' run_client '$cl' '$c' '$out'" > "$log" 2>&1
 }
 declare -A BASE_CPU
 FIRST_ITL=${ITLS%% *}

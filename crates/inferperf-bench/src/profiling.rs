@@ -247,33 +247,37 @@ impl ActiveProfile {
             .collect()
     }
 
-    /// Prints where every target's traces are (or will be) written: the directory sent, or,
-    /// for a server that ignores it, that the server decides (and where, when it says).
-    pub fn print_locations(&self) {
+    /// Where every target's traces are (or will be) written, one line each: the directory
+    /// sent, or, for a server that ignores it, that the server decides (and where, when it
+    /// says). The directory made for such a server stays empty and is removed.
+    pub fn location_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
         for (w, dir) in &self.started {
             if !matches!(w.location, TraceLocation::Sent(_)) {
-                println!("{}", w.describe_location());
-                // The directory made for it stays empty: remove it rather than point at it.
+                lines.push(w.describe_location());
                 let _ = std::fs::remove_dir(dir);
                 continue;
             }
             let files = pc::written_traces(dir).unwrap_or_default();
             if files.is_empty() {
-                println!(
+                lines.push(format!(
                     "{} (written by the server when its window closes)",
                     w.describe_location()
-                );
+                ));
             } else {
-                println!("Profiler traces of {} ({}):", w.target.label, w.target.url);
-                for f in files {
-                    println!("  {}", f.display());
-                }
+                lines.push(format!(
+                    "Profiler traces of {} ({}):",
+                    w.target.label, w.target.url
+                ));
+                lines.extend(files.iter().map(|f| format!("  {}", f.display())));
             }
         }
         if !self.started.is_empty() {
-            println!(
+            lines.push(
                 "Open them in https://ui.perfetto.dev or merge ranks with `inferperf trace merge`."
+                    .into(),
             );
         }
+        lines
     }
 }

@@ -46,6 +46,15 @@ pub struct ServingContext {
     pub print: bool,
 }
 
+impl ServingContext {
+    /// A progress line on stdout (SGLang's wording), when this run talks to a console.
+    fn say(&self, line: impl std::fmt::Display) {
+        if self.print {
+            println!("{line}");
+        }
+    }
+}
+
 /// The run's results.
 pub struct ServingOutcome {
     pub metrics: Metrics,
@@ -57,6 +66,11 @@ pub struct ServingOutcome {
     pub incomplete: bool,
     /// The `output_dir` sent to each profiled server (`--profile`), in target order.
     pub profile_dirs: Vec<std::path::PathBuf>,
+    /// The console report the caller prints: SGLang's table, the extra percentiles, the
+    /// first errors, the throughput plot (`--plot-throughput`) and the validity block.
+    pub console_report: String,
+    /// Where each profiled server's traces are (or will be written), one line each.
+    pub profile_locations: Vec<String>,
 }
 
 impl ServingOutcome {
@@ -111,9 +125,13 @@ pub async fn run_serving_rows(
     let headers = request_headers(&args.header)?;
     let target = Target::from_base_url(&ctx.base_url, headers)?;
     let pool = Arc::new(Pool::new(target));
-    println!("base_url={} backend={}", ctx.base_url, args.backend.name());
+    ctx.say(format_args!(
+        "base_url={} backend={}",
+        ctx.base_url,
+        args.backend.name()
+    ));
     if args.ready_check_timeout_sec > 0 {
-        wait_ready(&pool, args.ready_check_timeout_sec).await?;
+        wait_ready(&ctx, &pool, args.ready_check_timeout_sec).await?;
     }
     let model = match &args.model {
         Some(m) => m.clone(),
@@ -136,8 +154,8 @@ pub async fn run_serving_rows(
     }
     let total_in: usize = rows.iter().map(|r| r.prompt_len).sum();
     let total_out: usize = rows.iter().map(|r| r.output_len).sum();
-    println!("#Input tokens: {total_in}");
-    println!("#Output tokens: {total_out}");
+    ctx.say(format_args!("#Input tokens: {total_in}"));
+    ctx.say(format_args!("#Output tokens: {total_out}"));
     let extra = body_extras(args)?;
     let requests = Arc::new(plan_requests(args, &rows, &model_id, &extra)?);
     tracing::info!(
@@ -145,27 +163,7 @@ pub async fn run_serving_rows(
         requests.len(),
         t_prep.elapsed().as_secs_f64()
     );
-    let (arrivals, rate_for_record) = if args.dataset.name == DatasetName::Mooncake {
-        println!("Using time-based Mooncake request scheduler, ignoring --request-rate.");
-        let offsets_ms = rows.iter().map(|r| r.timestamp_ms.unwrap_or(0.0)).collect();
-        (
-            Arrivals::Trace {
-                offsets_ms,
-                slowdown: args.mooncake_slowdown_factor,
-            },
-            None,
-        )
-    } else if args.request_rate.is_infinite() {
-        (Arrivals::Burst, Some(args.request_rate))
-    } else {
-        (
-            Arrivals::Rate {
-                rate: args.request_rate,
-                burstiness: args.burstiness,
-            },
-            Some(args.request_rate),
-        )
-    };
+    let (arrivals, rate_for_record) = arrivals_for(args, &rows, &ctx);
     // SGLang's --use-trace-timestamps only relabels the rate.
     let rate_for_record = rate_for_record.filter(|_| !args.use_trace_timestamps);
     let offsets = schedule(&arrivals, requests.len(), args.dataset.seed)?;
@@ -181,60 +179,18 @@ pub async fn run_serving_rows(
     }
 
     let protocol = args.backend.protocol();
-    let stream = !args.disable_stream;
-    let path = pool.target().path(args.backend.api_path());
-    let timeout = args.request_timeout_sec.map(Duration::from_secs_f64);
-
-    // Warmup: the first row, at most 32 output tokens, all at once.
+    let send = SendSettings {
+        path: pool.target().path(args.backend.api_path()),
+        protocol,
+        args,
+        cpu: &ctx.cpu,
+    };
     if args.warmup_requests > 0 {
-        println!("Starting warmup with {} sequences...", args.warmup_requests);
+        // SGLang's warm-up request: the first row with at most 32 output tokens.
         let mut first = rows[0].clone();
         first.output_len = first.output_len.min(32);
-        let w = plan_requests(args, std::slice::from_ref(&first), &model_id, &extra)?;
-        let wreqs = Arc::new(vec![w[0].clone(); args.warmup_requests]);
-        let spec = RunSpec {
-            offsets: vec![0; wreqs.len()],
-            requests: wreqs,
-            max_concurrency: args.max_concurrency,
-            path: path.clone(),
-            protocol,
-            stream,
-            timeout,
-            stall_timeout: args.stall_timeout(),
-            max_consecutive_connect_failures: usize::MAX,
-            warmup: true,
-            print_requests: false,
-            cpu: ctx.cpu.clone(),
-        };
-        let res = run(
-            pool.clone(),
-            spec,
-            Clock::start(),
-            Arc::default(),
-            ctx.abort.clone(),
-        )
-        .await;
-        if let Some(reason) = res.abort_reason {
-            return Err(BenchError::Server(format!("warmup interrupted: {reason}")));
-        }
-        if !res.records.iter().any(|r| r.success()) {
-            let err = res
-                .records
-                .iter()
-                .find_map(|r| {
-                    r.error
-                        .as_ref()
-                        .map(|e| format!("{:?}: {}", e.kind, e.message))
-                })
-                .unwrap_or_default();
-            return Err(BenchError::Server(format!(
-                "Warmup failed - Please make sure benchmark arguments are correctly specified. Error: {err}"
-            )));
-        }
-        println!(
-            "Warmup completed with {} sequences. Starting main benchmark run...",
-            args.warmup_requests
-        );
+        let planned = plan_requests(args, std::slice::from_ref(&first), &model_id, &extra)?;
+        warmup(&ctx, &pool, &send, &planned[0]).await?;
     }
     // A server that cannot flush (vLLM outside its dev mode answers 404) is a warning, not a
     // reason to lose the run (SGLang's client aborts); the record says the cache was not flushed.
@@ -242,9 +198,9 @@ pub async fn run_serving_rows(
     if args.flush_cache {
         if let Err(e) = flush_cache(&pool, args.backend, args.flush_cache_timeout).await {
             let why = e.to_string();
-            println!(
+            ctx.say(format_args!(
                 "WARNING: --flush-cache: the server did not flush its cache ({why}); going on"
-            );
+            ));
             flush_cache_skipped = Some(why);
         }
     }
@@ -261,20 +217,8 @@ pub async fn run_serving_rows(
     let pb = crate::progress::bar(requests.len(), args.disable_tqdm);
     let ticker = crate::progress::spawn_ticker(pb.clone(), counters.clone());
     let cpu0 = (ctx.cpu.seconds(), process_cpu_seconds());
-    let spec = RunSpec {
-        requests: requests.clone(),
-        offsets,
-        max_concurrency: args.max_concurrency,
-        path,
-        protocol,
-        stream,
-        timeout,
-        stall_timeout: args.stall_timeout(),
-        max_consecutive_connect_failures: 8,
-        warmup: false,
-        print_requests: args.print_requests,
-        cpu: ctx.cpu.clone(),
-    };
+    let mut spec = send.spec(requests.clone(), offsets, false);
+    spec.print_requests = args.print_requests;
     let res = run(
         pool.clone(),
         spec,
@@ -301,41 +245,15 @@ pub async fn run_serving_rows(
     } else {
         None
     };
-    let accept_length = server_info.as_ref().and_then(|s| {
-        let s = s.get("decode").and_then(|d| d.get(0)).unwrap_or(s);
-        s.get("internal_states")?
-            .get(0)?
-            .get("avg_spec_accept_length")?
-            .as_f64()
-    });
-    let retok: Option<Vec<usize>> = tokenizer.as_ref().map(|t| {
-        res.records
-            .par_iter()
-            .map(|r| {
-                if r.success() {
-                    t.encode(&r.generated_text, false)
-                        .map(|v| v.len())
-                        .unwrap_or(0)
-                } else {
-                    0
-                }
-            })
-            .collect()
-    });
+    let accept_length = server_info.as_ref().and_then(accept_length_of);
+    let retok = tokenizer
+        .as_ref()
+        .map(|t| retokenized_output_lens(t, &res.records));
     let slo = args.slo()?;
     let pm = args.percentile_metric_names();
     let mp = args.metric_percentile_values()?;
-    // What the server adds to the client's prompt counts: special tokens (BOS) on text
-    // prompts, nothing on token ids, an uncounted chat template on chat backends.
-    let server_added_prompt_tokens = if protocol == Protocol::Chat {
-        None
-    } else if args.dataset.tokenize_prompt {
-        Some(0)
-    } else {
-        Some(tokenizer.as_ref().map_or(0, |t| {
-            crate::tokenizer::num_special_tokens_to_add(t.as_ref())
-        }))
-    };
+    let server_added_prompt_tokens =
+        server_added_prompt_tokens(protocol, args.dataset.tokenize_prompt, tokenizer.as_ref());
     let metrics = compute(&MetricInputs {
         records: &res.records,
         duration_s: res.duration_s,
@@ -346,7 +264,7 @@ pub async fn run_serving_rows(
         metric_percentiles: &mp,
     });
     if metrics.completed == 0 {
-        println!("All requests failed. This is likely due to a misconfiguration on the benchmark arguments.");
+        ctx.say("All requests failed. This is likely due to a misconfiguration on the benchmark arguments.");
     }
     let validity = assess(&ValidityInputs {
         records: &res.records,
@@ -359,32 +277,14 @@ pub async fn run_serving_rows(
         duration_s: res.duration_s,
         server_failure: crate::validity::server_failure(&res.records, res.abort_reason.as_deref()),
     });
-    if ctx.print {
-        let rate_str = rate_for_record.map_or_else(|| "trace".to_owned(), py_float);
-        print!(
-            "{}",
-            sglang_table(
-                &metrics,
-                &TableContext {
-                    backend: args.backend.name(),
-                    request_rate: rate_str,
-                    max_concurrency: args.max_concurrency,
-                    duration_s: res.duration_s,
-                    accept_length,
-                    cache_report: args.cache_report,
-                },
-            )
-        );
-        print!("{}", extra_table(&metrics));
-        print_first_errors(&res.records);
-        if args.plot_throughput {
-            print!(
-                "{}",
-                crate::plot::render(&crate::metrics::Timeline::of_records(&res.records))
-            );
-        }
-        print!("{}", render(&validity));
-    }
+    let console_report = console_report(
+        args,
+        &metrics,
+        &validity,
+        &res,
+        rate_for_record,
+        accept_length,
+    );
     let rec = crate::result::build(
         &crate::result::RecordContext {
             tag: args.tag.as_deref(),
@@ -414,13 +314,12 @@ pub async fn run_serving_rows(
     );
     let line = rec.to_line();
     crate::jsonl::append_line(Path::new(&output_file), &line)?;
-    println!("Results appended to {output_file}");
-    let profile_dirs = match &profile {
-        Some(p) => {
-            p.print_locations();
-            p.trace_dirs().into_iter().map(|(_, dir, _)| dir).collect()
-        }
-        None => Vec::new(),
+    let (profile_dirs, profile_locations) = match &profile {
+        Some(p) => (
+            p.trace_dirs().into_iter().map(|(_, dir, _)| dir).collect(),
+            p.location_lines(),
+        ),
+        None => (Vec::new(), Vec::new()),
     };
     Ok(ServingOutcome {
         profile_dirs,
@@ -430,21 +329,213 @@ pub async fn run_serving_rows(
         record_line: line,
         output_file,
         incomplete,
+        console_report,
+        profile_locations,
     })
 }
 
-fn print_first_errors(records: &[crate::record::RequestRecord]) {
+/// The arrival process the settings ask for -- a Mooncake trace's own times, a burst, or a
+/// (bursty) rate -- and the rate the record names (`None`: "trace").
+fn arrivals_for(
+    args: &ServingConfig,
+    rows: &[DatasetRow],
+    ctx: &ServingContext,
+) -> (Arrivals, Option<f64>) {
+    if args.dataset.name == DatasetName::Mooncake {
+        ctx.say("Using time-based Mooncake request scheduler, ignoring --request-rate.");
+        let offsets_ms = rows.iter().map(|r| r.timestamp_ms.unwrap_or(0.0)).collect();
+        (
+            Arrivals::Trace {
+                offsets_ms,
+                slowdown: args.mooncake_slowdown_factor,
+            },
+            None,
+        )
+    } else if args.request_rate.is_infinite() {
+        (Arrivals::Burst, Some(args.request_rate))
+    } else {
+        (
+            Arrivals::Rate {
+                rate: args.request_rate,
+                burstiness: args.burstiness,
+            },
+            Some(args.request_rate),
+        )
+    }
+}
+
+/// How every request of a run is sent (route, protocol, timeouts), shared by the warm-up
+/// and the measured run.
+struct SendSettings<'a> {
+    path: String,
+    protocol: Protocol,
+    args: &'a ServingConfig,
+    cpu: &'a ThreadCpu,
+}
+
+impl SendSettings<'_> {
+    fn spec(&self, requests: Arc<Vec<PlannedRequest>>, offsets: Vec<u64>, warmup: bool) -> RunSpec {
+        RunSpec {
+            requests,
+            offsets,
+            max_concurrency: self.args.max_concurrency,
+            path: self.path.clone(),
+            protocol: self.protocol,
+            stream: !self.args.disable_stream,
+            timeout: self.args.request_timeout_sec.map(Duration::from_secs_f64),
+            stall_timeout: self.args.stall_timeout(),
+            // A warm-up fails as a whole; the measured run stops early when the server is gone.
+            max_consecutive_connect_failures: if warmup { usize::MAX } else { 8 },
+            warmup,
+            print_requests: false,
+            cpu: self.cpu.clone(),
+        }
+    }
+}
+
+/// SGLang's warm-up: `--warmup-requests` copies of `request` sent at once; the run fails when
+/// none succeeds.
+async fn warmup(
+    ctx: &ServingContext,
+    pool: &Arc<Pool>,
+    send: &SendSettings<'_>,
+    request: &PlannedRequest,
+) -> Result<(), BenchError> {
+    let n = send.args.warmup_requests;
+    ctx.say(format_args!("Starting warmup with {n} sequences..."));
+    let spec = send.spec(Arc::new(vec![request.clone(); n]), vec![0; n], true);
+    let res = run(
+        pool.clone(),
+        spec,
+        Clock::start(),
+        Arc::default(),
+        ctx.abort.clone(),
+    )
+    .await;
+    if let Some(reason) = res.abort_reason {
+        return Err(BenchError::Server(format!("warmup interrupted: {reason}")));
+    }
+    if !res.records.iter().any(|r| r.success()) {
+        let err = res
+            .records
+            .iter()
+            .find_map(|r| {
+                r.error
+                    .as_ref()
+                    .map(|e| format!("{:?}: {}", e.kind, e.message))
+            })
+            .unwrap_or_default();
+        return Err(BenchError::Server(format!(
+            "Warmup failed - Please make sure benchmark arguments are correctly specified. Error: {err}"
+        )));
+    }
+    ctx.say(format_args!(
+        "Warmup completed with {n} sequences. Starting main benchmark run..."
+    ));
+    Ok(())
+}
+
+/// Speculative decoding's mean accept length from `/server_info` (the decode worker's under
+/// PD disaggregation).
+fn accept_length_of(info: &Value) -> Option<f64> {
+    let s = info.get("decode").and_then(|d| d.get(0)).unwrap_or(info);
+    s.get("internal_states")?
+        .get(0)?
+        .get("avg_spec_accept_length")?
+        .as_f64()
+}
+
+/// Each successful request's output length as the client's tokenizer counts it (0 for
+/// failures), after the measured run.
+fn retokenized_output_lens(
+    tok: &SharedTokenizer,
+    records: &[crate::record::RequestRecord],
+) -> Vec<usize> {
+    records
+        .par_iter()
+        .map(|r| {
+            if r.success() {
+                tok.encode(&r.generated_text, false)
+                    .map(|v| v.len())
+                    .unwrap_or(0)
+            } else {
+                0
+            }
+        })
+        .collect()
+}
+
+/// What the server adds to the client's prompt counts: special tokens (BOS) on text prompts,
+/// nothing on token ids, an uncounted chat template on chat backends (`None`).
+fn server_added_prompt_tokens(
+    protocol: Protocol,
+    tokenize_prompt: bool,
+    tok: Option<&SharedTokenizer>,
+) -> Option<usize> {
+    if protocol == Protocol::Chat {
+        None
+    } else if tokenize_prompt {
+        Some(0)
+    } else {
+        Some(tok.map_or(0, |t| {
+            crate::tokenizer::num_special_tokens_to_add(t.as_ref())
+        }))
+    }
+}
+
+/// The end-of-run console text: SGLang's table, the extra percentiles, the first errors, the
+/// throughput plot (`--plot-throughput`) and the validity block.
+fn console_report(
+    args: &ServingConfig,
+    metrics: &Metrics,
+    validity: &Validity,
+    res: &crate::runner::RunResult,
+    rate_for_record: Option<f64>,
+    accept_length: Option<f64>,
+) -> String {
+    let rate_str = rate_for_record.map_or_else(|| "trace".to_owned(), py_float);
+    let mut r = sglang_table(
+        metrics,
+        &TableContext {
+            backend: args.backend.name(),
+            request_rate: rate_str,
+            max_concurrency: args.max_concurrency,
+            duration_s: res.duration_s,
+            accept_length,
+            cache_report: args.cache_report,
+        },
+    );
+    r.push_str(&extra_table(metrics));
+    r.push_str(&first_errors(&res.records));
+    if args.plot_throughput {
+        r.push_str(&crate::plot::render(&crate::metrics::Timeline::of_records(
+            &res.records,
+        )));
+    }
+    r.push_str(&render(validity));
+    r
+}
+
+/// The first five errors, for the console (empty when every request succeeded).
+fn first_errors(records: &[crate::record::RequestRecord]) -> String {
+    use std::fmt::Write as _;
     let errs: Vec<_> = records
         .iter()
         .filter_map(|r| r.error.as_ref().map(|e| (r.index, e)))
         .collect();
+    let mut out = String::new();
     if errs.is_empty() {
-        return;
+        return out;
     }
-    println!("First errors ({} failed requests in total):", errs.len());
+    let _ = writeln!(
+        out,
+        "First errors ({} failed requests in total):",
+        errs.len()
+    );
     for (i, e) in errs.iter().take(5) {
-        println!("  request {i}: {:?}: {}", e.kind, e.message);
+        let _ = writeln!(out, "  request {i}: {:?}: {}", e.kind, e.message);
     }
+    out
 }
 
 /// SGLang's default output file name.
@@ -477,9 +568,12 @@ fn local_mmdd() -> String {
     }
 }
 
-async fn wait_ready(pool: &Pool, timeout_s: u64) -> Result<(), BenchError> {
+/// Poll `GET /v1/models` until it answers 200 (SGLang's readiness check).
+async fn wait_ready(ctx: &ServingContext, pool: &Pool, timeout_s: u64) -> Result<(), BenchError> {
     let url = pool.target().path("/v1/models");
-    println!("Waiting up to {timeout_s}s for {url} to become ready...");
+    ctx.say(format_args!(
+        "Waiting up to {timeout_s}s for {url} to become ready..."
+    ));
     let start = Instant::now();
     let deadline = start + Duration::from_secs(timeout_s);
     let mut last_err = String::new();
@@ -494,7 +588,10 @@ async fn wait_ready(pool: &Pool, timeout_s: u64) -> Result<(), BenchError> {
         .await
         {
             Ok((StatusCode::OK, _)) => {
-                println!("Server ready in {:.1}s.", start.elapsed().as_secs_f64());
+                ctx.say(format_args!(
+                    "Server ready in {:.1}s.",
+                    start.elapsed().as_secs_f64()
+                ));
                 return Ok(());
             }
             Ok((s, body)) => last_err = format!("HTTP {s}: {}", crate::sse::excerpt(&body)),
@@ -502,7 +599,9 @@ async fn wait_ready(pool: &Pool, timeout_s: u64) -> Result<(), BenchError> {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    println!("Server did not become ready within {timeout_s}s timeout.");
+    ctx.say(format_args!(
+        "Server did not become ready within {timeout_s}s timeout."
+    ));
     Err(BenchError::Server(format!(
         "Server at {} is not ready ({last_err}). Exiting.",
         pool.target().addr

@@ -299,6 +299,11 @@ fn serving(a: ServingCliArgs, given: GivenFlags) -> anyhow::Result<ExitCode> {
     });
     drop(embedded);
     let outcome = outcome.context("bench serving")?;
+    print!("{}", outcome.console_report);
+    println!("Results appended to {}", outcome.output_file);
+    for line in &outcome.profile_locations {
+        println!("{line}");
+    }
     println!("Verdict: {}", outcome.validity.verdict);
     if outcome.incomplete {
         eprintln!(
