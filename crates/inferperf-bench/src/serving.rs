@@ -203,6 +203,7 @@ pub async fn run_serving_rows(
             warmup: true,
             print_requests: false,
             cpu: ctx.cpu.clone(),
+            exchange: crate::runner::Exchange::default(),
         };
         let res = run(
             pool.clone(),
@@ -272,6 +273,7 @@ pub async fn run_serving_rows(
         warmup: false,
         print_requests: args.print_requests,
         cpu: ctx.cpu.clone(),
+        exchange: crate::runner::Exchange::default(),
     };
     let res = run(
         pool.clone(),

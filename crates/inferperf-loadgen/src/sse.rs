@@ -15,7 +15,7 @@ use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use crate::backend::Protocol;
-use crate::record::{ErrorKind, RequestError, RequestRecord, TokenCountSource};
+use crate::record::{DocumentFacts, ErrorKind, RequestError, RequestRecord, TokenCountSource};
 
 /// Incremental parser for one response body.
 pub struct StreamParser {
@@ -24,6 +24,9 @@ pub struct StreamParser {
     carry: Vec<u8>,
     done: bool,
     last_completion_tokens: usize,
+    /// Read the body as one JSON document into [`DocumentFacts`] (diffusion), not as a
+    /// generation of `protocol`.
+    document: bool,
 }
 
 impl StreamParser {
@@ -35,6 +38,16 @@ impl StreamParser {
             carry: Vec::new(),
             done: false,
             last_completion_tokens: 0,
+            document: false,
+        }
+    }
+
+    /// A parser for a JSON document response (diffusion images, video job submits and
+    /// polls): the body is buffered and, at its end, read into `rec.document`.
+    pub fn document() -> Self {
+        Self {
+            document: true,
+            ..Self::new(Protocol::Generate, false)
         }
     }
 
@@ -81,6 +94,11 @@ impl StreamParser {
     /// The body ended cleanly at `now_ns`: parse what is left and check completeness.
     pub fn finish(&mut self, now_ns: u64, rec: &mut RequestRecord) -> Result<(), RequestError> {
         let rest = std::mem::take(&mut self.carry);
+        if self.document {
+            rec.last_ns = now_ns;
+            rec.document = Some(Box::new(document_facts(&rest)?));
+            return Ok(());
+        }
         if !self.stream {
             if rest.iter().all(u8::is_ascii_whitespace) {
                 return Err(malformed("empty response body"));
@@ -277,6 +295,36 @@ fn parse<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, RequestError> {
 /// whose text is empty, e.g. special tokens skipped in the output).
 fn server_counted_tokens(rec: &RequestRecord) -> bool {
     rec.output_len_source == TokenCountSource::Server && rec.output_len > 0
+}
+
+/// The shape of a diffusion response document, as far as the client reads it.
+#[derive(Deserialize)]
+struct RawDocument {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    peak_memory_mb: Option<f64>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+/// Read a JSON document response; anything but a JSON object is malformed.
+fn document_facts(body: &[u8]) -> Result<DocumentFacts, RequestError> {
+    let raw: RawDocument = serde_json::from_slice(trim(body))
+        .map_err(|e| malformed(&format!("response is not a JSON object ({e}): {}", excerpt(body))))?;
+    let error_message = raw.error.and_then(|e| match e {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Object(o) => o.get("message").and_then(|m| m.as_str()).map(String::from),
+        _ => None,
+    });
+    Ok(DocumentFacts {
+        id: raw.id,
+        status: raw.status,
+        peak_memory_mb: raw.peak_memory_mb,
+        error_message,
+    })
 }
 
 fn empty(msg: &str) -> RequestError {
