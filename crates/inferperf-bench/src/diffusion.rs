@@ -341,7 +341,9 @@ impl RequestShape<'_> {
         steps: Option<u32>,
     ) -> Result<Bytes, BenchError> {
         let need_image = || {
-            image.ok_or_else(|| BenchError::Dataset(format!("{} needs an input image", self.task.name())))
+            image.ok_or_else(|| {
+                BenchError::Dataset(format!("{} needs an input image", self.task.name()))
+            })
         };
         if self.task == Task::ImageToImage {
             let (name, bytes) = need_image()?;
@@ -482,7 +484,11 @@ fn outcome(r: &RequestRecord, slo_ms: Option<f64>) -> DiffusionOutcome {
     DiffusionOutcome {
         success: r.success(),
         latency_s: r.latency_s(),
-        error: r.error.as_ref().map(|e| e.message.clone()).unwrap_or_default(),
+        error: r
+            .error
+            .as_ref()
+            .map(|e| e.message.clone())
+            .unwrap_or_default(),
         peak_memory_mb: r
             .document
             .as_ref()

@@ -43,7 +43,10 @@ impl Form {
             .extend_from_slice(format!("--{}\r\n", self.boundary).as_bytes());
         let mut d = format!("Content-Disposition: form-data; name=\"{}\"", q(name));
         if let Some(f) = file_name {
-            d += &format!("; filename=\"{}\"\r\nContent-Type: application/octet-stream", q(f));
+            d += &format!(
+                "; filename=\"{}\"\r\nContent-Type: application/octet-stream",
+                q(f)
+            );
         }
         self.body.extend_from_slice(d.as_bytes());
         self.body.extend_from_slice(b"\r\n\r\n");

@@ -26,7 +26,7 @@ pub enum ServerBackend {
 
 /// `--profile*` for the second pass.
 #[derive(Clone, Debug)]
-pub struct ProfileOptions {
+pub struct OneBatchServerProfile {
     pub activities: Vec<String>,
     pub start_step: Option<u64>,
     pub steps: u64,
@@ -131,7 +131,7 @@ impl BatchDataset {
 
 /// `--lora-name` and how the prompts of a batch pick one.
 #[derive(Clone, Debug)]
-pub struct LoraOptions {
+pub struct OneBatchServerLora {
     pub names: Vec<String>,
     pub distribution: crate::lora::LoraDistribution,
     pub zipf_alpha: f64,
@@ -139,7 +139,7 @@ pub struct LoraOptions {
 
 /// The command's settings.
 #[derive(Clone, Debug)]
-pub struct Options {
+pub struct OneBatchServerConfig {
     pub base_url: String,
     pub backend: ServerBackend,
     /// Model name for the vLLM backend.
@@ -161,21 +161,21 @@ pub struct Options {
     pub parallel_batch: bool,
     /// `bootstrap_host`/`bootstrap_room` for decode-only servers (`--fake-prefill`).
     pub fake_prefill: bool,
-    pub lora: Option<LoraOptions>,
+    pub lora: Option<OneBatchServerLora>,
     /// Send batches larger than the server's running cap (`--enable-multi-batch`): the KV
     /// guard then counts only `min(bs, cap)` requests.
     pub enable_multi_batch: bool,
     pub cache_hit_rate: f64,
     pub skip_warmup: bool,
     pub show_report: bool,
-    pub profile: Option<ProfileOptions>,
+    pub profile: Option<OneBatchServerProfile>,
     pub result_filename: Option<PathBuf>,
     pub seed: u64,
     /// `$/hour` of the serving hardware for the report's cost columns (SGLang: $2 x tp).
     pub hourly_cost: f64,
 }
 
-impl Options {
+impl OneBatchServerConfig {
     /// SGLang's defaults against `base_url`: one case (bs 1, il 1024, ol 16), greedy,
     /// `ignore_eos`, random-id prompts, warm-up on, no profile, no result file, seed 42.
     pub fn new(base_url: String) -> Self {
@@ -259,7 +259,10 @@ struct Capacity {
     tokens: usize,
 }
 
-async fn capacity(http: &reqwest::Client, o: &Options) -> Result<Capacity, BenchError> {
+async fn capacity(
+    http: &reqwest::Client,
+    o: &OneBatchServerConfig,
+) -> Result<Capacity, BenchError> {
     if o.backend == ServerBackend::Vllm {
         return Ok(Capacity {
             max_running: usize::MAX,
@@ -307,7 +310,7 @@ async fn server_info(http: &reqwest::Client, base: &str) -> Result<ServerInfo, B
 }
 
 /// `POST /flush_cache` (vLLM: `/reset_prefix_cache`), up to three tries two seconds apart.
-async fn flush(http: &reqwest::Client, o: &Options) -> Result<(), BenchError> {
+async fn flush(http: &reqwest::Client, o: &OneBatchServerConfig) -> Result<(), BenchError> {
     let route = match o.backend {
         ServerBackend::Sglang => "/flush_cache",
         ServerBackend::Vllm => "/reset_prefix_cache",
@@ -332,23 +335,9 @@ async fn flush(http: &reqwest::Client, o: &Options) -> Result<(), BenchError> {
     Err(BenchError::Server(format!("POST {route} failed: {last}")))
 }
 
-/// Sum of the samples of a Prometheus counter (every label set).
-pub fn prometheus_sum(text: &str, name: &str) -> Option<f64> {
-    let mut found = None;
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix(name) else {
-            continue;
-        };
-        if !(rest.starts_with('{') || rest.starts_with(' ')) {
-            continue;
-        }
-        let value = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
-        if let Some(v) = value {
-            *found.get_or_insert(0.0) += v;
-        }
-    }
-    found
-}
+/// Sum of the samples of a Prometheus counter (every label set): the profiler client's reader,
+/// the one the whole client side uses.
+pub use inferperf_profiler::client::remote::prometheus_sum;
 
 async fn cache_counters(http: &reqwest::Client, base: &str) -> Option<(f64, f64)> {
     let text = http
@@ -399,7 +388,7 @@ fn prompts(case: Case, dataset: BatchDataset, vocab: usize, seed: u64) -> Vec<Ve
 /// measured request finds them in the prefix cache.
 async fn warm_prefix(
     http: &reqwest::Client,
-    o: &Options,
+    o: &OneBatchServerConfig,
     prompts: &[Vec<u32>],
 ) -> Result<(), BenchError> {
     let n = prompts
@@ -428,7 +417,11 @@ async fn warm_prefix(
 }
 
 /// SGLang's batched `/generate` body, with its optional fields only when asked for.
-fn sglang_payload(o: &Options, case: Case, prompts: &[Vec<u32>]) -> Result<Value, BenchError> {
+fn sglang_payload(
+    o: &OneBatchServerConfig,
+    case: Case,
+    prompts: &[Vec<u32>],
+) -> Result<Value, BenchError> {
     let mut body = json!({
         "sampling_params": {
             "temperature": o.temperature,
@@ -469,7 +462,7 @@ fn sglang_payload(o: &Options, case: Case, prompts: &[Vec<u32>]) -> Result<Value
 /// The batched streaming request; returns (latency, last_ttft) in seconds.
 async fn one_request(
     http: &reqwest::Client,
-    o: &Options,
+    o: &OneBatchServerConfig,
     case: Case,
     prompts: &[Vec<u32>],
 ) -> Result<(f64, f64), BenchError> {
@@ -558,10 +551,10 @@ async fn one_request(
 
 async fn run_case(
     http: &reqwest::Client,
-    o: &Options,
+    o: &OneBatchServerConfig,
     case: Case,
     vocab: usize,
-    profile_prefix: Option<&ProfileOptions>,
+    profile_prefix: Option<&OneBatchServerProfile>,
 ) -> Result<CaseResult, BenchError> {
     flush(http, o).await?;
     let (case, prompts) = match &o.fixed_prompt {
@@ -667,7 +660,7 @@ fn print_case(r: &CaseResult) {
 }
 
 /// Run every case (after a warm-up per batch size), then the profiled pass.
-pub async fn run(o: &Options) -> Result<Vec<CaseResult>, BenchError> {
+pub async fn run(o: &OneBatchServerConfig) -> Result<Vec<CaseResult>, BenchError> {
     if !(0.0..1.0).contains(&o.cache_hit_rate) {
         return Err(BenchError::Config(format!(
             "--cache-hit-rate must be in [0, 1), got {}",
@@ -790,7 +783,7 @@ pub async fn run(o: &Options) -> Result<Vec<CaseResult>, BenchError> {
 }
 
 /// SGLang's GitHub-markdown summary table, sorted by input length.
-pub fn report(o: &Options, results: &[CaseResult]) -> String {
+pub fn report(o: &OneBatchServerConfig, results: &[CaseResult]) -> String {
     let mut rows: Vec<&CaseResult> = results.iter().collect();
     rows.sort_by_key(|r| r.case.input_len);
     let with_profile = rows.iter().any(|r| r.profile_link.is_some());
@@ -924,8 +917,8 @@ fn profile_traces(dir: &str) -> (Option<String>, Option<String>) {
 mod tests {
     use super::*;
 
-    fn opts() -> Options {
-        Options::new(String::new())
+    fn opts() -> OneBatchServerConfig {
+        OneBatchServerConfig::new(String::new())
     }
 
     /// The optional payload fields appear only when asked for, with SGLang's shapes.
@@ -951,7 +944,7 @@ mod tests {
         o.parallel_batch = true;
         o.fake_prefill = true;
         o.ignore_eos = false;
-        o.lora = Some(LoraOptions {
+        o.lora = Some(OneBatchServerLora {
             names: vec!["a".into(), "b".into()],
             distribution: crate::lora::LoraDistribution::Distinct,
             zipf_alpha: 1.5,
@@ -962,7 +955,7 @@ mod tests {
         assert_eq!(p["bootstrap_room"], 0);
         assert_eq!(p["sampling_params"]["ignore_eos"], false);
         assert_eq!(p["lora_path"], json!(["a", "b", "a", "b"]));
-        o.lora = Some(LoraOptions {
+        o.lora = Some(OneBatchServerLora {
             names: vec!["only".into()],
             distribution: crate::lora::LoraDistribution::Uniform,
             zipf_alpha: 1.5,

@@ -22,11 +22,7 @@ fn vbench() -> PathBuf {
     manifest_dir().join("../../../shared/data/vbench/subject_consistency.txt")
 }
 
-fn options(
-    base_url: String,
-    task: Task,
-    dataset_path: Option<PathBuf>,
-) -> DiffusionServingConfig {
+fn options(base_url: String, task: Task, dataset_path: Option<PathBuf>) -> DiffusionServingConfig {
     DiffusionServingConfig {
         base_url,
         flags: DiffusionFlags {

@@ -4,7 +4,9 @@
 //! and the profiled pass with its `bs-{bs}-il-{il}` prefix.
 
 use inferperf_bench::jsonl::top_level_keys;
-use inferperf_bench::one_batch_server::{self, BatchDataset, Options, ProfileOptions};
+use inferperf_bench::one_batch_server::{
+    self, BatchDataset, OneBatchServerConfig, OneBatchServerProfile,
+};
 use inferperf_profiler::ProfilerHandle;
 use inferperf_server::launch::launch_model_profiled;
 use inferperf_server::routes::profile::routes;
@@ -37,8 +39,8 @@ async fn start(args: ServerArgs) -> (EmbeddedServer, ProfilerHandle) {
     (server, profiler)
 }
 
-fn options(base_url: String, result: std::path::PathBuf) -> Options {
-    Options {
+fn options(base_url: String, result: std::path::PathBuf) -> OneBatchServerConfig {
+    OneBatchServerConfig {
         run_name: "t".into(),
         batch_sizes: vec![1, 3],
         input_lens: vec![24],
@@ -47,7 +49,7 @@ fn options(base_url: String, result: std::path::PathBuf) -> Options {
         show_report: true,
         result_filename: Some(result),
         seed: 1,
-        ..Options::new(base_url)
+        ..OneBatchServerConfig::new(base_url)
     }
 }
 
@@ -169,7 +171,7 @@ async fn the_profiled_pass_writes_prefixed_traces() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut o = options(server.base_url(), dir.path().join("r.jsonl"));
     o.batch_sizes = vec![3];
-    o.profile = Some(ProfileOptions {
+    o.profile = Some(OneBatchServerProfile {
         activities: vec!["CPU".into()],
         start_step: None,
         steps: 3,

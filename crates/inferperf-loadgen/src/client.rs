@@ -471,7 +471,11 @@ pub async fn poll_job(
         rec.error = Some(RequestError { kind, message });
     };
     let Some(id) = rec.document.as_ref().and_then(|d| d.id.clone()) else {
-        fail(rec, ErrorKind::MalformedResponse, "No job_id returned".into());
+        fail(
+            rec,
+            ErrorKind::MalformedResponse,
+            "No job_id returned".into(),
+        );
         return;
     };
     let path = format!("{}/{id}", poll.route);

@@ -312,8 +312,12 @@ struct RawDocument {
 
 /// Read a JSON document response; anything but a JSON object is malformed.
 fn document_facts(body: &[u8]) -> Result<DocumentFacts, RequestError> {
-    let raw: RawDocument = serde_json::from_slice(trim(body))
-        .map_err(|e| malformed(&format!("response is not a JSON object ({e}): {}", excerpt(body))))?;
+    let raw: RawDocument = serde_json::from_slice(trim(body)).map_err(|e| {
+        malformed(&format!(
+            "response is not a JSON object ({e}): {}",
+            excerpt(body)
+        ))
+    })?;
     let error_message = raw.error.and_then(|e| match e {
         serde_json::Value::String(s) => Some(s),
         serde_json::Value::Object(o) => o.get("message").and_then(|m| m.as_str()).map(String::from),

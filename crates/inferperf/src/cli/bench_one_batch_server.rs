@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use inferperf_bench::one_batch_server::{
-    self, BatchDataset, LoraOptions, Options, ProfileOptions, ServerBackend,
+    self, BatchDataset, OneBatchServerConfig, OneBatchServerLora, OneBatchServerProfile,
+    ServerBackend,
 };
 use inferperf_loadgen::lora::LoraDistribution;
 use inferperf_loadgen::tokenizer::{HfTokenizer, SharedTokenizer};
@@ -173,7 +174,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             vec!["CPU".into(), "GPU".into()]
         }
     });
-    let options = Options {
+    let options = OneBatchServerConfig {
         base_url,
         backend: a.backend,
         model: a.model.clone(),
@@ -198,7 +199,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         fixed_prompt,
         parallel_batch: a.parallel_batch,
         fake_prefill: a.fake_prefill,
-        lora: a.lora_name.clone().map(|names| LoraOptions {
+        lora: a.lora_name.clone().map(|names| OneBatchServerLora {
             names,
             distribution: a.lora_request_distribution,
             zipf_alpha: a.lora_zipf_alpha,
@@ -207,7 +208,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         cache_hit_rate: a.cache_hit_rate,
         skip_warmup: a.skip_warmup,
         show_report: a.show_report,
-        profile: a.profile.then(|| ProfileOptions {
+        profile: a.profile.then(|| OneBatchServerProfile {
             activities,
             start_step: a.profile_start_step,
             steps: a.profile_steps,
