@@ -683,6 +683,7 @@ pub async fn run(o: &DiffusionServingConfig) -> Result<DiffusionServingOutcome, 
             None
         },
         document: true,
+        keep_lines: false,
         poll: task.is_video().then(|| JobPoll {
             route: route.clone(),
             interval: POLL_INTERVAL,

@@ -223,3 +223,30 @@ async fn smollm2_through_the_server() {
     assert!(r[0].output_throughput > 0.0 && r[0].last_ttft > 0.0);
     server.shutdown().await.expect("shutdown");
 }
+
+/// Every case's batch goes through the measured load engine: its record (sent, first byte, the
+/// last sequence's first token at `last_ttft`, the end at `latency`) and a validity verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_case_is_recorded_and_gets_a_verdict() {
+    let (server, _p) = start(ServerArgs::ephemeral()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = options(server.base_url(), dir.path().join("r.jsonl"));
+    let results = one_batch_server::run(&o).await.expect("run");
+    assert_eq!(results.len(), 2);
+    for r in &results {
+        let rec = &r.request;
+        assert!(rec.success(), "{:?}", rec.error);
+        assert!(rec.sent_ns > 0 && rec.first_byte_ns >= rec.sent_ns);
+        assert!(rec.first_token_ns >= rec.first_byte_ns && rec.last_ns >= rec.first_token_ns);
+        assert_eq!(rec.latency_s(), r.latency);
+        assert!(rec.stream_lines.is_empty(), "lines are read, not kept");
+        assert!(r.last_ttft > 0.0 && r.last_ttft <= r.latency);
+        assert!(
+            matches!(r.validity.verdict.as_str(), "OK" | "CLIENT-BOUND"),
+            "{:?}",
+            r.validity
+        );
+        assert_eq!(r.validity.not_started, 0);
+    }
+    server.shutdown().await.expect("shutdown");
+}

@@ -193,6 +193,8 @@ pub struct Outgoing<'a> {
     pub stream: bool,
     /// Read the response as one JSON document (`rec.document`), not as a generation.
     pub document: bool,
+    /// Keep the stream's data lines in `rec.stream_lines`, not parsed as a generation.
+    pub keep_lines: bool,
     /// No byte for this long (response headers or the next body frame): fail as stalled.
     pub stall_timeout: Option<Duration>,
 }
@@ -416,6 +418,8 @@ async fn attempt(
     }
     let mut parser = if out.document {
         StreamParser::document()
+    } else if out.keep_lines {
+        StreamParser::lines()
     } else {
         StreamParser::new(out.protocol, out.stream)
     };
@@ -491,6 +495,7 @@ pub async fn poll_job(
             protocol: Protocol::Generate,
             stream: false,
             document: true,
+            keep_lines: false,
             stall_timeout,
         };
         execute(pool, out, clock, &mut p).await;

@@ -95,6 +95,10 @@ pub struct RequestRecord {
     /// LLM protocols. Kept small: the facts, not the document (images can be megabytes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub document: Option<Box<DocumentFacts>>,
+    /// Every stream data line with its arrival time, unparsed, when the benchmark reads the
+    /// stream after the run (one-batch-server's batched streams); empty otherwise.
+    #[serde(skip)]
+    pub stream_lines: Vec<(u64, Vec<u8>)>,
 }
 
 /// The fields the client reads from a JSON document response: a job's `id`, `status` and

@@ -64,6 +64,8 @@ pub struct Exchange {
     /// `None`: `application/json`.
     pub content_type: Option<hyper::header::HeaderValue>,
     pub document: bool,
+    /// Keep stream data lines unparsed in `rec.stream_lines` (batched streams).
+    pub keep_lines: bool,
     pub poll: Option<crate::client::JobPoll>,
 }
 
@@ -73,6 +75,7 @@ impl Default for Exchange {
             method: hyper::Method::POST,
             content_type: None,
             document: false,
+            keep_lines: false,
             poll: None,
         }
     }
@@ -387,6 +390,7 @@ async fn send(
             protocol: sh.spec.protocol,
             stream: sh.spec.stream,
             document: ex.document,
+            keep_lines: ex.keep_lines,
             stall_timeout: sh.spec.stall_timeout,
         };
         let rec = &mut rec;

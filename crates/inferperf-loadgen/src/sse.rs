@@ -27,6 +27,8 @@ pub struct StreamParser {
     /// Read the body as one JSON document into [`DocumentFacts`] (diffusion), not as a
     /// generation of `protocol`.
     document: bool,
+    /// Keep every data line with its arrival time in `rec.stream_lines` (read after the run).
+    keep_lines: bool,
 }
 
 impl StreamParser {
@@ -39,6 +41,16 @@ impl StreamParser {
             done: false,
             last_completion_tokens: 0,
             document: false,
+            keep_lines: false,
+        }
+    }
+
+    /// A parser that keeps a stream's data lines with their arrival times for the benchmark
+    /// to read after the run (a batched stream whose lines belong to many sequences).
+    pub fn lines() -> Self {
+        Self {
+            keep_lines: true,
+            ..Self::new(Protocol::Generate, true)
         }
     }
 
@@ -115,6 +127,12 @@ impl StreamParser {
             return Ok(());
         }
         self.line(&rest, now_ns, rec)?;
+        if self.keep_lines {
+            if rec.stream_lines.is_empty() {
+                return Err(empty("stream carried no data line"));
+            }
+            return Ok(());
+        }
         if !self.done {
             return Err(RequestError {
                 kind: ErrorKind::TruncatedStream,
@@ -146,6 +164,10 @@ impl StreamParser {
         rec.last_ns = now_ns;
         if payload == b"[DONE]" {
             self.done = true;
+            return Ok(());
+        }
+        if self.keep_lines {
+            rec.stream_lines.push((now_ns, payload.to_vec()));
             return Ok(());
         }
         // One rule for every protocol: a chunk that is not UTF-8 is malformed (JSON must be

@@ -131,11 +131,12 @@ fn in_ci() -> bool {
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    // The measured client's runtime, its threads registered for the client CPU accounting
+    // (an embedded server runs on it too; its CPU shows in the process CPU).
+    let client_threads = 2;
+    let cpu = inferperf_loadgen::cpu::ThreadCpu::default();
+    let runtime =
+        inferperf_loadgen::client_runtime(client_threads, &cpu).context("starting the runtime")?;
     let embedded = a.base_url.is_empty();
     let server = if embedded {
         let s = Embedded::start(a.server.clone(), None)?;
@@ -219,6 +220,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         result_filename: Some(a.cases.result_filename.clone()),
         seed: a.seed,
         hourly_cost: 2.0 * a.server.tp_size as f64,
+        cpu,
+        client_threads,
     };
     let result = runtime.block_on(one_batch_server::run(&options));
     drop(server);
