@@ -653,4 +653,60 @@ mod tests {
         assert!(!e.chars().any(char::is_control), "{e:?}");
         assert!(e.contains("\\u{1b}[31mred"), "{e:?}");
     }
+
+    /// A JSON document response (diffusion): its facts, split across reads, whatever else it
+    /// holds; a body that is not a JSON object is malformed.
+    #[test]
+    fn document_responses_keep_only_their_facts() {
+        let mut rec = RequestRecord::default();
+        let mut p = StreamParser::document();
+        let body = r#"{"id":"job-1","status":"failed","data":[{"b64_json":"AAAA"}],
+                      "peak_memory_mb":12.5,"error":{"message":"out of memory"}}"#;
+        let (a, b) = body.split_at(17);
+        assert!(p.feed(a.as_bytes(), 1_000, &mut rec).is_ok());
+        assert!(p.feed(b.as_bytes(), 2_000, &mut rec).is_ok());
+        assert!(p.finish(3_000, &mut rec).is_ok());
+        assert_eq!(rec.last_ns, 3_000);
+        let d = rec.document.as_deref().cloned().unwrap_or_default();
+        assert_eq!(d.id.as_deref(), Some("job-1"));
+        assert_eq!(d.status.as_deref(), Some("failed"));
+        assert_eq!(d.peak_memory_mb, Some(12.5));
+        assert_eq!(d.error_message.as_deref(), Some("out of memory"));
+        let mut rec = RequestRecord::default();
+        let mut p = StreamParser::document();
+        assert!(p.feed(b"<html>", 1_000, &mut rec).is_ok());
+        let e = p.finish(2_000, &mut rec).err().map(|e| e.kind);
+        assert_eq!(e, Some(ErrorKind::MalformedResponse));
+    }
+
+    /// Kept lines: every data line (split across reads) with its arrival time, `[DONE]` and
+    /// comments left out; a stream without a data line is empty.
+    #[test]
+    fn kept_lines_carry_their_arrival_times() {
+        let mut rec = RequestRecord::default();
+        let mut p = StreamParser::lines();
+        for (t, part) in [
+            (1, "data: {\"index\":0}\n\ndata: {\"ind"),
+            (2, "ex\":1}\n\n: ping\n\n"),
+            (3, "data: [DONE]\n\n"),
+        ] {
+            assert!(p.feed(part.as_bytes(), t, &mut rec).is_ok());
+        }
+        assert!(p.finish(4, &mut rec).is_ok());
+        let lines: Vec<(u64, &[u8])> = rec
+            .stream_lines
+            .iter()
+            .map(|(t, l)| (*t, l.as_slice()))
+            .collect();
+        assert_eq!(
+            lines,
+            [(1, &b"{\"index\":0}"[..]), (2, &b"{\"index\":1}"[..])]
+        );
+        assert_eq!(rec.last_ns, 3);
+        let mut rec = RequestRecord::default();
+        let mut p = StreamParser::lines();
+        assert!(p.feed(b"data: [DONE]\n\n", 1, &mut rec).is_ok());
+        let e = p.finish(2, &mut rec).err().map(|e| e.kind);
+        assert_eq!(e, Some(ErrorKind::EmptyStream));
+    }
 }
