@@ -4,13 +4,13 @@
 //! over load points, [`one_batch_server`] is `bench_one_batch_server`, [`diffusion`] the
 //! image/video serving benchmark, [`calibrate`] the client's own ceiling; [`profiling`] opens
 //! server-side profile windows around a run, [`scenario`] holds genai-bench's traffic
-//! scenarios, [`plot`] and [`upload`] publish results. [`args`] holds the `bench serving` flags.
+//! scenarios, [`plot`] and [`upload`] publish results. [`config`] holds `bench serving`'s settings.
 //!
 //! The load-generator modules are re-exported so that a benchmark names them as its own
 //! building blocks (`crate::client`, `crate::runner`, ...).
 
-pub mod args;
 pub mod calibrate;
+pub mod config;
 pub mod diffusion;
 pub mod multipart;
 pub mod one_batch_server;

@@ -19,7 +19,7 @@ use inferperf_profiler::client::remote::{self, OpenWindow, TraceLocation};
 use inferperf_profiler::client::{self as pc, ProfileTarget};
 use inferperf_protocol::profile::ProfileReqInput;
 
-use crate::args::ServingArgs;
+use crate::config::ServingConfig;
 use crate::error::BenchError;
 
 /// Which client's conventions the flags asked for.
@@ -44,7 +44,7 @@ pub struct ProfilePlan {
 
 /// Whether the flags ask for profiling, and of which servers. `base_url` is the benchmarked
 /// server (profiled unless `--pd-separated` names the workers).
-pub fn plan(args: &ServingArgs, base_url: &str) -> Result<Option<ProfilePlan>, BenchError> {
+pub fn plan(args: &ServingConfig, base_url: &str) -> Result<Option<ProfilePlan>, BenchError> {
     if args.profile && args.sglang_profile {
         return Err(BenchError::Config(
             "--profile and --sglang-profile are two spellings of the same request; give one".into(),

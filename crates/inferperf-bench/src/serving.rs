@@ -13,7 +13,6 @@ use hyper::{Method, StatusCode};
 use rayon::prelude::*;
 use serde_json::{Map, Value};
 
-use crate::args::ServingArgs;
 use crate::arrival::{offered_rate, schedule, Arrivals};
 use crate::backend::{
     build_body, parse_extra, Backend, BodyOptions, LogprobOptions, Prompt, Protocol,
@@ -21,6 +20,7 @@ use crate::backend::{
 use crate::calibrate::Calibration;
 use crate::client::{request_headers, simple_request, Pool, Target};
 use crate::clock::Clock;
+use crate::config::ServingConfig;
 use crate::conversation::Conversation;
 use crate::cpu::{process_cpu_seconds, ThreadCpu};
 use crate::dataset::{self, DatasetName, DatasetRow};
@@ -82,7 +82,7 @@ impl ServingOutcome {
 
 /// Run the serving benchmark.
 pub async fn run_serving(
-    args: &ServingArgs,
+    args: &ServingConfig,
     ctx: ServingContext,
 ) -> Result<ServingOutcome, BenchError> {
     run_serving_rows(args, ctx, None).await
@@ -91,11 +91,13 @@ pub async fn run_serving(
 /// [`run_serving`] over rows built by the caller (a sweep's scenario) instead of the
 /// `--dataset-name` ones.
 pub async fn run_serving_rows(
-    args: &ServingArgs,
+    args: &ServingConfig,
     ctx: ServingContext,
     rows: Option<Vec<DatasetRow>>,
 ) -> Result<ServingOutcome, BenchError> {
-    if args.tokenize_prompt && !matches!(args.backend, Backend::Sglang | Backend::SglangNative) {
+    if args.dataset.tokenize_prompt
+        && !matches!(args.backend, Backend::Sglang | Backend::SglangNative)
+    {
         return Err(BenchError::Config(
             "--tokenize-prompt only compatible with --backend sglang currently".into(),
         ));
@@ -143,7 +145,7 @@ pub async fn run_serving_rows(
         requests.len(),
         t_prep.elapsed().as_secs_f64()
     );
-    let (arrivals, rate_for_record) = if args.dataset_name == DatasetName::Mooncake {
+    let (arrivals, rate_for_record) = if args.dataset.name == DatasetName::Mooncake {
         println!("Using time-based Mooncake request scheduler, ignoring --request-rate.");
         let offsets_ms = rows.iter().map(|r| r.timestamp_ms.unwrap_or(0.0)).collect();
         (
@@ -166,7 +168,7 @@ pub async fn run_serving_rows(
     };
     // SGLang's --use-trace-timestamps only relabels the rate.
     let rate_for_record = rate_for_record.filter(|_| !args.use_trace_timestamps);
-    let offsets = schedule(&arrivals, requests.len(), args.seed)?;
+    let offsets = schedule(&arrivals, requests.len(), args.dataset.seed)?;
     if let Some(cal) = &ctx.calibration {
         for w in cal.overload_warnings(
             offered_rate(&offsets),
@@ -329,7 +331,7 @@ pub async fn run_serving_rows(
     // prompts, nothing on token ids, an uncounted chat template on chat backends.
     let server_added_prompt_tokens = if protocol == Protocol::Chat {
         None
-    } else if args.tokenize_prompt {
+    } else if args.dataset.tokenize_prompt {
         Some(0)
     } else {
         Some(tokenizer.as_ref().map_or(0, |t| {
@@ -389,19 +391,19 @@ pub async fn run_serving_rows(
         &crate::result::RecordContext {
             tag: args.tag.as_deref(),
             backend: args.backend.name(),
-            dataset_name: args.dataset_name.name(),
+            dataset_name: args.dataset.name.name(),
             request_rate: rate_for_record,
             burstiness: args.burstiness,
             max_concurrency: args.max_concurrency,
-            sharegpt_output_len: args.sharegpt_output_len,
-            random_input_len: args.random_input_len,
-            random_output_len: args.random_output_len,
-            random_range_ratio: args.random_range_ratio,
+            sharegpt_output_len: args.dataset.sharegpt_output_len,
+            random_input_len: args.dataset.random_input_len,
+            random_output_len: args.dataset.random_output_len,
+            random_range_ratio: args.dataset.random_range_ratio,
             server_info,
             duration_s: res.duration_s,
             accept_length,
             model_id: &model_id,
-            num_prompts: args.num_prompts,
+            num_prompts: args.dataset.num_prompts,
             incomplete,
             abort_reason: res.abort_reason.as_deref(),
             flush_cache_skipped: flush_cache_skipped.as_deref(),
@@ -448,19 +450,19 @@ fn print_first_errors(records: &[crate::record::RequestRecord]) {
 }
 
 /// SGLang's default output file name.
-pub fn default_output_file(args: &ServingArgs) -> String {
+pub fn default_output_file(args: &ServingConfig) -> String {
     let mmdd = local_mmdd();
     let b = args.backend.name();
-    if args.dataset_name.name().starts_with("random") {
+    if args.dataset.name.name().starts_with("random") {
         format!(
             "{b}_{mmdd}_{}_{}_{}.jsonl",
-            args.num_prompts, args.random_input_len, args.random_output_len
+            args.dataset.num_prompts, args.dataset.random_input_len, args.dataset.random_output_len
         )
     } else {
         format!(
             "{b}_{mmdd}_{}_{}.jsonl",
-            args.num_prompts,
-            args.dataset_name.name()
+            args.dataset.num_prompts,
+            args.dataset.name.name()
         )
     }
 }
@@ -543,7 +545,7 @@ async fn fetch_model(pool: &Pool) -> Result<String, BenchError> {
 }
 
 async fn resolve_tokenizer(
-    args: &ServingArgs,
+    args: &ServingConfig,
     ctx: &ServingContext,
     pool: &Pool,
     model: &str,
@@ -576,11 +578,11 @@ async fn resolve_tokenizer(
 
 /// Build the dataset rows for the flags (see [`dataset::build`], the one name -> builder map).
 pub fn build_dataset(
-    args: &ServingArgs,
+    args: &ServingConfig,
     tok: Option<&SharedTokenizer>,
 ) -> Result<Vec<DatasetRow>, BenchError> {
     dataset::build(
-        &args.dataset_config(),
+        &args.dataset,
         args.backend.protocol() == Protocol::Chat,
         tok,
     )
@@ -588,7 +590,7 @@ pub fn build_dataset(
 
 /// Fields merged into every request body: `--extra-request-body`, then what `--cache-report`
 /// (OpenAI-style sglang backends) and `--fake-prefill` add, as SGLang does.
-fn body_extras(args: &ServingArgs) -> Result<Map<String, Value>, BenchError> {
+fn body_extras(args: &ServingConfig) -> Result<Map<String, Value>, BenchError> {
     let mut extra = parse_extra(args.extra_request_body.as_deref())?;
     if args.cache_report {
         match args.backend {
@@ -611,7 +613,7 @@ fn body_extras(args: &ServingArgs) -> Result<Map<String, Value>, BenchError> {
 
 /// Serialize every request body once, before the run (in parallel).
 pub fn plan_requests(
-    args: &ServingArgs,
+    args: &ServingConfig,
     rows: &[DatasetRow],
     model_id: &str,
     extra: &Map<String, Value>,
@@ -621,7 +623,7 @@ pub fn plan_requests(
         rows.len(),
         args.lora_request_distribution,
         args.lora_zipf_alpha,
-        args.seed,
+        args.dataset.seed,
     )?;
     let logprobs = LogprobOptions {
         return_logprob: args.return_logprob,
@@ -727,27 +729,20 @@ async fn flush_cache(pool: &Pool, backend: Backend, timeout_s: f64) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: ServingArgs,
-    }
 
     /// `--fake-prefill` adds SGLang's bootstrap fields next to `--extra-request-body`'s.
     #[test]
     fn fake_prefill_adds_the_bootstrap_fields() {
-        let plain = Cli::parse_from(["bench", "--extra-request-body", r#"{"top_k": 3}"#]).args;
+        let plain = ServingConfig {
+            extra_request_body: Some(r#"{"top_k": 3}"#.into()),
+            ..ServingConfig::default()
+        };
         let e = body_extras(&plain).expect("extras");
         assert_eq!(e.len(), 1);
-        let fake = Cli::parse_from([
-            "bench",
-            "--extra-request-body",
-            r#"{"top_k": 3}"#,
-            "--fake-prefill",
-        ])
-        .args;
+        let fake = ServingConfig {
+            fake_prefill: true,
+            ..plain
+        };
         let e = body_extras(&fake).expect("extras");
         assert_eq!(e["bootstrap_host"], "2.2.2.2");
         assert_eq!(e["bootstrap_room"], 0);

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use crate::args::ServingArgs;
+use crate::config::ServingConfig;
 use crate::dataset::DatasetRow;
 use crate::error::BenchError;
 use crate::metrics::Metrics;
@@ -148,7 +148,7 @@ pub struct SearchOptions {
 /// `--dataset-name` rows of `base`).
 pub async fn search(
     o: &SearchOptions,
-    base: &ServingArgs,
+    base: &ServingConfig,
     make_ctx: &dyn Fn() -> ServingContext,
     rows: Option<&RowsFn<'_>>,
 ) -> Result<Knee, BenchError> {
@@ -246,14 +246,14 @@ fn describe(p: &Probe) -> String {
 
 async fn probe(
     o: &SearchOptions,
-    base: &ServingArgs,
+    base: &ServingConfig,
     make_ctx: &dyn Fn() -> ServingContext,
     rows: Option<&RowsFn<'_>>,
     load: f64,
 ) -> Result<Probe, BenchError> {
     let n = ((load * o.seconds_per_probe).ceil() as usize).max(o.min_requests);
     let mut args = base.clone();
-    args.num_prompts = n;
+    args.dataset.num_prompts = n;
     args.disable_tqdm = true;
     match o.mode {
         Mode::Rate => {

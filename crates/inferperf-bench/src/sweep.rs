@@ -14,7 +14,7 @@ use std::time::Duration;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use crate::args::ServingArgs;
+use crate::config::ServingConfig;
 use crate::dataset::DatasetRow;
 use crate::error::BenchError;
 use crate::record::{ErrorKind, RequestRecord};
@@ -421,7 +421,7 @@ fn write_json(path: &Path, v: &impl Serialize) -> Result<(), BenchError> {
 }
 
 /// Run every scenario x load point; returns the run files written.
-pub async fn run(o: &SweepOptions, base_args: &ServingArgs) -> Result<Vec<PathBuf>, BenchError> {
+pub async fn run(o: &SweepOptions, base_args: &ServingConfig) -> Result<Vec<PathBuf>, BenchError> {
     std::fs::create_dir_all(&o.experiment_dir)
         .map_err(|e| BenchError::io(format!("creating {}", o.experiment_dir.display()), e))?;
     write_json(
@@ -439,7 +439,7 @@ pub async fn run(o: &SweepOptions, base_args: &ServingArgs) -> Result<Vec<PathBu
                 o.seed ^ si as u64,
             )?;
             let mut args = base_args.clone();
-            args.num_prompts = rows.len();
+            args.dataset.num_prompts = rows.len();
             args.disable_tqdm = true;
             args.warmup_requests = 0;
             args.output_file = Some(

@@ -4,8 +4,7 @@
 
 mod common;
 
-use clap::Parser;
-use inferperf_bench::args::ServingArgs;
+use inferperf_bench::config::ServingConfig;
 use inferperf_bench::cpu::ThreadCpu;
 use inferperf_bench::dataset::DatasetRow;
 use inferperf_bench::runner::Abort;
@@ -13,12 +12,6 @@ use inferperf_bench::serving::ServingContext;
 use inferperf_bench::slo::{parse_slos, search, Mode, SearchOptions};
 use inferperf_engine::simulated::{SimulatedEngine, TokenSchedule};
 use inferperf_server::{EmbeddedServer, EngineParts, ServerArgs};
-
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    args: ServingArgs,
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finds_a_known_capacity_within_ten_percent() {
@@ -52,17 +45,19 @@ async fn finds_a_known_capacity_within_ten_percent() {
         "the test mode is labelled"
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut base = Cli::parse_from(["bench"]).args;
-    base.backend = inferperf_bench::backend::Backend::Sglang;
-    // Nearly even arrivals: queueing comes from the rate, not from Poisson bursts.
-    base.burstiness = 100.0;
-    base.warmup_requests = 0;
-    base.output_file = Some(
-        dir.path()
-            .join("probes.jsonl")
-            .to_string_lossy()
-            .into_owned(),
-    );
+    let base = ServingConfig {
+        backend: inferperf_bench::backend::Backend::Sglang,
+        // Nearly even arrivals: queueing comes from the rate, not from Poisson bursts.
+        burstiness: 100.0,
+        warmup_requests: 0,
+        output_file: Some(
+            dir.path()
+                .join("probes.jsonl")
+                .to_string_lossy()
+                .into_owned(),
+        ),
+        ..ServingConfig::default()
+    };
     let url = server.base_url();
     let tok = sim.tokenizer.clone();
     let make_ctx = || ServingContext {

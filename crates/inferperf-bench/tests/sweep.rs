@@ -5,29 +5,24 @@
 
 mod common;
 
-use clap::Parser;
 use common::SimServer;
-use inferperf_bench::args::ServingArgs;
 use inferperf_bench::backend::Backend;
+use inferperf_bench::config::ServingConfig;
 use inferperf_bench::scenario::Scenario;
 use inferperf_bench::sweep::{run, LoadPoint, SweepOptions};
 use inferperf_engine::simulated::TokenSchedule;
 use serde_json::Value;
-
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    args: ServingArgs,
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grid_writes_genai_benchs_layout() {
     let s = SimServer::start(TokenSchedule::ZeroLatency).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let exp = dir.path().join("exp");
-    let mut serving = Cli::parse_from(["bench"]).args;
-    serving.backend = Backend::OpenaiChat;
-    serving.model = None;
+    let serving = ServingConfig {
+        backend: Backend::OpenaiChat,
+        model: None,
+        ..ServingConfig::default()
+    };
     let o = SweepOptions {
         base_url: s.server.base_url(),
         model: "m".into(),
@@ -106,10 +101,12 @@ async fn a_dead_server_gives_a_real_error_rate() {
     let tok = s.tokenizer();
     let url = s.server.base_url();
     s.server.shutdown().await.expect("shutdown");
-    let mut serving = Cli::parse_from(["bench"]).args;
-    serving.backend = Backend::OpenaiChat;
-    serving.model = Some("m".into());
-    serving.ready_check_timeout_sec = 0;
+    let serving = ServingConfig {
+        backend: Backend::OpenaiChat,
+        model: Some("m".into()),
+        ready_check_timeout_sec: 0,
+        ..ServingConfig::default()
+    };
     let o = SweepOptions {
         base_url: url,
         model: "m".into(),
@@ -151,8 +148,10 @@ async fn sglang_profile_arms_one_window_per_point() {
     .await
     .expect("server");
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut serving = Cli::parse_from(["bench"]).args;
-    serving.backend = Backend::OpenaiChat;
+    let serving = ServingConfig {
+        backend: Backend::OpenaiChat,
+        ..ServingConfig::default()
+    };
     let o = SweepOptions {
         base_url: server.base_url(),
         model: "default".into(),

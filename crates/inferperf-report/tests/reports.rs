@@ -5,20 +5,13 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
-use inferperf_bench::args::ServingArgs;
 use inferperf_bench::backend::Backend;
+use inferperf_bench::config::ServingConfig;
 use inferperf_bench::scenario::Scenario;
 use inferperf_bench::sweep::{run, LoadPoint, SweepOptions};
 use inferperf_engine::simulated::{SimulatedEngine, TokenSchedule};
 use inferperf_report::plot::Preset;
 use inferperf_server::{EmbeddedServer, EngineParts, ServerArgs};
-
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    args: ServingArgs,
-}
 
 async fn sweep_folder(dir: &Path) -> PathBuf {
     let sim = SimulatedEngine::start(TokenSchedule::ZeroLatency, 32000).expect("sim");
@@ -36,8 +29,10 @@ async fn sweep_folder(dir: &Path) -> PathBuf {
     )
     .await
     .expect("server");
-    let mut serving = Cli::parse_from(["bench"]).args;
-    serving.backend = Backend::OpenaiChat;
+    let serving = ServingConfig {
+        backend: Backend::OpenaiChat,
+        ..ServingConfig::default()
+    };
     let exp = dir.join("exp");
     run(
         &SweepOptions {

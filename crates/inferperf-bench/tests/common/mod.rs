@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use clap::Parser;
-use inferperf_bench::args::ServingArgs;
+use inferperf_bench::config::ServingConfig;
 use inferperf_bench::cpu::ThreadCpu;
 use inferperf_bench::runner::Abort;
 use inferperf_bench::serving::{run_serving, ServingContext, ServingOutcome};
@@ -44,27 +44,33 @@ impl SimServer {
     }
 }
 
+/// The CLI's own flag definitions, compiled into the tests so that "the flags a user types"
+/// reach the library exactly as `inferperf bench serving` maps them (the binary crate has no
+/// library target to depend on).
+#[path = "../../../inferperf/src/cli"]
+pub mod cli_flags {
+    pub mod dataset_args;
+    pub mod serving_args;
+    pub mod value_parsers;
+}
+
 #[derive(Parser)]
 struct Cli {
     #[command(flatten)]
-    args: ServingArgs,
+    args: cli_flags::serving_args::ServingArgs,
 }
 
 /// Parse flags exactly as `inferperf bench serving` does.
-pub fn args(flags: &[&str]) -> ServingArgs {
-    let mut v = vec!["bench"];
-    v.extend_from_slice(flags);
-    Cli::try_parse_from(v)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .args
+pub fn args(flags: &[&str]) -> ServingConfig {
+    try_args(flags).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Parse flags as `inferperf bench serving` does, returning clap's message on error.
-pub fn try_args(flags: &[&str]) -> Result<ServingArgs, String> {
+pub fn try_args(flags: &[&str]) -> Result<ServingConfig, String> {
     let mut v = vec!["bench"];
     v.extend_from_slice(flags);
     Cli::try_parse_from(v)
-        .map(|c| c.args)
+        .map(|c| c.args.to_config())
         .map_err(|e| e.to_string())
 }
 
@@ -72,7 +78,7 @@ pub fn try_args(flags: &[&str]) -> Result<ServingArgs, String> {
 pub async fn run(
     base_url: &str,
     tok: Option<SharedTokenizer>,
-    mut a: ServingArgs,
+    mut a: ServingConfig,
     dir: &Path,
     abort: Abort,
 ) -> ServingOutcome {

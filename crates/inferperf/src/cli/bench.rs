@@ -8,8 +8,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use super::serving_args::ServingArgs;
 use anyhow::{bail, Context};
-use inferperf_bench::args::ServingArgs;
 use inferperf_bench::calibrate::{calibrate, CalibrateOptions, Calibration};
 use inferperf_bench::serving::{run_serving, ServingContext};
 use inferperf_engine::simulated::TokenSchedule;
@@ -156,7 +156,7 @@ impl GivenFlags {
 /// `bench serving` in diffusion mode, against `--base-url` or an embedded diffusion server.
 fn diffusion_serving(a: ServingCliArgs, given: GivenFlags) -> anyhow::Result<ExitCode> {
     use inferperf_bench::diffusion::{run, DiffusionServingConfig};
-    let args = a.bench;
+    let args = a.bench.to_config();
     // The measured client's runtime, its threads registered for the client CPU accounting
     // (an embedded server runs on it too, as before; its CPU shows in the process CPU).
     let threads = 2;
@@ -194,10 +194,10 @@ fn diffusion_serving(a: ServingCliArgs, given: GivenFlags) -> anyhow::Result<Exi
     let options = DiffusionServingConfig {
         base_url,
         flags: a.diffusion,
-        dataset_path: (!args.dataset_path.is_empty()).then(|| args.dataset_path.clone().into()),
+        dataset_path: (!args.dataset.path.is_empty()).then(|| args.dataset.path.clone().into()),
         // SGLang's multimodal defaults where the flags were not given.
         num_prompts: if given.num_prompts {
-            args.num_prompts
+            args.dataset.num_prompts
         } else {
             10
         },
@@ -208,7 +208,7 @@ fn diffusion_serving(a: ServingCliArgs, given: GivenFlags) -> anyhow::Result<Exi
         },
         request_rate: args.request_rate,
         warmup_requests: args.warmup_requests,
-        seed: args.seed,
+        seed: args.dataset.seed,
         output_file: args.output_file.clone().map(Into::into),
         cpu,
         client_threads: threads,
@@ -230,7 +230,7 @@ fn serving(a: ServingCliArgs, given: GivenFlags) -> anyhow::Result<ExitCode> {
     if a.diffusion.requested() {
         return diffusion_serving(a, given);
     }
-    let args = a.bench;
+    let args = a.bench.to_config();
     let model_path = a.model_path.clone();
     let schedule = a.simulate.as_deref().map(parse_schedule).transpose()?;
     let threads = default_threads(args.client_threads);
@@ -381,4 +381,58 @@ fn calibrate_cmd(a: CalibrateArgs) -> anyhow::Result<ExitCode> {
         println!("Saved to {}", p.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use inferperf_bench::config::ServingConfig;
+
+    use super::ServingArgs;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ServingArgs,
+    }
+
+    /// Tests and commands that build a config without flags get exactly the flags' defaults.
+    #[test]
+    fn the_flag_defaults_are_the_config_defaults() {
+        let parsed = Cli::parse_from(["bench"]).args.to_config();
+        assert_eq!(parsed, ServingConfig::default());
+    }
+
+    /// Dataset flags land in the dataset settings, per-command ones included.
+    #[test]
+    fn dataset_flags_reach_the_dataset_config() {
+        let c = Cli::parse_from([
+            "bench",
+            "--dataset-name",
+            "random-ids",
+            "--num-prompts",
+            "7",
+            "--seed",
+            "3",
+            "--gsp-num-groups",
+            "2",
+            "--random-input-len",
+            "9",
+            "--request-rate",
+            "4",
+        ])
+        .args
+        .to_config();
+        assert_eq!(c.dataset.name.name(), "random-ids");
+        assert_eq!(
+            (
+                c.dataset.num_prompts,
+                c.dataset.seed,
+                c.dataset.gsp_num_groups
+            ),
+            (7, 3, 2)
+        );
+        assert_eq!(c.dataset.random_input_len, 9);
+        assert_eq!(c.request_rate, 4.0);
+    }
 }

@@ -8,6 +8,8 @@ use anyhow::Context;
 use inferperf_inproc::inproc::InProcEngine;
 use inferperf_inproc::offline::{self, Options};
 use inferperf_loadgen::dataset::{self, DatasetConfig, DatasetName};
+
+use super::dataset_args::DatasetArgs;
 use inferperf_profiler::ProfilerConfig;
 use inferperf_server::ServerArgs;
 
@@ -19,33 +21,16 @@ pub struct Args {
     /// JSONL file the record is appended to (none by default, as SGLang).
     #[arg(long)]
     pub result_filename: Option<PathBuf>,
-    /// `sharegpt`, `random`, `random-ids`, `generated-shared-prefix` or `custom`.
-    #[arg(long, value_enum, default_value = "sharegpt")]
-    pub dataset_name: DatasetName,
-    #[arg(long, default_value = "")]
-    pub dataset_path: String,
+    /// Dataset flags (`bench serving`'s); the engine runs `sharegpt`, `random`, `random-ids`,
+    /// `generated-shared-prefix` and `custom`.
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+    /// Default 1000.
     #[arg(long)]
     pub num_prompts: Option<usize>,
-    #[arg(long)]
-    pub sharegpt_output_len: Option<usize>,
-    #[arg(long)]
-    pub sharegpt_context_len: Option<usize>,
-    #[arg(long, default_value_t = 1024)]
-    pub random_input_len: usize,
-    #[arg(long, default_value_t = 1024)]
-    pub random_output_len: usize,
-    #[arg(long, default_value_t = 0.0, value_parser = inferperf_bench::args::unit_interval)]
-    pub random_range_ratio: f64,
     #[arg(long, default_value_t = 64)]
     pub gsp_num_groups: usize,
-    #[arg(long, default_value_t = 16)]
-    pub gsp_prompts_per_group: usize,
-    #[arg(long, default_value_t = 2048)]
-    pub gsp_system_prompt_len: usize,
-    #[arg(long, default_value_t = 128)]
-    pub gsp_question_len: usize,
-    #[arg(long, default_value_t = 256)]
-    pub gsp_output_len: usize,
+    /// Default 42.
     #[arg(long)]
     pub seed: Option<u64>,
     #[arg(long)]
@@ -53,10 +38,6 @@ pub struct Args {
     /// JSON object merged into every request's sampling parameters.
     #[arg(long)]
     pub extra_request_body: Option<String>,
-    #[arg(long)]
-    pub apply_chat_template: bool,
-    #[arg(long, default_value = "")]
-    pub prompt_suffix: String,
     /// Profile the measured generate call (CPU activity) into `SGLANG_TORCH_PROFILER_DIR`
     /// (default /tmp); profiling time is excluded from the latency.
     #[arg(long)]
@@ -131,7 +112,8 @@ fn diffusion_offline(a: &Args) -> anyhow::Result<ExitCode> {
         None => (
             d::dataset_requests(
                 &f.dataset,
-                (!a.dataset_path.is_empty()).then(|| std::path::Path::new(&a.dataset_path)),
+                (!a.dataset.dataset_path.is_empty())
+                    .then(|| std::path::Path::new(&a.dataset.dataset_path)),
                 a.num_prompts.unwrap_or(10),
             )
             .context("bench offline")?,
@@ -172,7 +154,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     }
     inferperf_server::launch::validate_args(&a.server).context("bench offline")?;
     if !matches!(
-        a.dataset_name,
+        a.dataset.dataset_name,
         DatasetName::Sharegpt
             | DatasetName::Random
             | DatasetName::RandomIds
@@ -181,7 +163,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     ) {
         anyhow::bail!(
             "bench offline: --dataset-name {} is not supported (sharegpt, random, random-ids, generated-shared-prefix, custom)",
-            a.dataset_name.name()
+            a.dataset.dataset_name.name()
         );
     }
     let profile_dir = a
@@ -194,25 +176,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     .context("bench offline")?;
     let tok = engine.tokenizer();
     let seed = a.seed.unwrap_or(42);
-    let d = DatasetConfig {
-        name: a.dataset_name,
-        path: a.dataset_path.clone(),
-        num_prompts: a.num_prompts.unwrap_or(1000),
-        sharegpt_output_len: a.sharegpt_output_len,
-        sharegpt_context_len: a.sharegpt_context_len,
-        random_input_len: a.random_input_len,
-        random_output_len: a.random_output_len,
-        random_range_ratio: a.random_range_ratio,
-        gsp_num_groups: a.gsp_num_groups,
-        gsp_prompts_per_group: a.gsp_prompts_per_group,
-        gsp_system_prompt_len: a.gsp_system_prompt_len,
-        gsp_question_len: a.gsp_question_len,
-        gsp_output_len: a.gsp_output_len,
-        seed,
-        apply_chat_template: a.apply_chat_template,
-        prompt_suffix: a.prompt_suffix.clone(),
-        ..DatasetConfig::default()
-    };
+    let d = a
+        .dataset
+        .to_config(a.num_prompts.unwrap_or(1000), seed, a.gsp_num_groups);
     let rows =
         dataset::build(&d, false, Some(&tok)).context("bench offline: building the dataset")?;
     // SGLang's warm-up: min(num_prompts, 16) random requests of 256 in / 16 out.

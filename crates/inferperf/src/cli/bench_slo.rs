@@ -4,8 +4,8 @@
 
 use std::process::ExitCode;
 
+use super::serving_args::ServingArgs;
 use anyhow::Context;
-use inferperf_bench::args::ServingArgs;
 use inferperf_bench::serving::ServingContext;
 use inferperf_bench::slo::{parse_slos, search, Mode, SearchOptions};
 use inferperf_loadgen::cpu::ThreadCpu;
@@ -47,12 +47,13 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let slos = parse_slos(&a.slo).context("bench slo")?;
+    let serving = a.bench.to_config();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    let (server, base_url, tokenizer) = match a.bench.explicit_base_url() {
+    let (server, base_url, tokenizer) = match serving.explicit_base_url() {
         Some(u) => (None, u, None),
         None => {
             let s = Embedded::start(ServerArgs::ephemeral(), None)?;
@@ -81,7 +82,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         seconds_per_probe: a.seconds_per_probe,
         min_requests: a.min_requests,
     };
-    let result = runtime.block_on(search(&options, &a.bench, &make_ctx, None));
+    let result = runtime.block_on(search(&options, &serving, &make_ctx, None));
     drop(server);
     let knee = result.context("bench slo")?;
     let unit = match a.mode {

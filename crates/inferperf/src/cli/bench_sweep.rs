@@ -7,8 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use clap::Parser;
-use inferperf_bench::args::ServingArgs;
+use inferperf_bench::config::ServingConfig;
 use inferperf_bench::scenario::Scenario;
 use inferperf_bench::sweep::{self, LoadPoint, SweepOptions};
 use inferperf_loadgen::backend::Backend;
@@ -82,12 +81,6 @@ pub struct Args {
     /// `az://` (builds with the `cloud-upload` feature).
     #[arg(long)]
     pub upload_results: Option<String>,
-}
-
-#[derive(Parser)]
-struct Defaults {
-    #[command(flatten)]
-    args: ServingArgs,
 }
 
 const DEFAULT_CHAT_SCENARIOS: [&str; 5] = [
@@ -222,9 +215,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         "request_rate": a.request_rate,
         "seed": a.seed,
     });
-    let mut serving = Defaults::parse_from(["bench"]).args;
-    serving.backend = Backend::OpenaiChat;
-    serving.model = a.api_model_name.clone();
+    let mut serving = ServingConfig {
+        backend: Backend::OpenaiChat,
+        model: a.api_model_name.clone(),
+        ..ServingConfig::default()
+    };
     if let Some(k) = &a.api_key {
         serving.header.push(format!("Authorization=Bearer {k}"));
     }

@@ -6,6 +6,7 @@ pub mod bench_one_batch;
 pub mod bench_one_batch_server;
 pub mod bench_slo;
 pub mod bench_sweep;
+pub mod dataset_args;
 mod embedded;
 pub mod generate;
 pub mod perf_dump;
@@ -13,7 +14,9 @@ pub mod profile;
 pub mod report;
 pub mod send_one;
 pub mod serve;
+pub mod serving_args;
 pub mod trace;
+pub mod value_parsers;
 
 /// Logs go to stderr through `tracing`; `RUST_LOG` overrides the default `info` level.
 pub fn init_logging() {

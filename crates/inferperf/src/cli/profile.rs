@@ -76,10 +76,10 @@ pub struct Common {
     pub no_merge_profiles: bool,
     /// Servers that do not end a bounded window by themselves (vLLM): the longest inferperf
     /// waits for the steps before it calls `/stop_profile` itself.
-    #[arg(long, default_value_t = 120.0, value_parser = inferperf_bench::args::non_negative_seconds)]
+    #[arg(long, default_value_t = 120.0, value_parser = super::value_parsers::non_negative_seconds)]
     pub max_window_sec: f64,
     /// How long `/stop_profile` may take (the server writes its traces before answering).
-    #[arg(long, default_value_t = 600.0, value_parser = inferperf_bench::args::non_negative_seconds)]
+    #[arg(long, default_value_t = 600.0, value_parser = super::value_parsers::non_negative_seconds)]
     pub stop_timeout_sec: f64,
 }
 
@@ -142,7 +142,7 @@ pub struct StopArgs {
     #[arg(long, default_value = "http://localhost:30000")]
     pub url: String,
     /// How long `/stop_profile` may take (the server writes its traces before answering).
-    #[arg(long, default_value_t = 600.0, value_parser = inferperf_bench::args::non_negative_seconds)]
+    #[arg(long, default_value_t = 600.0, value_parser = super::value_parsers::non_negative_seconds)]
     pub stop_timeout_sec: f64,
 }
 

@@ -59,7 +59,7 @@ pub struct Args {
     #[arg(long)]
     pub model: Option<String>,
     /// How long `/stop_profile` may take, for servers inferperf has to stop itself (vLLM).
-    #[arg(long, default_value_t = 600.0, value_parser = inferperf_bench::args::non_negative_seconds)]
+    #[arg(long, default_value_t = 600.0, value_parser = super::value_parsers::non_negative_seconds)]
     pub stop_timeout_sec: f64,
 }
 
