@@ -144,6 +144,7 @@ pub async fn calibrate(o: &CalibrateOptions) -> Result<Calibration, BenchError> 
             warmup: false,
             print_requests: false,
             cpu: o.cpu.clone(),
+            exchange: crate::runner::Exchange::default(),
         };
         let cpu0 = o.cpu.seconds();
         let t = Instant::now();

@@ -8,16 +8,27 @@
 //! every 50 ms instead of every second (SGLang's interval rounds video latency up to the
 //! second), and the dataset fallbacks print a warning.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use bytes::Bytes;
+use hyper::header::HeaderValue;
+use hyper::Method;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Exp};
 use serde_json::{json, Map, Value};
 
+use crate::client::{simple_request, JobPoll, Pool, Target};
+use crate::clock::Clock;
+use crate::cpu::{process_cpu_seconds, ThreadCpu};
 use crate::error::BenchError;
+use crate::multipart::Form;
+use crate::record::RequestRecord;
+use crate::runner::{Abort, Exchange, LiveCounters, PlannedRequest, RunSpec};
 use crate::stats::{mean, percentile_sorted, sorted};
+use crate::validity::{assess, render, Validity, ValidityInputs};
 
 /// `--task`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -110,8 +121,8 @@ impl DiffusionFlags {
 }
 
 /// Everything one diffusion run needs.
-#[derive(Clone, Debug)]
-pub struct Options {
+#[derive(Clone)]
+pub struct DiffusionServingConfig {
     pub base_url: String,
     pub flags: DiffusionFlags,
     pub dataset_path: Option<PathBuf>,
@@ -121,6 +132,13 @@ pub struct Options {
     pub warmup_requests: usize,
     pub seed: u64,
     pub output_file: Option<PathBuf>,
+    /// Registry of the client's threads (the runtime's and the pacer's), for the client CPU
+    /// accounting of the validity verdict.
+    pub cpu: ThreadCpu,
+    /// Worker threads of the client runtime the run is driven on.
+    pub client_threads: usize,
+    /// Print the report and the validity block to stdout.
+    pub print: bool,
 }
 
 /// One request of the plan.
@@ -132,7 +150,7 @@ struct Item {
 
 /// One request's outcome.
 #[derive(Clone, Debug, Default)]
-pub struct Outcome {
+pub struct DiffusionOutcome {
     pub success: bool,
     pub latency_s: f64,
     pub error: String,
@@ -142,7 +160,7 @@ pub struct Outcome {
 
 /// SGLang's metrics, in its JSON order.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
-pub struct Metrics {
+pub struct DiffusionMetrics {
     pub duration: f64,
     pub completed_requests: usize,
     pub failed_requests: usize,
@@ -248,7 +266,7 @@ fn image_items(path: Option<&Path>) -> Result<Vec<Item>, BenchError> {
 }
 
 /// The plan: dataset items resized to `num_prompts` (repeated or truncated, no shuffle).
-fn build_items(o: &Options, task: Task) -> Result<Vec<Item>, BenchError> {
+fn build_items(o: &DiffusionServingConfig, task: Task) -> Result<Vec<Item>, BenchError> {
     let items = match (
         o.flags.dataset.unwrap_or(Dataset::Vbench),
         task.needs_image(),
@@ -283,15 +301,16 @@ fn slo_scale_of(f: &DiffusionFlags, steps: Option<u32>) -> Option<f64> {
     Some((w * h / 256.0).max(1.0) * frames * steps)
 }
 
-struct Client {
-    http: reqwest::Client,
-    base: String,
-    model: String,
+/// What every request of the run shares: the model, the task and the size flags.
+struct RequestShape<'a> {
+    model: &'a str,
     task: Task,
-    flags: DiffusionFlags,
+    flags: &'a DiffusionFlags,
+    /// Multipart boundary of the run (image-conditioned tasks).
+    boundary: &'a str,
 }
 
-impl Client {
+impl RequestShape<'_> {
     fn size(&self) -> Option<String> {
         match (self.flags.width, self.flags.height) {
             (Some(w), Some(h)) => Some(format!("{w}x{h}")),
@@ -299,180 +318,189 @@ impl Client {
         }
     }
 
-    async fn send(&self, item: &Item, steps: Option<u32>) -> Outcome {
-        let start = Instant::now();
-        let r = if self.task.is_video() {
-            self.video(item, steps).await
-        } else {
-            self.image(item, steps).await
-        };
-        let mut out = Outcome {
-            latency_s: start.elapsed().as_secs_f64(),
-            ..Outcome::default()
-        };
-        match r {
-            Ok(body) => {
-                out.success = true;
-                out.peak_memory_mb = body["peak_memory_mb"].as_f64().unwrap_or(0.0);
-            }
-            Err(e) => out.error = e,
+    /// The route requests go to (a video job's submit route is also its poll collection).
+    fn route(&self) -> &'static str {
+        match self.task {
+            t if t.is_video() => "/v1/videos",
+            Task::ImageToImage => "/v1/images/edits",
+            _ => "/v1/images/generations",
         }
-        out
     }
 
-    async fn image(&self, item: &Item, steps: Option<u32>) -> Result<Value, String> {
-        let resp = if self.task == Task::ImageToImage {
-            let path = item
-                .image
-                .as_ref()
-                .ok_or("image-to-image needs an input image")?;
-            let mut form = reqwest::multipart::Form::new()
-                .text("model", self.model.clone())
-                .text("prompt", item.prompt.clone())
+    /// Whether bodies are multipart forms (an input image is uploaded).
+    fn multipart(&self) -> bool {
+        matches!(self.task, Task::ImageToImage | Task::ImageToVideo)
+    }
+
+    /// The body of one request, as SGLang's client builds it. `image` is the input image's
+    /// file name and bytes for the multipart tasks.
+    fn body(
+        &self,
+        item: &Item,
+        image: Option<(&str, &[u8])>,
+        steps: Option<u32>,
+    ) -> Result<Bytes, BenchError> {
+        let need_image = || {
+            image.ok_or_else(|| {
+                BenchError::Dataset(format!("{} needs an input image", self.task.name()))
+            })
+        };
+        if self.task == Task::ImageToImage {
+            let (name, bytes) = need_image()?;
+            let mut form = Form::new(self.boundary)
+                .text("model", self.model)
+                .text("prompt", &item.prompt)
                 .text("response_format", "b64_json")
-                .part("image", image_part(path).await?);
+                .file("image", name, bytes);
             if let Some(s) = self.size() {
-                form = form.text("size", s);
+                form = form.text("size", &s);
             }
             if let Some(n) = steps {
-                form = form.text("num_inference_steps", n.to_string());
+                form = form.text("num_inference_steps", &n.to_string());
             }
-            self.http
-                .post(format!("{}/v1/images/edits", self.base))
-                .multipart(form)
-                .send()
-                .await
-        } else {
-            let mut body = json!({"model": self.model, "prompt": item.prompt, "n": 1,
-                                  "response_format": "b64_json"});
+            return Ok(form.finish());
+        }
+        if self.task == Task::ImageToVideo {
+            // SGLang's multipart form: fields, `extra_body` as one JSON string, the first
+            // image as `input_reference`.
+            let (name, bytes) = need_image()?;
+            let mut form = Form::new(self.boundary)
+                .text("model", self.model)
+                .text("prompt", &item.prompt)
+                .file("input_reference", name, bytes);
             if let Some(s) = self.size() {
-                body["size"] = json!(s);
+                form = form.text("size", &s);
             }
-            if let Some(n) = steps {
-                body["num_inference_steps"] = json!(n);
+            if let Some(n) = self.flags.num_frames {
+                form = form.text("num_frames", &n.to_string());
             }
-            self.http
-                .post(format!("{}/v1/images/generations", self.base))
-                .json(&body)
-                .send()
-                .await
+            if let Some(f) = self.flags.fps {
+                form = form.text("fps", &f.to_string());
+            }
+            let extra = match steps {
+                Some(n) => json!({"num_inference_steps": n}),
+                None => json!({}),
+            };
+            return Ok(form.text("extra_body", &extra.to_string()).finish());
         }
-        .map_err(|e| e.to_string())?;
-        let status = resp.status();
-        let text = resp.text().await.map_err(|e| e.to_string())?;
-        if !status.is_success() {
-            return Err(format!(
-                "HTTP {}: {}",
-                status.as_u16(),
-                crate::sse::excerpt(text.as_bytes())
-            ));
-        }
-        serde_json::from_str(&text).map_err(|e| format!("response is not JSON: {e}"))
-    }
-
-    async fn video(&self, item: &Item, steps: Option<u32>) -> Result<Value, String> {
         let mut body = Map::new();
         body.insert("model".into(), json!(self.model));
         body.insert("prompt".into(), json!(item.prompt));
+        if !self.task.is_video() {
+            body.insert("n".into(), json!(1));
+            body.insert("response_format".into(), json!("b64_json"));
+        }
         if let Some(s) = self.size() {
             body.insert("size".into(), json!(s));
         }
-        if let Some(n) = self.flags.num_frames {
-            body.insert("num_frames".into(), json!(n));
-        }
-        if let Some(f) = self.flags.fps {
-            body.insert("fps".into(), json!(f));
+        if self.task.is_video() {
+            if let Some(n) = self.flags.num_frames {
+                body.insert("num_frames".into(), json!(n));
+            }
+            if let Some(f) = self.flags.fps {
+                body.insert("fps".into(), json!(f));
+            }
         }
         if let Some(n) = steps {
             body.insert("num_inference_steps".into(), json!(n));
         }
-        let url = format!("{}/v1/videos", self.base);
-        let image = item
-            .image
-            .as_ref()
-            .filter(|_| self.task == Task::ImageToVideo);
-        let resp = match image {
-            // SGLang's multipart form: fields, `extra_body` as one JSON string, the first image
-            // as `input_reference`.
-            Some(path) => {
-                let mut form = reqwest::multipart::Form::new()
-                    .text("model", self.model.clone())
-                    .text("prompt", item.prompt.clone())
-                    .part("input_reference", image_part(path).await?);
-                if let Some(s) = self.size() {
-                    form = form.text("size", s);
-                }
-                if let Some(n) = self.flags.num_frames {
-                    form = form.text("num_frames", n.to_string());
-                }
-                if let Some(f) = self.flags.fps {
-                    form = form.text("fps", f.to_string());
-                }
-                let extra = match steps {
-                    Some(n) => json!({"num_inference_steps": n}),
-                    None => json!({}),
-                };
-                form = form.text("extra_body", extra.to_string());
-                self.http.post(&url).multipart(form).send().await
-            }
-            None => self.http.post(&url).json(&Value::Object(body)).send().await,
-        }
-        .map_err(|e| e.to_string())?;
-        let status = resp.status();
-        let text = resp.text().await.map_err(|e| e.to_string())?;
-        if !status.is_success() {
-            return Err(format!(
-                "Submit failed HTTP {}: {}",
-                status.as_u16(),
-                crate::sse::excerpt(text.as_bytes())
-            ));
-        }
-        let job: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-        let id = job["id"].as_str().ok_or("No job_id returned")?.to_string();
-        loop {
-            let r = self
-                .http
-                .get(format!("{url}/{id}"))
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            if !r.status().is_success() {
-                return Err(format!("poll HTTP {}", r.status().as_u16()));
-            }
-            let v: Value = r.json().await.map_err(|e| e.to_string())?;
-            match v["status"].as_str() {
-                Some("completed") => return Ok(v),
-                Some("failed") => {
-                    return Err(format!(
-                        "Job failed: {}",
-                        v["error"]["message"].as_str().unwrap_or("")
-                    ))
-                }
-                _ => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
+        serde_json::to_vec(&Value::Object(body))
+            .map(Bytes::from)
+            .map_err(|e| BenchError::Config(format!("request body: {e}")))
     }
 }
 
+/// Read every distinct input image once, before the run.
+fn read_images(items: &[Item]) -> Result<HashMap<PathBuf, (String, Vec<u8>)>, BenchError> {
+    let mut images = HashMap::new();
+    for path in items.iter().filter_map(|i| i.image.as_ref()) {
+        if images.contains_key(path) {
+            continue;
+        }
+        let bytes = std::fs::read(path)
+            .map_err(|e| BenchError::io(format!("reading {}", path.display()), e))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "image.png".into());
+        images.insert(path.clone(), (name, bytes));
+    }
+    Ok(images)
+}
+
+/// The planned requests of `items`, bodies built once.
+fn plan(
+    shape: &RequestShape<'_>,
+    items: &[Item],
+    images: &HashMap<PathBuf, (String, Vec<u8>)>,
+    steps: Option<u32>,
+) -> Result<Vec<PlannedRequest>, BenchError> {
+    items
+        .iter()
+        .map(|item| {
+            let image = if shape.multipart() {
+                item.image
+                    .as_ref()
+                    .and_then(|p| images.get(p))
+                    .map(|(n, b)| (n.as_str(), b.as_slice()))
+            } else {
+                None
+            };
+            Ok(PlannedRequest {
+                body: shape.body(item, image, steps)?,
+                prompt_len: 0,
+                output_len: 0,
+                headers: None,
+                conversation: None,
+            })
+        })
+        .collect()
+}
+
 /// Resolve the task: `--task`, else the server's `task_type`, else from the dataset.
-async fn resolve_task(http: &reqwest::Client, o: &Options) -> Task {
+async fn resolve_task(pool: &Pool, o: &DiffusionServingConfig) -> Task {
     if let Some(t) = o.flags.task {
         return t;
     }
-    get_json(http, &format!("{}/v1/models", o.base_url))
+    get_json(pool, "/v1/models")
         .await
         .and_then(|v| Task::from_server(v["data"][0]["task_type"].as_str()?))
         .unwrap_or(Task::TextToVideo)
 }
 
 /// GET a JSON document; `None` when the server does not answer with one (optional facts).
-async fn get_json(http: &reqwest::Client, url: &str) -> Option<Value> {
-    http.get(url).send().await.ok()?.json().await.ok()
+async fn get_json(pool: &Pool, route: &str) -> Option<Value> {
+    let (status, body) = simple_request(pool, Method::GET, route, None, Duration::from_secs(30))
+        .await
+        .ok()?;
+    if !status.is_success() {
+        return None;
+    }
+    serde_json::from_slice(&body).ok()
+}
+
+/// One request's outcome, from its record.
+fn outcome(r: &RequestRecord, slo_ms: Option<f64>) -> DiffusionOutcome {
+    DiffusionOutcome {
+        success: r.success(),
+        latency_s: r.latency_s(),
+        error: r
+            .error
+            .as_ref()
+            .map(|e| e.message.clone())
+            .unwrap_or_default(),
+        peak_memory_mb: r
+            .document
+            .as_ref()
+            .and_then(|d| d.peak_memory_mb)
+            .unwrap_or(0.0),
+        slo_ms,
+    }
 }
 
 /// SGLang's metrics over the outcomes of the timed run.
-pub fn metrics(outs: &[Outcome], duration: f64, slo: Option<f64>) -> Metrics {
-    let ok: Vec<&Outcome> = outs.iter().filter(|o| o.success).collect();
+pub fn metrics(outs: &[DiffusionOutcome], duration: f64, slo: Option<f64>) -> DiffusionMetrics {
+    let ok: Vec<&DiffusionOutcome> = outs.iter().filter(|o| o.success).collect();
     let lat = sorted(&ok.iter().map(|o| o.latency_s).collect::<Vec<_>>());
     let mem = sorted(
         &ok.iter()
@@ -480,7 +508,7 @@ pub fn metrics(outs: &[Outcome], duration: f64, slo: Option<f64>) -> Metrics {
             .filter(|&m| m > 0.0)
             .collect::<Vec<_>>(),
     );
-    let mut m = Metrics {
+    let mut m = DiffusionMetrics {
         duration,
         completed_requests: ok.len(),
         failed_requests: outs.len() - ok.len(),
@@ -496,10 +524,10 @@ pub fn metrics(outs: &[Outcome], duration: f64, slo: Option<f64>) -> Metrics {
         peak_memory_mb_max: mem.last().copied().unwrap_or(0.0),
         peak_memory_mb_mean: mean(&mem),
         peak_memory_mb_median: percentile_sorted(&mem, 50.0),
-        ..Metrics::default()
+        ..DiffusionMetrics::default()
     };
     if let Some(scale) = slo {
-        let with: Vec<&Outcome> = outs.iter().filter(|o| o.slo_ms.is_some()).collect();
+        let with: Vec<&DiffusionOutcome> = outs.iter().filter(|o| o.slo_ms.is_some()).collect();
         let met = with
             .iter()
             .filter(|o| o.success && o.slo_ms.is_some_and(|s| o.latency_s * 1000.0 <= s))
@@ -521,7 +549,7 @@ fn row(desc: &str, v: String) -> String {
 
 /// SGLang's console report.
 pub fn report(
-    m: &Metrics,
+    m: &DiffusionMetrics,
     task: Task,
     model: &str,
     dataset: &str,
@@ -586,17 +614,44 @@ pub fn report(
     s
 }
 
-/// Run the diffusion benchmark: warm-ups, then the timed run; prints the report and writes the
-/// metrics JSON when asked.
-pub async fn run(o: &Options) -> Result<(Metrics, Vec<Outcome>), BenchError> {
+/// What a diffusion run produced.
+#[derive(Clone, Debug)]
+pub struct DiffusionServingOutcome {
+    pub metrics: DiffusionMetrics,
+    /// One per request of the timed run, in plan order.
+    pub outcomes: Vec<DiffusionOutcome>,
+    /// The measured client's record of each timed request, in plan order.
+    pub records: Vec<RequestRecord>,
+    pub validity: Validity,
+}
+
+/// The file next to the metrics JSON (which keeps exactly SGLang's keys): the validity block
+/// and every timed request's record, as `bench serving` measures them.
+#[derive(serde::Serialize)]
+struct RecordsFile<'a> {
+    validity: &'a Validity,
+    requests: &'a [RequestRecord],
+}
+
+/// Where the records of a run with `--output-file PATH` go: `PATH` with the extension
+/// `records.json` (`metrics.json` -> `metrics.records.json`).
+pub fn records_path(output_file: &Path) -> PathBuf {
+    output_file.with_extension("records.json")
+}
+
+/// How often a video job is polled.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Run the diffusion benchmark through the measured load engine: warm-ups, then the timed run
+/// released by the pacer; prints the report and the validity block, and writes the metrics
+/// JSON when asked.
+pub async fn run(o: &DiffusionServingConfig) -> Result<DiffusionServingOutcome, BenchError> {
     if o.flags.slo && o.flags.slo_scale <= 0.0 {
         return Err(BenchError::Config("--slo-scale must be > 0".into()));
     }
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .map_err(|e| BenchError::Config(format!("HTTP client: {e}")))?;
-    let model = get_json(&http, &format!("{}/v1/model_info", o.base_url))
+    let target = Target::from_base_url(&o.base_url, crate::client::request_headers(&[])?)?;
+    let pool = Arc::new(Pool::new(target));
+    let model = get_json(&pool, "/v1/model_info")
         .await
         .and_then(|v| {
             v["model_path"]
@@ -605,22 +660,70 @@ pub async fn run(o: &Options) -> Result<(Metrics, Vec<Outcome>), BenchError> {
                 .map(String::from)
         })
         .unwrap_or_else(|| "default".into());
-    let task = resolve_task(&http, o).await;
+    let task = resolve_task(&pool, o).await;
     let items = build_items(o, task)?;
-    let client = Arc::new(Client {
-        http,
-        base: o.base_url.clone(),
-        model: model.clone(),
+    let images = read_images(&items)?;
+    let contents: Vec<&[u8]> = images.values().map(|(_, b)| b.as_slice()).collect();
+    let boundary = crate::multipart::boundary(o.seed, &contents);
+    let shape = RequestShape {
+        model: &model,
         task,
-        flags: o.flags.clone(),
-    });
+        flags: &o.flags,
+        boundary: &boundary,
+    };
+    let route = pool.target().path(shape.route());
+    let exchange = Exchange {
+        method: Method::POST,
+        content_type: if shape.multipart() {
+            Some(
+                HeaderValue::from_str(&crate::multipart::content_type(&boundary))
+                    .map_err(|e| BenchError::Config(format!("multipart content type: {e}")))?,
+            )
+        } else {
+            None
+        },
+        document: true,
+        keep_lines: false,
+        poll: task.is_video().then(|| JobPoll {
+            route: route.clone(),
+            interval: POLL_INTERVAL,
+        }),
+    };
+    let spec = |requests: Vec<PlannedRequest>, offsets: Vec<u64>, conc, warmup| RunSpec {
+        requests: Arc::new(requests),
+        offsets,
+        max_concurrency: conc,
+        path: route.clone(),
+        protocol: crate::backend::Protocol::Generate,
+        stream: false,
+        timeout: None,
+        stall_timeout: None,
+        max_consecutive_connect_failures: 8,
+        warmup,
+        print_requests: false,
+        cpu: o.cpu.clone(),
+        exchange: exchange.clone(),
+    };
+
     // Warm-ups, one after the other, with one denoising step; they also set the SLO base.
     let mut base = Vec::new();
-    for i in 0..o.warmup_requests {
-        let w = client.send(&items[i % items.len()], Some(1)).await;
-        if w.success {
+    if o.warmup_requests > 0 && !items.is_empty() {
+        let warm_items: Vec<Item> = (0..o.warmup_requests)
+            .map(|i| items[i % items.len()].clone())
+            .collect();
+        let requests = plan(&shape, &warm_items, &images, Some(1))?;
+        let n = requests.len();
+        let res = crate::runner::run(
+            pool.clone(),
+            spec(requests, vec![0; n], Some(1), true),
+            Clock::start(),
+            Arc::new(LiveCounters::default()),
+            Abort::default(),
+        )
+        .await;
+        for r in res.records.iter().filter(|r| r.success()) {
             if let Some(scale) = slo_scale_of(&o.flags, Some(1)) {
-                base.push(w.latency_s * 1000.0 / scale);
+                base.push(r.latency_s() * 1000.0 / scale);
             }
         }
     }
@@ -630,78 +733,97 @@ pub async fn run(o: &Options) -> Result<(Metrics, Vec<Outcome>), BenchError> {
     } else {
         None
     };
-    let sem = Arc::new(tokio::sync::Semaphore::new(
-        o.max_concurrency
-            .unwrap_or(tokio::sync::Semaphore::MAX_PERMITS),
-    ));
+
+    // The schedule: SGLang's Poisson gaps from the seeded generator (each request waits one
+    // gap, the first included), as release offsets for the pacer.
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(o.seed);
     let exp = (o.request_rate.is_finite() && o.request_rate > 0.0)
         .then(|| Exp::new(o.request_rate))
         .transpose()
         .map_err(|e| BenchError::Config(format!("--request-rate: {e}")))?;
-    let start = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, item) in items.iter().cloned().enumerate() {
-        if let Some(e) = &exp {
-            tokio::time::sleep(Duration::from_secs_f64(e.sample(&mut rng))).await;
-        }
-        let (client, sem) = (client.clone(), sem.clone());
-        let steps = o.flags.num_inference_steps;
-        tasks.spawn(async move {
-            let _permit = sem.acquire_owned().await.ok();
-            let mut out = client.send(&item, steps).await;
-            out.slo_ms = slo_ms;
-            (i, out)
-        });
-    }
-    let mut outs: Vec<(usize, Outcome)> = Vec::with_capacity(items.len());
-    while let Some(r) = tasks.join_next().await {
-        if let Ok(x) = r {
-            outs.push(x);
-        }
-    }
-    let duration = start.elapsed().as_secs_f64();
-    outs.sort_by_key(|x| x.0);
-    let outs: Vec<Outcome> = outs.into_iter().map(|x| x.1).collect();
-    let m = metrics(&outs, duration, o.flags.slo.then_some(o.flags.slo_scale));
+    let mut at = 0.0f64;
+    let offsets: Vec<u64> = items
+        .iter()
+        .map(|_| {
+            if let Some(e) = &exp {
+                at += e.sample(&mut rng);
+            }
+            (at * 1e9) as u64
+        })
+        .collect();
+    let requests = plan(&shape, &items, &images, o.flags.num_inference_steps)?;
+    let cpu0 = (o.cpu.seconds(), process_cpu_seconds());
+    let res = crate::runner::run(
+        pool.clone(),
+        spec(requests, offsets, o.max_concurrency, false),
+        Clock::start(),
+        Arc::new(LiveCounters::default()),
+        Abort::default(),
+    )
+    .await;
+    let client_cpu = o.cpu.seconds() - cpu0.0;
+    let process_cpu = process_cpu_seconds() - cpu0.1;
+    let outs: Vec<DiffusionOutcome> = res.records.iter().map(|r| outcome(r, slo_ms)).collect();
+    let m = metrics(
+        &outs,
+        res.duration_s,
+        o.flags.slo.then_some(o.flags.slo_scale),
+    );
+    let validity = assess(&ValidityInputs {
+        records: &res.records,
+        paced: exp.is_some(),
+        not_started: res.not_started,
+        runtime_lag_ns: &res.runtime_lag_ns,
+        client_cpu_s: client_cpu,
+        process_cpu_s: process_cpu,
+        client_threads: o.client_threads,
+        duration_s: res.duration_s,
+        server_failure: crate::validity::server_failure(&res.records, res.abort_reason.as_deref()),
+    });
     let dataset = match o.flags.dataset.unwrap_or(Dataset::Vbench) {
         Dataset::Vbench => "vbench",
         Dataset::Random => "random",
     };
-    print!(
-        "{}",
-        report(
-            &m,
-            task,
-            &model,
-            dataset,
-            o.request_rate,
-            o.max_concurrency,
-            items.len()
-        )
-    );
-    if let Some(e) = outs.iter().find(|o| !o.success) {
-        println!("First error: {}", e.error);
+    if o.print {
+        print!(
+            "{}",
+            report(
+                &m,
+                task,
+                &model,
+                dataset,
+                o.request_rate,
+                o.max_concurrency,
+                items.len()
+            )
+        );
+        print!("{}", render(&validity));
+        if let Some(e) = outs.iter().find(|o| !o.success) {
+            println!("First error: {}", e.error);
+        }
     }
     if let Some(path) = &o.output_file {
         let text = serde_json::to_string_pretty(&m)
             .map_err(|e| BenchError::Config(format!("metrics JSON: {e}")))?;
         crate::jsonl::write_atomic(path, text.as_bytes())?;
-        println!("Metrics saved to {}", path.display());
+        let records = RecordsFile {
+            validity: &validity,
+            requests: &res.records,
+        };
+        let text = serde_json::to_string(&records)
+            .map_err(|e| BenchError::Config(format!("records JSON: {e}")))?;
+        crate::jsonl::write_atomic(&records_path(path), text.as_bytes())?;
+        if o.print {
+            println!("Metrics saved to {}", path.display());
+            println!("Records saved to {}", records_path(path).display());
+        }
     }
-    Ok((m, outs))
-}
-
-/// An input image file as a multipart part named after the file.
-async fn image_part(path: &std::path::Path) -> Result<reqwest::multipart::Part, String> {
-    let bytes = tokio::fs::read(path)
-        .await
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "image.png".into());
-    Ok(reqwest::multipart::Part::bytes(bytes).file_name(name))
+    Ok(DiffusionServingOutcome {
+        metrics: m,
+        outcomes: outs,
+        records: res.records,
+        validity,
+    })
 }
 
 #[cfg(test)]
@@ -720,20 +842,20 @@ mod tests {
         assert_eq!(slo_scale_of(&f, Some(4)), Some(24.0));
         assert_eq!(slo_scale_of(&DiffusionFlags::default(), Some(4)), None);
         let outs = vec![
-            Outcome {
+            DiffusionOutcome {
                 success: true,
                 latency_s: 1.0,
                 peak_memory_mb: 10.0,
                 slo_ms: Some(1500.0),
                 ..Default::default()
             },
-            Outcome {
+            DiffusionOutcome {
                 success: true,
                 latency_s: 2.0,
                 slo_ms: Some(1500.0),
                 ..Default::default()
             },
-            Outcome {
+            DiffusionOutcome {
                 success: false,
                 latency_s: 0.1,
                 slo_ms: Some(1500.0),

@@ -12,6 +12,7 @@
 pub mod calibrate;
 pub mod config;
 pub mod diffusion;
+pub mod multipart;
 pub mod one_batch_server;
 pub mod plot;
 pub mod profiling;

@@ -5,7 +5,8 @@
 //! JSONL keys and markdown report, and a second, profiled pass per case with `--profile`.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use inferperf_profiler::client as pc;
 use inferperf_protocol::profile::ProfileReqInput;
@@ -14,8 +15,14 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use crate::batch_case::Case;
+use crate::client::{Pool, Target};
+use crate::clock::Clock;
+use crate::cpu::{process_cpu_seconds, ThreadCpu};
 use crate::error::BenchError;
 use crate::jsonl::OrderedRecord;
+use crate::record::{ns_to_s, ErrorKind, RequestRecord};
+use crate::runner::{Abort, Exchange, LiveCounters, PlannedRequest, RunSpec};
+use crate::validity::{assess, render, Validity, ValidityInputs};
 
 /// Which server API the batch goes through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -26,7 +33,7 @@ pub enum ServerBackend {
 
 /// `--profile*` for the second pass.
 #[derive(Clone, Debug)]
-pub struct ProfileOptions {
+pub struct OneBatchServerProfile {
     pub activities: Vec<String>,
     pub start_step: Option<u64>,
     pub steps: u64,
@@ -131,7 +138,7 @@ impl BatchDataset {
 
 /// `--lora-name` and how the prompts of a batch pick one.
 #[derive(Clone, Debug)]
-pub struct LoraOptions {
+pub struct OneBatchServerLora {
     pub names: Vec<String>,
     pub distribution: crate::lora::LoraDistribution,
     pub zipf_alpha: f64,
@@ -139,7 +146,7 @@ pub struct LoraOptions {
 
 /// The command's settings.
 #[derive(Clone, Debug)]
-pub struct Options {
+pub struct OneBatchServerConfig {
     pub base_url: String,
     pub backend: ServerBackend,
     /// Model name for the vLLM backend.
@@ -161,21 +168,25 @@ pub struct Options {
     pub parallel_batch: bool,
     /// `bootstrap_host`/`bootstrap_room` for decode-only servers (`--fake-prefill`).
     pub fake_prefill: bool,
-    pub lora: Option<LoraOptions>,
+    pub lora: Option<OneBatchServerLora>,
     /// Send batches larger than the server's running cap (`--enable-multi-batch`): the KV
     /// guard then counts only `min(bs, cap)` requests.
     pub enable_multi_batch: bool,
     pub cache_hit_rate: f64,
     pub skip_warmup: bool,
     pub show_report: bool,
-    pub profile: Option<ProfileOptions>,
+    pub profile: Option<OneBatchServerProfile>,
     pub result_filename: Option<PathBuf>,
     pub seed: u64,
     /// `$/hour` of the serving hardware for the report's cost columns (SGLang: $2 x tp).
     pub hourly_cost: f64,
+    /// Registry of the client's threads, for the client CPU accounting of the verdict.
+    pub cpu: ThreadCpu,
+    /// Worker threads of the client runtime the run is driven on.
+    pub client_threads: usize,
 }
 
-impl Options {
+impl OneBatchServerConfig {
     /// SGLang's defaults against `base_url`: one case (bs 1, il 1024, ol 16), greedy,
     /// `ignore_eos`, random-id prompts, warm-up on, no profile, no result file, seed 42.
     pub fn new(base_url: String) -> Self {
@@ -204,12 +215,15 @@ impl Options {
             result_filename: None,
             seed: 42,
             hourly_cost: 2.0,
+            cpu: ThreadCpu::default(),
+            client_threads: 1,
         }
     }
 }
 
-/// One case's measurements (SGLang's record).
-#[derive(Clone, Debug, PartialEq)]
+/// One case's measurements (SGLang's record), with the measured client's record of the batch
+/// request and the run's validity verdict.
+#[derive(Clone, Debug)]
 pub struct CaseResult {
     pub case: Case,
     pub latency: f64,
@@ -222,6 +236,10 @@ pub struct CaseResult {
     pub cache_hit_rate: Option<f64>,
     /// Trace directory of the profiled pass.
     pub profile_link: Option<String>,
+    pub validity: Validity,
+    /// The batch request as the load engine recorded it (`first_token_ns`: the last
+    /// sequence's first token, i.e. `last_ttft`).
+    pub request: RequestRecord,
 }
 
 fn round(x: f64, digits: i32) -> f64 {
@@ -259,7 +277,10 @@ struct Capacity {
     tokens: usize,
 }
 
-async fn capacity(http: &reqwest::Client, o: &Options) -> Result<Capacity, BenchError> {
+async fn capacity(
+    http: &reqwest::Client,
+    o: &OneBatchServerConfig,
+) -> Result<Capacity, BenchError> {
     if o.backend == ServerBackend::Vllm {
         return Ok(Capacity {
             max_running: usize::MAX,
@@ -307,7 +328,7 @@ async fn server_info(http: &reqwest::Client, base: &str) -> Result<ServerInfo, B
 }
 
 /// `POST /flush_cache` (vLLM: `/reset_prefix_cache`), up to three tries two seconds apart.
-async fn flush(http: &reqwest::Client, o: &Options) -> Result<(), BenchError> {
+async fn flush(http: &reqwest::Client, o: &OneBatchServerConfig) -> Result<(), BenchError> {
     let route = match o.backend {
         ServerBackend::Sglang => "/flush_cache",
         ServerBackend::Vllm => "/reset_prefix_cache",
@@ -332,23 +353,9 @@ async fn flush(http: &reqwest::Client, o: &Options) -> Result<(), BenchError> {
     Err(BenchError::Server(format!("POST {route} failed: {last}")))
 }
 
-/// Sum of the samples of a Prometheus counter (every label set).
-pub fn prometheus_sum(text: &str, name: &str) -> Option<f64> {
-    let mut found = None;
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix(name) else {
-            continue;
-        };
-        if !(rest.starts_with('{') || rest.starts_with(' ')) {
-            continue;
-        }
-        let value = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
-        if let Some(v) = value {
-            *found.get_or_insert(0.0) += v;
-        }
-    }
-    found
-}
+/// Sum of the samples of a Prometheus counter (every label set): the profiler client's reader,
+/// the one the whole client side uses.
+pub use inferperf_profiler::client::remote::prometheus_sum;
 
 async fn cache_counters(http: &reqwest::Client, base: &str) -> Option<(f64, f64)> {
     let text = http
@@ -399,7 +406,7 @@ fn prompts(case: Case, dataset: BatchDataset, vocab: usize, seed: u64) -> Vec<Ve
 /// measured request finds them in the prefix cache.
 async fn warm_prefix(
     http: &reqwest::Client,
-    o: &Options,
+    o: &OneBatchServerConfig,
     prompts: &[Vec<u32>],
 ) -> Result<(), BenchError> {
     let n = prompts
@@ -428,7 +435,11 @@ async fn warm_prefix(
 }
 
 /// SGLang's batched `/generate` body, with its optional fields only when asked for.
-fn sglang_payload(o: &Options, case: Case, prompts: &[Vec<u32>]) -> Result<Value, BenchError> {
+fn sglang_payload(
+    o: &OneBatchServerConfig,
+    case: Case,
+    prompts: &[Vec<u32>],
+) -> Result<Value, BenchError> {
     let mut body = json!({
         "sampling_params": {
             "temperature": o.temperature,
@@ -466,20 +477,36 @@ fn sglang_payload(o: &Options, case: Case, prompts: &[Vec<u32>]) -> Result<Value
     Ok(body)
 }
 
-/// The batched streaming request; returns (latency, last_ttft) in seconds.
+/// The load engine every case's batch goes through: the measured client's pool, and the
+/// registry of the client's threads for the CPU accounting.
+struct Engine {
+    pool: Arc<Pool>,
+    cpu: ThreadCpu,
+    client_threads: usize,
+}
+
+/// What one batch request measured.
+struct Batch {
+    latency: f64,
+    last_ttft: f64,
+    record: RequestRecord,
+    validity: Validity,
+}
+
+/// The batched streaming request, released by the pacer and sent by the measured client: its
+/// record keeps every stream line with its kernel arrival time, read here after the request.
+/// `last_ttft` is the arrival of the last sequence's first token (SGLang: the last line whose
+/// `completion_tokens` is 1; vLLM: the line that completes the set of choice indices).
 async fn one_request(
-    http: &reqwest::Client,
-    o: &Options,
+    engine: &Engine,
+    o: &OneBatchServerConfig,
     case: Case,
     prompts: &[Vec<u32>],
-) -> Result<(f64, f64), BenchError> {
-    let (url, body) = match o.backend {
-        ServerBackend::Sglang => (
-            format!("{}/generate", o.base_url),
-            sglang_payload(o, case, prompts)?,
-        ),
+) -> Result<Batch, BenchError> {
+    let (route, body) = match o.backend {
+        ServerBackend::Sglang => ("/generate", sglang_payload(o, case, prompts)?),
         ServerBackend::Vllm => (
-            format!("{}/v1/completions", o.base_url),
+            "/v1/completions",
             json!({
                 "model": o.model,
                 "prompt": prompts,
@@ -490,78 +517,112 @@ async fn one_request(
             }),
         ),
     };
-    let tic = Instant::now();
-    let mut resp = http
-        .post(&url)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| server_err("POST the batch", e))?;
-    if !resp.status().is_success() {
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
+    let body = serde_json::to_vec(&body).map_err(|e| server_err("the batch body", e))?;
+    let spec = RunSpec {
+        requests: Arc::new(vec![PlannedRequest {
+            body: body.into(),
+            prompt_len: case.batch_size * case.input_len,
+            output_len: case.batch_size * case.output_len,
+            headers: None,
+            conversation: None,
+        }]),
+        offsets: vec![0],
+        max_concurrency: Some(1),
+        path: engine.pool.target().path(route),
+        protocol: crate::backend::Protocol::Generate,
+        stream: true,
+        timeout: None,
+        stall_timeout: None,
+        max_consecutive_connect_failures: 1,
+        warmup: false,
+        print_requests: false,
+        cpu: engine.cpu.clone(),
+        exchange: Exchange {
+            keep_lines: true,
+            ..Exchange::default()
+        },
+    };
+    let cpu0 = (engine.cpu.seconds(), process_cpu_seconds());
+    let res = crate::runner::run(
+        engine.pool.clone(),
+        spec,
+        Clock::start(),
+        Arc::new(LiveCounters::default()),
+        Abort::default(),
+    )
+    .await;
+    let validity = assess(&ValidityInputs {
+        records: &res.records,
+        paced: false,
+        not_started: res.not_started,
+        runtime_lag_ns: &res.runtime_lag_ns,
+        client_cpu_s: engine.cpu.seconds() - cpu0.0,
+        process_cpu_s: process_cpu_seconds() - cpu0.1,
+        client_threads: engine.client_threads,
+        duration_s: res.duration_s,
+        server_failure: crate::validity::server_failure(&res.records, res.abort_reason.as_deref()),
+    });
+    let Some(mut record) = res.records.into_iter().next() else {
         return Err(BenchError::Server(format!(
-            "the batch request failed: HTTP {status}: {}",
-            crate::sse::excerpt(text.as_bytes())
+            "the batch request was not sent: {}",
+            res.abort_reason.unwrap_or_default()
         )));
+    };
+    if let Some(e) = &record.error {
+        return Err(BenchError::Server(match e.kind {
+            ErrorKind::HttpStatus => format!("the batch request failed: {}", e.message),
+            _ => format!("POST the batch: {}", e.message),
+        }));
     }
+    let at = |t: u64| ns_to_s(t.saturating_sub(record.sent_ns));
     let mut last_ttft = 0.0;
     let mut seen = std::collections::HashSet::new();
-    let mut carry: Vec<u8> = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| server_err("reading the stream", e))?
-    {
-        let now = tic.elapsed().as_secs_f64();
-        carry.extend_from_slice(&chunk);
-        while let Some(nl) = carry.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = carry.drain(..=nl).collect();
-            let line = String::from_utf8_lossy(&line);
-            let Some(data) = line.trim().strip_prefix("data:") else {
-                continue;
-            };
-            let data = data.trim();
-            if data == "[DONE]" || data.is_empty() {
-                continue;
-            }
-            let v: Value = serde_json::from_str(data)
-                .map_err(|e| server_err("a stream line is not JSON", e))?;
-            match o.backend {
-                ServerBackend::Sglang => {
-                    let meta = &v["meta_info"];
-                    if meta["completion_tokens"].as_u64() == Some(1) {
-                        last_ttft = now;
-                    }
-                    if let Some(reason) = meta["finish_reason"]["type"].as_str() {
-                        if o.ignore_eos && reason != "length" {
-                            return Err(BenchError::Server(format!(
-                                "a request of the batch finished with {reason}, not length"
-                            )));
-                        }
+    for (t, line) in &record.stream_lines {
+        let v: Value =
+            serde_json::from_slice(line).map_err(|e| server_err("a stream line is not JSON", e))?;
+        match o.backend {
+            ServerBackend::Sglang => {
+                let meta = &v["meta_info"];
+                if meta["completion_tokens"].as_u64() == Some(1) {
+                    last_ttft = at(*t);
+                }
+                if let Some(reason) = meta["finish_reason"]["type"].as_str() {
+                    if o.ignore_eos && reason != "length" {
+                        return Err(BenchError::Server(format!(
+                            "a request of the batch finished with {reason}, not length"
+                        )));
                     }
                 }
-                ServerBackend::Vllm => {
-                    for c in v["choices"].as_array().into_iter().flatten() {
-                        if let Some(i) = c["index"].as_u64() {
-                            if seen.insert(i) && seen.len() == case.batch_size {
-                                last_ttft = now;
-                            }
+            }
+            ServerBackend::Vllm => {
+                for c in v["choices"].as_array().into_iter().flatten() {
+                    if let Some(i) = c["index"].as_u64() {
+                        if seen.insert(i) && seen.len() == case.batch_size {
+                            last_ttft = at(*t);
                         }
                     }
                 }
             }
         }
     }
-    Ok((tic.elapsed().as_secs_f64(), last_ttft))
+    // The lines were read; the record keeps the times.
+    record.first_token_ns = record.sent_ns + (last_ttft * 1e9) as u64;
+    record.stream_lines = Vec::new();
+    Ok(Batch {
+        latency: record.latency_s(),
+        last_ttft,
+        record,
+        validity,
+    })
 }
 
 async fn run_case(
     http: &reqwest::Client,
-    o: &Options,
+    engine: &Engine,
+    o: &OneBatchServerConfig,
     case: Case,
     vocab: usize,
-    profile_prefix: Option<&ProfileOptions>,
+    profile_prefix: Option<&OneBatchServerProfile>,
 ) -> Result<CaseResult, BenchError> {
     flush(http, o).await?;
     let (case, prompts) = match &o.fixed_prompt {
@@ -608,7 +669,8 @@ async fn run_case(
         None => None,
     };
     let before = cache_counters(http, &o.base_url).await;
-    let (latency, last_ttft) = one_request(http, o, case, &prompts).await?;
+    let batch = one_request(engine, o, case, &prompts).await?;
+    let (latency, last_ttft) = (batch.latency, batch.last_ttft);
     let after = cache_counters(http, &o.base_url).await;
     let cache_hit_rate = match (before, after) {
         (Some((c0, p0)), Some((c1, p1))) if p1 > p0 => Some((c1 - c0) / (p1 - p0)),
@@ -641,6 +703,8 @@ async fn run_case(
         acc_length,
         cache_hit_rate,
         profile_link,
+        validity: batch.validity,
+        request: batch.record,
     })
 }
 
@@ -664,10 +728,11 @@ fn print_case(r: &CaseResult) {
     if let Some(c) = r.cache_hit_rate {
         println!("cache hit rate: {c:.4}");
     }
+    print!("{}", render(&r.validity));
 }
 
 /// Run every case (after a warm-up per batch size), then the profiled pass.
-pub async fn run(o: &Options) -> Result<Vec<CaseResult>, BenchError> {
+pub async fn run(o: &OneBatchServerConfig) -> Result<Vec<CaseResult>, BenchError> {
     if !(0.0..1.0).contains(&o.cache_hit_rate) {
         return Err(BenchError::Config(format!(
             "--cache-hit-rate must be in [0, 1), got {}",
@@ -675,6 +740,14 @@ pub async fn run(o: &Options) -> Result<Vec<CaseResult>, BenchError> {
         )));
     }
     let http = pc::http_client().map_err(|e| server_err("HTTP client", e))?;
+    let engine = Engine {
+        pool: Arc::new(Pool::new(Target::from_base_url(
+            &o.base_url,
+            crate::client::request_headers(&[])?,
+        )?)),
+        cpu: o.cpu.clone(),
+        client_threads: o.client_threads,
+    };
     let cap = capacity(&http, o).await?;
     let vocab = match o.backend {
         // Prompt ids stay below min(10000, vocab); an unknown vocabulary means 10000.
@@ -748,7 +821,7 @@ pub async fn run(o: &Options) -> Result<Vec<CaseResult>, BenchError> {
                 output_len: 16,
             };
             if fits(&warm).is_none() {
-                run_case(&http, o, warm, vocab, None).await?;
+                run_case(&http, &engine, o, warm, vocab, None).await?;
             }
         }
     }
@@ -761,7 +834,7 @@ pub async fn run(o: &Options) -> Result<Vec<CaseResult>, BenchError> {
             );
             continue;
         }
-        let r = run_case(&http, o, case, vocab, None).await?;
+        let r = run_case(&http, &engine, o, case, vocab, None).await?;
         print_case(&r);
         if let Some(path) = &o.result_filename {
             crate::jsonl::append_line(path, &r.record(&o.run_name).to_line())?;
@@ -770,7 +843,7 @@ pub async fn run(o: &Options) -> Result<Vec<CaseResult>, BenchError> {
     }
     if let Some(p) = &o.profile {
         for r in results.iter_mut() {
-            let pr = run_case(&http, o, r.case, vocab, Some(p)).await?;
+            let pr = run_case(&http, &engine, o, r.case, vocab, Some(p)).await?;
             if let Some(path) = &o.result_filename {
                 crate::jsonl::append_line(path, &pr.record(&o.run_name).to_line())?;
             }
@@ -790,7 +863,7 @@ pub async fn run(o: &Options) -> Result<Vec<CaseResult>, BenchError> {
 }
 
 /// SGLang's GitHub-markdown summary table, sorted by input length.
-pub fn report(o: &Options, results: &[CaseResult]) -> String {
+pub fn report(o: &OneBatchServerConfig, results: &[CaseResult]) -> String {
     let mut rows: Vec<&CaseResult> = results.iter().collect();
     rows.sort_by_key(|r| r.case.input_len);
     let with_profile = rows.iter().any(|r| r.profile_link.is_some());
@@ -924,8 +997,8 @@ fn profile_traces(dir: &str) -> (Option<String>, Option<String>) {
 mod tests {
     use super::*;
 
-    fn opts() -> Options {
-        Options::new(String::new())
+    fn opts() -> OneBatchServerConfig {
+        OneBatchServerConfig::new(String::new())
     }
 
     /// The optional payload fields appear only when asked for, with SGLang's shapes.
@@ -951,7 +1024,7 @@ mod tests {
         o.parallel_batch = true;
         o.fake_prefill = true;
         o.ignore_eos = false;
-        o.lora = Some(LoraOptions {
+        o.lora = Some(OneBatchServerLora {
             names: vec!["a".into(), "b".into()],
             distribution: crate::lora::LoraDistribution::Distinct,
             zipf_alpha: 1.5,
@@ -962,7 +1035,7 @@ mod tests {
         assert_eq!(p["bootstrap_room"], 0);
         assert_eq!(p["sampling_params"]["ignore_eos"], false);
         assert_eq!(p["lora_path"], json!(["a", "b", "a", "b"]));
-        o.lora = Some(LoraOptions {
+        o.lora = Some(OneBatchServerLora {
             names: vec!["only".into()],
             distribution: crate::lora::LoraDistribution::Uniform,
             zipf_alpha: 1.5,
@@ -1026,6 +1099,8 @@ mod tests {
             acc_length: -1.0,
             cache_hit_rate: None,
             profile_link: Some(d.clone()),
+            validity: Validity::default(),
+            request: RequestRecord::default(),
         };
         let rows = pydantic_results(&[r], "run", "None", Some(&["--tp".into(), "2".into()]));
         let v = serde_json::to_value(&rows).expect("json");

@@ -389,6 +389,7 @@ impl SendSettings<'_> {
             warmup,
             print_requests: false,
             cpu: self.cpu.clone(),
+            exchange: crate::runner::Exchange::default(),
         }
     }
 }

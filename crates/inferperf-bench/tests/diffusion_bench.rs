@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use inferperf_bench::diffusion::{run, Dataset, DiffusionFlags, Options, Task};
+use inferperf_bench::diffusion::{run, Dataset, DiffusionFlags, DiffusionServingConfig, Task};
 use inferperf_server::diffusion::DiffusionServer;
 use inferperf_server::ServerArgs;
 
@@ -22,8 +22,8 @@ fn vbench() -> PathBuf {
     manifest_dir().join("../../../shared/data/vbench/subject_consistency.txt")
 }
 
-fn options(base_url: String, task: Task, dataset_path: Option<PathBuf>) -> Options {
-    Options {
+fn options(base_url: String, task: Task, dataset_path: Option<PathBuf>) -> DiffusionServingConfig {
+    DiffusionServingConfig {
         base_url,
         flags: DiffusionFlags {
             dataset: Some(Dataset::Vbench),
@@ -43,6 +43,9 @@ fn options(base_url: String, task: Task, dataset_path: Option<PathBuf>) -> Optio
         warmup_requests: 1,
         seed: 7,
         output_file: None,
+        cpu: Default::default(),
+        client_threads: 2,
+        print: true,
     }
 }
 
@@ -61,9 +64,10 @@ async fn every_task_runs_through_the_server() {
     let s = server().await;
     let images = tempfile::tempdir().expect("tempdir");
     // One input image for the image-conditioned tasks: a 32x32 PNG from the server itself.
-    let (m, _) = run(&options(s.base_url(), Task::TextToImage, Some(vbench())))
+    let m = run(&options(s.base_url(), Task::TextToImage, Some(vbench())))
         .await
-        .expect("text-to-image");
+        .expect("text-to-image")
+        .metrics;
     assert_eq!((m.completed_requests, m.failed_requests), (3, 0));
     let gen: serde_json::Value = reqwest::Client::new()
         .post(format!("{}/v1/images/generations", s.base_url()))
@@ -90,9 +94,10 @@ async fn every_task_runs_through_the_server() {
         } else {
             images.path().to_path_buf()
         };
-        let (m, outs) = run(&options(s.base_url(), task, Some(path)))
+        let r = run(&options(s.base_url(), task, Some(path)))
             .await
             .unwrap_or_else(|e| panic!("{task:?}: {e}"));
+        let (m, outs) = (r.metrics, r.outcomes);
         assert_eq!(
             (m.completed_requests, m.failed_requests),
             (3, 0),
@@ -115,7 +120,7 @@ async fn random_dataset_and_the_metrics_file() {
     o.num_prompts = 4;
     o.request_rate = 50.0;
     o.output_file = Some(out.clone());
-    let (m, _) = run(&o).await.expect("run");
+    let m = run(&o).await.expect("run").metrics;
     assert_eq!(m.completed_requests, 4);
     let text = std::fs::read_to_string(&out).expect("metrics file");
     let keys: Vec<String> = text
@@ -139,5 +144,71 @@ async fn random_dataset_and_the_metrics_file() {
             "peak_memory_mb_median"
         ]
     );
+    s.shutdown().await.expect("shutdown");
+}
+
+/// The run goes through the measured load engine: one record per timed request (sent, answered,
+/// the job's document read), the validity verdict, and both written next to the metrics file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_is_recorded_and_the_run_gets_a_verdict() {
+    let s = server().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("metrics.json");
+    for task in [Task::TextToImage, Task::TextToVideo] {
+        let mut o = options(s.base_url(), task, Some(vbench()));
+        o.output_file = Some(out.clone());
+        let r = run(&o).await.expect("run");
+        assert_eq!(r.records.len(), 3, "{task:?}");
+        for (i, rec) in r.records.iter().enumerate() {
+            assert_eq!(rec.index, i);
+            assert!(rec.success(), "{task:?}: {:?}", rec.error);
+            assert!(!rec.warmup);
+            assert!(rec.sent_ns >= rec.released_ns && rec.released_ns >= rec.scheduled_ns);
+            assert!(rec.first_byte_ns >= rec.sent_ns && rec.last_ns >= rec.first_byte_ns);
+            let doc = rec.document.as_ref().expect("document facts");
+            if task == Task::TextToVideo {
+                // The record ends with the poll that saw the job complete.
+                assert_eq!(doc.status.as_deref(), Some("completed"));
+                assert!(doc.id.is_some());
+            }
+        }
+        // The outcomes are the records' view.
+        for (o, rec) in r.outcomes.iter().zip(&r.records) {
+            assert_eq!(o.latency_s, rec.latency_s());
+        }
+        assert!(
+            matches!(r.validity.verdict.as_str(), "OK" | "CLIENT-BOUND"),
+            "{:?}",
+            r.validity
+        );
+        assert_eq!(r.validity.not_started, 0);
+        let file: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(inferperf_bench::diffusion::records_path(&out))
+                .expect("records file"),
+        )
+        .expect("records JSON");
+        assert_eq!(file["validity"]["verdict"], r.validity.verdict.as_str());
+        assert_eq!(file["requests"].as_array().map(Vec::len), Some(3));
+        assert!(file["requests"][0]["sent_ns"].as_u64() > Some(0));
+    }
+    s.shutdown().await.expect("shutdown");
+}
+
+/// A server that fails every request makes the verdict SERVER-FAILED with the first error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_failing_every_request_is_server_failed() {
+    let s = server().await;
+    // Under a path prefix the server does not serve, every request is a 404.
+    let mut o = options(
+        format!("{}/no-such-prefix", s.base_url()),
+        Task::TextToImage,
+        Some(vbench()),
+    );
+    o.warmup_requests = 0;
+    o.flags.slo = false;
+    let r = run(&o).await.expect("run");
+    assert_eq!(r.metrics.completed_requests, 0);
+    assert_eq!(r.records.len(), 3);
+    assert_eq!(r.validity.verdict, "SERVER-FAILED", "{:?}", r.validity);
     s.shutdown().await.expect("shutdown");
 }

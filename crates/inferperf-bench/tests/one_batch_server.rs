@@ -4,7 +4,9 @@
 //! and the profiled pass with its `bs-{bs}-il-{il}` prefix.
 
 use inferperf_bench::jsonl::top_level_keys;
-use inferperf_bench::one_batch_server::{self, BatchDataset, Options, ProfileOptions};
+use inferperf_bench::one_batch_server::{
+    self, BatchDataset, OneBatchServerConfig, OneBatchServerProfile,
+};
 use inferperf_profiler::ProfilerHandle;
 use inferperf_server::launch::launch_model_profiled;
 use inferperf_server::routes::profile::routes;
@@ -37,8 +39,8 @@ async fn start(args: ServerArgs) -> (EmbeddedServer, ProfilerHandle) {
     (server, profiler)
 }
 
-fn options(base_url: String, result: std::path::PathBuf) -> Options {
-    Options {
+fn options(base_url: String, result: std::path::PathBuf) -> OneBatchServerConfig {
+    OneBatchServerConfig {
         run_name: "t".into(),
         batch_sizes: vec![1, 3],
         input_lens: vec![24],
@@ -47,7 +49,7 @@ fn options(base_url: String, result: std::path::PathBuf) -> Options {
         show_report: true,
         result_filename: Some(result),
         seed: 1,
-        ..Options::new(base_url)
+        ..OneBatchServerConfig::new(base_url)
     }
 }
 
@@ -169,7 +171,7 @@ async fn the_profiled_pass_writes_prefixed_traces() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut o = options(server.base_url(), dir.path().join("r.jsonl"));
     o.batch_sizes = vec![3];
-    o.profile = Some(ProfileOptions {
+    o.profile = Some(OneBatchServerProfile {
         activities: vec!["CPU".into()],
         start_step: None,
         steps: 3,
@@ -219,5 +221,32 @@ async fn smollm2_through_the_server() {
     let r = one_batch_server::run(&o).await.expect("run");
     assert_eq!(r.len(), 1);
     assert!(r[0].output_throughput > 0.0 && r[0].last_ttft > 0.0);
+    server.shutdown().await.expect("shutdown");
+}
+
+/// Every case's batch goes through the measured load engine: its record (sent, first byte, the
+/// last sequence's first token at `last_ttft`, the end at `latency`) and a validity verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_case_is_recorded_and_gets_a_verdict() {
+    let (server, _p) = start(ServerArgs::ephemeral()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = options(server.base_url(), dir.path().join("r.jsonl"));
+    let results = one_batch_server::run(&o).await.expect("run");
+    assert_eq!(results.len(), 2);
+    for r in &results {
+        let rec = &r.request;
+        assert!(rec.success(), "{:?}", rec.error);
+        assert!(rec.sent_ns > 0 && rec.first_byte_ns >= rec.sent_ns);
+        assert!(rec.first_token_ns >= rec.first_byte_ns && rec.last_ns >= rec.first_token_ns);
+        assert_eq!(rec.latency_s(), r.latency);
+        assert!(rec.stream_lines.is_empty(), "lines are read, not kept");
+        assert!(r.last_ttft > 0.0 && r.last_ttft <= r.latency);
+        assert!(
+            matches!(r.validity.verdict.as_str(), "OK" | "CLIENT-BOUND"),
+            "{:?}",
+            r.validity
+        );
+        assert_eq!(r.validity.not_started, 0);
+    }
     server.shutdown().await.expect("shutdown");
 }

@@ -182,11 +182,19 @@ impl Pool {
 
 /// What one request sends.
 pub struct Outgoing<'a> {
+    /// POST for generations and submits, GET for job polls.
+    pub method: Method,
     pub path: &'a str,
     pub body: Bytes,
+    /// The body's Content-Type; `None` means `application/json`.
+    pub content_type: Option<&'a HeaderValue>,
     pub extra_headers: Option<&'a HeaderMap>,
     pub protocol: Protocol,
     pub stream: bool,
+    /// Read the response as one JSON document (`rec.document`), not as a generation.
+    pub document: bool,
+    /// Keep the stream's data lines in `rec.stream_lines`, not parsed as a generation.
+    pub keep_lines: bool,
     /// No byte for this long (response headers or the next body frame): fail as stalled.
     pub stall_timeout: Option<Duration>,
 }
@@ -351,7 +359,7 @@ async fn attempt(
 ) -> Result<(), Attempt> {
     sender.ready().await.map_err(|_| Attempt::Stale)?;
     let mut req = Request::builder()
-        .method(Method::POST)
+        .method(out.method.clone())
         .uri(out.path)
         .body(Full::new(out.body.clone()))
         .map_err(|e| {
@@ -364,7 +372,12 @@ async fn attempt(
     if let Ok(v) = HeaderValue::from_str(&pool.target.authority) {
         h.insert(HOST, v);
     }
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        CONTENT_TYPE,
+        out.content_type
+            .cloned()
+            .unwrap_or(HeaderValue::from_static("application/json")),
+    );
     for (k, v) in &pool.target.headers {
         h.append(k, v.clone());
     }
@@ -403,7 +416,13 @@ async fn attempt(
             message: format!("HTTP {}: {}", status, excerpt(&buf)),
         }));
     }
-    let mut parser = StreamParser::new(out.protocol, out.stream);
+    let mut parser = if out.document {
+        StreamParser::document()
+    } else if out.keep_lines {
+        StreamParser::lines()
+    } else {
+        StreamParser::new(out.protocol, out.stream)
+    };
     // One timer per request, re-armed lazily: a chunk only records when it came, and the
     // timer, when it fires, checks whether the silence really lasted the whole limit.
     let mut stall = StallWatch::new(out.stall_timeout);
@@ -426,6 +445,80 @@ async fn attempt(
         .finish(arrived_ns(arrival, clock, rec.sent_ns, &mut floor), rec)
         .map_err(Attempt::Failed)?;
     Ok(())
+}
+
+/// A job API (`/v1/videos`): the submit returns `{"id"}`, and `GET {route}/{id}` answers with
+/// the job's `status` until it is `completed` or `failed`.
+#[derive(Clone, Debug)]
+pub struct JobPoll {
+    /// Full path of the job collection (the submit's path), without a trailing slash.
+    pub route: String,
+    /// Pause between two polls of one job.
+    pub interval: Duration,
+}
+
+/// After a successful submit (`rec` holds its document), poll the job through the measured
+/// client until it completes: the record then ends with the completing poll's response. A
+/// failed job, a missing id or a failed poll set `rec.error`.
+pub async fn poll_job(
+    pool: &Pool,
+    poll: &JobPoll,
+    stall_timeout: Option<Duration>,
+    clock: &Clock,
+    rec: &mut RequestRecord,
+) {
+    if rec.error.is_some() {
+        return;
+    }
+    let fail = |rec: &mut RequestRecord, kind, message: String| {
+        rec.last_ns = rec.last_ns.max(clock.now_ns());
+        rec.error = Some(RequestError { kind, message });
+    };
+    let Some(id) = rec.document.as_ref().and_then(|d| d.id.clone()) else {
+        fail(
+            rec,
+            ErrorKind::MalformedResponse,
+            "No job_id returned".into(),
+        );
+        return;
+    };
+    let path = format!("{}/{id}", poll.route);
+    loop {
+        tokio::time::sleep(poll.interval).await;
+        let mut p = RequestRecord::default();
+        let out = Outgoing {
+            method: Method::GET,
+            path: &path,
+            body: Bytes::new(),
+            content_type: None,
+            extra_headers: None,
+            protocol: Protocol::Generate,
+            stream: false,
+            document: true,
+            keep_lines: false,
+            stall_timeout,
+        };
+        execute(pool, out, clock, &mut p).await;
+        if let Some(e) = p.error {
+            fail(rec, e.kind, format!("poll: {}", e.message));
+            return;
+        }
+        let doc = p.document.unwrap_or_default();
+        match doc.status.as_deref() {
+            Some("completed") => {
+                rec.last_ns = p.last_ns;
+                rec.document = Some(doc);
+                return;
+            }
+            Some("failed") => {
+                let msg = doc.error_message.clone().unwrap_or_default();
+                rec.document = Some(doc);
+                fail(rec, ErrorKind::ServerError, format!("Job failed: {msg}"));
+                return;
+            }
+            _ => {}
+        }
+    }
 }
 
 fn transport(e: hyper::Error) -> RequestError {

@@ -11,6 +11,15 @@ pub struct ThreadCpu {
     finished: Arc<Mutex<f64>>,
 }
 
+impl std::fmt::Debug for ThreadCpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let threads = self.clocks.lock().map(|c| c.len()).unwrap_or(0);
+        f.debug_struct("ThreadCpu")
+            .field("threads", &threads)
+            .finish()
+    }
+}
+
 impl ThreadCpu {
     /// Register the calling thread (call from the thread itself, e.g. `on_thread_start`).
     pub fn register_current(&self) {

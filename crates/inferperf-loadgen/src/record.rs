@@ -91,6 +91,28 @@ pub struct RequestRecord {
     pub error: Option<RequestError>,
     /// Whether this was a warmup request (never part of the metrics).
     pub warmup: bool,
+    /// What a JSON document response said (diffusion images and video jobs); `None` for the
+    /// LLM protocols. Kept small: the facts, not the document (images can be megabytes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document: Option<Box<DocumentFacts>>,
+    /// Every stream data line with its arrival time, unparsed, when the benchmark reads the
+    /// stream after the run (one-batch-server's batched streams); empty otherwise.
+    #[serde(skip)]
+    pub stream_lines: Vec<(u64, Vec<u8>)>,
+}
+
+/// The fields the client reads from a JSON document response: a job's `id`, `status` and
+/// `error.message` (video jobs), and the server's `peak_memory_mb` (SGLang diffusion).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct DocumentFacts {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_memory_mb: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
 }
 
 impl RequestRecord {

@@ -13,7 +13,7 @@ use hyper::header::HeaderMap;
 use tokio::sync::{mpsc, watch, Mutex};
 
 use crate::backend::Protocol;
-use crate::client::{execute, Outgoing, Pool};
+use crate::client::{execute, poll_job, Outgoing, Pool};
 use crate::clock::Clock;
 use crate::conversation::Conversation;
 use crate::record::{ErrorKind, RequestError, RequestRecord};
@@ -50,6 +50,35 @@ pub struct RunSpec {
     pub print_requests: bool,
     /// Registry the pacer thread joins, so its CPU is charged to the client.
     pub cpu: crate::cpu::ThreadCpu,
+    /// Method, content type and response reading, when they are not an LLM generation's.
+    pub exchange: Exchange,
+}
+
+/// How a benchmark other than an LLM generation talks to its server: the method and
+/// Content-Type of its bodies, whether a response is one JSON document (`rec.document`), and
+/// whether a submit starts a job to poll. The default is an LLM generation: a JSON POST read
+/// by `protocol`.
+#[derive(Clone, Debug)]
+pub struct Exchange {
+    pub method: hyper::Method,
+    /// `None`: `application/json`.
+    pub content_type: Option<hyper::header::HeaderValue>,
+    pub document: bool,
+    /// Keep stream data lines unparsed in `rec.stream_lines` (batched streams).
+    pub keep_lines: bool,
+    pub poll: Option<crate::client::JobPoll>,
+}
+
+impl Default for Exchange {
+    fn default() -> Self {
+        Self {
+            method: hyper::Method::POST,
+            content_type: None,
+            document: false,
+            keep_lines: false,
+            poll: None,
+        }
+    }
 }
 
 /// Live counters for the progress display.
@@ -351,15 +380,26 @@ async fn send(
     let cancelled = if sh.abort.reason().is_some() {
         true
     } else {
+        let ex = &sh.spec.exchange;
         let out = Outgoing {
+            method: ex.method.clone(),
             path: &sh.spec.path,
             body,
+            content_type: ex.content_type.as_ref(),
             extra_headers: headers,
             protocol: sh.spec.protocol,
             stream: sh.spec.stream,
+            document: ex.document,
+            keep_lines: ex.keep_lines,
             stall_timeout: sh.spec.stall_timeout,
         };
-        let fut = execute(&sh.pool, out, &sh.clock, &mut rec);
+        let rec = &mut rec;
+        let fut = async {
+            execute(&sh.pool, out, &sh.clock, rec).await;
+            if let Some(poll) = &ex.poll {
+                poll_job(&sh.pool, poll, sh.spec.stall_timeout, &sh.clock, rec).await;
+            }
+        };
         let timed = async {
             match sh.spec.timeout {
                 Some(t) => tokio::time::timeout(t, fut).await.is_err(),

@@ -15,7 +15,7 @@ use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use crate::backend::Protocol;
-use crate::record::{ErrorKind, RequestError, RequestRecord, TokenCountSource};
+use crate::record::{DocumentFacts, ErrorKind, RequestError, RequestRecord, TokenCountSource};
 
 /// Incremental parser for one response body.
 pub struct StreamParser {
@@ -24,6 +24,11 @@ pub struct StreamParser {
     carry: Vec<u8>,
     done: bool,
     last_completion_tokens: usize,
+    /// Read the body as one JSON document into [`DocumentFacts`] (diffusion), not as a
+    /// generation of `protocol`.
+    document: bool,
+    /// Keep every data line with its arrival time in `rec.stream_lines` (read after the run).
+    keep_lines: bool,
 }
 
 impl StreamParser {
@@ -35,6 +40,26 @@ impl StreamParser {
             carry: Vec::new(),
             done: false,
             last_completion_tokens: 0,
+            document: false,
+            keep_lines: false,
+        }
+    }
+
+    /// A parser that keeps a stream's data lines with their arrival times for the benchmark
+    /// to read after the run (a batched stream whose lines belong to many sequences).
+    pub fn lines() -> Self {
+        Self {
+            keep_lines: true,
+            ..Self::new(Protocol::Generate, true)
+        }
+    }
+
+    /// A parser for a JSON document response (diffusion images, video job submits and
+    /// polls): the body is buffered and, at its end, read into `rec.document`.
+    pub fn document() -> Self {
+        Self {
+            document: true,
+            ..Self::new(Protocol::Generate, false)
         }
     }
 
@@ -81,6 +106,11 @@ impl StreamParser {
     /// The body ended cleanly at `now_ns`: parse what is left and check completeness.
     pub fn finish(&mut self, now_ns: u64, rec: &mut RequestRecord) -> Result<(), RequestError> {
         let rest = std::mem::take(&mut self.carry);
+        if self.document {
+            rec.last_ns = now_ns;
+            rec.document = Some(Box::new(document_facts(&rest)?));
+            return Ok(());
+        }
         if !self.stream {
             if rest.iter().all(u8::is_ascii_whitespace) {
                 return Err(malformed("empty response body"));
@@ -97,6 +127,12 @@ impl StreamParser {
             return Ok(());
         }
         self.line(&rest, now_ns, rec)?;
+        if self.keep_lines {
+            if rec.stream_lines.is_empty() {
+                return Err(empty("stream carried no data line"));
+            }
+            return Ok(());
+        }
         if !self.done {
             return Err(RequestError {
                 kind: ErrorKind::TruncatedStream,
@@ -128,6 +164,10 @@ impl StreamParser {
         rec.last_ns = now_ns;
         if payload == b"[DONE]" {
             self.done = true;
+            return Ok(());
+        }
+        if self.keep_lines {
+            rec.stream_lines.push((now_ns, payload.to_vec()));
             return Ok(());
         }
         // One rule for every protocol: a chunk that is not UTF-8 is malformed (JSON must be
@@ -277,6 +317,40 @@ fn parse<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, RequestError> {
 /// whose text is empty, e.g. special tokens skipped in the output).
 fn server_counted_tokens(rec: &RequestRecord) -> bool {
     rec.output_len_source == TokenCountSource::Server && rec.output_len > 0
+}
+
+/// The shape of a diffusion response document, as far as the client reads it.
+#[derive(Deserialize)]
+struct RawDocument {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    peak_memory_mb: Option<f64>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+/// Read a JSON document response; anything but a JSON object is malformed.
+fn document_facts(body: &[u8]) -> Result<DocumentFacts, RequestError> {
+    let raw: RawDocument = serde_json::from_slice(trim(body)).map_err(|e| {
+        malformed(&format!(
+            "response is not a JSON object ({e}): {}",
+            excerpt(body)
+        ))
+    })?;
+    let error_message = raw.error.and_then(|e| match e {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Object(o) => o.get("message").and_then(|m| m.as_str()).map(String::from),
+        _ => None,
+    });
+    Ok(DocumentFacts {
+        id: raw.id,
+        status: raw.status,
+        peak_memory_mb: raw.peak_memory_mb,
+        error_message,
+    })
 }
 
 fn empty(msg: &str) -> RequestError {
@@ -578,5 +652,61 @@ mod tests {
         let e = excerpt(b"bad \x1b[31mred\x07 line\nnext");
         assert!(!e.chars().any(char::is_control), "{e:?}");
         assert!(e.contains("\\u{1b}[31mred"), "{e:?}");
+    }
+
+    /// A JSON document response (diffusion): its facts, split across reads, whatever else it
+    /// holds; a body that is not a JSON object is malformed.
+    #[test]
+    fn document_responses_keep_only_their_facts() {
+        let mut rec = RequestRecord::default();
+        let mut p = StreamParser::document();
+        let body = r#"{"id":"job-1","status":"failed","data":[{"b64_json":"AAAA"}],
+                      "peak_memory_mb":12.5,"error":{"message":"out of memory"}}"#;
+        let (a, b) = body.split_at(17);
+        assert!(p.feed(a.as_bytes(), 1_000, &mut rec).is_ok());
+        assert!(p.feed(b.as_bytes(), 2_000, &mut rec).is_ok());
+        assert!(p.finish(3_000, &mut rec).is_ok());
+        assert_eq!(rec.last_ns, 3_000);
+        let d = rec.document.as_deref().cloned().unwrap_or_default();
+        assert_eq!(d.id.as_deref(), Some("job-1"));
+        assert_eq!(d.status.as_deref(), Some("failed"));
+        assert_eq!(d.peak_memory_mb, Some(12.5));
+        assert_eq!(d.error_message.as_deref(), Some("out of memory"));
+        let mut rec = RequestRecord::default();
+        let mut p = StreamParser::document();
+        assert!(p.feed(b"<html>", 1_000, &mut rec).is_ok());
+        let e = p.finish(2_000, &mut rec).err().map(|e| e.kind);
+        assert_eq!(e, Some(ErrorKind::MalformedResponse));
+    }
+
+    /// Kept lines: every data line (split across reads) with its arrival time, `[DONE]` and
+    /// comments left out; a stream without a data line is empty.
+    #[test]
+    fn kept_lines_carry_their_arrival_times() {
+        let mut rec = RequestRecord::default();
+        let mut p = StreamParser::lines();
+        for (t, part) in [
+            (1, "data: {\"index\":0}\n\ndata: {\"ind"),
+            (2, "ex\":1}\n\n: ping\n\n"),
+            (3, "data: [DONE]\n\n"),
+        ] {
+            assert!(p.feed(part.as_bytes(), t, &mut rec).is_ok());
+        }
+        assert!(p.finish(4, &mut rec).is_ok());
+        let lines: Vec<(u64, &[u8])> = rec
+            .stream_lines
+            .iter()
+            .map(|(t, l)| (*t, l.as_slice()))
+            .collect();
+        assert_eq!(
+            lines,
+            [(1, &b"{\"index\":0}"[..]), (2, &b"{\"index\":1}"[..])]
+        );
+        assert_eq!(rec.last_ns, 3);
+        let mut rec = RequestRecord::default();
+        let mut p = StreamParser::lines();
+        assert!(p.feed(b"data: [DONE]\n\n", 1, &mut rec).is_ok());
+        let e = p.finish(2, &mut rec).err().map(|e| e.kind);
+        assert_eq!(e, Some(ErrorKind::EmptyStream));
     }
 }

@@ -59,3 +59,60 @@ fn print_requests_logs_the_start_and_end_of_every_request() {
     }
     assert!(out.is_file(), "the result record is still written");
 }
+
+/// The diffusion benchmark prints SGLang's report and then the measurement validity block of
+/// `bench serving`, and writes the per-request records next to the metrics file.
+#[test]
+fn diffusion_serving_prints_the_validity_verdict() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let server = rt
+        .block_on(inferperf_server::diffusion::DiffusionServer::start(
+            inferperf_server::ServerArgs {
+                model_path: "diffusion".into(),
+                ..inferperf_server::ServerArgs::ephemeral()
+            },
+        ))
+        .expect("diffusion server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("m.json");
+    let run = Command::new(env!("CARGO_BIN_EXE_inferperf"))
+        .args([
+            "bench",
+            "serving",
+            "--base-url",
+            &server.base_url(),
+            "--dataset",
+            "random",
+            "--task",
+            "text-to-image",
+            "--width",
+            "32",
+            "--height",
+            "32",
+            "--num-inference-steps",
+            "1",
+            "--num-prompts",
+            "3",
+            "--warmup-requests",
+            "0",
+            "--output-file",
+        ])
+        .arg(&out)
+        .output()
+        .expect("run inferperf");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("Successful requests:"), "{stdout}");
+    assert!(stdout.contains("Measurement validity"), "{stdout}");
+    assert!(stdout.contains("Verdict:"), "{stdout}");
+    let records: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("m.records.json")).expect("records file"),
+    )
+    .expect("records JSON");
+    assert_eq!(records["requests"].as_array().map(Vec::len), Some(3));
+    rt.block_on(server.shutdown()).expect("shutdown");
+}

@@ -285,16 +285,37 @@ impl OpenWindow {
 pub async fn engine_steps(client: &reqwest::Client, base_url: &str) -> Option<u64> {
     let url = format!("{}/metrics", base_url.trim_end_matches('/'));
     let text = get_ok(client, &url).await?.text().await.ok()?;
+    let vllm = prometheus_sum(&text, "vllm:iteration_tokens_total_count");
+    let sglang = prometheus_sum(&text, "sglang:forward_ct");
+    if vllm.is_none() && sglang.is_none() {
+        return None;
+    }
+    Some(vllm.unwrap_or(0.0) as u64 + sglang.unwrap_or(0.0) as u64)
+}
+
+/// The one Prometheus text-format reader of the client side: the sum of the samples of metric
+/// `name` over every label set (`name{...} v` and `name v`), `None` when no sample of it
+/// parses. Comment lines are skipped; a sample's optional timestamp is ignored.
+pub fn prometheus_sum(text: &str, name: &str) -> Option<f64> {
     let mut found = None;
     for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((name, value)) = line.rsplit_once(' ') else {
+        let Some(rest) = line.strip_prefix(name) else {
             continue;
         };
-        let name = name.split('{').next().unwrap_or(name);
-        if name == "vllm:iteration_tokens_total_count" || name == "sglang:forward_ct" {
-            let v = value.trim().parse::<f64>().ok()?;
-            *found.get_or_insert(0u64) += v as u64;
-        }
+        let value = if rest.starts_with('{') {
+            rest.rsplit_once('}').map(|(_, v)| v)
+        } else if rest.starts_with(' ') {
+            Some(rest)
+        } else {
+            None
+        };
+        let Some(v) = value
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+        else {
+            continue;
+        };
+        *found.get_or_insert(0.0) += v;
     }
     found
 }

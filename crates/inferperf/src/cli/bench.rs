@@ -155,13 +155,14 @@ impl GivenFlags {
 
 /// `bench serving` in diffusion mode, against `--base-url` or an embedded diffusion server.
 fn diffusion_serving(a: ServingCliArgs, given: GivenFlags) -> anyhow::Result<ExitCode> {
-    use inferperf_bench::diffusion::{run, Options};
+    use inferperf_bench::diffusion::{run, DiffusionServingConfig};
     let args = a.bench.to_config();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
+    // The measured client's runtime, its threads registered for the client CPU accounting
+    // (an embedded server runs on it too, as before; its CPU shows in the process CPU).
+    let threads = 2;
+    let cpu = ThreadCpu::default();
+    let runtime = inferperf_loadgen::client_runtime(threads, &cpu)
+        .context("cannot start the client runtime")?;
     let mut server = None;
     let base_url = match args.explicit_base_url() {
         Some(u) => u,
@@ -190,7 +191,7 @@ fn diffusion_serving(a: ServingCliArgs, given: GivenFlags) -> anyhow::Result<Exi
             u
         }
     };
-    let options = Options {
+    let options = DiffusionServingConfig {
         base_url,
         flags: a.diffusion,
         dataset_path: (!args.dataset.path.is_empty()).then(|| args.dataset.path.clone().into()),
@@ -209,12 +210,15 @@ fn diffusion_serving(a: ServingCliArgs, given: GivenFlags) -> anyhow::Result<Exi
         warmup_requests: args.warmup_requests,
         seed: args.dataset.seed,
         output_file: args.output_file.clone().map(Into::into),
+        cpu,
+        client_threads: threads,
+        print: true,
     };
     let result = runtime.block_on(run(&options));
     if let Some(s) = server {
         let _ = runtime.block_on(s.shutdown());
     }
-    let (metrics, _) = result.context("bench serving (diffusion)")?;
+    let metrics = result.context("bench serving (diffusion)")?.metrics;
     Ok(if metrics.completed_requests == 0 {
         ExitCode::FAILURE
     } else {

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use inferperf_bench::one_batch_server::{
-    self, BatchDataset, LoraOptions, Options, ProfileOptions, ServerBackend,
+    self, BatchDataset, OneBatchServerConfig, OneBatchServerLora, OneBatchServerProfile,
+    ServerBackend,
 };
 use inferperf_loadgen::lora::LoraDistribution;
 use inferperf_loadgen::tokenizer::{HfTokenizer, SharedTokenizer};
@@ -130,11 +131,12 @@ fn in_ci() -> bool {
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    // The measured client's runtime, its threads registered for the client CPU accounting
+    // (an embedded server runs on it too; its CPU shows in the process CPU).
+    let client_threads = 2;
+    let cpu = inferperf_loadgen::cpu::ThreadCpu::default();
+    let runtime =
+        inferperf_loadgen::client_runtime(client_threads, &cpu).context("starting the runtime")?;
     let embedded = a.base_url.is_empty();
     let server = if embedded {
         let s = Embedded::start(a.server.clone(), None)?;
@@ -173,7 +175,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             vec!["CPU".into(), "GPU".into()]
         }
     });
-    let options = Options {
+    let options = OneBatchServerConfig {
         base_url,
         backend: a.backend,
         model: a.model.clone(),
@@ -198,7 +200,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         fixed_prompt,
         parallel_batch: a.parallel_batch,
         fake_prefill: a.fake_prefill,
-        lora: a.lora_name.clone().map(|names| LoraOptions {
+        lora: a.lora_name.clone().map(|names| OneBatchServerLora {
             names,
             distribution: a.lora_request_distribution,
             zipf_alpha: a.lora_zipf_alpha,
@@ -207,7 +209,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         cache_hit_rate: a.cache_hit_rate,
         skip_warmup: a.skip_warmup,
         show_report: a.show_report,
-        profile: a.profile.then(|| ProfileOptions {
+        profile: a.profile.then(|| OneBatchServerProfile {
             activities,
             start_step: a.profile_start_step,
             steps: a.profile_steps,
@@ -218,6 +220,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         result_filename: Some(a.cases.result_filename.clone()),
         seed: a.seed,
         hourly_cost: 2.0 * a.server.tp_size as f64,
+        cpu,
+        client_threads,
     };
     let result = runtime.block_on(one_batch_server::run(&options));
     drop(server);
