@@ -355,10 +355,7 @@ fn word_id(w: &str, vocab: u32) -> u32 {
         }
     }
     // Any other word: a stable hash into the ordinary ids (one token per word).
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in w.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
+    let h = inferperf_protocol::hash::fnv1a(w.as_bytes());
     NUM_SPECIAL + (h % u64::from(vocab - NUM_SPECIAL)) as u32
 }
 

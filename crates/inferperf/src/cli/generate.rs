@@ -297,9 +297,7 @@ fn output_file_path(args: &Args, prompt: &str, media: &GeneratedMedia) -> PathBu
         Some(n) => sanitize_filename(n),
         None => {
             let params = format!("{args:?}");
-            let hash = params.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-            });
+            let hash = inferperf_protocol::hash::fnv1a(params.as_bytes());
             let head: String = prompt.chars().take(100).collect();
             sanitize_filename(&format!("{head}_{}_{:08x}", file_timestamp(), hash as u32))
         }
