@@ -2,7 +2,7 @@
 //! `ProfileReqInput`, diffusion API and the perf-dump schema. One definition, used on both sides.
 //!
 //! Being the crate every other one depends on, it also holds the few primitives they all share:
-//! the stable hash ([`hash`]).
+//! the stable hash ([`hash`]) and the atomic file writer ([`fs`]).
 //!
 //! Conventions: request types keep optional fields as `Option` (skipped when `None`), so the
 //! server can tell "absent" from "default" and clients send only what they set; response types
@@ -10,6 +10,7 @@
 
 pub mod diffusion;
 pub mod error;
+pub mod fs;
 pub mod generate;
 pub mod hash;
 pub mod openai;

@@ -20,6 +20,7 @@ use inferperf_profiler::diffusion_dump::{perf_dump, MemoryCheckpoints};
 use inferperf_profiler::diffusion_profiler::{
     DiffusionProfileOptions, DiffusionProfiler, RequestObserver,
 };
+use inferperf_protocol::fs::write_atomic;
 use inferperf_protocol::perf_dump::{iso8601_utc, TAG_CLI_GENERATE};
 
 /// SGLang's request id for offline `generate` (it names the trace file).
@@ -163,8 +164,7 @@ pub fn generate(args: &Args) -> anyhow::Result<GenerateOutcome> {
         outcome.trace_file = profiler.finish()?;
     }
     let out_path = output_file_path(args, &prompt, &media);
-    write_atomic(&out_path, &media.encode()?)
-        .with_context(|| format!("cannot write {}", out_path.display()))?;
+    write_atomic(&out_path, &media.encode()?)?;
     tracing::info!("Saved output to {}", absolute(&out_path).display());
     outcome.output_file = Some(out_path.clone());
     if let Some(path) = &args.perf_dump_path {
@@ -175,8 +175,7 @@ pub fn generate(args: &Args) -> anyhow::Result<GenerateOutcome> {
             &args.model_path,
             TAG_CLI_GENERATE,
         );
-        write_atomic(path, dump.to_pretty_json().as_bytes())
-            .with_context(|| format!("cannot write perf dump {}", path.display()))?;
+        write_atomic(path, dump.to_pretty_json().as_bytes()).context("perf dump")?;
         tracing::info!("Metrics dumped to: {}", absolute(path).display());
         outcome.perf_dump = Some(path.clone());
     }
@@ -308,25 +307,6 @@ fn output_file_path(args: &Args, prompt: &str, media: &GeneratedMedia) -> PathBu
         format!("{name}.{}", media.extension())
     };
     args.output_path.join(name)
-}
-
-/// Write through a temp file in the same directory, then rename (parents are created).
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// Honesty labels carried into the trace: native vs output size.
