@@ -449,7 +449,7 @@ fn print_first_errors(records: &[crate::record::RequestRecord]) {
 
 /// SGLang's default output file name.
 pub fn default_output_file(args: &ServingConfig) -> String {
-    let mmdd = local_mmdd();
+    let mmdd = inferperf_protocol::dates::local_mmdd();
     let b = args.backend.name();
     if args.dataset.name.name().starts_with("random") {
         format!(
@@ -462,18 +462,6 @@ pub fn default_output_file(args: &ServingConfig) -> String {
             args.dataset.num_prompts,
             args.dataset.name.name()
         )
-    }
-}
-
-fn local_mmdd() -> String {
-    // SAFETY: time(NULL) and localtime_r with valid pointers.
-    unsafe {
-        let t = libc::time(std::ptr::null_mut());
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&t, &mut tm).is_null() {
-            return "0000".into();
-        }
-        format!("{:02}{:02}", tm.tm_mon + 1, tm.tm_mday)
     }
 }
 

@@ -21,7 +21,7 @@ use inferperf_profiler::diffusion_profiler::{
     DiffusionProfileOptions, DiffusionProfiler, RequestObserver,
 };
 use inferperf_protocol::fs::write_atomic;
-use inferperf_protocol::perf_dump::{iso8601_utc, TAG_CLI_GENERATE};
+use inferperf_protocol::perf_dump::TAG_CLI_GENERATE;
 
 /// SGLang's request id for offline `generate` (it names the trace file).
 const OFFLINE_REQUEST_ID: &str = "mocked_fake_id_for_offline_generate";
@@ -266,21 +266,6 @@ fn sanitize_filename(name: &str) -> String {
     }
 }
 
-/// UTC `YYYYmmdd-HHMMSS` (SGLang uses local time; the reference tool has no time zone data).
-fn file_timestamp() -> String {
-    let iso = iso8601_utc(SystemTime::now());
-    let digits: String = iso
-        .chars()
-        .take(19)
-        .filter(|c| c.is_ascii_digit())
-        .collect();
-    format!(
-        "{}-{}",
-        &digits[..8.min(digits.len())],
-        &digits[8.min(digits.len())..]
-    )
-}
-
 /// The output file: `--output-path` itself when it names a `.png`/`.apng` file, otherwise
 /// `{output_path}/{name}` with SGLang's default name `{prompt[:100]}_{time}_{hash8}` (the hash
 /// is FNV-1a of the parameters, not SHA-256) and our extension (`png`, or `apng` for videos).
@@ -298,7 +283,11 @@ fn output_file_path(args: &Args, prompt: &str, media: &GeneratedMedia) -> PathBu
             let params = format!("{args:?}");
             let hash = inferperf_protocol::hash::fnv1a(params.as_bytes());
             let head: String = prompt.chars().take(100).collect();
-            sanitize_filename(&format!("{head}_{}_{:08x}", file_timestamp(), hash as u32))
+            sanitize_filename(&format!(
+                "{head}_{}_{:08x}",
+                inferperf_protocol::dates::compact_utc(SystemTime::now()),
+                hash as u32
+            ))
         }
     };
     let name = if name.ends_with(".png") || name.ends_with(".apng") {
@@ -555,7 +544,7 @@ mod tests {
     fn sglang_file_names() {
         assert_eq!(sanitize_filename("a cat, on  a mat!"), "a_cat_on_a_mat");
         assert_eq!(sanitize_filename("..."), "output");
-        let ts = file_timestamp();
+        let ts = inferperf_protocol::dates::compact_utc(SystemTime::now());
         assert_eq!(ts.len(), 15, "{ts}");
     }
 }
