@@ -25,7 +25,7 @@ use crate::conversation::Conversation;
 use crate::cpu::{process_cpu_seconds, ThreadCpu};
 use crate::dataset::{self, DatasetName, DatasetRow};
 use crate::error::BenchError;
-use crate::metrics::{compute, MetricInputs, Metrics};
+use crate::metrics::{compute, BenchmarkMetrics, MetricInputs};
 use crate::runner::{run, Abort, LiveCounters, PlannedRequest, RunSpec};
 use crate::table::{extra_table, py_float, sglang_table, TableContext};
 use crate::tokenizer::{HfTokenizer, SharedTokenizer};
@@ -48,7 +48,7 @@ pub struct ServingContext {
 
 /// The run's results.
 pub struct ServingOutcome {
-    pub metrics: Metrics,
+    pub metrics: BenchmarkMetrics,
     pub validity: Validity,
     pub records: Vec<crate::record::RequestRecord>,
     /// The JSONL line written.

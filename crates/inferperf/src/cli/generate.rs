@@ -27,7 +27,7 @@ use inferperf_protocol::perf_dump::TAG_CLI_GENERATE;
 const OFFLINE_REQUEST_ID: &str = "mocked_fake_id_for_offline_generate";
 
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub struct GenerateArgs {
     /// `default` (built-in tiny model, dummy weights), a directory with `config.json` and/or
     /// `model.safetensors`, a config `.json`, or a `.safetensors` file.
     #[arg(long, default_value = "default")]
@@ -105,13 +105,13 @@ pub struct GenerateOutcome {
     pub perf_dump: Option<PathBuf>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     generate(&args)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// The whole command; returns the files it wrote.
-pub fn generate(args: &Args) -> anyhow::Result<GenerateOutcome> {
+pub fn generate(args: &GenerateArgs) -> anyhow::Result<GenerateOutcome> {
     let Some(prompt) = args.prompt.clone() else {
         bail!("--prompt is required");
     };
@@ -269,7 +269,7 @@ fn sanitize_filename(name: &str) -> String {
 /// The output file: `--output-path` itself when it names a `.png`/`.apng` file, otherwise
 /// `{output_path}/{name}` with SGLang's default name `{prompt[:100]}_{time}_{hash8}` (the hash
 /// is FNV-1a of the parameters, not SHA-256) and our extension (`png`, or `apng` for videos).
-fn output_file_path(args: &Args, prompt: &str, media: &GeneratedMedia) -> PathBuf {
+fn output_file_path(args: &GenerateArgs, prompt: &str, media: &GeneratedMedia) -> PathBuf {
     let is_file = matches!(
         args.output_path.extension().and_then(|e| e.to_str()),
         Some("png" | "apng")
@@ -332,7 +332,7 @@ mod tests {
     #[derive(Parser)]
     struct TestCli {
         #[command(flatten)]
-        args: Args,
+        args: GenerateArgs,
     }
 
     struct TempDir(PathBuf);
@@ -354,7 +354,7 @@ mod tests {
         }
     }
 
-    fn parse(extra: &[&str]) -> Args {
+    fn parse(extra: &[&str]) -> GenerateArgs {
         let mut argv = vec!["generate", "--prompt", "a lighthouse at dusk"];
         argv.extend_from_slice(extra);
         TestCli::try_parse_from(argv).unwrap().args
