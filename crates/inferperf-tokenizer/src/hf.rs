@@ -267,24 +267,25 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_broken_template_is_an_error_naming_the_file() {
-        let dir = dir_with(Some(r#"{"chat_template": "{% for m in messages %}"}"#));
-        let e = HfTokenizer::load(dir.path())
+    /// Loading `dir` fails with a message naming `file`.
+    fn assert_load_error_names(dir: &Path, file: &str) {
+        let e = HfTokenizer::load(dir)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(e.contains("tokenizer_config.json"), "{e}");
+        assert!(e.contains(file), "{e}");
+    }
+
+    #[test]
+    fn a_broken_template_is_an_error_naming_the_file() {
+        let dir = dir_with(Some(r#"{"chat_template": "{% for m in messages %}"}"#));
+        assert_load_error_names(dir.path(), "tokenizer_config.json");
     }
 
     #[test]
     fn a_missing_file_is_an_error_naming_it() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let e = HfTokenizer::load(dir.path())
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(e.contains("tokenizer.json"), "{e}");
+        assert_load_error_names(dir.path(), "tokenizer.json");
     }
 
     /// One EOS rule for both constructors: the configured EOS (a loaded file assumes `</s>`)
