@@ -60,14 +60,15 @@ impl Calibration {
     /// Save atomically to the cache path.
     pub fn save(&self) -> Result<PathBuf, BenchError> {
         let p = Self::cache_path().ok_or_else(|| BenchError::Config("HOME is not set".into()))?;
-        let dir = p.parent().map(PathBuf::from).unwrap_or_default();
-        std::fs::create_dir_all(&dir).map_err(|e| BenchError::io("creating the cache dir", e))?;
-        let tmp =
-            tempfile::NamedTempFile::new_in(&dir).map_err(|e| BenchError::io("temp file", e))?;
-        serde_json::to_writer_pretty(tmp.as_file(), self)
-            .map_err(|e| BenchError::Config(format!("serializing calibration: {e}")))?;
-        tmp.persist(&p)
-            .map_err(|e| BenchError::io("saving calibration", e.error))?;
+        inferperf_protocol::fs::write_atomic_with(&p, |f| {
+            serde_json::to_writer_pretty(f, self).map_err(std::io::Error::other)
+        })
+        .map_err(|e| {
+            BenchError::io(
+                format!("saving calibration to {}", e.path.display()),
+                e.source,
+            )
+        })?;
         Ok(p)
     }
 

@@ -25,7 +25,7 @@ use crate::conversation::Conversation;
 use crate::cpu::{process_cpu_seconds, ThreadCpu};
 use crate::dataset::{self, DatasetName, DatasetRow};
 use crate::error::BenchError;
-use crate::metrics::{compute, MetricInputs, Metrics};
+use crate::metrics::{compute, BenchmarkMetrics, MetricInputs};
 use crate::runner::{run, Abort, LiveCounters, PlannedRequest, RunSpec};
 use crate::table::{extra_table, py_float, sglang_table, TableContext};
 use crate::tokenizer::{HfTokenizer, SharedTokenizer};
@@ -57,7 +57,7 @@ impl ServingContext {
 
 /// The run's results.
 pub struct ServingOutcome {
-    pub metrics: Metrics,
+    pub metrics: BenchmarkMetrics,
     pub validity: Validity,
     pub records: Vec<crate::record::RequestRecord>,
     /// The JSONL line written.
@@ -488,7 +488,7 @@ fn server_added_prompt_tokens(
 /// throughput plot (`--plot-throughput`) and the validity block.
 fn console_report(
     args: &ServingConfig,
-    metrics: &Metrics,
+    metrics: &BenchmarkMetrics,
     validity: &Validity,
     res: &crate::runner::RunResult,
     rate_for_record: Option<f64>,
@@ -541,7 +541,7 @@ fn first_errors(records: &[crate::record::RequestRecord]) -> String {
 
 /// SGLang's default output file name.
 pub fn default_output_file(args: &ServingConfig) -> String {
-    let mmdd = local_mmdd();
+    let mmdd = inferperf_protocol::dates::local_mmdd();
     let b = args.backend.name();
     if args.dataset.name.name().starts_with("random") {
         format!(
@@ -554,18 +554,6 @@ pub fn default_output_file(args: &ServingConfig) -> String {
             args.dataset.num_prompts,
             args.dataset.name.name()
         )
-    }
-}
-
-fn local_mmdd() -> String {
-    // SAFETY: time(NULL) and localtime_r with valid pointers.
-    unsafe {
-        let t = libc::time(std::ptr::null_mut());
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&t, &mut tm).is_null() {
-            return "0000".into();
-        }
-        format!("{:02}{:02}", tm.tm_mon + 1, tm.tm_mday)
     }
 }
 

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use crate::config::ServingConfig;
 use crate::dataset::DatasetRow;
 use crate::error::BenchError;
-use crate::metrics::Metrics;
+use crate::metrics::BenchmarkMetrics;
 use crate::serving::{run_serving_rows, ServingContext};
 use crate::stats::Summary;
 
@@ -51,7 +51,7 @@ pub fn parse_slos(s: &str) -> Result<Vec<Slo>, BenchError> {
                 strict,
             };
             // Check the name now, against an empty summary.
-            value_of(&Metrics::default(), &slo.name).map_err(bad)?;
+            value_of(&BenchmarkMetrics::default(), &slo.name).map_err(bad)?;
             Ok(slo)
         })
         .collect::<Result<Vec<_>, _>>()
@@ -65,7 +65,7 @@ pub fn parse_slos(s: &str) -> Result<Vec<Slo>, BenchError> {
 }
 
 /// The value an SLO name refers to in a run's metrics (ms).
-fn value_of(m: &Metrics, name: &str) -> Result<f64, String> {
+fn value_of(m: &BenchmarkMetrics, name: &str) -> Result<f64, String> {
     let rest = name
         .strip_suffix("_ms")
         .ok_or_else(|| format!("SLO names end in _ms, got {name:?}"))?;

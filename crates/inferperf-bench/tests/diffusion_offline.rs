@@ -2,7 +2,7 @@
 //! image-conditioned requests, per-request overrides), saved outputs whose SHA-256 is in the
 //! results, SGLang's metrics and the appended JSONL line.
 
-use inferperf_inproc::diffusion_offline::{parse_manifest, run, Options};
+use inferperf_inproc::diffusion_offline::{parse_manifest, run, DiffusionOfflineOptions};
 use sha2::{Digest, Sha256};
 
 #[test]
@@ -36,7 +36,7 @@ fn manifest_run_saves_outputs_and_appends_sglangs_line() {
     let line = run(
         &pipeline,
         &reqs,
-        &Options {
+        &DiffusionOfflineOptions {
             model_path: "diffusion".into(),
             num_inference_steps: 2,
             guidance_scale: 1.0,

@@ -9,7 +9,7 @@ use inferperf_bench::jsonl::top_level_keys;
 use inferperf_bench::serving::build_dataset;
 use inferperf_engine::EngineConfig;
 use inferperf_inproc::inproc::InProcEngine;
-use inferperf_inproc::offline::{self, Options};
+use inferperf_inproc::offline::{self, OfflineOptions};
 use inferperf_profiler::ProfilerConfig;
 
 const KEYS: [&str; 10] = [
@@ -49,10 +49,10 @@ fn offline_record_keys_and_arithmetic() {
         &engine,
         &rows,
         &rows[..2],
-        &Options {
+        &OfflineOptions {
             result_filename: Some(out.clone()),
             profile_dir: Some(dir.path().to_path_buf()),
-            ..Options::default()
+            ..OfflineOptions::default()
         },
     )
     .expect("run");
@@ -115,7 +115,7 @@ fn offline_on_smollm2_answers_every_prompt() {
         "1",
     ]);
     let rows = build_dataset(&a, Some(&tok)).expect("rows");
-    let r = offline::run(&engine, &rows, &[], &Options::default()).expect("run");
+    let r = offline::run(&engine, &rows, &[], &OfflineOptions::default()).expect("run");
     assert_eq!((r.successful_requests, r.total_output_tokens), (4, 16));
     // Token-exact prompts: the engine's tokenizer counts what the dataset recorded.
     assert_eq!(r.total_input_tokens, 4 * 16);

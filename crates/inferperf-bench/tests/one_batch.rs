@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use inferperf_bench::jsonl::top_level_keys;
 use inferperf_engine::EngineConfig;
 use inferperf_inproc::inproc::InProcEngine;
-use inferperf_inproc::one_batch::{self, Options, ProfileOptions, ProfileStage};
+use inferperf_inproc::one_batch::{self, OneBatchOptions, ProfileOptions, ProfileStage};
 use inferperf_profiler::ProfilerConfig;
 
 /// SGLang's `bench_one_batch` record keys, in order.
@@ -34,8 +34,8 @@ fn config() -> EngineConfig {
     }
 }
 
-fn options(result: PathBuf) -> Options {
-    Options {
+fn options(result: PathBuf) -> OneBatchOptions {
+    OneBatchOptions {
         run_name: "t".into(),
         batch_sizes: vec![1, 3],
         input_lens: vec![16],

@@ -18,9 +18,7 @@ fn main() -> ExitCode {
         .and_then(|mut f| gguf_file::Content::read(&mut f).map_err(|e| e.to_string()))
         .and_then(|c| tokenizer_json_from_gguf(&c.metadata).map_err(|e| e.to_string()))
         .and_then(|json| {
-            let tmp = format!("{output}.part");
-            std::fs::write(&tmp, json)
-                .and_then(|_| std::fs::rename(&tmp, output))
+            inferperf_protocol::fs::write_atomic(output.as_ref(), json.as_bytes())
                 .map_err(|e| e.to_string())
         });
     match result {

@@ -3,8 +3,6 @@
 //! Everything here is plain data plus a handle around channels, so that the front end never
 //! touches the model or the KV pool directly.
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
@@ -145,6 +143,14 @@ pub enum EngineError {
     Other(String),
 }
 
+/// Tokenizer errors are about the request's text, ids or messages (or the tokenizer files the
+/// engine was given): invalid requests.
+impl From<inferperf_tokenizer::TokenizerError> for EngineError {
+    fn from(e: inferperf_tokenizer::TokenizerError) -> Self {
+        EngineError::InvalidRequest(e.to_string())
+    }
+}
+
 /// Commands applied by the engine thread between two steps, each with a reply channel.
 #[derive(Debug)]
 pub enum ControlCommand {
@@ -237,27 +243,9 @@ impl EngineHandle {
     }
 }
 
-/// Tokenization and chat templating, shared with the front end (which tokenizes on its own
-/// threads so the engine thread only runs forwards).
-pub trait TextTokenizer: Send + Sync {
-    /// Encode text; `add_special_tokens` adds BOS where the model expects it.
-    fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, EngineError>;
-    /// Decode ids to text.
-    fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, EngineError>;
-    /// Render an OpenAI `messages` array (a JSON array) with the model's chat template.
-    fn apply_chat_template(
-        &self,
-        messages: &serde_json::Value,
-        add_generation_prompt: bool,
-    ) -> Result<String, EngineError>;
-    fn vocab_size(&self) -> usize;
-    /// Token ids that end generation unless `ignore_eos`.
-    fn eos_token_ids(&self) -> Vec<u32>;
-    /// This tokenizer as data a client can rebuild it from (`None`: it cannot be shipped).
-    fn spec(&self) -> Option<Arc<crate::tokenizer::TokenizerSpec>> {
-        None
-    }
-}
+/// Tokenization and chat templating (from `inferperf-tokenizer`, re-exported so engine users
+/// keep their paths).
+pub use inferperf_tokenizer::TextTokenizer;
 
 /// What the server reports in `/get_model_info`, `/v1/models` and `/get_server_info`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -9,27 +9,35 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-/// SGLang's forward modes for the batches we run.
+/// SGLang `ForwardMode`, reduced to what a CPU engine runs. The one definition: the profiler
+/// (which implements these hooks) uses it too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum ForwardMode {
+    /// Prefill or chunked prefill; a prefix of the KV may already exist.
     Extend,
+    /// One new token per request.
     Decode,
+    /// EXTEND and DECODE rows in one batch.
     Mixed,
+    /// No sequence (kept for DP-attention parity, and a diffusion denoising step is one): counts
+    /// as a step but never as a stage. The token scheduler never produces it.
+    Idle,
 }
 
 impl ForwardMode {
-    /// SGLang's enum name (`EXTEND`, `DECODE`, `MIXED`).
+    /// SGLang's enum name (`EXTEND`, `DECODE`, `MIXED`, `IDLE`: `ForwardMode.name`).
     pub fn name(self) -> &'static str {
         match self {
             ForwardMode::Extend => "EXTEND",
             ForwardMode::Decode => "DECODE",
             ForwardMode::Mixed => "MIXED",
+            ForwardMode::Idle => "IDLE",
         }
     }
 
-    /// Prefill-like batches (SGLang `is_prefill()`).
+    /// Prefill-like batches (SGLang `is_prefill()`: EXTEND and MIXED).
     pub fn is_prefill(self) -> bool {
-        !matches!(self, ForwardMode::Decode)
+        matches!(self, ForwardMode::Extend | ForwardMode::Mixed)
     }
 }
 
@@ -76,7 +84,7 @@ impl BatchSummary {
             let (q64, k64) = (q as u64, (prefix + q) as u64);
             let generation = match self.mode {
                 ForwardMode::Decode => true,
-                ForwardMode::Extend => false,
+                ForwardMode::Extend | ForwardMode::Idle => false,
                 ForwardMode::Mixed => q == 1,
             };
             let (n, sq, sk, sqsq, sqsk) = if generation {

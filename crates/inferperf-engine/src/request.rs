@@ -40,12 +40,7 @@ impl Req {
     pub fn new(req: GenerateRequest, tx: UnboundedSender<GenerateEvent>, server_seed: u64) -> Self {
         let seed = req.sampling.seed.unwrap_or_else(|| {
             // FNV-1a of the rid, mixed with the server seed: reproducible per request id.
-            let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ server_seed;
-            for b in req.rid.bytes() {
-                h ^= b as u64;
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-            h
+            inferperf_protocol::hash::fnv1a_seeded(server_seed, req.rid.as_bytes())
         });
         Self {
             prompt_len: req.input_ids.len(),

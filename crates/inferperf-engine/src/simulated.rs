@@ -9,9 +9,8 @@
 //! * [`TokenSchedule::Fixed`]: the first token `ttft` after submission, then one every `itl`,
 //!   against absolute deadlines (no drift; never early), so tests know every timestamp.
 //!
-//! The tokenizer ([`SimTokenizer`]) is trivial and exact: token `id` is the text `" "` followed
-//! by `id` in bijective base 26 (`a`..`z`, `aa`, ...), so decoding and re-encoding any ids
-//! round-trips and every generated token re-tokenizes to exactly one token.
+//! The tokenizer ([`SimTokenizer`], from `inferperf-tokenizer`) is trivial and exact: every
+//! generated token re-tokenizes to exactly one token.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -23,13 +22,12 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::api::{
     ControlCommand, EngineError, EngineHandle, EngineMessage, FinishInfo, FinishReason,
-    GenerateEvent, GenerateRequest, InternalState, ModelInfo, TextTokenizer,
+    GenerateEvent, GenerateRequest, InternalState, ModelInfo,
 };
 
-/// Token ids below this are special (`<pad>`, `<s>`, `</s>`).
-const NUM_SPECIAL: u32 = 3;
-const EOS: u32 = 2;
-const SPECIAL_TEXT: [&str; 3] = ["<pad>", "<s>", "</s>"];
+pub use inferperf_tokenizer::SimTokenizer;
+
+const NUM_SPECIAL: u32 = SimTokenizer::NUM_SPECIAL;
 
 /// When the simulated engine emits tokens.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -69,7 +67,7 @@ impl SimulatedEngine {
     pub fn start(schedule: TokenSchedule, vocab_size: u32) -> Result<Self, EngineError> {
         let vocab_size = vocab_size.max(NUM_SPECIAL + 26);
         let (tx, rx) = std::sync::mpsc::channel();
-        let tokenizer = Arc::new(SimTokenizer { vocab_size });
+        let tokenizer = Arc::new(SimTokenizer::new(vocab_size));
         let thread = std::thread::Builder::new()
             .name("inferperf-simulated-engine".into())
             .spawn(move || Sim::new(schedule, vocab_size).run(rx))
@@ -272,7 +270,7 @@ impl Sim {
                 let id =
                     NUM_SPECIAL + ((l.emitted as u32 + key as u32) % (self.vocab - NUM_SPECIAL));
                 l.pending.push(id);
-                l.pending_text.push_str(&word(id));
+                l.pending_text.push_str(&SimTokenizer::word(id));
                 l.emitted += 1;
                 self.state.generation_tokens_total += 1;
                 if l.pending.len() >= l.stream_interval || l.emitted == l.max_new {
@@ -321,138 +319,10 @@ fn finish(l: Live, completion_tokens: usize) {
     let _ = l.tx.send(GenerateEvent::Finished(info));
 }
 
-/// `" "` + bijective base-26 spelling of `id` (special ids spell their marker).
-fn word(id: u32) -> String {
-    if id < NUM_SPECIAL {
-        return SPECIAL_TEXT[id as usize].to_owned();
-    }
-    let mut n = id - NUM_SPECIAL + 1;
-    let mut letters = Vec::with_capacity(4);
-    while n > 0 {
-        n -= 1;
-        letters.push(b'a' + (n % 26) as u8);
-        n /= 26;
-    }
-    letters.reverse();
-    let mut s = String::with_capacity(letters.len() + 1);
-    s.push(' ');
-    s.extend(letters.into_iter().map(char::from));
-    s
-}
-
-fn word_id(w: &str, vocab: u32) -> u32 {
-    if let Some(i) = SPECIAL_TEXT.iter().position(|s| *s == w) {
-        return i as u32;
-    }
-    if !w.is_empty() && w.len() <= 6 && w.bytes().all(|b| b.is_ascii_lowercase()) {
-        let mut n: u64 = 0;
-        for b in w.bytes() {
-            n = n * 26 + u64::from(b - b'a') + 1;
-        }
-        let id = n - 1 + u64::from(NUM_SPECIAL);
-        if id < u64::from(vocab) {
-            return id as u32;
-        }
-    }
-    // Any other word: a stable hash into the ordinary ids (one token per word).
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in w.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    NUM_SPECIAL + (h % u64::from(vocab - NUM_SPECIAL)) as u32
-}
-
-/// The simulated model's tokenizer: one token per whitespace-separated word.
-#[derive(Clone, Debug)]
-pub struct SimTokenizer {
-    vocab_size: u32,
-}
-
-impl SimTokenizer {
-    pub fn new(vocab_size: u32) -> Self {
-        Self {
-            vocab_size: vocab_size.max(NUM_SPECIAL + 26),
-        }
-    }
-}
-
-impl TextTokenizer for SimTokenizer {
-    fn encode(&self, text: &str, _add_special_tokens: bool) -> Result<Vec<u32>, EngineError> {
-        Ok(text
-            .split_whitespace()
-            .map(|w| word_id(w, self.vocab_size))
-            .collect())
-    }
-
-    fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, EngineError> {
-        let mut s = String::with_capacity(ids.len() * 5);
-        for &id in ids {
-            if id >= self.vocab_size {
-                return Err(EngineError::InvalidRequest(format!(
-                    "token id {id} is outside the vocabulary ({})",
-                    self.vocab_size
-                )));
-            }
-            if id < NUM_SPECIAL {
-                if !skip_special_tokens {
-                    s.push(' ');
-                    s.push_str(SPECIAL_TEXT[id as usize]);
-                }
-                continue;
-            }
-            s.push_str(&word(id));
-        }
-        Ok(s)
-    }
-
-    fn apply_chat_template(
-        &self,
-        messages: &serde_json::Value,
-        add_generation_prompt: bool,
-    ) -> Result<String, EngineError> {
-        let mut out = String::new();
-        for m in messages.as_array().into_iter().flatten() {
-            let role = m.get("role").and_then(|r| r.as_str()).unwrap_or("user");
-            let content = m.get("content").and_then(|c| c.as_str()).unwrap_or("");
-            out.push_str(&format!("{role}: {content}\n"));
-        }
-        if add_generation_prompt {
-            out.push_str("assistant:");
-        }
-        Ok(out)
-    }
-
-    fn vocab_size(&self) -> usize {
-        self.vocab_size as usize
-    }
-
-    fn eos_token_ids(&self) -> Vec<u32> {
-        vec![EOS]
-    }
-
-    fn spec(&self) -> Option<Arc<crate::tokenizer::TokenizerSpec>> {
-        Some(Arc::new(crate::tokenizer::TokenizerSpec::Simulated {
-            vocab_size: self.vocab_size,
-        }))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::SamplingParams;
-
-    #[test]
-    fn tokenizer_round_trips() {
-        let t = SimTokenizer::new(32000);
-        let ids: Vec<u32> = (3..3000).step_by(7).collect();
-        let text = t.decode(&ids, false).unwrap_or_default();
-        assert_eq!(t.encode(&text, false).unwrap_or_default(), ids);
-        assert_eq!(
-            t.encode("Hello, world!", false).unwrap_or_default().len(),
-            2
-        );
-    }
 
     fn collect(
         engine: &SimulatedEngine,

@@ -144,7 +144,7 @@ pub fn parse_manifest(path: &Path) -> Result<(Vec<ManifestRequest>, String), Ben
 
 /// Run settings (SGLang's flags and defaults).
 #[derive(Clone, Debug)]
-pub struct Options {
+pub struct DiffusionOfflineOptions {
     pub model_path: String,
     pub num_inference_steps: u32,
     pub guidance_scale: f64,
@@ -227,7 +227,10 @@ fn read_png(path: &str) -> Result<InputImage, String> {
 }
 
 /// The engine request of one manifest entry over the run's defaults.
-fn to_request(r: &ManifestRequest, o: &Options) -> Result<DiffusionRequest, String> {
+fn to_request(
+    r: &ManifestRequest,
+    o: &DiffusionOfflineOptions,
+) -> Result<DiffusionRequest, String> {
     let sp = &r.sampling_params;
     let u = |k: &str, d: u64| sp.get(k).and_then(Value::as_u64).unwrap_or(d);
     let image = match sp.get("image_path") {
@@ -286,7 +289,7 @@ fn safe_id(id: &str) -> String {
 pub fn run(
     pipeline: &DiffusionPipeline,
     reqs: &[ManifestRequest],
-    o: &Options,
+    o: &DiffusionOfflineOptions,
 ) -> Result<Value, BenchError> {
     if o.batch_size == 0 {
         return Err(BenchError::Config("--batch-size must be at least 1".into()));
@@ -421,7 +424,7 @@ pub fn run(
     Ok(line)
 }
 
-fn console(o: &Options, m: &Value) -> String {
+fn console(o: &DiffusionOfflineOptions, m: &Value) -> String {
     let row = |k: &str, v: String| format!("{k:<45} {v}\n");
     let f = |k: &str| m[k].as_f64().unwrap_or(0.0);
     let mut s = format!("\n{:=^110}\n", " Offline Throughput Benchmark Result ");

@@ -23,7 +23,7 @@ use crate::tokenizer::tokenizer_error;
 
 /// Settings besides the model and the dataset.
 #[derive(Clone, Debug, Default)]
-pub struct Options {
+pub struct OfflineOptions {
     pub disable_ignore_eos: bool,
     /// JSON object merged into every request's sampling parameters (as SGLang does here).
     pub extra_request_body: Option<String>,
@@ -120,7 +120,7 @@ impl OfflineResult {
 
 /// Sampling parameters of one request: greedy, the row's output length, `ignore_eos`, then the
 /// extra body's known keys.
-fn sampling(row: &DatasetRow, o: &Options, extra: &Map<String, Value>) -> SamplingParams {
+fn sampling(row: &DatasetRow, o: &OfflineOptions, extra: &Map<String, Value>) -> SamplingParams {
     let mut s = SamplingParams {
         max_new_tokens: row.output_len,
         temperature: 0.0,
@@ -152,7 +152,7 @@ fn sampling(row: &DatasetRow, o: &Options, extra: &Map<String, Value>) -> Sampli
 fn requests(
     engine: &InProcEngine,
     rows: &[DatasetRow],
-    o: &Options,
+    o: &OfflineOptions,
     extra: &Map<String, Value>,
     tag: &str,
 ) -> Result<Vec<GenerateRequest>, BenchError> {
@@ -187,7 +187,7 @@ pub fn run(
     engine: &InProcEngine,
     rows: &[DatasetRow],
     warmup_rows: &[DatasetRow],
-    o: &Options,
+    o: &OfflineOptions,
 ) -> Result<OfflineResult, BenchError> {
     if rows.is_empty() {
         return Err(BenchError::Dataset("the dataset produced no rows".into()));

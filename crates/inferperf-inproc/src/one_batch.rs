@@ -48,7 +48,7 @@ pub struct ProfileOptions {
 
 /// The command's settings besides the model.
 #[derive(Clone, Debug)]
-pub struct Options {
+pub struct OneBatchOptions {
     pub run_name: String,
     pub batch_sizes: Vec<usize>,
     pub input_lens: Vec<usize>,
@@ -97,7 +97,7 @@ impl CaseResult {
 }
 
 /// The Cartesian product of the lists, in SGLang's order (batch size outermost).
-pub fn cases(o: &Options) -> Vec<Case> {
+pub fn cases(o: &OneBatchOptions) -> Vec<Case> {
     let mut v = Vec::new();
     for &batch_size in &o.batch_sizes {
         for &input_len in &o.input_lens {
@@ -206,7 +206,7 @@ pub fn measure(case: Case, prefill: f64, decode: Vec<f64>) -> CaseResult {
 }
 
 /// Run every case (after a warm-up), printing SGLang's lines; returns the measured cases.
-pub fn run(engine: &InProcEngine, o: &Options) -> Result<Vec<CaseResult>, BenchError> {
+pub fn run(engine: &InProcEngine, o: &OneBatchOptions) -> Result<Vec<CaseResult>, BenchError> {
     let all = cases(o);
     let Some(first) = all.first().copied() else {
         return Err(BenchError::Config(

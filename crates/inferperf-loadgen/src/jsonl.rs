@@ -205,28 +205,11 @@ pub fn top_level_keys(line: &str) -> Result<Vec<String>, serde_json::Error> {
     Ok(serde_json::from_str::<Keys>(&text)?.0)
 }
 
-/// A temp file beside `path` (its directory created if missing), to be persisted over it.
-fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile, BenchError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| BenchError::io(format!("creating {}", dir.display()), e))?;
-    tempfile::NamedTempFile::new_in(&dir)
-        .map_err(|e| BenchError::io(format!("temp file in {}", dir.display()), e))
-}
-
-/// Write `bytes` to `path` through a temp file in the same directory, flushed, then renamed:
-/// readers never see a half-written file.
+/// Write `bytes` to `path` whole or not at all (see [`inferperf_protocol::fs`]): readers
+/// never see a half-written file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BenchError> {
-    let mut tmp = temp_beside(path)?;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| BenchError::io("writing temp file", e))?;
-    tmp.persist(path)
-        .map_err(|e| BenchError::io(format!("renaming into {}", path.display()), e.error))?;
-    Ok(())
+    inferperf_protocol::fs::write_atomic(path, bytes)
+        .map_err(|e| BenchError::io(format!("writing {}", e.path.display()), e.source))
 }
 
 /// Append one line to `path` (created if missing; its directory must exist, as with SGLang's

@@ -36,7 +36,7 @@ impl Slo {
 
 /// Everything printed and written for one run. Latencies in milliseconds.
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct Metrics {
+pub struct BenchmarkMetrics {
     pub completed: usize,
     pub failed: usize,
     pub total_input: usize,
@@ -123,14 +123,14 @@ pub struct MetricInputs<'a> {
 }
 
 /// Compute every metric from the records of the measured (non-warmup) requests.
-pub fn compute(inp: &MetricInputs<'_>) -> Metrics {
+pub fn compute(inp: &MetricInputs<'_>) -> BenchmarkMetrics {
     let ok: Vec<&RequestRecord> = inp.records.iter().filter(|r| r.success()).collect();
     let dur = if inp.duration_s > 0.0 {
         inp.duration_s
     } else {
         f64::MIN_POSITIVE
     };
-    let mut m = Metrics {
+    let mut m = BenchmarkMetrics {
         completed: ok.len(),
         failed: inp.records.len() - ok.len(),
         ..Default::default()
@@ -273,7 +273,7 @@ pub fn compute(inp: &MetricInputs<'_>) -> Metrics {
 }
 
 /// SGLang's cache hit rate in percent (0 without prompt tokens).
-pub fn cache_hit_rate_pct(m: &Metrics) -> f64 {
+pub fn cache_hit_rate_pct(m: &BenchmarkMetrics) -> f64 {
     let p = m.extra.cache_total_prompt_tokens;
     if p == 0 {
         0.0

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::jsonl::{Field, OrderedRecord};
-use crate::metrics::Metrics;
+use crate::metrics::BenchmarkMetrics;
 use crate::record::{ns_to_s, RequestRecord};
 use crate::stats::Summary;
 use crate::validity::Validity;
@@ -51,7 +51,7 @@ fn put_summary(r: &mut OrderedRecord, name: &str, s: &Summary, with_max: bool) {
 /// The whole record, in order.
 pub fn build(
     c: &RecordContext<'_>,
-    m: &Metrics,
+    m: &BenchmarkMetrics,
     v: &Validity,
     records: &[RequestRecord],
 ) -> OrderedRecord {

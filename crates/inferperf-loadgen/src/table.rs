@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::metrics::Metrics;
+use crate::metrics::BenchmarkMetrics;
 use crate::stats::Summary;
 
 /// What the table header needs besides the metrics.
@@ -60,7 +60,7 @@ fn latency_rows(out: &mut String, name: &str, s: &Summary, with_max: bool) {
 }
 
 /// SGLang's table, byte for byte in layout.
-pub fn sglang_table(m: &Metrics, c: &TableContext<'_>) -> String {
+pub fn sglang_table(m: &BenchmarkMetrics, c: &TableContext<'_>) -> String {
     let mut o = String::from("\n");
     header(&mut o, " Serving Benchmark Result ", '=');
     row(&mut o, "Backend:", c.backend);
@@ -150,7 +150,7 @@ pub fn sglang_table(m: &Metrics, c: &TableContext<'_>) -> String {
 
 /// Our additions, after SGLang's table: failures, goodput, both ITL conventions, client
 /// queueing, latency from the schedule, error-adjusted percentiles.
-pub fn extra_table(m: &Metrics) -> String {
+pub fn extra_table(m: &BenchmarkMetrics) -> String {
     let x = &m.extra;
     let mut o = String::new();
     header(&mut o, " inferperf additions ", '=');
@@ -231,7 +231,7 @@ mod tests {
 
     #[test]
     fn layout_matches_sglang() {
-        let m = Metrics::default();
+        let m = BenchmarkMetrics::default();
         let t = sglang_table(
             &m,
             &TableContext {

@@ -309,14 +309,10 @@ pub async fn save_server_args(client: &reqwest::Client, base_url: &str, dir: &Pa
         return;
     }
     let result = match server_info(client, base_url).await {
-        Ok(info) => {
-            let tmp = dir.join(".server_args.json.tmp");
-            serde_json::to_vec_pretty(&info)
-                .map_err(std::io::Error::other)
-                .and_then(|bytes| std::fs::write(&tmp, bytes))
-                .and_then(|()| std::fs::rename(&tmp, &path))
-                .map_err(|e| e.to_string())
-        }
+        Ok(info) => inferperf_protocol::fs::write_atomic_with(&path, |f| {
+            serde_json::to_writer_pretty(f, &info).map_err(std::io::Error::other)
+        })
+        .map_err(|e| e.source.to_string()),
         Err(e) => Err(e.to_string()),
     };
     if let Err(e) = result {

@@ -15,7 +15,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
 use inferperf_engine::api::{ControlCommand, EngineHandle};
-use inferperf_engine::hooks::{self, BatchSummary, ModuleTiming, StepHooks, StepOutcome};
+use inferperf_engine::hooks::{BatchSummary, ModuleTiming, StepHooks, StepOutcome};
 use inferperf_protocol::profile::ProfileReqInput;
 use tokio::sync::oneshot;
 
@@ -67,18 +67,10 @@ impl RankHooks {
     }
 }
 
-fn mode(m: hooks::ForwardMode) -> ForwardMode {
-    match m {
-        hooks::ForwardMode::Extend => ForwardMode::Extend,
-        hooks::ForwardMode::Decode => ForwardMode::Decode,
-        hooks::ForwardMode::Mixed => ForwardMode::Mixed,
-    }
-}
-
 impl StepHooks for RankHooks {
     fn on_step_begin(&mut self, batch: &BatchSummary) -> bool {
         self.apply_commands();
-        let mode = mode(batch.mode);
+        let mode = batch.mode;
         self.seq_lens.clear();
         if mode == ForwardMode::Decode {
             self.seq_lens.extend(

@@ -5,34 +5,13 @@ use std::time::Instant;
 
 use crate::naming::Stage;
 
-/// SGLang `ForwardMode`, reduced to what a CPU engine runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ForwardMode {
-    /// Prefill or chunked prefill; a prefix of the KV may already exist.
-    Extend,
-    /// One new token per request.
-    Decode,
-    /// EXTEND and DECODE rows in one batch.
-    Mixed,
-    /// No sequence (kept for DP-attention parity; counts as a step but never as a stage).
-    Idle,
-}
+pub use inferperf_engine::hooks::ForwardMode;
 
-impl ForwardMode {
-    /// `EXTEND`, `DECODE`, `MIXED`, `IDLE` (`ForwardMode.name`).
-    pub fn name(self) -> &'static str {
-        match self {
-            ForwardMode::Extend => "EXTEND",
-            ForwardMode::Decode => "DECODE",
-            ForwardMode::Mixed => "MIXED",
-            ForwardMode::Idle => "IDLE",
-        }
-    }
-
+impl Stage {
     /// The `profile_by_stage` stage of a batch (`is_prefill()` covers EXTEND and MIXED);
     /// `None` for IDLE.
-    pub fn stage(self) -> Option<Stage> {
-        match self {
+    pub fn of(mode: ForwardMode) -> Option<Stage> {
+        match mode {
             ForwardMode::Extend | ForwardMode::Mixed => Some(Stage::Extend),
             ForwardMode::Decode => Some(Stage::Decode),
             ForwardMode::Idle => None,
@@ -225,7 +204,7 @@ mod tests {
     fn idle_has_no_suffix() {
         let s = step(ForwardMode::Idle, 0, 0, &[], &[], &[]);
         assert_eq!(step_span_name(&s, true), "step[IDLE bs=0]");
-        assert_eq!(ForwardMode::Idle.stage(), None);
-        assert_eq!(ForwardMode::Mixed.stage(), Some(Stage::Extend));
+        assert_eq!(Stage::of(ForwardMode::Idle), None);
+        assert_eq!(Stage::of(ForwardMode::Mixed), Some(Stage::Extend));
     }
 }

@@ -42,7 +42,7 @@ impl Window {
     fn accepts(&self, mode: ForwardMode) -> bool {
         match self.stage {
             None => true,
-            Some(stage) => mode.stage() == Some(stage),
+            Some(stage) => Stage::of(mode) == Some(stage),
         }
     }
 }

@@ -1,13 +1,19 @@
 //! Wire types shared by the inferperf client and server: OpenAI, SGLang `/generate`,
 //! `ProfileReqInput`, diffusion API and the perf-dump schema. One definition, used on both sides.
 //!
+//! Being the crate every other one depends on, it also holds the few primitives they all share:
+//! the stable hash ([`hash`]), the atomic file writer ([`fs`]) and date formats ([`dates`]).
+//!
 //! Conventions: request types keep optional fields as `Option` (skipped when `None`), so the
 //! server can tell "absent" from "default" and clients send only what they set; response types
 //! default missing fields, so clients can read other compatible servers' answers too.
 
+pub mod dates;
 pub mod diffusion;
 pub mod error;
+pub mod fs;
 pub mod generate;
+pub mod hash;
 pub mod openai;
 pub mod perf_dump;
 pub mod profile;

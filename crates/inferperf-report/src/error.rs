@@ -32,13 +32,8 @@ impl ReportError {
     }
 }
 
-/// Write `bytes` to `path` through a temp file and a rename (no half-written reports).
+/// Write `bytes` to `path` whole or not at all (no half-written reports; see
+/// [`inferperf_protocol::fs`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            ReportError::io(path, e)
-        })
+    inferperf_protocol::fs::write_atomic(path, bytes).map_err(|e| ReportError::io(path, e.source))
 }

@@ -68,6 +68,13 @@ impl From<inferperf_engine::api::EngineError> for ApiError {
     }
 }
 
+/// Tokenizer errors are about the request's text, ids or messages.
+impl From<inferperf_engine::tokenizer::TokenizerError> for ApiError {
+    fn from(err: inferperf_engine::tokenizer::TokenizerError) -> Self {
+        Self::bad_request(err.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {

@@ -93,13 +93,6 @@ where
     })?
 }
 
-fn tokenizer_error(err: inferperf_engine::api::EngineError) -> ApiError {
-    use inferperf_engine::api::EngineError;
-    match err {
-        EngineError::InvalidRequest(msg) => ApiError::bad_request(msg),
-        other => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("tokenizer error: {other}"),
-        ),
-    }
+fn tokenizer_error(err: inferperf_engine::tokenizer::TokenizerError) -> ApiError {
+    ApiError::from(err)
 }

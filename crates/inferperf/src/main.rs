@@ -20,19 +20,19 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the reference inference server (a real transformer engine on CPU).
-    Serve(cli::serve::Args),
+    Serve(cli::serve::ServeArgs),
     /// Benchmarks: online serving, one batch, offline, sweeps, SLO search, client calibration.
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
     /// Drive server-side profiling (`python -m sglang.profiler`).
-    Profile(cli::profile::Args),
+    Profile(cli::profile::ProfileArgs),
     /// Send one request, optionally profiled (`python -m sglang.test.send_one`).
-    SendOne(cli::send_one::Args),
+    SendOne(cli::send_one::SendOneArgs),
     /// Analyze profiler traces: merge, summary, ranks, trim, diff.
     #[command(subcommand)]
     Trace(cli::trace::TraceCommand),
     /// Generate an image or video with the diffusion pipeline (`sglang generate`).
-    Generate(cli::generate::Args),
+    Generate(cli::generate::GenerateArgs),
     /// Inspect and compare diffusion perf dumps (`--perf-dump-path` files).
     #[command(subcommand)]
     PerfDump(cli::perf_dump::PerfDumpCommand),

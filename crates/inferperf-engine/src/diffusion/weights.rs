@@ -43,13 +43,6 @@ struct SeededBackend {
     made: Made,
 }
 
-/// FNV-1a over the name: a stable per-tensor seed component.
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
 /// `n` standard normal samples (Box-Muller) from `rng`.
 pub(crate) fn normal_vec(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
     let mut out = Vec::with_capacity(n + 1);
@@ -87,7 +80,9 @@ impl candle_nn::var_builder::SimpleBackend for SeededBackend {
                 } else {
                     0.02
                 };
-                let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ fnv1a(name.as_bytes()));
+                let mut rng = ChaCha8Rng::seed_from_u64(
+                    self.seed ^ inferperf_protocol::hash::fnv1a(name.as_bytes()),
+                );
                 normal_vec(&mut rng, n)
                     .into_iter()
                     .map(|v| v * std)

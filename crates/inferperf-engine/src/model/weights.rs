@@ -47,11 +47,7 @@ impl DummyWeights {
             return Tensor::ones(shape, DType::F32, &Device::Cpu).map_err(|e| err(name, e));
         }
         // FNV-1a of the name, mixed with the seed.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ self.seed;
-        for b in name.bytes() {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+        let h = inferperf_protocol::hash::fnv1a_seeded(self.seed, name.as_bytes());
         let mut rng = ChaCha8Rng::seed_from_u64(h);
         let fan_in = *shape.last().unwrap_or(&1) as f32;
         let a = if name.contains("embed") {

@@ -1,17 +1,9 @@
-//! Tokenizers behind [`crate::api::TextTokenizer`]: the built-in byte tokenizer of the default
-//! model, HF `tokenizer.json` (also built from GGUF metadata), chat templates rendered with
-//! minijinja, and incremental detokenization that never splits a UTF-8 character.
+//! Tokenizers behind [`crate::api::TextTokenizer`]: the `inferperf-tokenizer` crate (byte,
+//! simulated and HF tokenizers, chat templates, incremental detokenization, the published spec),
+//! re-exported so engine users keep their paths, plus what needs candle and so stays here: the
+//! GGUF metadata -> `tokenizer.json` conversion.
 
-mod byte;
-mod detok;
 mod gguf;
-mod hf;
-mod spec;
-mod template;
 
-pub use byte::ByteTokenizer;
-pub use detok::IncrementalDetokenizer;
 pub use gguf::tokenizer_json_from_gguf;
-pub use hf::HfTokenizer;
-pub use spec::TokenizerSpec;
-pub use template::ChatTemplate;
+pub use inferperf_tokenizer::*;

@@ -126,7 +126,7 @@ mod tests {
     #[test]
     fn rounds_grow_the_history_and_share_the_session_time() {
         let tok: SharedTokenizer =
-            std::sync::Arc::new(inferperf_engine::simulated::SimTokenizer::new(1000));
+            std::sync::Arc::new(inferperf_tokenizer::SimTokenizer::new(1000));
         let rows = load(&fixture(), 2, 3, &tok).expect("rows");
         assert_eq!(rows.len(), 2 * 3);
         for session in rows.chunks(3) {

@@ -280,15 +280,8 @@ fn run(
             model,
             TAG_SERVER_PERF_DUMP,
         );
-        let tmp = path.with_extension("json.tmp");
-        let written = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::fs::write(&tmp, d.to_pretty_json()))
-            .and_then(|()| std::fs::rename(&tmp, path));
-        if let Err(e) = written {
-            tracing::warn!("cannot write perf dump {}: {e}", path.display());
+        if let Err(e) = inferperf_protocol::fs::write_atomic(path, d.to_pretty_json().as_bytes()) {
+            tracing::warn!("perf dump: {e}");
         }
     }
     Ok(Generation {

@@ -14,9 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use inferperf_engine::api::{
-    ControlCommand, EngineError, EngineHandle, EngineMessage, FinishInfo, FinishReason,
-    GenerateEvent, GenerateRequest, InternalState, ModelInfo, StopMatch, TextTokenizer,
+    ControlCommand, EngineHandle, EngineMessage, FinishInfo, FinishReason, GenerateEvent,
+    GenerateRequest, InternalState, ModelInfo, StopMatch, TextTokenizer,
 };
+use inferperf_engine::tokenizer::TokenizerError;
 use inferperf_server::EngineParts;
 use tokio::sync::mpsc;
 
@@ -28,7 +29,7 @@ pub const CONTEXT: usize = 512;
 pub struct ByteTokenizer;
 
 impl TextTokenizer for ByteTokenizer {
-    fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, EngineError> {
+    fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, TokenizerError> {
         let mut ids: Vec<u32> = Vec::with_capacity(text.len() + 1);
         if add_special_tokens {
             ids.push(BOS);
@@ -37,7 +38,7 @@ impl TextTokenizer for ByteTokenizer {
         Ok(ids)
     }
 
-    fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, EngineError> {
+    fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, TokenizerError> {
         let mut bytes = Vec::new();
         for &id in ids {
             match id {
@@ -54,10 +55,10 @@ impl TextTokenizer for ByteTokenizer {
         &self,
         messages: &serde_json::Value,
         add_generation_prompt: bool,
-    ) -> Result<String, EngineError> {
+    ) -> Result<String, TokenizerError> {
         let list = messages
             .as_array()
-            .ok_or_else(|| EngineError::InvalidRequest("messages must be an array".into()))?;
+            .ok_or_else(|| TokenizerError::Render("messages must be an array".into()))?;
         let mut out = String::new();
         for m in list {
             let role = m["role"].as_str().unwrap_or("user");

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use inferperf_inproc::inproc::InProcEngine;
-use inferperf_inproc::offline::{self, Options};
+use inferperf_inproc::offline::{self, OfflineOptions};
 use inferperf_loadgen::dataset::{self, DatasetConfig, DatasetName};
 
 use super::dataset_args::DatasetArgs;
@@ -123,7 +123,7 @@ fn diffusion_offline(a: &Args) -> anyhow::Result<ExitCode> {
     d::run(
         &pipeline,
         &reqs,
-        &d::Options {
+        &d::DiffusionOfflineOptions {
             model_path: a.server.model_path.clone(),
             num_inference_steps: f.num_inference_steps,
             guidance_scale: f.guidance_scale,
@@ -200,7 +200,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         &engine,
         &rows,
         &warmup,
-        &Options {
+        &OfflineOptions {
             disable_ignore_eos: a.disable_ignore_eos,
             extra_request_body: a.extra_request_body.clone(),
             skip_warmup: a.skip_warmup,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use inferperf_inproc::inproc::InProcEngine;
-use inferperf_inproc::one_batch::{self, Options, ProfileOptions, ProfileStage};
+use inferperf_inproc::one_batch::{self, OneBatchOptions, ProfileOptions, ProfileStage};
 use inferperf_profiler::ProfilerConfig;
 use inferperf_server::ServerArgs;
 
@@ -119,7 +119,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     .context("bench one-batch")?;
     let results = one_batch::run(
         &engine,
-        &Options {
+        &OneBatchOptions {
             run_name: a.cases.run_name,
             batch_sizes: a.cases.batch_size,
             input_lens: a.cases.input_len,

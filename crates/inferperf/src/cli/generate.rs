@@ -20,13 +20,14 @@ use inferperf_profiler::diffusion_dump::{perf_dump, MemoryCheckpoints};
 use inferperf_profiler::diffusion_profiler::{
     DiffusionProfileOptions, DiffusionProfiler, RequestObserver,
 };
-use inferperf_protocol::perf_dump::{iso8601_utc, TAG_CLI_GENERATE};
+use inferperf_protocol::fs::write_atomic;
+use inferperf_protocol::perf_dump::TAG_CLI_GENERATE;
 
 /// SGLang's request id for offline `generate` (it names the trace file).
 const OFFLINE_REQUEST_ID: &str = "mocked_fake_id_for_offline_generate";
 
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub struct GenerateArgs {
     /// `default` (built-in tiny model, dummy weights), a directory with `config.json` and/or
     /// `model.safetensors`, a config `.json`, or a `.safetensors` file.
     #[arg(long, default_value = "default")]
@@ -104,13 +105,13 @@ pub struct GenerateOutcome {
     pub perf_dump: Option<PathBuf>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     generate(&args)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// The whole command; returns the files it wrote.
-pub fn generate(args: &Args) -> anyhow::Result<GenerateOutcome> {
+pub fn generate(args: &GenerateArgs) -> anyhow::Result<GenerateOutcome> {
     let Some(prompt) = args.prompt.clone() else {
         bail!("--prompt is required");
     };
@@ -163,8 +164,7 @@ pub fn generate(args: &Args) -> anyhow::Result<GenerateOutcome> {
         outcome.trace_file = profiler.finish()?;
     }
     let out_path = output_file_path(args, &prompt, &media);
-    write_atomic(&out_path, &media.encode()?)
-        .with_context(|| format!("cannot write {}", out_path.display()))?;
+    write_atomic(&out_path, &media.encode()?)?;
     tracing::info!("Saved output to {}", absolute(&out_path).display());
     outcome.output_file = Some(out_path.clone());
     if let Some(path) = &args.perf_dump_path {
@@ -175,8 +175,7 @@ pub fn generate(args: &Args) -> anyhow::Result<GenerateOutcome> {
             &args.model_path,
             TAG_CLI_GENERATE,
         );
-        write_atomic(path, dump.to_pretty_json().as_bytes())
-            .with_context(|| format!("cannot write perf dump {}", path.display()))?;
+        write_atomic(path, dump.to_pretty_json().as_bytes()).context("perf dump")?;
         tracing::info!("Metrics dumped to: {}", absolute(path).display());
         outcome.perf_dump = Some(path.clone());
     }
@@ -267,25 +266,10 @@ fn sanitize_filename(name: &str) -> String {
     }
 }
 
-/// UTC `YYYYmmdd-HHMMSS` (SGLang uses local time; the reference tool has no time zone data).
-fn file_timestamp() -> String {
-    let iso = iso8601_utc(SystemTime::now());
-    let digits: String = iso
-        .chars()
-        .take(19)
-        .filter(|c| c.is_ascii_digit())
-        .collect();
-    format!(
-        "{}-{}",
-        &digits[..8.min(digits.len())],
-        &digits[8.min(digits.len())..]
-    )
-}
-
 /// The output file: `--output-path` itself when it names a `.png`/`.apng` file, otherwise
 /// `{output_path}/{name}` with SGLang's default name `{prompt[:100]}_{time}_{hash8}` (the hash
 /// is FNV-1a of the parameters, not SHA-256) and our extension (`png`, or `apng` for videos).
-fn output_file_path(args: &Args, prompt: &str, media: &GeneratedMedia) -> PathBuf {
+fn output_file_path(args: &GenerateArgs, prompt: &str, media: &GeneratedMedia) -> PathBuf {
     let is_file = matches!(
         args.output_path.extension().and_then(|e| e.to_str()),
         Some("png" | "apng")
@@ -297,11 +281,13 @@ fn output_file_path(args: &Args, prompt: &str, media: &GeneratedMedia) -> PathBu
         Some(n) => sanitize_filename(n),
         None => {
             let params = format!("{args:?}");
-            let hash = params.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-            });
+            let hash = inferperf_protocol::hash::fnv1a(params.as_bytes());
             let head: String = prompt.chars().take(100).collect();
-            sanitize_filename(&format!("{head}_{}_{:08x}", file_timestamp(), hash as u32))
+            sanitize_filename(&format!(
+                "{head}_{}_{:08x}",
+                inferperf_protocol::dates::compact_utc(SystemTime::now()),
+                hash as u32
+            ))
         }
     };
     let name = if name.ends_with(".png") || name.ends_with(".apng") {
@@ -310,25 +296,6 @@ fn output_file_path(args: &Args, prompt: &str, media: &GeneratedMedia) -> PathBu
         format!("{name}.{}", media.extension())
     };
     args.output_path.join(name)
-}
-
-/// Write through a temp file in the same directory, then rename (parents are created).
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// Honesty labels carried into the trace: native vs output size.
@@ -365,7 +332,7 @@ mod tests {
     #[derive(Parser)]
     struct TestCli {
         #[command(flatten)]
-        args: Args,
+        args: GenerateArgs,
     }
 
     struct TempDir(PathBuf);
@@ -387,7 +354,7 @@ mod tests {
         }
     }
 
-    fn parse(extra: &[&str]) -> Args {
+    fn parse(extra: &[&str]) -> GenerateArgs {
         let mut argv = vec!["generate", "--prompt", "a lighthouse at dusk"];
         argv.extend_from_slice(extra);
         TestCli::try_parse_from(argv).unwrap().args
@@ -577,7 +544,7 @@ mod tests {
     fn sglang_file_names() {
         assert_eq!(sanitize_filename("a cat, on  a mat!"), "a_cat_on_a_mat");
         assert_eq!(sanitize_filename("..."), "output");
-        let ts = file_timestamp();
+        let ts = inferperf_protocol::dates::compact_utc(SystemTime::now());
         assert_eq!(ts.len(), 15, "{ts}");
     }
 }

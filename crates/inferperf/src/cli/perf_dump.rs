@@ -333,13 +333,13 @@ pub fn show_text(dump: &PerfDump, k: f64, min_ms: f64, bar_width: usize) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::generate::{generate, Args};
+    use crate::cli::generate::{generate, GenerateArgs};
     use clap::Parser;
 
     #[derive(Parser)]
     struct TestCli {
         #[command(flatten)]
-        args: Args,
+        args: GenerateArgs,
     }
 
     fn dump_of_run(dir: &Path, name: &str, delay: Option<&str>) -> PerfDump {

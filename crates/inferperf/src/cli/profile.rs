@@ -156,14 +156,14 @@ pub enum Action {
 
 #[derive(clap::Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
-pub struct Args {
+pub struct ProfileArgs {
     #[command(subcommand)]
     pub action: Option<Action>,
     #[command(flatten)]
     pub run: RunArgs,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: ProfileArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -11,7 +11,7 @@ use inferperf_profiler::client::{self, remote, SendOneApi, SendOneOptions, SEND_
 use inferperf_protocol::profile::ProfileReqInput;
 
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub struct SendOneArgs {
     #[arg(long, default_value = "localhost")]
     pub host: String,
     #[arg(long, default_value_t = 30000)]
@@ -63,7 +63,7 @@ pub struct Args {
     pub stop_timeout_sec: f64,
 }
 
-impl Args {
+impl SendOneArgs {
     fn api(&self) -> SendOneApi {
         match self.backend.as_str() {
             "sglang" | "sglang-native" => SendOneApi::Generate,
@@ -73,7 +73,7 @@ impl Args {
     }
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: SendOneArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -81,7 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     rt.block_on(send(args))
 }
 
-async fn send(args: Args) -> anyhow::Result<ExitCode> {
+async fn send(args: SendOneArgs) -> anyhow::Result<ExitCode> {
     let base_url = format!("http://{}:{}", args.host, args.port);
     let http = client::http_client().context("building the HTTP client")?;
     let mut window = None;

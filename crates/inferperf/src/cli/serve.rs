@@ -8,12 +8,12 @@ use inferperf_server::ServerArgs;
 
 /// Flags of `inferperf serve`: the server's own, named as in `sglang.launch_server`.
 #[derive(clap::Args)]
-pub struct Args {
+pub struct ServeArgs {
     #[command(flatten)]
     pub server: ServerArgs,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -3,7 +3,7 @@
 //! rather than incomplete are released as U+FFFD after at most [`MAX_HELD_TOKENS`] tokens, so a
 //! model emitting invalid byte sequences still streams text.
 
-use crate::api::{EngineError, TextTokenizer};
+use crate::{TextTokenizer, TokenizerError};
 
 /// A UTF-8 character spans at most 4 bytes, hence at most 4 byte-level tokens.
 pub const MAX_HELD_TOKENS: usize = 4;
@@ -27,7 +27,7 @@ impl IncrementalDetokenizer {
         tokenizer: &dyn TextTokenizer,
         id: u32,
         skip_special_tokens: bool,
-    ) -> Result<String, EngineError> {
+    ) -> Result<String, TokenizerError> {
         self.ids.push(id);
         let prefix = tokenizer.decode(
             &self.ids[self.prefix_offset..self.read_offset],
@@ -52,7 +52,7 @@ impl IncrementalDetokenizer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tokenizer::ByteTokenizer;
+    use crate::ByteTokenizer;
 
     #[test]
     fn never_splits_a_multibyte_character() {

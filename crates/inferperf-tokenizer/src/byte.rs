@@ -1,8 +1,10 @@
 //! The built-in byte-level tokenizer of `--model-path default`: one id per byte plus four
 //! special tokens, and a ChatML template, so the server starts with no files at all.
 
-use super::template::{ChatTemplate, CHATML_TEMPLATE};
-use crate::api::{EngineError, TextTokenizer};
+use std::sync::Arc;
+
+use crate::template::{ChatTemplate, CHATML_TEMPLATE};
+use crate::{TextTokenizer, TokenizerError, TokenizerSpec};
 
 const SPECIALS: [&str; 4] = ["<s>", "</s>", "<|im_start|>", "<|im_end|>"];
 const BOS: u32 = 256;
@@ -15,7 +17,7 @@ pub struct ByteTokenizer {
 }
 
 impl ByteTokenizer {
-    pub fn new() -> Result<Self, EngineError> {
+    pub fn new() -> Result<Self, TokenizerError> {
         Ok(Self {
             template: ChatTemplate::new(
                 CHATML_TEMPLATE.to_string(),
@@ -31,7 +33,7 @@ impl ByteTokenizer {
 }
 
 impl TextTokenizer for ByteTokenizer {
-    fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, EngineError> {
+    fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, TokenizerError> {
         let mut ids = Vec::with_capacity(text.len() + 1);
         if add_special_tokens {
             ids.push(BOS);
@@ -54,7 +56,7 @@ impl TextTokenizer for ByteTokenizer {
         Ok(ids)
     }
 
-    fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, EngineError> {
+    fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, TokenizerError> {
         let mut bytes = Vec::with_capacity(ids.len());
         for &id in ids {
             match id {
@@ -65,10 +67,10 @@ impl TextTokenizer for ByteTokenizer {
                     }
                 }
                 _ => {
-                    return Err(EngineError::InvalidRequest(format!(
-                        "token id {id} is outside the vocabulary (size {})",
-                        Self::VOCAB_SIZE
-                    )))
+                    return Err(TokenizerError::OutOfVocabulary {
+                        id,
+                        vocab_size: Self::VOCAB_SIZE,
+                    })
                 }
             }
         }
@@ -79,7 +81,7 @@ impl TextTokenizer for ByteTokenizer {
         &self,
         messages: &serde_json::Value,
         add_generation_prompt: bool,
-    ) -> Result<String, EngineError> {
+    ) -> Result<String, TokenizerError> {
         self.template.render(messages, add_generation_prompt)
     }
 
@@ -91,8 +93,8 @@ impl TextTokenizer for ByteTokenizer {
         vec![EOS, IM_END]
     }
 
-    fn spec(&self) -> Option<std::sync::Arc<super::TokenizerSpec>> {
-        Some(std::sync::Arc::new(super::TokenizerSpec::Byte))
+    fn spec(&self) -> Option<Arc<TokenizerSpec>> {
+        Some(Arc::new(TokenizerSpec::Byte))
     }
 }
 

@@ -7,9 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ByteTokenizer, HfTokenizer};
-use crate::api::{EngineError, TextTokenizer};
-use crate::simulated::SimTokenizer;
+use crate::{ByteTokenizer, HfTokenizer, SimTokenizer, TextTokenizer, TokenizerError};
 
 /// Everything needed to rebuild a tokenizer identical to the server's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,7 +34,7 @@ pub enum TokenizerSpec {
 
 impl TokenizerSpec {
     /// The tokenizer this spec describes.
-    pub fn build(&self) -> Result<Arc<dyn TextTokenizer>, EngineError> {
+    pub fn build(&self) -> Result<Arc<dyn TextTokenizer>, TokenizerError> {
         Ok(match self {
             TokenizerSpec::Byte => Arc::new(ByteTokenizer::new()?),
             TokenizerSpec::Simulated { vocab_size } => Arc::new(SimTokenizer::new(*vocab_size)),

@@ -3,7 +3,7 @@
 
 use minijinja::{context, Environment, Error, ErrorKind};
 
-use crate::api::EngineError;
+use crate::TokenizerError;
 
 /// A compiled chat template with the special-token strings it may reference.
 pub struct ChatTemplate {
@@ -19,14 +19,16 @@ impl ChatTemplate {
         bos_token: String,
         eos_token: String,
         origin: &str,
-    ) -> Result<Self, EngineError> {
+    ) -> Result<Self, TokenizerError> {
         let mut env = Environment::new();
         env.add_function("raise_exception", |msg: String| -> Result<String, Error> {
             Err(Error::new(ErrorKind::InvalidOperation, msg))
         });
-        env.add_template_owned("chat", source).map_err(|e| {
-            EngineError::InvalidRequest(format!("{origin}: invalid chat template: {e}"))
-        })?;
+        env.add_template_owned("chat", source)
+            .map_err(|e| TokenizerError::Template {
+                origin: origin.to_string(),
+                message: e.to_string(),
+            })?;
         Ok(Self {
             env,
             bos_token,
@@ -39,18 +41,18 @@ impl ChatTemplate {
         &self,
         messages: &serde_json::Value,
         add_generation_prompt: bool,
-    ) -> Result<String, EngineError> {
+    ) -> Result<String, TokenizerError> {
         let tmpl = self
             .env
             .get_template("chat")
-            .map_err(|e| EngineError::Other(e.to_string()))?;
+            .map_err(|e| TokenizerError::Render(e.to_string()))?;
         tmpl.render(context! {
             messages => minijinja::Value::from_serialize(messages),
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos_token.clone(),
             eos_token => self.eos_token.clone(),
         })
-        .map_err(|e| EngineError::InvalidRequest(format!("chat template: {e}")))
+        .map_err(|e| TokenizerError::Render(e.to_string()))
     }
 }
 
