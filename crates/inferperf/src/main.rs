@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the reference inference server (a real transformer engine on CPU).
-    Serve(cli::serve::Args),
+    Serve(cli::serve::ServeArgs),
     /// Benchmarks: online serving, one batch, offline, sweeps, SLO search, client calibration.
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),

@@ -1,5 +1,6 @@
-//! `inferperf serve`: run the reference server (SGLang/OpenAI-compatible HTTP API over the
-//! built-in CPU engine) until Ctrl-C or SIGTERM.
+//! `inferperf serve`: run the reference server until Ctrl-C or SIGTERM: the SGLang- and
+//! OpenAI-compatible LLM API over the built-in CPU engine, or SGLang's diffusion API for a
+//! diffusion model (one server, `inferperf_server::serve`).
 
 use std::process::ExitCode;
 
@@ -8,12 +9,12 @@ use inferperf_server::ServerArgs;
 
 /// Flags of `inferperf serve`: the server's own, named as in `sglang.launch_server`.
 #[derive(clap::Args)]
-pub struct Args {
+pub struct ServeArgs {
     #[command(flatten)]
     pub server: ServerArgs,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
