@@ -6,8 +6,7 @@
 use std::path::PathBuf;
 
 use inferperf_bench::diffusion::{run, Dataset, DiffusionFlags, DiffusionServingConfig, Task};
-use inferperf_server::diffusion::DiffusionServer;
-use inferperf_server::ServerArgs;
+use inferperf_server::{EmbeddedServer, ServerArgs};
 
 /// This package's directory, as the test runner gives it at run time (cargo and nextest set
 /// `CARGO_MANIFEST_DIR` for test processes); the compile-time value only as a fallback, since
@@ -49,8 +48,8 @@ fn options(base_url: String, task: Task, dataset_path: Option<PathBuf>) -> Diffu
     }
 }
 
-async fn server() -> DiffusionServer {
-    DiffusionServer::start(ServerArgs {
+async fn server() -> EmbeddedServer {
+    EmbeddedServer::start(ServerArgs {
         model_path: "diffusion".into(),
         ..ServerArgs::ephemeral()
     })

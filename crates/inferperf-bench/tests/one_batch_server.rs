@@ -9,7 +9,6 @@ use inferperf_bench::one_batch_server::{
 };
 use inferperf_profiler::ProfilerHandle;
 use inferperf_server::launch::launch_model_profiled;
-use inferperf_server::routes::profile::routes;
 use inferperf_server::{EmbeddedServer, ServerArgs};
 
 const KEYS: [&str; 12] = [
@@ -33,7 +32,7 @@ async fn start(args: ServerArgs) -> (EmbeddedServer, ProfilerHandle) {
         .await
         .expect("launch task")
         .expect("launch");
-    let server = EmbeddedServer::start_with_routes(args, engine, routes(profiler.clone()))
+    let server = EmbeddedServer::start_with_profiler(args, engine, profiler.clone())
         .await
         .expect("server");
     (server, profiler)
@@ -146,7 +145,7 @@ async fn a_fixed_prompt_file_sets_the_prompt_and_its_length() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("prompt.txt");
     std::fs::write(&file, "The quick brown fox jumps over the lazy dog.").expect("write");
-    let tok = server.tokenizer();
+    let tok = server.tokenizer().expect("an LLM server");
     let ids = one_batch_server::encode_fixed_prompt(&file, tok.as_ref(), false).expect("encode");
     assert_eq!(
         ids,

@@ -16,7 +16,6 @@ use inferperf_bench::serving::{run_serving, ServingContext, ServingOutcome};
 use inferperf_bench::tokenizer::SharedTokenizer;
 use inferperf_profiler::ProfilerHandle;
 use inferperf_server::launch::launch_model_profiled;
-use inferperf_server::routes::profile::routes;
 use inferperf_server::{EmbeddedServer, ServerArgs};
 use serde_json::Value;
 
@@ -34,7 +33,7 @@ async fn start() -> Profiled {
         .expect("launch task")
         .expect("launch the default model with profiler hooks");
     let tokenizer = engine.parts.tokenizer.clone();
-    let server = EmbeddedServer::start_with_routes(args, engine, routes(profiler.clone()))
+    let server = EmbeddedServer::start_with_profiler(args, engine, profiler.clone())
         .await
         .expect("start the server");
     Profiled {
@@ -52,6 +51,7 @@ impl Profiled {
     async fn forward_ct(&self) -> u64 {
         self.server
             .engine()
+            .expect("an LLM server")
             .internal_state()
             .await
             .expect("engine state")

@@ -140,13 +140,10 @@ async fn sglang_profile_arms_one_window_per_point() {
             .expect("launch task")
             .expect("launch");
     let tok = engine.parts.tokenizer.clone();
-    let server = inferperf_server::EmbeddedServer::start_with_routes(
-        args,
-        engine,
-        inferperf_server::routes::profile::routes(profiler.clone()),
-    )
-    .await
-    .expect("server");
+    let server =
+        inferperf_server::EmbeddedServer::start_with_profiler(args, engine, profiler.clone())
+            .await
+            .expect("server");
     let dir = tempfile::tempdir().expect("tempdir");
     let serving = ServingConfig {
         backend: Backend::OpenaiChat,

@@ -1,4 +1,4 @@
-//! The accept loop of both server kinds: HTTP/1 connections with a header-read timeout, a cap
+//! The accept loop of the server (every model kind): HTTP/1 connections with a header-read timeout, a cap
 //! on concurrent connections that still lets a prober through, TCP_NODELAY, and graceful
 //! shutdown (stop accepting, then let open connections finish their requests).
 //!

@@ -1,10 +1,13 @@
 //! `ServerArgs` -> the built-in engine: the one place that maps server flags onto the engine's
 //! configuration and starts it (off the async workers: loading weights blocks).
 
+use std::sync::Arc;
+
 use inferperf_engine::{EngineConfig, LaunchedEngine};
 
 use crate::args::ServerArgs;
 use crate::error::ServerError;
+use crate::routes::profile::{ProfileControl, Unavailable};
 use crate::state::EngineParts;
 
 /// A started engine the server owns: its parts, and how to stop it when the server ends.
@@ -85,11 +88,12 @@ fn launch_blocking(args: &ServerArgs) -> Result<OwnedEngine, ServerError> {
     launch_model_ranks(args, hooks)
 }
 
-/// [`launch_engine`] plus the `/start_profile` routes over the profiler hooks the engine runs
-/// (one profiler rank per `--dp-size` replica).
+/// [`launch_engine`] plus what its `/start_profile` routes drive: the profiler hooks the
+/// engine runs (one profiler rank per `--dp-size` replica), or a refusal for the simulated
+/// engine.
 pub async fn launch_engine_profiled(
     args: &ServerArgs,
-) -> Result<(OwnedEngine, axum::Router), ServerError> {
+) -> Result<(OwnedEngine, Arc<dyn ProfileControl>), ServerError> {
     validate_args(args)?;
     let args = args.clone();
     tokio::task::spawn_blocking(move || launch_profiled_blocking(&args))
@@ -97,19 +101,20 @@ pub async fn launch_engine_profiled(
         .map_err(|e| ServerError::EngineLaunch(format!("engine launch task failed: {e}")))?
 }
 
-fn launch_profiled_blocking(args: &ServerArgs) -> Result<(OwnedEngine, axum::Router), ServerError> {
-    use crate::routes::profile;
+fn launch_profiled_blocking(
+    args: &ServerArgs,
+) -> Result<(OwnedEngine, Arc<dyn ProfileControl>), ServerError> {
     if args.model_path == SIMULATED_MODEL_PATH {
-        let routes = profile::unavailable_routes("the simulated engine runs no forward steps");
-        return Ok((launch_simulated()?, routes));
+        let refusal = Unavailable("the simulated engine runs no forward steps");
+        return Ok((launch_simulated()?, Arc::new(refusal)));
     }
     let (engine, profiler) = launch_model_profiled(args)?;
-    Ok((engine, profile::routes(profiler)))
+    Ok((engine, Arc::new(profiler)))
 }
 
 /// Load the model with profiler hooks (one rank per `--dp-size` replica) and return the
 /// [`inferperf_profiler::ProfilerHandle`] attached to it (serve it with
-/// `routes::profile::routes`). Blocks while the weights load.
+/// `EmbeddedServer::start_with_profiler`). Blocks while the weights load.
 pub fn launch_model_profiled(
     args: &ServerArgs,
 ) -> Result<(OwnedEngine, inferperf_profiler::ProfilerHandle), ServerError> {

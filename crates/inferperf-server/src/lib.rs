@@ -1,19 +1,19 @@
-//! The HTTP front end (axum) of the reference server: SGLang- and OpenAI-compatible routes
-//! over an inferperf-engine handle.
+//! The HTTP front end (axum) of the reference server: one server for every model kind,
+//! SGLang- and OpenAI-compatible LLM routes over an inferperf-engine handle, or SGLang's
+//! image and video routes over the built-in diffusion pipeline.
 //!
 //! - [`ServerArgs`]: the `sglang.launch_server`-style flags (a `clap::Args`, so commands that
 //!   embed a server flatten the same flags).
-//! - [`serve`]: launch the engine and serve until a shutdown future resolves (`inferperf serve`).
-//! - [`diffusion::DiffusionServer`]: the same for a diffusion model (`--model-path diffusion`):
-//!   SGLang's image and video endpoints over the built-in diffusion pipeline.
-//! - [`EmbeddedServer`]: an in-process server on any port (0 = ephemeral) over the built-in
-//!   engine ([`EmbeddedServer::start`]) or an injected one
-//!   ([`EmbeddedServer::start_with_engine`]).
+//! - [`EmbeddedServer`]: the server, in this process on any port (0 = ephemeral): the model
+//!   `--model-path` names ([`EmbeddedServer::start`]: LLM or diffusion), or an injected LLM
+//!   engine ([`EmbeddedServer::start_with_engine`], [`EmbeddedServer::start_with_profiler`]).
+//! - [`serve`]: the same until a shutdown future resolves (`inferperf serve`).
 //!
-//! Both server kinds accept connections through [`connections`] (header-read timeout,
-//! connection cap, graceful shutdown) and check `--api-key` with [`routes::auth::guard`].
-//!
-//! Routes live in [`routes`], one module per group, merged in [`routes::router`]. Handlers
+//! Every model kind shares one start-up path (the `server` module), one router base
+//! ([`routes::router`]: `/health`, the profile routes of [`routes::profile`], the API-key
+//! check of [`routes::auth`], the body limit) and one connection handling ([`connections`]:
+//! header-read timeout, connection cap, graceful shutdown). The LLM routes live in
+//! [`routes`], one module per group; the diffusion routes in [`diffusion`]. LLM handlers
 //! tokenize on their own threads and talk to the engine only through
 //! `inferperf_engine::api::EngineHandle`.
 

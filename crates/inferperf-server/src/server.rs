@@ -1,12 +1,17 @@
-//! Running the HTTP server: [`serve`] for the `inferperf serve` command and
-//! [`EmbeddedServer`] for in-process use (benchmarks, tests).
+//! The one HTTP server of every model kind: [`EmbeddedServer`] (in-process: benchmarks,
+//! tests) and [`serve`] (the `inferperf serve` command) over it.
 //!
-//! Shutdown order: stop accepting, abort every running request (so open streams end with a
-//! final chunk and `[DONE]` instead of holding graceful shutdown open), drain connections,
+//! One start-up path: validate the flags, load the model (the LLM engine, or the diffusion
+//! pipeline of `crate::diffusion`), bind, mount the model's routes on the common base
+//! (`routes::router`) and accept connections through `connections::serve`.
+//!
+//! Shutdown order: stop accepting, abort every running LLM request (so open streams end with
+//! a final chunk and `[DONE]` instead of holding graceful shutdown open), drain connections,
 //! then stop the engine if the server owns it.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,26 +24,19 @@ use crate::args::ServerArgs;
 use crate::connections::{self, ConnectionLimits};
 use crate::error::ServerError;
 use crate::launch::{launch_engine_profiled, validate_args, OwnedEngine};
-use crate::routes;
+use crate::routes::profile::ProfileControl;
+use crate::routes::{self, ModelRoutes, LLM_MAX_BODY_BYTES};
 use crate::state::{AppState, EngineParts};
 
 /// How long a started engine may take to answer its first state query.
 const ENGINE_STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Launch the engine from `args`, serve until `shutdown` resolves, then shut everything down.
-/// Logs the listening URL.
+/// Start the model `args` name (LLM or diffusion), serve until `shutdown` resolves, then shut
+/// everything down. Logs the listening URL.
 pub async fn serve(
     args: ServerArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    if inferperf_engine::diffusion::is_diffusion_model(&args.model_path) {
-        let mut server = crate::diffusion::DiffusionServer::start(args).await?;
-        tokio::select! {
-            _ = shutdown => {}
-            result = server.wait_task() => return result,
-        }
-        return server.shutdown().await;
-    }
     let mut server = EmbeddedServer::start(args).await?;
     tokio::select! {
         _ = shutdown => {}
@@ -48,7 +46,7 @@ pub async fn serve(
 }
 
 /// Bind `args.host:args.port`; the address is the real one (port 0 picks a free port).
-pub(crate) async fn bind(args: &ServerArgs) -> Result<(TcpListener, SocketAddr), ServerError> {
+async fn bind(args: &ServerArgs) -> Result<(TcpListener, SocketAddr), ServerError> {
     let addr_text = format!("{}:{}", args.host, args.port);
     let listener = TcpListener::bind(&addr_text)
         .await
@@ -63,112 +61,155 @@ pub(crate) async fn bind(args: &ServerArgs) -> Result<(TcpListener, SocketAddr),
     Ok((listener, addr))
 }
 
-/// An HTTP server running in this process on its own tokio task.
+/// A loaded model, ready to be served: its routes and how to stop it.
+pub(crate) struct ServedModel {
+    pub routes: ModelRoutes,
+    /// The LLM engine behind the routes (`None` for a diffusion model).
+    pub llm: Option<EngineParts>,
+    /// Stops what the server owns (an LLM engine thread); runs after the connections drained,
+    /// or when start-up fails after the model loaded.
+    pub stop: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+/// An HTTP server running in this process on its own tokio task, serving an LLM (over the
+/// built-in engine or an injected one) or a diffusion model.
 ///
 /// Dropping it without [`EmbeddedServer::shutdown`] still stops it, in the background.
 pub struct EmbeddedServer {
     addr: SocketAddr,
-    engine: EngineHandle,
-    tokenizer: Arc<dyn TextTokenizer>,
+    llm: Option<EngineParts>,
     shutdown_tx: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), ServerError>>>,
 }
 
 impl EmbeddedServer {
-    /// Launch the built-in engine described by `args` and serve it on `args.host:args.port`
-    /// (port 0 picks a free port; see [`EmbeddedServer::local_addr`]). The server owns the
-    /// engine and stops it on shutdown.
+    /// Load the model `args.model_path` names and serve it on `args.host:args.port` (port 0
+    /// picks a free port; see [`EmbeddedServer::local_addr`]): a diffusion model (`diffusion`,
+    /// a diffusion config or weights) gets the diffusion API, anything else the built-in LLM
+    /// engine with its profiler. The server owns what it loaded and stops it on shutdown.
     pub async fn start(args: ServerArgs) -> Result<Self, ServerError> {
-        let (engine, profile_routes) = launch_engine_profiled(&args).await?;
-        Self::start_inner_with(args, engine, profile_routes).await
+        // Flags first: a bad one should not wait for the model to load.
+        validate_args(&args)?;
+        if inferperf_engine::diffusion::is_diffusion_model(&args.model_path) {
+            let model = crate::diffusion::load(&args).await?;
+            return Self::serve_model(args, model).await;
+        }
+        let (engine, profiling) = launch_engine_profiled(&args).await?;
+        Self::start_llm(args, engine, Some(profiling)).await
     }
 
     /// Serve an engine started elsewhere (e.g. a simulated engine). The caller keeps
-    /// ownership: shutdown aborts running requests but does not stop the engine.
+    /// ownership: shutdown aborts running requests but does not stop the engine. There are
+    /// no profile routes (a 404).
     pub async fn start_with_engine(
         args: ServerArgs,
         parts: EngineParts,
     ) -> Result<Self, ServerError> {
         validate_args(&args)?;
-        Self::start_inner(args, OwnedEngine { parts, join: None }).await
+        Self::start_llm(args, OwnedEngine { parts, join: None }, None).await
     }
 
-    /// Serve an engine whose thread the server should stop and join on shutdown.
+    /// Serve an engine whose thread the server should stop and join on shutdown (no profile
+    /// routes).
     pub async fn start_owning_engine(
         args: ServerArgs,
         engine: OwnedEngine,
     ) -> Result<Self, ServerError> {
         validate_args(&args)?;
-        Self::start_inner(args, engine).await
+        Self::start_llm(args, engine, None).await
     }
 
-    /// [`EmbeddedServer::start_owning_engine`] with `extra_routes` that carry their own state
-    /// (e.g. profile routes around the profiler handle whose hooks the engine was launched
-    /// with, see `launch::launch_model`). They are served behind the same API-key check.
-    pub async fn start_with_routes(
+    /// [`EmbeddedServer::start_owning_engine`] with profile routes driving `profiler` (e.g.
+    /// the profiler handle whose hooks the engine was launched with, see
+    /// `launch::launch_model_profiled`, which the caller may keep to wait on sessions).
+    pub async fn start_with_profiler(
         args: ServerArgs,
         engine: OwnedEngine,
-        extra_routes: axum::Router,
+        profiler: impl ProfileControl,
     ) -> Result<Self, ServerError> {
         validate_args(&args)?;
-        Self::start_inner_with(args, engine, extra_routes).await
+        Self::start_llm(args, engine, Some(Arc::new(profiler))).await
     }
 
-    async fn start_inner(args: ServerArgs, engine: OwnedEngine) -> Result<Self, ServerError> {
-        Self::start_inner_with(args, engine, axum::Router::new()).await
-    }
-
-    async fn start_inner_with(
+    /// Wait for the engine's first state, then serve it with the LLM routes.
+    async fn start_llm(
         args: ServerArgs,
         engine: OwnedEngine,
-        extra_routes: axum::Router,
+        profiling: Option<Arc<dyn ProfileControl>>,
     ) -> Result<Self, ServerError> {
         let OwnedEngine { parts, join } = engine;
-        let owns_engine = join.is_some();
         let handle = parts.handle.clone();
-        let tokenizer = parts.tokenizer.clone();
-        let started = async {
-            let internal =
-                tokio::time::timeout(ENGINE_STARTUP_TIMEOUT, parts.handle.internal_state())
-                    .await
-                    .map_err(|_| {
-                        ServerError::EngineLaunch(format!(
-                            "the engine did not report its state within {} s",
-                            ENGINE_STARTUP_TIMEOUT.as_secs()
-                        ))
-                    })??;
-            let limits = ConnectionLimits::from_args(&args)?;
-            let (listener, addr) = bind(&args).await?;
-            let state = Arc::new(AppState::new(args, parts, &internal));
-            Ok::<_, ServerError>((listener, addr, state, limits))
-        }
-        .await;
-        let (listener, addr, state, limits) = match started {
-            Ok(v) => v,
+        let stop: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = join.map(|join| {
+            let handle = handle.clone();
+            Box::pin(async move { stop_engine(&handle, join).await }) as Pin<Box<_>>
+        });
+        let internal = tokio::time::timeout(ENGINE_STARTUP_TIMEOUT, handle.internal_state())
+            .await
+            .map_err(|_| {
+                ServerError::EngineLaunch(format!(
+                    "the engine did not report its state within {} s",
+                    ENGINE_STARTUP_TIMEOUT.as_secs()
+                ))
+            })
+            .and_then(|r| r.map_err(ServerError::from));
+        let internal = match internal {
+            Ok(internal) => internal,
             Err(e) => {
-                if owns_engine {
-                    stop_engine(&handle, join).await;
+                if let Some(stop) = stop {
+                    stop.await;
                 }
                 return Err(e);
             }
         };
+        let state = Arc::new(AppState::new(args.clone(), parts.clone(), &internal));
+        let model = ServedModel {
+            routes: ModelRoutes {
+                routes: routes::llm_routes(state),
+                max_body_bytes: LLM_MAX_BODY_BYTES,
+                profiling,
+            },
+            llm: Some(parts),
+            stop,
+        };
+        Self::serve_model(args, model).await
+    }
 
+    /// The common start: bind, mount `model` on the common router, accept connections until
+    /// shutdown, then stop what the model owns.
+    async fn serve_model(args: ServerArgs, model: ServedModel) -> Result<Self, ServerError> {
+        let ServedModel { routes, llm, stop } = model;
+        let bound = match ConnectionLimits::from_args(&args) {
+            Ok(limits) => bind(&args)
+                .await
+                .map(|(listener, addr)| (listener, addr, limits)),
+            Err(e) => Err(e),
+        };
+        let (listener, addr, limits) = match bound {
+            Ok(v) => v,
+            Err(e) => {
+                if let Some(stop) = stop {
+                    stop.await;
+                }
+                return Err(e);
+            }
+        };
+        let app = routes::router(routes, &args);
+        let engine_for_abort = llm.as_ref().map(|p| p.handle.clone());
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-        let engine_for_abort = handle.clone();
-        let engine_for_stop = handle.clone();
-        let app = routes::router_with(state, extra_routes);
         let task = tokio::spawn(async move {
             let shutdown = async move {
                 // A dropped sender (EmbeddedServer dropped) also means "shut down".
                 let _ = shutdown_rx.await;
-                tracing::info!("shutting down: aborting running requests");
-                if let Err(e) = engine_for_abort.control(ControlCommand::Abort(None)) {
-                    tracing::debug!(error = %e, "engine already stopped");
+                if let Some(engine) = engine_for_abort {
+                    tracing::info!("shutting down: aborting running requests");
+                    if let Err(e) = engine.control(ControlCommand::Abort(None)) {
+                        tracing::debug!(error = %e, "engine already stopped");
+                    }
                 }
             };
             connections::serve(listener, app, limits, shutdown).await;
-            if owns_engine {
-                stop_engine(&engine_for_stop, join).await;
+            if let Some(stop) = stop {
+                stop.await;
             }
             tracing::info!("server on {addr} stopped");
             Ok(())
@@ -176,17 +217,17 @@ impl EmbeddedServer {
         tracing::info!("inferperf server listening on http://{addr}");
         Ok(Self {
             addr,
-            engine: handle,
-            tokenizer,
+            llm,
             shutdown_tx: Some(shutdown_tx),
             task: Some(task),
         })
     }
 
     /// The tokenizer the served engine counts with, so that a client in the same process
-    /// (the benches' embedded server) counts prompt tokens exactly as the server does.
-    pub fn tokenizer(&self) -> Arc<dyn TextTokenizer> {
-        self.tokenizer.clone()
+    /// (the benches' embedded server) counts prompt tokens exactly as the server does;
+    /// `None` for a diffusion model.
+    pub fn tokenizer(&self) -> Option<Arc<dyn TextTokenizer>> {
+        self.llm.as_ref().map(|p| p.tokenizer.clone())
     }
 
     /// The bound address (the real port when started with port 0).
@@ -209,9 +250,10 @@ impl EmbeddedServer {
         format!("http://{ip}:{}", self.addr.port())
     }
 
-    /// The engine behind the server (for in-process benchmarks and tests).
-    pub fn engine(&self) -> &EngineHandle {
-        &self.engine
+    /// The LLM engine behind the server (for in-process benchmarks and tests); `None` for a
+    /// diffusion model.
+    pub fn engine(&self) -> Option<&EngineHandle> {
+        self.llm.as_ref().map(|p| &p.handle)
     }
 
     /// Stop accepting, abort running requests, drain connections, stop an owned engine.
@@ -223,7 +265,7 @@ impl EmbeddedServer {
     }
 
     /// Wait for the server task to end (after shutdown, or on a fatal serve error).
-    async fn wait_task(&mut self) -> Result<(), ServerError> {
+    pub async fn wait_task(&mut self) -> Result<(), ServerError> {
         match self.task.as_mut() {
             None => Ok(()),
             Some(task) => {
@@ -246,11 +288,10 @@ impl Drop for EmbeddedServer {
     }
 }
 
-async fn stop_engine(handle: &EngineHandle, join: Option<Box<dyn FnOnce() + Send>>) {
+/// Stop an owned engine and join its thread (on the blocking pool).
+async fn stop_engine(handle: &EngineHandle, join: Box<dyn FnOnce() + Send>) {
     handle.shutdown();
-    if let Some(join) = join {
-        if let Err(e) = tokio::task::spawn_blocking(join).await {
-            tracing::warn!(error = %e, "engine thread did not stop cleanly");
-        }
+    if let Err(e) = tokio::task::spawn_blocking(join).await {
+        tracing::warn!(error = %e, "engine thread did not stop cleanly");
     }
 }

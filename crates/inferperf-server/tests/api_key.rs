@@ -1,11 +1,10 @@
-//! `--api-key` on both server kinds, route by route: every non-public route answers 401
+//! `--api-key` on both model kinds, route by route: every non-public route answers 401
 //! without the key (and does nothing: an unauthorized `/start_profile` creates no output
 //! directory), and anything but 401 with it; `/health*` and `/metrics` stay open.
 
 mod common;
 
 use common::*;
-use inferperf_server::diffusion::DiffusionServer;
 use inferperf_server::{EmbeddedServer, ServerArgs};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -146,7 +145,7 @@ async fn llm_server_guards_every_route_but_health_and_metrics() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diffusion_server_guards_every_route_but_health() {
-    let server = DiffusionServer::start(ServerArgs {
+    let server = EmbeddedServer::start(ServerArgs {
         model_path: "diffusion".into(),
         api_key: Some(KEY.into()),
         ..ServerArgs::ephemeral()

@@ -9,8 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::*;
-use inferperf_server::diffusion::DiffusionServer;
-use inferperf_server::ServerArgs;
+use inferperf_server::{EmbeddedServer, ServerArgs};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -25,8 +24,8 @@ fn fake_with(timeout_sec: f64, max_connections: u32) -> ServerArgs {
     }
 }
 
-async fn diffusion_with(timeout_sec: f64, max_connections: u32) -> DiffusionServer {
-    DiffusionServer::start(ServerArgs {
+async fn diffusion_with(timeout_sec: f64, max_connections: u32) -> EmbeddedServer {
+    EmbeddedServer::start(ServerArgs {
         model_path: "diffusion".into(),
         header_read_timeout_sec: timeout_sec,
         max_connections,
@@ -133,11 +132,10 @@ async fn diffusion_server_answers_health_with_every_connection_held() {
 async fn invalid_connection_flags_are_refused_at_start() {
     for bad in [0.0, -1.0, f64::NAN] {
         let engine = common::fake_engine::FakeEngine::start();
-        let err =
-            inferperf_server::EmbeddedServer::start_with_engine(fake_with(bad, 4), engine.parts())
-                .await
-                .err()
-                .expect("refused");
+        let err = EmbeddedServer::start_with_engine(fake_with(bad, 4), engine.parts())
+            .await
+            .err()
+            .expect("refused");
         assert!(
             err.to_string().contains("--header-read-timeout-sec"),
             "{err}"

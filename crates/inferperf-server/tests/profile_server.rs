@@ -15,7 +15,7 @@ use inferperf_profiler::client;
 use inferperf_profiler::ProfilerHandle;
 use inferperf_protocol::profile::ProfileReqInput;
 use inferperf_server::launch::launch_model_profiled;
-use inferperf_server::routes::profile::{routes, START_REPLY, STOP_REPLY};
+use inferperf_server::routes::profile::{START_REPLY, STOP_REPLY};
 use inferperf_server::{EmbeddedServer, ServerArgs};
 use serde_json::{json, Value};
 
@@ -33,7 +33,7 @@ async fn start(args: ServerArgs) -> Server {
         .await
         .expect("launch task")
         .expect("launch the default model with profiler hooks");
-    let server = EmbeddedServer::start_with_routes(args, engine, routes(profiler.clone()))
+    let server = EmbeddedServer::start_with_profiler(args, engine, profiler.clone())
         .await
         .expect("start the server");
     let base = server.base_url();
@@ -49,6 +49,7 @@ impl Server {
     async fn forward_ct(&self) -> u64 {
         self.server
             .engine()
+            .expect("an LLM server")
             .internal_state()
             .await
             .expect("engine state")

@@ -426,13 +426,30 @@ async fn generate_single_batch_and_streams() {
     s.server.shutdown().await.unwrap();
 }
 
+/// A profile control that accepts every call and counts the starts it ran.
+#[derive(Clone, Default)]
+struct CountingProfiler {
+    starts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl inferperf_server::routes::profile::ProfileControl for CountingProfiler {
+    fn start<'a>(
+        &'a self,
+        _req: &'a inferperf_protocol::profile::ProfileReqInput,
+    ) -> inferperf_server::routes::profile::ProfileCall<'a> {
+        self.starts
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async { Ok(()) })
+    }
+    fn stop(&self) -> inferperf_server::routes::profile::ProfileCall<'_> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
 #[tokio::test]
-async fn extra_routes_are_served_behind_the_api_key() {
+async fn an_injected_profiler_is_served_behind_the_api_key() {
     let engine = common::fake_engine::FakeEngine::start();
-    let extra = axum::Router::new().route(
-        "/start_profile",
-        axum::routing::post(|| async { "Start profiling.\n" }),
-    );
+    let profiler = CountingProfiler::default();
     let args = inferperf_server::ServerArgs {
         api_key: Some("k".into()),
         ..fake_args()
@@ -441,16 +458,23 @@ async fn extra_routes_are_served_behind_the_api_key() {
         parts: engine.parts(),
         join: None,
     };
-    let server = inferperf_server::EmbeddedServer::start_with_routes(args, owned, extra)
-        .await
-        .unwrap();
+    let server =
+        inferperf_server::EmbeddedServer::start_with_profiler(args, owned, profiler.clone())
+            .await
+            .unwrap();
     let http = reqwest::Client::new();
     let url = format!("{}/start_profile", server.base_url());
     let resp = http.post(&url).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 401);
+    assert_eq!(
+        profiler.starts.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a refused call does not reach the profiler"
+    );
     let resp = http.post(&url).bearer_auth("k").send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(resp.text().await.unwrap(), "Start profiling.\n");
+    assert_eq!(profiler.starts.load(std::sync::atomic::Ordering::SeqCst), 1);
     let resp = http
         .post(format!("{}/v1/models", server.base_url()))
         .bearer_auth("k")

@@ -66,7 +66,7 @@ fn print_requests_logs_the_start_and_end_of_every_request() {
 fn diffusion_serving_prints_the_validity_verdict() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let server = rt
-        .block_on(inferperf_server::diffusion::DiffusionServer::start(
+        .block_on(inferperf_server::EmbeddedServer::start(
             inferperf_server::ServerArgs {
                 model_path: "diffusion".into(),
                 ..inferperf_server::ServerArgs::ephemeral()

@@ -1,33 +1,26 @@
-//! Profiling on the diffusion server: `/start_profile` and `/stop_profile` over the worker's
-//! profiler (every denoising step is a profiler step), a request's own `profile` options, and
-//! where a request's files may go under `--profile-output-root`.
+//! Profiling on the diffusion model kind: the worker as the server's [`ProfileControl`]
+//! (`/start_profile` and `/stop_profile`: every denoising step is a profiler step), a
+//! request's own `profile` options, and where a request's files may go under
+//! `--profile-output-root`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use axum::extract::State;
-use axum::response::{IntoResponse, Response};
 use inferperf_profiler::diffusion_profiler::{env_trace_dir, DiffusionProfileOptions};
+use inferperf_protocol::profile::ProfileReqInput;
 use serde_json::Value;
 
-use super::routes::Shared;
+use super::worker::DiffusionWorker;
 use crate::api_error::ApiError;
-use crate::routes::profile::{parse_body, to_api, START_REPLY, STOP_REPLY};
+use crate::routes::profile::{confine_client_path, to_api, ProfileCall, ProfileControl};
 
-/// `/start_profile` on the diffusion server: every denoising step is a profiler step.
-pub(super) async fn start_profile(
-    State(s): State<Shared>,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    let req = parse_body(&body)?;
-    s.worker.start_profile(req).await.map_err(to_api)?;
-    Ok(START_REPLY.into_response())
-}
-
-/// `/stop_profile` (and `/end_profile`): replies once the trace is written; a failed write is
-/// a 500 naming the file and the OS error.
-pub(super) async fn stop_profile(State(s): State<Shared>) -> Result<Response, ApiError> {
-    s.worker.stop_profile().await.map_err(to_api)?;
-    Ok(STOP_REPLY.into_response())
+/// The diffusion worker drives the profile routes: every denoising step is a profiler step.
+impl ProfileControl for DiffusionWorker {
+    fn start<'a>(&'a self, req: &'a ProfileReqInput) -> ProfileCall<'a> {
+        Box::pin(async move { self.start_profile(req.clone()).await.map(drop) })
+    }
+    fn stop(&self) -> ProfileCall<'_> {
+        Box::pin(async move { self.stop_profile().await.map(drop) })
+    }
 }
 
 /// A client-chosen output file (`field` names it in errors), confined to
@@ -37,14 +30,8 @@ pub(super) fn output_file(
     path: Option<&str>,
     field: &str,
 ) -> Result<Option<PathBuf>, ApiError> {
-    let Some(path) = path else { return Ok(None) };
-    match &s.output_root {
-        None => Ok(Some(PathBuf::from(path))),
-        Some(root) => root
-            .confine(Path::new(path))
-            .map(Some)
-            .map_err(|e| to_api(e).with_param(field)),
-    }
+    path.map(|path| confine_client_path(s.output_root.as_ref(), path, field))
+        .transpose()
 }
 
 /// A request's `profile`, `num_profiled_timesteps` (default 5) and `profile_all_stages`

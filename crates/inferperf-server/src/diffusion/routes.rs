@@ -1,8 +1,9 @@
 //! The diffusion server's HTTP API (SGLang `sglang serve` for image/video models):
 //! `/v1/images/generations` (JSON), `/v1/images/edits` (multipart, image-to-image),
 //! `/v1/videos` (asynchronous jobs: create, list, poll, delete, content), `/v1/models`,
-//! `/v1/model_info`, `/get_server_info`, `/health`. Bad input is a 400 naming the field; a video
-//! whose generation fails is a `failed` job with the error on poll.
+//! `/v1/model_info`, `/get_server_info`, `/health_generate`. Bad input is a 400 naming the field;
+//! a video whose generation fails is a `failed` job with the error on poll. (`/health` and the
+//! profile routes are on the server's common base.)
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -23,8 +24,8 @@ use inferperf_protocol::diffusion::{
 };
 use serde_json::{json, Value};
 
-use super::profile::{output_file, profile_options, start_profile, stop_profile};
-use super::worker::Worker;
+use super::profile::{output_file, profile_options};
+use super::worker::DiffusionWorker;
 use crate::api_error::ApiError;
 use crate::args::ServerArgs;
 use inferperf_profiler::OutputRoot;
@@ -37,7 +38,7 @@ struct VideoJob {
 
 /// Shared state of the diffusion routes.
 pub struct DiffusionState {
-    pub worker: Worker,
+    pub worker: DiffusionWorker,
     pub args: ServerArgs,
     /// `--profile-output-root`: where a request's perf dump and trace may go.
     pub output_root: Option<OutputRoot>,
@@ -45,7 +46,7 @@ pub struct DiffusionState {
 }
 
 impl DiffusionState {
-    pub fn new(worker: Worker, args: ServerArgs, output_root: Option<OutputRoot>) -> Self {
+    pub fn new(worker: DiffusionWorker, args: ServerArgs, output_root: Option<OutputRoot>) -> Self {
         Self {
             worker,
             args,
@@ -62,13 +63,12 @@ impl DiffusionState {
     }
 }
 
-pub(super) type Shared = Arc<DiffusionState>;
+type Shared = Arc<DiffusionState>;
 
-/// Every diffusion route.
+/// The diffusion model's routes, over `state`.
 pub fn routes(state: Shared) -> Router {
     Router::new()
-        .route("/health", get(health))
-        .route("/health_generate", get(health))
+        .route("/health_generate", get(health_generate))
         .route("/v1/models", get(models))
         .route("/v1/models/{model}", get(model))
         .route("/v1/model_info", get(model_info))
@@ -83,9 +83,6 @@ pub fn routes(state: Shared) -> Router {
         .route("/v1/videos", get(list_videos).post(create_video))
         .route("/v1/videos/{id}", get(get_video).delete(delete_video))
         .route("/v1/videos/{id}/content", get(video_content))
-        .route("/start_profile", get(start_profile).post(start_profile))
-        .route("/stop_profile", get(stop_profile).post(stop_profile))
-        .route("/end_profile", get(stop_profile).post(stop_profile))
         .with_state(state)
 }
 
@@ -108,7 +105,8 @@ fn api_error(e: DiffusionError) -> ApiError {
     }
 }
 
-async fn health() -> impl IntoResponse {
+/// `/health_generate`: 200, like `/health` (the diffusion model runs no probe generation).
+async fn health_generate() -> impl IntoResponse {
     StatusCode::OK
 }
 
@@ -349,7 +347,8 @@ async fn video_body(req: axum::extract::Request) -> Result<(Value, Option<InputI
             ));
         }
     } else {
-        let body = axum::body::to_bytes(req.into_body(), 64 * 1024 * 1024)
+        // The extractor keeps to the server's body limit (`DIFFUSION_MAX_BODY_BYTES`).
+        let body = axum::body::Bytes::from_request(req, &())
             .await
             .map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
         match serde_json::from_slice::<Value>(&body) {

@@ -38,7 +38,7 @@ pub struct Generation {
 
 /// Memory checkpoints for the perf dump, the request's own profiler when it asked for one,
 /// and the server-wide `/start_profile` manager (every denoising step is a profiler step).
-struct Observer<'a> {
+struct StepObserver<'a> {
     request: RequestObserver,
     server: &'a mut ServerProfiler,
     step_start: Option<Instant>,
@@ -55,7 +55,7 @@ struct ServerProfiler {
     last: Option<Arc<ProfileSession>>,
 }
 
-impl PipelineObserver for Observer<'_> {
+impl PipelineObserver for StepObserver<'_> {
     fn on_stage_begin(&mut self, stage: Stage) {
         self.request.on_stage_begin(stage);
     }
@@ -84,14 +84,14 @@ impl PipelineObserver for Observer<'_> {
 
 type SessionResult = Result<Arc<ProfileSession>, ProfileError>;
 
-enum Msg {
-    Generate(Job),
+enum WorkerMessage {
+    Generate(GenerationJob),
     StartProfile(ProfileReqInput, oneshot::Sender<SessionResult>),
     /// Replies with the session the stop closed (or why none) and the last started one.
     StopProfile(oneshot::Sender<(SessionResult, Option<Arc<ProfileSession>>)>),
 }
 
-struct Job {
+struct GenerationJob {
     req: DiffusionRequest,
     perf_dump_path: Option<PathBuf>,
     profile: Option<DiffusionProfileOptions>,
@@ -100,13 +100,13 @@ struct Job {
 
 /// Handle to the worker thread.
 #[derive(Clone)]
-pub struct Worker {
-    tx: std::sync::mpsc::Sender<Msg>,
+pub struct DiffusionWorker {
+    tx: std::sync::mpsc::Sender<WorkerMessage>,
     pipeline: Arc<DiffusionPipeline>,
     model: String,
 }
 
-impl Worker {
+impl DiffusionWorker {
     /// Start the thread that owns the generations of `pipeline` (`model` names it in dumps);
     /// `/start_profile` output directories are confined to `root` when given.
     pub fn start(
@@ -115,7 +115,7 @@ impl Worker {
         root: Option<OutputRoot>,
     ) -> std::io::Result<Self> {
         let pipeline = Arc::new(pipeline);
-        let (tx, rx) = std::sync::mpsc::channel::<Msg>();
+        let (tx, rx) = std::sync::mpsc::channel::<WorkerMessage>();
         let p = pipeline.clone();
         let m = model.clone();
         let writer = TraceWriter::spawn(None)?;
@@ -137,7 +137,7 @@ impl Worker {
             .spawn(move || {
                 while let Ok(msg) = rx.recv() {
                     match msg {
-                        Msg::Generate(job) => {
+                        WorkerMessage::Generate(job) => {
                             let result = run(
                                 &p,
                                 &m,
@@ -148,7 +148,7 @@ impl Worker {
                             );
                             let _ = job.reply.send(result);
                         }
-                        Msg::StartProfile(req, reply) => {
+                        WorkerMessage::StartProfile(req, reply) => {
                             let started = server.manager.start_request_within(
                                 &req,
                                 &env,
@@ -159,7 +159,7 @@ impl Worker {
                             }
                             let _ = reply.send(started);
                         }
-                        Msg::StopProfile(reply) => {
+                        WorkerMessage::StopProfile(reply) => {
                             let _ = reply.send((server.manager.stop(), server.last.clone()));
                         }
                     }
@@ -194,7 +194,7 @@ impl Worker {
     ) -> Result<Generation, DiffusionError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Msg::Generate(Job {
+            .send(WorkerMessage::Generate(GenerationJob {
                 req,
                 perf_dump_path,
                 profile,
@@ -206,7 +206,7 @@ impl Worker {
     }
 }
 
-impl Worker {
+impl DiffusionWorker {
     /// `/start_profile`: denoising steps from now on are profiler steps (SGLang's semantics
     /// for `start_step` / `num_steps` apply to them).
     pub async fn start_profile(
@@ -215,7 +215,7 @@ impl Worker {
     ) -> Result<Arc<ProfileSession>, ProfileError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Msg::StartProfile(req, reply))
+            .send(WorkerMessage::StartProfile(req, reply))
             .map_err(|_| ProfileError::EngineStopped)?;
         rx.await.map_err(|_| ProfileError::EngineStopped)?
     }
@@ -225,7 +225,7 @@ impl Worker {
     pub async fn stop_profile(&self) -> Result<ProfileOutcome, ProfileError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Msg::StopProfile(reply))
+            .send(WorkerMessage::StopProfile(reply))
             .map_err(|_| ProfileError::EngineStopped)?;
         let (stopped, last) = rx.await.map_err(|_| ProfileError::EngineStopped)?;
         ProfilerHandle::settle_stop(stopped, last).await
@@ -253,7 +253,7 @@ fn run(
         }
         None => None,
     };
-    let mut observer = Observer {
+    let mut observer = StepObserver {
         request: RequestObserver {
             profiler,
             memory: MemoryCheckpoints::default(),

@@ -1,8 +1,9 @@
 //! `--api-key`: require `Authorization: Bearer <key>` like SGLang's API-key middleware, which
 //! leaves `/health*` and `/metrics` open for probes and scrapers.
 //!
-//! One layer for every server kind: the LLM router and the diffusion router both go through
-//! [`guard`], so a route added to either is covered without further wiring.
+//! One layer for every model kind: `routes::router` puts the whole application (the model's
+//! routes and the common base) behind [`guard`], so a route added anywhere is covered without
+//! further wiring.
 
 use std::sync::Arc;
 

@@ -1,4 +1,5 @@
-//! `/health` (the process answers) and `/health_generate` (the engine can generate one token).
+//! `/health_generate` of the LLM server: the engine can generate one token. (`/health`, the
+//! process answers, is on the common base of every server kind: see `routes::router`.)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,13 +18,7 @@ use crate::state::AppState;
 const HEALTH_GENERATE_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/health_generate", get(health_generate))
-}
-
-async fn health() -> StatusCode {
-    StatusCode::OK
+    Router::new().route("/health_generate", get(health_generate))
 }
 
 async fn health_generate(State(state): State<Arc<AppState>>) -> Result<StatusCode, ApiError> {

@@ -1,16 +1,21 @@
-//! All HTTP routes, one module per group, merged in [`router_with`]. To add a group, add a
-//! module with a `pub fn routes() -> Router<Arc<AppState>>` and one `.merge(...)` line below;
-//! a group with its own state (the profiler's `/start_profile`, `/stop_profile`, built around
-//! its handle) is passed as `extra` (see `EmbeddedServer::start_with_routes`).
+//! The one router of every server kind: [`router`] mounts a model's routes (the LLM groups of
+//! [`llm_routes`], or the diffusion API of `crate::diffusion`) on a common base: `/health`,
+//! the profile routes ([`profile`]), JSON fallbacks for unknown paths and methods, the
+//! API-key check ([`auth`]), the body limit and the test admission gate ([`admission`]).
+//!
+//! To add an LLM route group, add a module with a `pub fn routes() -> Router<Arc<AppState>>`
+//! and one `.merge(...)` line in [`llm_routes`].
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, Uri};
 use axum::middleware;
+use axum::routing::get;
 use axum::Router;
 
 use crate::api_error::ApiError;
+use crate::args::ServerArgs;
 use crate::state::AppState;
 
 pub mod admission;
@@ -26,21 +31,26 @@ pub mod models;
 pub mod profile;
 pub mod tokenize;
 
-/// Largest accepted request body (long prompts as text or token ids).
-const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
+use profile::ProfileControl;
 
-/// The complete application: every route group, the API-key check, body limit and JSON
-/// fallbacks for unknown paths and methods.
-pub fn router(state: Arc<AppState>) -> Router {
-    router_with(state, Router::new())
+/// Largest accepted LLM request body (long prompts as text or token ids).
+pub const LLM_MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
+
+/// The routes a server mounts on the common base: what it serves, how big a request body may
+/// be, and what its profile routes drive.
+pub struct ModelRoutes {
+    /// The model kind's own routes, their state applied.
+    pub routes: Router,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// What `/start_profile` and `/stop_profile` drive; `None`: no profile routes (404), as
+    /// for an engine injected without a profiler.
+    pub profiling: Option<Arc<dyn ProfileControl>>,
 }
 
-/// [`router`] plus `extra` routes that carry their own state (e.g. profile routes built
-/// around a profiler handle); they get the same API-key check, body limit and fallbacks.
-pub fn router_with(state: Arc<AppState>, extra: Router) -> Router {
-    let admit_rate = state.args.inferperf_test_admit_rate;
-    let api_key = state.args.api_key.clone();
-    let router = Router::new()
+/// The LLM route groups (SGLang- and OpenAI-compatible) over `state`.
+pub fn llm_routes(state: Arc<AppState>) -> Router {
+    Router::new()
         .merge(health::routes())
         .merge(models::routes())
         .merge(completions::routes())
@@ -52,18 +62,34 @@ pub fn router_with(state: Arc<AppState>, extra: Router) -> Router {
         .merge(metrics::routes())
         // Route groups that need only `AppState` merge here.
         .with_state(state)
-        .merge(extra)
+}
+
+/// The complete application: `model` on the common base, behind the API-key check
+/// (`--api-key`), the body limit and, with `--inferperf-test-admit-rate`, the admission gate.
+pub fn router(model: ModelRoutes, args: &ServerArgs) -> Router {
+    let mut router = Router::new()
+        .route("/health", get(health))
+        .merge(model.routes);
+    if let Some(control) = model.profiling {
+        router = router.merge(profile::routes(control));
+    }
+    let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
-    let router =
-        auth::guard(router, api_key.as_deref()).layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
-    match admit_rate {
+    let router = auth::guard(router, args.api_key.as_deref())
+        .layer(DefaultBodyLimit::max(model.max_body_bytes));
+    match args.inferperf_test_admit_rate {
         Some(rate) if rate > 0.0 => router.layer(middleware::from_fn_with_state(
             Arc::new(admission::AdmissionGate::new(rate)),
             admission::gate,
         )),
         _ => router,
     }
+}
+
+/// `/health`: the process answers (every model kind; `/health_generate` is the model's).
+async fn health() -> StatusCode {
+    StatusCode::OK
 }
 
 async fn not_found(uri: Uri) -> ApiError {

@@ -1,10 +1,15 @@
-//! `/start_profile`, `/stop_profile` and `/end_profile` (SGLang's profiling endpoints), served
-//! over the profiler's [`ProfilerHandle`] with its own state (see `router_with`).
+//! The profile layer of every server kind: `/start_profile`, `/stop_profile` and
+//! `/end_profile` (SGLang's profiling endpoints) over a [`ProfileControl`] (the LLM engine's
+//! [`ProfilerHandle`], the diffusion worker, or [`Unavailable`]), and the
+//! `--profile-output-root` rules ([`output_root`], [`confine_client_path`]).
 //!
 //! Replies carry SGLang's exact texts; errors are OpenAI-style bodies with the profiler's
-//! status (400 bad request, 409 wrong state), and the server keeps serving.
+//! status (400 bad request, 403 outside the output root, 409 wrong state, 500 failed write),
+//! and the server keeps serving.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -29,27 +34,57 @@ pub const START_REPLY: &str = "Start profiling.\n";
 /// failed write is a 500 naming each file and the OS error instead).
 pub const STOP_REPLY: &str = "Stop profiling. This will take some time.\n";
 
-/// The profile routes over `profiler` (the handle whose hooks the engine runs).
-pub fn routes(profiler: ProfilerHandle) -> Router {
+/// What a profile call returns: done, or why not (the error picks the HTTP status).
+pub type ProfileCall<'a> = Pin<Box<dyn Future<Output = Result<(), ProfileError>> + Send + 'a>>;
+
+/// What `/start_profile` and `/stop_profile` drive on a server. The routes are the same for
+/// every model kind; only this differs.
+pub trait ProfileControl: Send + Sync + 'static {
+    /// `/start_profile` with its parsed body.
+    fn start<'a>(&'a self, req: &'a ProfileReqInput) -> ProfileCall<'a>;
+    /// `/stop_profile` (and `/end_profile`): resolves once the traces are written.
+    fn stop(&self) -> ProfileCall<'_>;
+}
+
+/// The LLM engine's profiler: its hooks run in every forward step of every rank.
+impl ProfileControl for ProfilerHandle {
+    fn start<'a>(&'a self, req: &'a ProfileReqInput) -> ProfileCall<'a> {
+        Box::pin(async move { ProfilerHandle::start(self, req).await.map(drop) })
+    }
+    fn stop(&self) -> ProfileCall<'_> {
+        Box::pin(async move { ProfilerHandle::stop(self).await.map(drop) })
+    }
+}
+
+/// A server with nothing to profile (the simulated engine runs no forward steps): every
+/// call is a 400 naming the reason, instead of a 404.
+pub struct Unavailable(pub &'static str);
+
+impl Unavailable {
+    fn refusal(&self) -> ProfileError {
+        ProfileError::Invalid(format!(
+            "profiling is not available on this server: {}",
+            self.0
+        ))
+    }
+}
+
+impl ProfileControl for Unavailable {
+    fn start<'a>(&'a self, _req: &'a ProfileReqInput) -> ProfileCall<'a> {
+        Box::pin(async move { Err(self.refusal()) })
+    }
+    fn stop(&self) -> ProfileCall<'_> {
+        Box::pin(async move { Err(self.refusal()) })
+    }
+}
+
+/// The profile routes over `control`.
+pub fn routes(control: Arc<dyn ProfileControl>) -> Router {
     Router::new()
         .route("/start_profile", get(start).post(start))
         .route("/stop_profile", get(stop).post(stop))
         .route("/end_profile", get(stop).post(stop))
-        .with_state(Arc::new(profiler))
-}
-
-/// Profile routes for an engine that runs no forward steps (the simulated engine): every call
-/// is a clear 400 naming the reason, instead of a 404.
-pub fn unavailable_routes(reason: &'static str) -> Router {
-    let refuse = move || async move {
-        ApiError::bad_request(format!(
-            "profiling is not available on this server: {reason}"
-        ))
-    };
-    Router::new()
-        .route("/start_profile", get(refuse).post(refuse))
-        .route("/stop_profile", get(refuse).post(refuse))
-        .route("/end_profile", get(refuse).post(refuse))
+        .with_state(control)
 }
 
 /// The profiler of a server started from `args`: one rank per `--dp-size` replica (file
@@ -96,6 +131,22 @@ pub fn output_root(args: &ServerArgs) -> Result<Option<OutputRoot>, ServerError>
         .map_err(|e| ServerError::InvalidArgs(format!("--profile-output-root: {e}")))
 }
 
+/// A file a client names in a request (`field` names it in errors, e.g. a diffusion
+/// request's `perf_dump_path`): as given without `--profile-output-root`, else confined to
+/// the root (relative paths are taken relative to it; one that resolves outside is a 403).
+pub fn confine_client_path(
+    root: Option<&OutputRoot>,
+    path: &str,
+    field: &str,
+) -> Result<PathBuf, ApiError> {
+    match root {
+        None => Ok(PathBuf::from(path)),
+        Some(root) => root
+            .confine(Path::new(path))
+            .map_err(|e| to_api(e).with_param(field)),
+    }
+}
+
 /// A profiler error as an HTTP reply: the profiler's status, and the request field at fault.
 pub(crate) fn to_api(err: ProfileError) -> ApiError {
     let status = StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
@@ -125,16 +176,16 @@ pub(crate) fn parse_body(body: &[u8]) -> Result<ProfileReqInput, ApiError> {
 }
 
 async fn start(
-    State(profiler): State<Arc<ProfilerHandle>>,
+    State(control): State<Arc<dyn ProfileControl>>,
     body: Bytes,
 ) -> Result<&'static str, ApiError> {
     let req = parse_body(&body)?;
-    profiler.start(&req).await.map_err(to_api)?;
+    control.start(&req).await.map_err(to_api)?;
     Ok(START_REPLY)
 }
 
-async fn stop(State(profiler): State<Arc<ProfilerHandle>>) -> Result<&'static str, ApiError> {
-    profiler.stop().await.map_err(to_api)?;
+async fn stop(State(control): State<Arc<dyn ProfileControl>>) -> Result<&'static str, ApiError> {
+    control.stop().await.map_err(to_api)?;
     Ok(STOP_REPLY)
 }
 

@@ -179,12 +179,10 @@ fn diffusion_serving(a: ServingCliArgs, given: GivenFlags) -> anyhow::Result<Exi
                  starting an embedded diffusion server (--model-path diffusion)."
             );
             let s = runtime
-                .block_on(inferperf_server::diffusion::DiffusionServer::start(
-                    ServerArgs {
-                        model_path: inferperf_engine::diffusion::BUILTIN_DIFFUSION_MODEL.into(),
-                        ..ServerArgs::ephemeral()
-                    },
-                ))
+                .block_on(inferperf_server::EmbeddedServer::start(ServerArgs {
+                    model_path: inferperf_engine::diffusion::BUILTIN_DIFFUSION_MODEL.into(),
+                    ..ServerArgs::ephemeral()
+                }))
                 .context("starting the embedded diffusion server")?;
             let u = s.base_url();
             server = Some(s);

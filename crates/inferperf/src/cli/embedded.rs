@@ -52,7 +52,9 @@ impl Embedded {
                 let server = runtime
                     .block_on(EmbeddedServer::start(args))
                     .context("starting the embedded reference server")?;
-                let tokenizer: SharedTokenizer = server.tokenizer();
+                let tokenizer: SharedTokenizer = server.tokenizer().context(
+                    "the embedded server serves a diffusion model: use the diffusion benchmark",
+                )?;
                 (server, None, tokenizer)
             }
         };

@@ -1,5 +1,6 @@
-//! `inferperf serve`: run the reference server (SGLang/OpenAI-compatible HTTP API over the
-//! built-in CPU engine) until Ctrl-C or SIGTERM.
+//! `inferperf serve`: run the reference server until Ctrl-C or SIGTERM: the SGLang- and
+//! OpenAI-compatible LLM API over the built-in CPU engine, or SGLang's diffusion API for a
+//! diffusion model (one server, `inferperf_server::serve`).
 
 use std::process::ExitCode;
 
