@@ -4,6 +4,8 @@
 #   summary: one 53.7 MB rank -- ours vs HTA 0.5.0 parse_trace_file (venv of fetch-test-assets.sh)
 # Time and peak RSS from /usr/bin/time -v. Prints a table; copy the ratios into
 # docs/performance.md ("Trace toolkit"). Release build.
+# BASELINE_BIN=<an older inferperf binary>: also times that binary on the same merge and
+# summary, printed as before/after ratios (for changes that must not move these numbers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -88,6 +90,20 @@ read -r OURS_SUM_S OURS_SUM_MB < <(measure "$BIN" trace summary "$RANK0" --json)
 RUNS=1
 read -r HTA_S HTA_MB < <(measure "$VENV_PY" "$WORK/hta_parse.py" "$RANK0")
 
+if [ -n "${BASELINE_BIN:-}" ]; then
+  RUNS=${SG_RUNS}
+  rm -f "$WORK/base-merged.trace.json.gz"
+  read -r BASE_MERGE_S BASE_MERGE_MB < <(measure "$BASELINE_BIN" trace merge --profile-id "$ID" --dir "$WORK/ranks" -o "$WORK/base-merged.trace.json.gz")
+  read -r BASE_SUM_S BASE_SUM_MB < <(measure "$BASELINE_BIN" trace summary "$RANK0" --json)
+  python3 - "$BASE_MERGE_S" "$OURS_MERGE_S" "$BASE_SUM_S" "$OURS_SUM_S" "$BASE_MERGE_MB" "$OURS_MERGE_MB" "$BASE_SUM_MB" "$OURS_SUM_MB" <<'PY'
+import sys
+bm, om, bs, os_ = map(float, sys.argv[1:5]); bmm, omm, bsm, osm = sys.argv[5:]
+print("| task | baseline binary | this binary | this / baseline | RSS baseline | RSS this |")
+print("|---|---|---|---|---|---|")
+print(f"| merge 8 x 53.7 MB ranks | {bm:.2f} s | {om:.2f} s | {om/bm:.2f} | {bmm} MB | {omm} MB |")
+print(f"| summary of one rank | {bs:.2f} s | {os_:.2f} s | {os_/bs:.2f} | {bsm} MB | {osm} MB |")
+PY
+fi
 python3 - "$OURS_MERGE_S" "$OURS_MERGE_MB" "$SG_MERGE_S" "$SG_MERGE_MB" "$OURS_SUM_S" "$OURS_SUM_MB" "$HTA_S" "$HTA_MB" "$(nproc)" <<'PY'
 import sys
 om, omb, sm, smb, os_, osb, hs, hsb, cores = sys.argv[1:]
