@@ -11,17 +11,8 @@ use inferperf_bench::tokenizer::SharedTokenizer;
 use inferperf_engine::simulated::TokenSchedule;
 use serde_json::{Map, Value};
 
-/// This package's directory, as the test runner gives it at run time (cargo and nextest set
-/// `CARGO_MANIFEST_DIR` for test processes); the compile-time value only as a fallback, since
-/// a target dir shared with a clone elsewhere can hold a test binary built there.
-fn manifest_dir() -> std::path::PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-}
-
 fn fixture() -> String {
-    manifest_dir()
+    inferperf_test_support::manifest_dir!()
         .join("tests/fixtures/openai_small.jsonl")
         .to_string_lossy()
         .into_owned()

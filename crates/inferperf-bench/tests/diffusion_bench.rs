@@ -8,17 +8,9 @@ use std::path::PathBuf;
 use inferperf_bench::diffusion::{run, Dataset, DiffusionFlags, DiffusionServingConfig, Task};
 use inferperf_server::{EmbeddedServer, ServerArgs};
 
-/// This package's directory, as the test runner gives it at run time (cargo and nextest set
-/// `CARGO_MANIFEST_DIR` for test processes); the compile-time value only as a fallback, since
-/// a target dir shared with a clone elsewhere can hold a test binary built there.
-fn manifest_dir() -> std::path::PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-}
-
 fn vbench() -> PathBuf {
-    manifest_dir().join("../../../shared/data/vbench/subject_consistency.txt")
+    inferperf_test_support::manifest_dir!()
+        .join("../../../shared/data/vbench/subject_consistency.txt")
 }
 
 fn options(base_url: String, task: Task, dataset_path: Option<PathBuf>) -> DiffusionServingConfig {

@@ -10,15 +10,6 @@ use inferperf_bench::runner::Abort;
 use inferperf_bench::serving::{run_serving, ServingContext};
 use inferperf_engine::simulated::TokenSchedule;
 
-/// This package's directory, as the test runner gives it at run time (cargo and nextest set
-/// `CARGO_MANIFEST_DIR` for test processes); the compile-time value only as a fallback, since
-/// a target dir shared with a clone elsewhere can hold a test binary built there.
-fn manifest_dir() -> std::path::PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-}
-
 fn flags(backend: &str) -> Vec<&str> {
     vec![
         "--backend",
@@ -102,7 +93,7 @@ async fn non_chat_backends_are_refused_by_name() {
 async fn agentic_trace_conversations_replay_their_turns() {
     let s = SimServer::start(TokenSchedule::ZeroLatency).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = manifest_dir()
+    let path = inferperf_test_support::manifest_dir!()
         .join("tests/fixtures/agentic_small.json")
         .to_string_lossy()
         .into_owned();

@@ -9,15 +9,6 @@ use inferperf_bench::runner::Abort;
 use inferperf_bench::tokenizer::{num_special_tokens_to_add, SharedTokenizer};
 use inferperf_server::{EmbeddedServer, ServerArgs};
 
-/// This package's directory, as the test runner gives it at run time (cargo and nextest set
-/// `CARGO_MANIFEST_DIR` for test processes); the compile-time value only as a fallback, since
-/// a target dir shared with a clone elsewhere can hold a test binary built there.
-fn manifest_dir() -> std::path::PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-}
-
 async fn start() -> (EmbeddedServer, SharedTokenizer) {
     let args = ServerArgs::ephemeral();
     let engine = inferperf_server::launch::launch_engine(&args)
@@ -31,7 +22,7 @@ async fn start() -> (EmbeddedServer, SharedTokenizer) {
 }
 
 fn fixture(name: &str) -> String {
-    manifest_dir()
+    inferperf_test_support::manifest_dir!()
         .join("tests/fixtures")
         .join(name)
         .to_string_lossy()

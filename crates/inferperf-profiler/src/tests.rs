@@ -533,22 +533,6 @@ fn multi_rank_session_completes_after_all_ranks_and_merges_in_rank_order() {
     );
 }
 
-fn python_venv() -> PathBuf {
-    let assets = std::env::var_os("INFERPERF_ASSETS")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/inferperf/assets"))
-        })
-        .expect("neither INFERPERF_ASSETS nor HOME is set");
-    let python = assets.join("venv/bin/python");
-    assert!(
-        python.exists(),
-        "HTA venv missing at {}: run scripts/fetch-test-assets.sh (it installs HolisticTraceAnalysis==0.5.0)",
-        python.display()
-    );
-    python
-}
-
 const HTA_SCRIPT: &str = r#"
 import json, sys, logging
 logging.disable(logging.WARNING)
@@ -566,7 +550,7 @@ print("HTA_RESULT " + json.dumps(out))
 
 #[test]
 fn hta_parses_two_rank_traces() {
-    let python = python_venv();
+    let python = inferperf_test_support::venv_python();
     let tmp = tempfile::tempdir().unwrap();
     let writer = TraceWriter::spawn(None).unwrap();
     let outcome = two_rank_session(tmp.path(), &writer, false, 3);

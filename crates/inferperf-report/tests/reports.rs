@@ -60,15 +60,6 @@ async fn sweep_folder(dir: &Path) -> PathBuf {
     exp
 }
 
-fn venv_python() -> PathBuf {
-    std::env::var_os("INFERPERF_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/inferperf/assets")
-        })
-        .join("venv/bin/python")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workbook_plots_and_page_from_a_sweep() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -80,7 +71,7 @@ async fn workbook_plots_and_page_from_a_sweep() {
     // Excel, read back by openpyxl.
     let xlsx = dir.path().join("exp_summary.xlsx");
     inferperf_report::excel::write(&d, &xlsx).expect("workbook");
-    let python = venv_python();
+    let python = inferperf_test_support::venv_python();
     assert!(
         python.exists(),
         "{} missing: run scripts/fetch-test-assets.sh",

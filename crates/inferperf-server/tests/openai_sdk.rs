@@ -3,42 +3,14 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use common::*;
 
-/// This package's directory, as the test runner gives it at run time (cargo and nextest set
-/// `CARGO_MANIFEST_DIR` for test processes); the compile-time value only as a fallback, since
-/// a target dir shared with a clone elsewhere can hold a test binary built there.
-fn manifest_dir() -> std::path::PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-}
-
-/// The venv's python, or a failure that says how to create it.
-fn venv_python() -> PathBuf {
-    let assets = std::env::var_os("INFERPERF_ASSETS")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/inferperf/assets"))
-        })
-        .expect("neither INFERPERF_ASSETS nor HOME is set");
-    let python = assets.join("venv/bin/python");
-    assert!(
-        python.exists(),
-        "the test venv is missing ({}): run scripts/fetch-test-assets.sh (it installs the \
-         `openai` SDK into $INFERPERF_ASSETS/venv)",
-        python.display()
-    );
-    python
-}
-
 /// Run the SDK script against `base_url`; panics with its output on failure.
 async fn run_sdk_script(base_url: String) {
-    let python = venv_python();
-    let script = manifest_dir().join("tests/openai_sdk_client.py");
+    let python = inferperf_test_support::venv_python();
+    let script = inferperf_test_support::manifest_dir!().join("tests/openai_sdk_client.py");
     let output = tokio::task::spawn_blocking(move || {
         Command::new(&python)
             .arg(&script)

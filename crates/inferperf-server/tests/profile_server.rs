@@ -603,19 +603,9 @@ async fn pd_separated_profiling_through_the_client_api() {
     decode.server.shutdown().await.expect("shutdown");
 }
 
-fn venv_python() -> PathBuf {
-    let assets = std::env::var_os("INFERPERF_ASSETS")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/inferperf/assets"))
-        })
-        .expect("INFERPERF_ASSETS or HOME");
-    assets.join("venv/bin/python")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hta_parses_a_trace_from_the_server() {
-    let python = venv_python();
+    let python = inferperf_test_support::venv_python();
     assert!(
         python.exists(),
         "HTA venv missing: {} not found; run scripts/fetch-test-assets.sh",

@@ -7,18 +7,9 @@ use inferperf_trace::collect::{collect, CollectOptions, TraceData};
 use inferperf_trace::progress::Progress;
 use inferperf_trace::taxonomy::Taxonomy;
 
-/// This package's directory, as the test runner gives it at run time (cargo and nextest set
-/// `CARGO_MANIFEST_DIR` for test processes); the compile-time value only as a fallback, since
-/// a target dir shared with a clone elsewhere can hold a test binary built there.
-fn manifest_dir() -> std::path::PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-}
-
 /// `../shared/data/traces` relative to the repository root.
 pub fn traces_dir() -> PathBuf {
-    manifest_dir().join("../../../shared/data/traces")
+    inferperf_test_support::manifest_dir!().join("../../../shared/data/traces")
 }
 
 /// The 8 DLRM rank files, sorted by name (= by worker number).

@@ -4,32 +4,14 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use inferperf_trace::event::{EventParser, Id};
 use inferperf_trace::merge::{merge_files, MergeOptions, PID_STRIDE};
 use inferperf_trace::reader::TraceReader;
 
-/// This package's directory, as the test runner gives it at run time (cargo and nextest set
-/// `CARGO_MANIFEST_DIR` for test processes); the compile-time value only as a fallback, since
-/// a target dir shared with a clone elsewhere can hold a test binary built there.
-fn manifest_dir() -> std::path::PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-}
-
 const DLRM_EVENTS: u64 = 26_538;
-
-fn venv_python() -> PathBuf {
-    let assets = std::env::var_os("INFERPERF_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/inferperf/assets")
-        });
-    assets.join("venv/bin/python")
-}
 
 struct Merged {
     events: u64,
@@ -132,8 +114,8 @@ fn merge_dlrm_8_ranks() {
     assert!(m.meta_keys.contains(&"inferperfRankMetadata".to_string()));
 
     // HTA 0.5.0 loads it too.
-    let python = venv_python();
-    let script = manifest_dir().join("tests/hta_load.py");
+    let python = inferperf_test_support::venv_python();
+    let script = inferperf_test_support::manifest_dir!().join("tests/hta_load.py");
     assert!(
         python.exists(),
         "HTA venv missing: {} not found; run scripts/fetch-test-assets.sh (needed by {})",

