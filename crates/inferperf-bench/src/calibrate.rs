@@ -11,12 +11,12 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::backend::Protocol;
-use crate::client::{Pool, Target};
-use crate::clock::Clock;
-use crate::cpu::ThreadCpu;
-use crate::error::BenchError;
-use crate::runner::{run, Abort, PlannedRequest, RunSpec};
+use inferperf_loadgen::backend::Protocol;
+use inferperf_loadgen::client::{Pool, Target};
+use inferperf_loadgen::clock::Clock;
+use inferperf_loadgen::cpu::ThreadCpu;
+use inferperf_loadgen::error::BenchError;
+use inferperf_loadgen::runner::{run, Abort, PlannedRequest, RunSpec};
 
 /// One calibration point.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -145,7 +145,7 @@ pub async fn calibrate(o: &CalibrateOptions) -> Result<Calibration, BenchError> 
             warmup: false,
             print_requests: false,
             cpu: o.cpu.clone(),
-            exchange: crate::runner::Exchange::default(),
+            exchange: inferperf_loadgen::runner::Exchange::default(),
         };
         let cpu0 = o.cpu.seconds();
         let t = Instant::now();

@@ -3,11 +3,11 @@
 //! `bench_serving` flag names and defaults) builds one; tests and other commands build one
 //! directly from [`ServingConfig::default`], which equals the flags' defaults (the CLI tests it).
 
-use crate::backend::Backend;
-use crate::dataset::DatasetConfig;
-use crate::error::BenchError;
-use crate::lora::LoraDistribution;
-use crate::metrics::Slo;
+use inferperf_loadgen::backend::Backend;
+use inferperf_loadgen::dataset::DatasetConfig;
+use inferperf_loadgen::error::BenchError;
+use inferperf_loadgen::lora::LoraDistribution;
+use inferperf_loadgen::metrics::Slo;
 
 /// Settings of one serving benchmark run.
 #[derive(Clone, Debug, PartialEq)]

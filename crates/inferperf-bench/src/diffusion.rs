@@ -20,15 +20,15 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Exp};
 use serde_json::{json, Map, Value};
 
-use crate::client::{simple_request, JobPoll, Pool, Target};
-use crate::clock::Clock;
-use crate::cpu::{process_cpu_seconds, ThreadCpu};
-use crate::error::BenchError;
 use crate::multipart::Form;
-use crate::record::RequestRecord;
-use crate::runner::{Abort, Exchange, LiveCounters, PlannedRequest, RunSpec};
-use crate::stats::{mean, percentile_sorted, sorted};
-use crate::validity::{assess, render, Validity, ValidityInputs};
+use inferperf_loadgen::client::{simple_request, JobPoll, Pool, Target};
+use inferperf_loadgen::clock::Clock;
+use inferperf_loadgen::cpu::{process_cpu_seconds, ThreadCpu};
+use inferperf_loadgen::error::BenchError;
+use inferperf_loadgen::record::RequestRecord;
+use inferperf_loadgen::runner::{Abort, Exchange, LiveCounters, PlannedRequest, RunSpec};
+use inferperf_loadgen::stats::{mean, percentile_sorted, sorted};
+use inferperf_loadgen::validity::{assess, render, Validity, ValidityInputs};
 
 /// `--task`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -649,7 +649,10 @@ pub async fn run(o: &DiffusionServingConfig) -> Result<DiffusionServingOutcome, 
     if o.flags.slo && o.flags.slo_scale <= 0.0 {
         return Err(BenchError::Config("--slo-scale must be > 0".into()));
     }
-    let target = Target::from_base_url(&o.base_url, crate::client::request_headers(&[])?)?;
+    let target = Target::from_base_url(
+        &o.base_url,
+        inferperf_loadgen::client::request_headers(&[])?,
+    )?;
     let pool = Arc::new(Pool::new(target));
     let model = get_json(&pool, "/v1/model_info")
         .await
@@ -694,7 +697,7 @@ pub async fn run(o: &DiffusionServingConfig) -> Result<DiffusionServingOutcome, 
         offsets,
         max_concurrency: conc,
         path: route.clone(),
-        protocol: crate::backend::Protocol::Generate,
+        protocol: inferperf_loadgen::backend::Protocol::Generate,
         stream: false,
         timeout: None,
         stall_timeout: None,
@@ -713,7 +716,7 @@ pub async fn run(o: &DiffusionServingConfig) -> Result<DiffusionServingOutcome, 
             .collect();
         let requests = plan(&shape, &warm_items, &images, Some(1))?;
         let n = requests.len();
-        let res = crate::runner::run(
+        let res = inferperf_loadgen::runner::run(
             pool.clone(),
             spec(requests, vec![0; n], Some(1), true),
             Clock::start(),
@@ -753,7 +756,7 @@ pub async fn run(o: &DiffusionServingConfig) -> Result<DiffusionServingOutcome, 
         .collect();
     let requests = plan(&shape, &items, &images, o.flags.num_inference_steps)?;
     let cpu0 = (o.cpu.seconds(), process_cpu_seconds());
-    let res = crate::runner::run(
+    let res = inferperf_loadgen::runner::run(
         pool.clone(),
         spec(requests, offsets, o.max_concurrency, false),
         Clock::start(),
@@ -778,7 +781,10 @@ pub async fn run(o: &DiffusionServingConfig) -> Result<DiffusionServingOutcome, 
         process_cpu_s: process_cpu,
         client_threads: o.client_threads,
         duration_s: res.duration_s,
-        server_failure: crate::validity::server_failure(&res.records, res.abort_reason.as_deref()),
+        server_failure: inferperf_loadgen::validity::server_failure(
+            &res.records,
+            res.abort_reason.as_deref(),
+        ),
     });
     let dataset = match o.flags.dataset.unwrap_or(Dataset::Vbench) {
         Dataset::Vbench => "vbench",
@@ -805,14 +811,14 @@ pub async fn run(o: &DiffusionServingConfig) -> Result<DiffusionServingOutcome, 
     if let Some(path) = &o.output_file {
         let text = serde_json::to_string_pretty(&m)
             .map_err(|e| BenchError::Config(format!("metrics JSON: {e}")))?;
-        crate::jsonl::write_atomic(path, text.as_bytes())?;
+        inferperf_loadgen::jsonl::write_atomic(path, text.as_bytes())?;
         let records = RecordsFile {
             validity: &validity,
             requests: &res.records,
         };
         let text = serde_json::to_string(&records)
             .map_err(|e| BenchError::Config(format!("records JSON: {e}")))?;
-        crate::jsonl::write_atomic(&records_path(path), text.as_bytes())?;
+        inferperf_loadgen::jsonl::write_atomic(&records_path(path), text.as_bytes())?;
         if o.print {
             println!("Metrics saved to {}", path.display());
             println!("Records saved to {}", records_path(path).display());

@@ -4,10 +4,9 @@
 //! over load points, [`one_batch_server`] is `bench_one_batch_server`, [`diffusion`] the
 //! image/video serving benchmark, [`calibrate`] the client's own ceiling; [`profiling`] opens
 //! server-side profile windows around a run, [`scenario`] holds genai-bench's traffic
-//! scenarios, [`plot`] and [`upload`] publish results. [`config`] holds `bench serving`'s settings.
-//!
-//! The load-generator modules are re-exported so that a benchmark names them as its own
-//! building blocks (`crate::client`, `crate::runner`, ...).
+//! scenarios, [`plot`] and [`upload`] publish results. [`config`] holds `bench serving`'s settings,
+//! [`multipart`] builds upload bodies. The load engine's own modules are named from
+//! `inferperf_loadgen` wherever they are used.
 
 pub mod calibrate;
 pub mod config;
@@ -21,9 +20,3 @@ pub mod serving;
 pub mod slo;
 pub mod sweep;
 pub mod upload;
-
-pub use inferperf_loadgen::{
-    arrival, backend, batch_case, client, client_runtime, clock, conversation, cpu, dataset, error,
-    jsonl, lora, metrics, pacer, progress, record, request_log, result, runner, rx_stamp, sse,
-    stats, table, tokenizer, validity, BenchError,
-};

@@ -14,15 +14,15 @@ use inferperf_protocol::server_info::ServerInfo;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::batch_case::Case;
-use crate::client::{Pool, Target};
-use crate::clock::Clock;
-use crate::cpu::{process_cpu_seconds, ThreadCpu};
-use crate::error::BenchError;
-use crate::jsonl::OrderedRecord;
-use crate::record::{ns_to_s, ErrorKind, RequestRecord};
-use crate::runner::{Abort, Exchange, LiveCounters, PlannedRequest, RunSpec};
-use crate::validity::{assess, render, Validity, ValidityInputs};
+use inferperf_loadgen::batch_case::Case;
+use inferperf_loadgen::client::{Pool, Target};
+use inferperf_loadgen::clock::Clock;
+use inferperf_loadgen::cpu::{process_cpu_seconds, ThreadCpu};
+use inferperf_loadgen::error::BenchError;
+use inferperf_loadgen::jsonl::OrderedRecord;
+use inferperf_loadgen::record::{ns_to_s, ErrorKind, RequestRecord};
+use inferperf_loadgen::runner::{Abort, Exchange, LiveCounters, PlannedRequest, RunSpec};
+use inferperf_loadgen::validity::{assess, render, Validity, ValidityInputs};
 
 /// Which server API the batch goes through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -46,7 +46,7 @@ pub struct OneBatchServerProfile {
 /// added), or as one user message through its chat template with `chat`.
 pub fn encode_fixed_prompt(
     path: &std::path::Path,
-    tok: &dyn crate::tokenizer::TextTokenizer,
+    tok: &dyn inferperf_loadgen::tokenizer::TextTokenizer,
     chat: bool,
 ) -> Result<Vec<u32>, BenchError> {
     let text = std::fs::read_to_string(path)
@@ -55,12 +55,12 @@ pub fn encode_fixed_prompt(
         let messages = json!([{"role": "user", "content": text}]);
         let rendered = tok
             .apply_chat_template(&messages, true)
-            .map_err(crate::tokenizer::tokenizer_error)?;
+            .map_err(inferperf_loadgen::tokenizer::tokenizer_error)?;
         tok.encode(&rendered, false)
     } else {
         tok.encode(&text, true)
     }
-    .map_err(crate::tokenizer::tokenizer_error)?;
+    .map_err(inferperf_loadgen::tokenizer::tokenizer_error)?;
     if ids.is_empty() {
         return Err(BenchError::Config(format!(
             "--fixed-prompt-file {}: the prompt encodes to no tokens",
@@ -75,9 +75,9 @@ pub fn encode_fixed_prompt(
 /// is a local `tokenizer.json` or a directory holding one.
 pub async fn server_tokenizer(
     base_url: &str,
-) -> Result<crate::tokenizer::SharedTokenizer, BenchError> {
+) -> Result<inferperf_loadgen::tokenizer::SharedTokenizer, BenchError> {
     if let Some(t) =
-        crate::tokenizer::fetch_from_base_url(base_url, hyper::HeaderMap::new()).await?
+        inferperf_loadgen::tokenizer::fetch_from_base_url(base_url, hyper::HeaderMap::new()).await?
     {
         return Ok(t);
     }
@@ -88,7 +88,7 @@ pub async fn server_tokenizer(
         .flatten()
         .map(String::as_str)
         .collect();
-    crate::tokenizer::load_first_local(&named)?.ok_or_else(|| {
+    inferperf_loadgen::tokenizer::load_first_local(&named)?.ok_or_else(|| {
         BenchError::Tokenizer(format!(
             "no local tokenizer.json at the server's tokenizer_path/model_path ({}); pass \
              --local-tokenizer-path",
@@ -140,7 +140,7 @@ impl BatchDataset {
 #[derive(Clone, Debug)]
 pub struct OneBatchServerLora {
     pub names: Vec<String>,
-    pub distribution: crate::lora::LoraDistribution,
+    pub distribution: inferperf_loadgen::lora::LoraDistribution,
     pub zipf_alpha: f64,
 }
 
@@ -465,7 +465,7 @@ fn sglang_payload(
             json!(l.names[0])
         } else {
             let seed = o.seed ^ ((case.batch_size as u64) << 32) ^ case.input_len as u64;
-            json!(crate::lora::assign(
+            json!(inferperf_loadgen::lora::assign(
                 &l.names,
                 prompts.len(),
                 l.distribution,
@@ -529,7 +529,7 @@ async fn one_request(
         offsets: vec![0],
         max_concurrency: Some(1),
         path: engine.pool.target().path(route),
-        protocol: crate::backend::Protocol::Generate,
+        protocol: inferperf_loadgen::backend::Protocol::Generate,
         stream: true,
         timeout: None,
         stall_timeout: None,
@@ -543,7 +543,7 @@ async fn one_request(
         },
     };
     let cpu0 = (engine.cpu.seconds(), process_cpu_seconds());
-    let res = crate::runner::run(
+    let res = inferperf_loadgen::runner::run(
         engine.pool.clone(),
         spec,
         Clock::start(),
@@ -560,7 +560,10 @@ async fn one_request(
         process_cpu_s: process_cpu_seconds() - cpu0.1,
         client_threads: engine.client_threads,
         duration_s: res.duration_s,
-        server_failure: crate::validity::server_failure(&res.records, res.abort_reason.as_deref()),
+        server_failure: inferperf_loadgen::validity::server_failure(
+            &res.records,
+            res.abort_reason.as_deref(),
+        ),
     });
     let Some(mut record) = res.records.into_iter().next() else {
         return Err(BenchError::Server(format!(
@@ -743,7 +746,7 @@ pub async fn run(o: &OneBatchServerConfig) -> Result<Vec<CaseResult>, BenchError
     let engine = Engine {
         pool: Arc::new(Pool::new(Target::from_base_url(
             &o.base_url,
-            crate::client::request_headers(&[])?,
+            inferperf_loadgen::client::request_headers(&[])?,
         )?)),
         cpu: o.cpu.clone(),
         client_threads: o.client_threads,
@@ -837,7 +840,7 @@ pub async fn run(o: &OneBatchServerConfig) -> Result<Vec<CaseResult>, BenchError
         let r = run_case(&http, &engine, o, case, vocab, None).await?;
         print_case(&r);
         if let Some(path) = &o.result_filename {
-            crate::jsonl::append_line(path, &r.record(&o.run_name).to_line())?;
+            inferperf_loadgen::jsonl::append_line(path, &r.record(&o.run_name).to_line())?;
         }
         results.push(r);
     }
@@ -845,7 +848,7 @@ pub async fn run(o: &OneBatchServerConfig) -> Result<Vec<CaseResult>, BenchError
         for r in results.iter_mut() {
             let pr = run_case(&http, &engine, o, r.case, vocab, Some(p)).await?;
             if let Some(path) = &o.result_filename {
-                crate::jsonl::append_line(path, &pr.record(&o.run_name).to_line())?;
+                inferperf_loadgen::jsonl::append_line(path, &pr.record(&o.run_name).to_line())?;
             }
             println!(
                 "profile of bs={} il={}: traces in {}",
@@ -1026,7 +1029,7 @@ mod tests {
         o.ignore_eos = false;
         o.lora = Some(OneBatchServerLora {
             names: vec!["a".into(), "b".into()],
-            distribution: crate::lora::LoraDistribution::Distinct,
+            distribution: inferperf_loadgen::lora::LoraDistribution::Distinct,
             zipf_alpha: 1.5,
         });
         let p = sglang_payload(&o, case, &ids).expect("payload");
@@ -1037,7 +1040,7 @@ mod tests {
         assert_eq!(p["lora_path"], json!(["a", "b", "a", "b"]));
         o.lora = Some(OneBatchServerLora {
             names: vec!["only".into()],
-            distribution: crate::lora::LoraDistribution::Uniform,
+            distribution: inferperf_loadgen::lora::LoraDistribution::Uniform,
             zipf_alpha: 1.5,
         });
         let one = sglang_payload(&o, case, &ids).expect("payload");
@@ -1106,7 +1109,7 @@ mod tests {
         let v = serde_json::to_value(&rows).expect("json");
         let line = serde_json::to_string(&rows[0]).expect("json");
         assert_eq!(
-            crate::jsonl::top_level_keys(&line).expect("keys")[..4],
+            inferperf_loadgen::jsonl::top_level_keys(&line).expect("keys")[..4],
             ["model_path", "run_name", "batch_size", "input_len"]
         );
         assert_eq!(

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::metrics::Timeline;
+use inferperf_loadgen::metrics::Timeline;
 
 /// Rows of the chart area.
 const HEIGHT: usize = 12;

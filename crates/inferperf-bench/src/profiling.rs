@@ -20,7 +20,7 @@ use inferperf_profiler::client::{self as pc, ProfileTarget};
 use inferperf_protocol::profile::ProfileReqInput;
 
 use crate::config::ServingConfig;
-use crate::error::BenchError;
+use inferperf_loadgen::error::BenchError;
 
 /// Which client's conventions the flags asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

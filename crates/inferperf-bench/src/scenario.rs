@@ -5,7 +5,7 @@
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
 
-use crate::error::BenchError;
+use inferperf_loadgen::error::BenchError;
 
 /// One parsed scenario.
 #[derive(Clone, Debug, PartialEq)]

@@ -13,23 +13,23 @@ use hyper::{Method, StatusCode};
 use rayon::prelude::*;
 use serde_json::{Map, Value};
 
-use crate::arrival::{offered_rate, schedule, Arrivals};
-use crate::backend::{
+use crate::calibrate::Calibration;
+use crate::config::ServingConfig;
+use inferperf_loadgen::arrival::{offered_rate, schedule, Arrivals};
+use inferperf_loadgen::backend::{
     build_body, parse_extra, Backend, BodyOptions, LogprobOptions, Prompt, Protocol,
 };
-use crate::calibrate::Calibration;
-use crate::client::{request_headers, simple_request, Pool, Target};
-use crate::clock::Clock;
-use crate::config::ServingConfig;
-use crate::conversation::Conversation;
-use crate::cpu::{process_cpu_seconds, ThreadCpu};
-use crate::dataset::{self, DatasetName, DatasetRow};
-use crate::error::BenchError;
-use crate::metrics::{compute, BenchmarkMetrics, MetricInputs};
-use crate::runner::{run, Abort, LiveCounters, PlannedRequest, RunSpec};
-use crate::table::{extra_table, py_float, sglang_table, TableContext};
-use crate::tokenizer::{HfTokenizer, SharedTokenizer};
-use crate::validity::{assess, render, Validity, ValidityInputs};
+use inferperf_loadgen::client::{request_headers, simple_request, Pool, Target};
+use inferperf_loadgen::clock::Clock;
+use inferperf_loadgen::conversation::Conversation;
+use inferperf_loadgen::cpu::{process_cpu_seconds, ThreadCpu};
+use inferperf_loadgen::dataset::{self, DatasetName, DatasetRow};
+use inferperf_loadgen::error::BenchError;
+use inferperf_loadgen::metrics::{compute, BenchmarkMetrics, MetricInputs};
+use inferperf_loadgen::runner::{run, Abort, LiveCounters, PlannedRequest, RunSpec};
+use inferperf_loadgen::table::{extra_table, py_float, sglang_table, TableContext};
+use inferperf_loadgen::tokenizer::{HfTokenizer, SharedTokenizer};
+use inferperf_loadgen::validity::{assess, render, Validity, ValidityInputs};
 
 /// What the caller provides besides the flags.
 pub struct ServingContext {
@@ -59,7 +59,7 @@ impl ServingContext {
 pub struct ServingOutcome {
     pub metrics: BenchmarkMetrics,
     pub validity: Validity,
-    pub records: Vec<crate::record::RequestRecord>,
+    pub records: Vec<inferperf_loadgen::record::RequestRecord>,
     /// The JSONL line written.
     pub record_line: String,
     pub output_file: String,
@@ -121,7 +121,7 @@ pub async fn run_serving_rows(
         .output_file
         .clone()
         .unwrap_or_else(|| default_output_file(args));
-    crate::jsonl::check_appendable(Path::new(&output_file))?;
+    inferperf_loadgen::jsonl::check_appendable(Path::new(&output_file))?;
     let headers = request_headers(&args.header)?;
     let target = Target::from_base_url(&ctx.base_url, headers)?;
     let pool = Arc::new(Pool::new(target));
@@ -214,8 +214,8 @@ pub async fn run_serving_rows(
     };
 
     let counters = Arc::new(LiveCounters::default());
-    let pb = crate::progress::bar(requests.len(), args.disable_tqdm);
-    let ticker = crate::progress::spawn_ticker(pb.clone(), counters.clone());
+    let pb = inferperf_loadgen::progress::bar(requests.len(), args.disable_tqdm);
+    let ticker = inferperf_loadgen::progress::spawn_ticker(pb.clone(), counters.clone());
     let cpu0 = (ctx.cpu.seconds(), process_cpu_seconds());
     let mut spec = send.spec(requests.clone(), offsets, false);
     spec.print_requests = args.print_requests;
@@ -275,7 +275,10 @@ pub async fn run_serving_rows(
         process_cpu_s: process_cpu,
         client_threads: ctx.client_threads,
         duration_s: res.duration_s,
-        server_failure: crate::validity::server_failure(&res.records, res.abort_reason.as_deref()),
+        server_failure: inferperf_loadgen::validity::server_failure(
+            &res.records,
+            res.abort_reason.as_deref(),
+        ),
     });
     let console_report = console_report(
         args,
@@ -285,8 +288,8 @@ pub async fn run_serving_rows(
         rate_for_record,
         accept_length,
     );
-    let rec = crate::result::build(
-        &crate::result::RecordContext {
+    let rec = inferperf_loadgen::result::build(
+        &inferperf_loadgen::result::RecordContext {
             tag: args.tag.as_deref(),
             backend: args.backend.name(),
             dataset_name: args.dataset.name.name(),
@@ -313,7 +316,7 @@ pub async fn run_serving_rows(
         &res.records,
     );
     let line = rec.to_line();
-    crate::jsonl::append_line(Path::new(&output_file), &line)?;
+    inferperf_loadgen::jsonl::append_line(Path::new(&output_file), &line)?;
     let (profile_dirs, profile_locations) = match &profile {
         Some(p) => (
             p.trace_dirs().into_iter().map(|(_, dir, _)| dir).collect(),
@@ -389,7 +392,7 @@ impl SendSettings<'_> {
             warmup,
             print_requests: false,
             cpu: self.cpu.clone(),
-            exchange: crate::runner::Exchange::default(),
+            exchange: inferperf_loadgen::runner::Exchange::default(),
         }
     }
 }
@@ -450,7 +453,7 @@ fn accept_length_of(info: &Value) -> Option<f64> {
 /// failures), after the measured run.
 fn retokenized_output_lens(
     tok: &SharedTokenizer,
-    records: &[crate::record::RequestRecord],
+    records: &[inferperf_loadgen::record::RequestRecord],
 ) -> Vec<usize> {
     records
         .par_iter()
@@ -479,7 +482,7 @@ fn server_added_prompt_tokens(
         Some(0)
     } else {
         Some(tok.map_or(0, |t| {
-            crate::tokenizer::num_special_tokens_to_add(t.as_ref())
+            inferperf_loadgen::tokenizer::num_special_tokens_to_add(t.as_ref())
         }))
     }
 }
@@ -490,7 +493,7 @@ fn console_report(
     args: &ServingConfig,
     metrics: &BenchmarkMetrics,
     validity: &Validity,
-    res: &crate::runner::RunResult,
+    res: &inferperf_loadgen::runner::RunResult,
     rate_for_record: Option<f64>,
     accept_length: Option<f64>,
 ) -> String {
@@ -509,16 +512,16 @@ fn console_report(
     r.push_str(&extra_table(metrics));
     r.push_str(&first_errors(&res.records));
     if args.plot_throughput {
-        r.push_str(&crate::plot::render(&crate::metrics::Timeline::of_records(
-            &res.records,
-        )));
+        r.push_str(&crate::plot::render(
+            &inferperf_loadgen::metrics::Timeline::of_records(&res.records),
+        ));
     }
     r.push_str(&render(validity));
     r
 }
 
 /// The first five errors, for the console (empty when every request succeeded).
-fn first_errors(records: &[crate::record::RequestRecord]) -> String {
+fn first_errors(records: &[inferperf_loadgen::record::RequestRecord]) -> String {
     use std::fmt::Write as _;
     let errs: Vec<_> = records
         .iter()
@@ -583,7 +586,9 @@ async fn wait_ready(ctx: &ServingContext, pool: &Pool, timeout_s: u64) -> Result
                 ));
                 return Ok(());
             }
-            Ok((s, body)) => last_err = format!("HTTP {s}: {}", crate::sse::excerpt(&body)),
+            Ok((s, body)) => {
+                last_err = format!("HTTP {s}: {}", inferperf_loadgen::sse::excerpt(&body))
+            }
             Err(e) => last_err = e,
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -643,7 +648,7 @@ async fn resolve_tokenizer(
         return Ok(Some(t.clone()));
     }
     // An inferperf server publishes its exact tokenizer; prefer it to guessing from paths.
-    if let Some(t) = crate::tokenizer::fetch_from_server(pool).await? {
+    if let Some(t) = inferperf_loadgen::tokenizer::fetch_from_server(pool).await? {
         return Ok(Some(t));
     }
     let mut candidates = vec![];
@@ -659,7 +664,7 @@ async fn resolve_tokenizer(
     }
     candidates.push(model.to_owned());
     let candidates: Vec<&str> = candidates.iter().map(String::as_str).collect();
-    crate::tokenizer::load_first_local(&candidates)
+    inferperf_loadgen::tokenizer::load_first_local(&candidates)
 }
 
 /// Build the dataset rows for the flags (see [`dataset::build`], the one name -> builder map).
@@ -704,7 +709,7 @@ pub fn plan_requests(
     model_id: &str,
     extra: &Map<String, Value>,
 ) -> Result<Vec<PlannedRequest>, BenchError> {
-    let loras = crate::lora::assign(
+    let loras = inferperf_loadgen::lora::assign(
         &args.lora_name,
         rows.len(),
         args.lora_request_distribution,
@@ -806,7 +811,7 @@ async fn flush_cache(pool: &Pool, backend: Backend, timeout_s: f64) -> Result<()
         Ok((s, _)) if s.is_success() => Ok(()),
         Ok((s, body)) => Err(BenchError::Server(format!(
             "POST {route}: HTTP {s}: {}",
-            crate::sse::excerpt(&body)
+            inferperf_loadgen::sse::excerpt(&body)
         ))),
         Err(e) => Err(BenchError::Server(format!("POST {route}: {e}"))),
     }

@@ -8,11 +8,11 @@
 use std::fmt::Write as _;
 
 use crate::config::ServingConfig;
-use crate::dataset::DatasetRow;
-use crate::error::BenchError;
-use crate::metrics::BenchmarkMetrics;
 use crate::serving::{run_serving_rows, ServingContext};
-use crate::stats::Summary;
+use inferperf_loadgen::dataset::DatasetRow;
+use inferperf_loadgen::error::BenchError;
+use inferperf_loadgen::metrics::BenchmarkMetrics;
+use inferperf_loadgen::stats::Summary;
 
 /// Builds a probe's `n` dataset rows.
 pub type RowsFn<'a> = dyn Fn(usize) -> Result<Vec<DatasetRow>, BenchError> + 'a;

@@ -15,14 +15,14 @@ use rand::SeedableRng;
 use serde::Serialize;
 
 use crate::config::ServingConfig;
-use crate::dataset::DatasetRow;
-use crate::error::BenchError;
-use crate::record::{ErrorKind, RequestRecord};
-use crate::runner::Abort;
 use crate::scenario::{sanitize, Scenario};
 use crate::serving::{run_serving_rows, ServingContext};
-use crate::stats::{mean, percentile_sorted, sorted, std_pop};
-use crate::tokenizer::SharedTokenizer;
+use inferperf_loadgen::dataset::DatasetRow;
+use inferperf_loadgen::error::BenchError;
+use inferperf_loadgen::record::{ErrorKind, RequestRecord};
+use inferperf_loadgen::runner::Abort;
+use inferperf_loadgen::stats::{mean, percentile_sorted, sorted, std_pop};
+use inferperf_loadgen::tokenizer::SharedTokenizer;
 
 /// genai-bench's per-request record (`RequestLevelMetrics`), in its field order.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
@@ -288,7 +288,7 @@ impl LoadPoint {
     fn value(&self) -> String {
         match self {
             LoadPoint::Concurrency(c) => c.to_string(),
-            LoadPoint::Rate(r) => crate::table::py_float(*r),
+            LoadPoint::Rate(r) => inferperf_loadgen::table::py_float(*r),
         }
     }
 }
@@ -389,7 +389,7 @@ fn rows(
     seed: u64,
 ) -> Result<Vec<DatasetRow>, BenchError> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let words = crate::dataset::exact::WordVocab::build(tok);
+    let words = inferperf_loadgen::dataset::exact::WordVocab::build(tok);
     (0..n)
         .map(|_| {
             let (input, output) = s.sample(&mut rng).ok_or_else(|| {
@@ -406,7 +406,7 @@ fn rows(
                         .map(|_| rand::Rng::gen_range(&mut rng, 1..vocab))
                         .collect();
                     tok.decode(&ids, true)
-                        .map_err(crate::tokenizer::tokenizer_error)?
+                        .map_err(inferperf_loadgen::tokenizer::tokenizer_error)?
                 }
             };
             Ok(DatasetRow::text(prompt, input, output))
@@ -417,7 +417,7 @@ fn rows(
 fn write_json(path: &Path, v: &impl Serialize) -> Result<(), BenchError> {
     let text = serde_json::to_string_pretty(v)
         .map_err(|e| BenchError::Config(format!("serializing {}: {e}", path.display())))?;
-    crate::jsonl::write_atomic(path, text.as_bytes())
+    inferperf_loadgen::jsonl::write_atomic(path, text.as_bytes())
 }
 
 /// Run every scenario x load point; returns the run files written.
@@ -470,7 +470,7 @@ pub async fn run(o: &SweepOptions, base_args: &ServingConfig) -> Result<Vec<Path
                 base_url: o.base_url.clone(),
                 tokenizer: Some(o.tokenizer.clone()),
                 client_threads: 1,
-                cpu: crate::cpu::ThreadCpu::default(),
+                cpu: inferperf_loadgen::cpu::ThreadCpu::default(),
                 abort,
                 calibration: None,
                 print: false,
@@ -519,7 +519,7 @@ pub async fn run(o: &SweepOptions, base_args: &ServingConfig) -> Result<Vec<Path
                 .min()
                 .unwrap_or(0);
             let t1 = out.records.iter().map(|r| r.last_ns).max().unwrap_or(t0);
-            let duration = crate::record::ns_to_s(t1.saturating_sub(t0));
+            let duration = inferperf_loadgen::record::ns_to_s(t1.saturating_sub(t0));
             let mut agg = aggregate(&label, load, &recs, duration, out.validity.verdict.as_str());
             agg.profile_path = profile_path;
             let name = format!(

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutPayload};
 
-use crate::error::BenchError;
+use inferperf_loadgen::error::BenchError;
 
 fn files_under(dir: &Path) -> Result<Vec<PathBuf>, BenchError> {
     let mut out = Vec::new();

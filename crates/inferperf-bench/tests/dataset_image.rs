@@ -7,7 +7,7 @@ mod common;
 use base64::Engine as _;
 use common::args;
 use inferperf_bench::serving::{build_dataset, plan_requests};
-use inferperf_bench::tokenizer::SharedTokenizer;
+use inferperf_loadgen::tokenizer::SharedTokenizer;
 use serde_json::{Map, Value};
 
 fn tok() -> SharedTokenizer {

@@ -5,10 +5,10 @@
 mod common;
 
 use common::{args, run, SimServer};
-use inferperf_bench::runner::Abort;
 use inferperf_bench::serving::{build_dataset, plan_requests};
-use inferperf_bench::tokenizer::SharedTokenizer;
 use inferperf_engine::simulated::TokenSchedule;
+use inferperf_loadgen::runner::Abort;
+use inferperf_loadgen::tokenizer::SharedTokenizer;
 use serde_json::{Map, Value};
 
 fn fixture() -> String {
@@ -52,8 +52,8 @@ fn rows_keep_messages_and_merge_per_line_keys() {
     assert_eq!(bodies[1]["top_p"], 0.5);
     assert!(bodies[2].get("top_p").is_none());
     // The tools' JSON counts towards the prompt length.
-    let templated = |r: &inferperf_bench::dataset::DatasetRow| match &r.prompt {
-        inferperf_bench::backend::Prompt::Messages(m) => m.clone(),
+    let templated = |r: &inferperf_loadgen::dataset::DatasetRow| match &r.prompt {
+        inferperf_loadgen::backend::Prompt::Messages(m) => m.clone(),
         other => panic!("messages expected, got {other:?}"),
     };
     let plain = tok

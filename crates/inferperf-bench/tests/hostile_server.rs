@@ -6,10 +6,10 @@ mod common;
 
 use common::scripted::{Script, ScriptedServer};
 use common::{args, last_record, run, SimServer};
-use inferperf_bench::record::ErrorKind;
-use inferperf_bench::runner::Abort;
-use inferperf_bench::tokenizer::SharedTokenizer;
 use inferperf_engine::simulated::{SimTokenizer, TokenSchedule};
+use inferperf_loadgen::record::ErrorKind;
+use inferperf_loadgen::runner::Abort;
+use inferperf_loadgen::tokenizer::SharedTokenizer;
 
 fn tokenizer() -> SharedTokenizer {
     std::sync::Arc::new(SimTokenizer::new(32000))

@@ -5,10 +5,10 @@
 mod common;
 
 use common::{args, SimServer};
-use inferperf_bench::cpu::ThreadCpu;
-use inferperf_bench::runner::Abort;
 use inferperf_bench::serving::{run_serving, ServingContext};
 use inferperf_engine::simulated::TokenSchedule;
+use inferperf_loadgen::cpu::ThreadCpu;
+use inferperf_loadgen::runner::Abort;
 
 fn flags(backend: &str) -> Vec<&str> {
     vec![

@@ -5,11 +5,11 @@
 mod common;
 
 use common::args;
-use inferperf_bench::jsonl::top_level_keys;
 use inferperf_bench::serving::build_dataset;
 use inferperf_engine::EngineConfig;
 use inferperf_inproc::inproc::InProcEngine;
 use inferperf_inproc::offline::{self, OfflineOptions};
+use inferperf_loadgen::jsonl::top_level_keys;
 use inferperf_profiler::ProfilerConfig;
 
 const KEYS: [&str; 10] = [

@@ -5,10 +5,10 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use inferperf_bench::jsonl::top_level_keys;
 use inferperf_engine::EngineConfig;
 use inferperf_inproc::inproc::InProcEngine;
 use inferperf_inproc::one_batch::{self, OneBatchOptions, ProfileOptions, ProfileStage};
+use inferperf_loadgen::jsonl::top_level_keys;
 use inferperf_profiler::ProfilerConfig;
 
 /// SGLang's `bench_one_batch` record keys, in order.

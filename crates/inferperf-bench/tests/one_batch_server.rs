@@ -3,10 +3,10 @@
 //! `/metrics` when half of every prompt is warmed into the prefix cache, the capacity skip rule,
 //! and the profiled pass with its `bs-{bs}-il-{il}` prefix.
 
-use inferperf_bench::jsonl::top_level_keys;
 use inferperf_bench::one_batch_server::{
     self, BatchDataset, OneBatchServerConfig, OneBatchServerProfile,
 };
+use inferperf_loadgen::jsonl::top_level_keys;
 use inferperf_profiler::ProfilerHandle;
 use inferperf_server::launch::launch_model_profiled;
 use inferperf_server::{EmbeddedServer, ServerArgs};

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use common::args;
-use inferperf_bench::backend::Prompt;
 use inferperf_bench::serving::build_dataset;
-use inferperf_bench::tokenizer::{HfTokenizer, SharedTokenizer};
 use inferperf_engine::simulated::SimTokenizer;
+use inferperf_loadgen::backend::Prompt;
+use inferperf_loadgen::tokenizer::{HfTokenizer, SharedTokenizer};
 
 fn env_path(var: &str) -> Option<PathBuf> {
     let p = PathBuf::from(std::env::var_os(var)?);
@@ -93,7 +93,7 @@ fn random_prompts_are_token_exact_with_a_real_bpe_tokenizer() {
         Some(&tok),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let special = inferperf_bench::tokenizer::num_special_tokens_to_add(tok.as_ref());
+    let special = inferperf_loadgen::tokenizer::num_special_tokens_to_add(tok.as_ref());
     for r in &rows {
         let Prompt::Text(t) = &r.prompt else {
             panic!("text prompt expected")

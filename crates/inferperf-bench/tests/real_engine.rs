@@ -5,8 +5,8 @@
 mod common;
 
 use common::{args, last_record, run};
-use inferperf_bench::runner::Abort;
-use inferperf_bench::tokenizer::{num_special_tokens_to_add, SharedTokenizer};
+use inferperf_loadgen::runner::Abort;
+use inferperf_loadgen::tokenizer::{num_special_tokens_to_add, SharedTokenizer};
 use inferperf_server::{EmbeddedServer, ServerArgs};
 
 async fn start() -> (EmbeddedServer, SharedTokenizer) {

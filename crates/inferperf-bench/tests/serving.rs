@@ -7,10 +7,10 @@ mod common;
 use std::time::Duration;
 
 use common::{args, last_record, run, SimServer};
-use inferperf_bench::jsonl::{top_level_keys, SGLANG_KEYS};
-use inferperf_bench::record::ErrorKind;
-use inferperf_bench::runner::Abort;
 use inferperf_engine::simulated::TokenSchedule;
+use inferperf_loadgen::jsonl::{top_level_keys, SGLANG_KEYS};
+use inferperf_loadgen::record::ErrorKind;
+use inferperf_loadgen::runner::Abort;
 
 fn fixture(name: &str) -> String {
     inferperf_test_support::manifest_dir!()
@@ -255,7 +255,7 @@ fn sharegpt_missing_file_names_dataset_path() {
         "--dataset-path",
         "/nonexistent/x.json",
     ]);
-    let tok: inferperf_bench::tokenizer::SharedTokenizer =
+    let tok: inferperf_loadgen::tokenizer::SharedTokenizer =
         std::sync::Arc::new(inferperf_engine::simulated::SimTokenizer::new(1000));
     let err = inferperf_bench::serving::build_dataset(&a, Some(&tok))
         .err()

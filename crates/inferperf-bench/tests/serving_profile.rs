@@ -10,10 +10,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use common::args;
-use inferperf_bench::cpu::ThreadCpu;
-use inferperf_bench::runner::Abort;
 use inferperf_bench::serving::{run_serving, ServingContext, ServingOutcome};
-use inferperf_bench::tokenizer::SharedTokenizer;
+use inferperf_loadgen::cpu::ThreadCpu;
+use inferperf_loadgen::runner::Abort;
+use inferperf_loadgen::tokenizer::SharedTokenizer;
 use inferperf_profiler::ProfilerHandle;
 use inferperf_server::launch::launch_model_profiled;
 use inferperf_server::{EmbeddedServer, ServerArgs};

@@ -5,12 +5,12 @@
 mod common;
 
 use inferperf_bench::config::ServingConfig;
-use inferperf_bench::cpu::ThreadCpu;
-use inferperf_bench::dataset::DatasetRow;
-use inferperf_bench::runner::Abort;
 use inferperf_bench::serving::ServingContext;
 use inferperf_bench::slo::{parse_slos, search, Mode, SearchOptions};
 use inferperf_engine::simulated::{SimulatedEngine, TokenSchedule};
+use inferperf_loadgen::cpu::ThreadCpu;
+use inferperf_loadgen::dataset::DatasetRow;
+use inferperf_loadgen::runner::Abort;
 use inferperf_server::{EmbeddedServer, EngineParts, ServerArgs};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,7 +46,7 @@ async fn finds_a_known_capacity_within_ten_percent() {
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let base = ServingConfig {
-        backend: inferperf_bench::backend::Backend::Sglang,
+        backend: inferperf_loadgen::backend::Backend::Sglang,
         // Nearly even arrivals: queueing comes from the rate, not from Poisson bursts.
         burstiness: 100.0,
         warmup_requests: 0,

@@ -6,11 +6,11 @@
 mod common;
 
 use common::SimServer;
-use inferperf_bench::backend::Backend;
 use inferperf_bench::config::ServingConfig;
 use inferperf_bench::scenario::Scenario;
 use inferperf_bench::sweep::{run, LoadPoint, SweepOptions};
 use inferperf_engine::simulated::TokenSchedule;
+use inferperf_loadgen::backend::Backend;
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

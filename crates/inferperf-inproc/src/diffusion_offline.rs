@@ -13,7 +13,7 @@ use inferperf_engine::diffusion::{
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::error::BenchError;
+use inferperf_loadgen::error::BenchError;
 
 /// One request of the run.
 #[derive(Clone, Debug, PartialEq)]
@@ -354,7 +354,7 @@ pub fn run(
                     safe_id(&r.request_id),
                     media.extension()
                 ));
-                crate::jsonl::write_atomic(&path, &bytes).map_err(|e| e.to_string())?;
+                inferperf_loadgen::jsonl::write_atomic(&path, &bytes).map_err(|e| e.to_string())?;
                 shas.push(format!("{:x}", Sha256::digest(&bytes)));
                 paths.push(path.to_string_lossy().into_owned());
             }
@@ -376,7 +376,7 @@ pub fn run(
     }
     let duration = start.elapsed().as_secs_f64();
     let ok = lat.len();
-    let sorted = crate::stats::sorted(&lat);
+    let sorted = inferperf_loadgen::stats::sorted(&lat);
     let per_s = |x: f64| if duration > 0.0 { x / duration } else { 0.0 };
     let peak_mb =
         inferperf_profiler::process_rss_bytes().map_or(0.0, |b| b as f64 / (1024.0 * 1024.0));
@@ -392,8 +392,8 @@ pub fn run(
         "megapixels_per_second": per_s(pixels as f64 / 1e6),
         "requests_per_second": per_s(ok as f64),
         "latency_per_request_seconds": if ok > 0 { duration / ok as f64 } else { 0.0 },
-        "request_latency_mean_seconds": crate::stats::mean(&lat),
-        "request_latency_median_seconds": crate::stats::percentile_sorted(&sorted, 50.0),
+        "request_latency_mean_seconds": inferperf_loadgen::stats::mean(&lat),
+        "request_latency_median_seconds": inferperf_loadgen::stats::percentile_sorted(&sorted, 50.0),
         "request_latency_min_seconds": sorted.first().copied().unwrap_or(0.0),
         "request_latency_max_seconds": sorted.last().copied().unwrap_or(0.0),
         "request_results": results,
@@ -418,7 +418,7 @@ pub fn run(
         "results": metrics,
     });
     if let Some(path) = &o.output_file {
-        crate::jsonl::append_line(path, &line.to_string())?;
+        inferperf_loadgen::jsonl::append_line(path, &line.to_string())?;
         println!("Results appended to {}", path.display());
     }
     Ok(line)

@@ -13,7 +13,7 @@ use inferperf_engine::{launch_with_hooks, EngineConfig, LaunchedEngine};
 use inferperf_profiler::{ProfileOutcome, ProfileSession, ProfilerConfig, ProfilerHandle};
 use inferperf_protocol::profile::ProfileReqInput;
 
-use crate::error::BenchError;
+use inferperf_loadgen::error::BenchError;
 
 /// One forward step as the engine thread timed it.
 #[derive(Clone, Debug, PartialEq)]

@@ -11,5 +11,3 @@ pub mod inproc;
 pub mod offline;
 pub mod one_batch;
 pub mod ops_table;
-
-pub use inferperf_loadgen::{backend, dataset, error, jsonl, stats, tokenizer, BenchError};

@@ -13,13 +13,13 @@ use inferperf_engine::api::{GenerateRequest, SamplingParams};
 use inferperf_protocol::profile::ProfileReqInput;
 use serde_json::{json, Map, Value};
 
-use crate::backend::parse_extra;
-use crate::backend::Prompt;
-use crate::dataset::DatasetRow;
-use crate::error::BenchError;
 use crate::inproc::InProcEngine;
-use crate::jsonl::OrderedRecord;
-use crate::tokenizer::tokenizer_error;
+use inferperf_loadgen::backend::parse_extra;
+use inferperf_loadgen::backend::Prompt;
+use inferperf_loadgen::dataset::DatasetRow;
+use inferperf_loadgen::error::BenchError;
+use inferperf_loadgen::jsonl::OrderedRecord;
+use inferperf_loadgen::tokenizer::tokenizer_error;
 
 /// Settings besides the model and the dataset.
 #[derive(Clone, Debug, Default)]
@@ -245,5 +245,5 @@ pub fn run(
 }
 
 fn append(path: &Path, r: &OfflineResult) -> Result<(), BenchError> {
-    crate::jsonl::append_line(path, &r.record().to_line())
+    inferperf_loadgen::jsonl::append_line(path, &r.record().to_line())
 }

@@ -18,11 +18,11 @@ use inferperf_engine::hooks::ForwardMode;
 use inferperf_protocol::profile::ProfileReqInput;
 use rand::{Rng, SeedableRng};
 
-use crate::error::BenchError;
 use crate::inproc::{BatchRun, InProcEngine};
-use crate::jsonl::OrderedRecord;
-use crate::stats::{percentile_sorted, sorted};
 pub use inferperf_loadgen::batch_case::Case;
+use inferperf_loadgen::error::BenchError;
+use inferperf_loadgen::jsonl::OrderedRecord;
+use inferperf_loadgen::stats::{percentile_sorted, sorted};
 
 /// Which steps `--profile` captures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -256,7 +256,7 @@ pub fn run(engine: &InProcEngine, o: &OneBatchOptions) -> Result<Vec<CaseResult>
             r.traces = profile_case(engine, case, p, vocab, o.seed)?;
         }
         if let Some(path) = &o.result_filename {
-            crate::jsonl::append_line(path, &r.record(&o.run_name).to_line())?;
+            inferperf_loadgen::jsonl::append_line(path, &r.record(&o.run_name).to_line())?;
         }
         results.push(r);
     }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::error::BenchError;
+use inferperf_loadgen::error::BenchError;
 
 #[derive(Deserialize)]
 struct Trace {

@@ -5,11 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
-use inferperf_bench::backend::Backend;
 use inferperf_bench::config::ServingConfig;
 use inferperf_bench::scenario::Scenario;
 use inferperf_bench::sweep::{run, LoadPoint, SweepOptions};
 use inferperf_engine::simulated::{SimulatedEngine, TokenSchedule};
+use inferperf_loadgen::backend::Backend;
 use inferperf_report::plot::Preset;
 use inferperf_server::{EmbeddedServer, EngineParts, ServerArgs};
 

@@ -37,7 +37,7 @@ fn metric(text: &str, name: &str) -> f64 {
 fn last_record(path: &std::path::Path) -> serde_json::Value {
     let t = std::fs::read_to_string(path).expect("read the record file");
     let line = t.lines().last().unwrap_or_default();
-    inferperf_bench::jsonl::parse_line(line).unwrap_or(serde_json::Value::Null)
+    inferperf_loadgen::jsonl::parse_line(line).unwrap_or(serde_json::Value::Null)
 }
 
 /// Item 1 and 3 of the first-run report: against a separately started server (built-in model,

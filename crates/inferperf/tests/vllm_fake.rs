@@ -231,8 +231,8 @@ fn bench_serving_profiles_vllm_and_survives_a_missing_flush_route() {
     assert_eq!((stops, open), (1, false), "{all}");
     assert!(all.contains("did not flush"), "{all}");
     let line = std::fs::read_to_string(&record).expect("record");
-    let r =
-        inferperf_bench::jsonl::parse_line(line.lines().last().unwrap_or_default()).expect("parse");
+    let r = inferperf_loadgen::jsonl::parse_line(line.lines().last().unwrap_or_default())
+        .expect("parse");
     assert_eq!(r["completed"], 3, "{all}");
     assert!(
         r["flush_cache_skipped"]

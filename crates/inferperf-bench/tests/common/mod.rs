@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use clap::Parser;
 use inferperf_bench::config::ServingConfig;
-use inferperf_bench::cpu::ThreadCpu;
-use inferperf_bench::runner::Abort;
 use inferperf_bench::serving::{run_serving, ServingContext, ServingOutcome};
-use inferperf_bench::tokenizer::SharedTokenizer;
 use inferperf_engine::simulated::{SimulatedEngine, TokenSchedule};
+use inferperf_loadgen::cpu::ThreadCpu;
+use inferperf_loadgen::runner::Abort;
+use inferperf_loadgen::tokenizer::SharedTokenizer;
 use inferperf_server::{EmbeddedServer, EngineParts, ServerArgs};
 
 /// A real HTTP server over a simulated engine.
@@ -100,7 +100,7 @@ pub async fn run(
 pub fn last_record(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{e}"));
     let line = text.lines().last().unwrap_or_default();
-    inferperf_bench::jsonl::parse_line(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    inferperf_loadgen::jsonl::parse_line(line).unwrap_or_else(|e| panic!("{e}: {line}"))
 }
 
 pub fn shared<T>(x: T) -> Arc<T> {
