@@ -27,6 +27,7 @@ use inferperf_loadgen::cpu::{process_cpu_seconds, ThreadCpu};
 use inferperf_loadgen::error::BenchError;
 use inferperf_loadgen::record::RequestRecord;
 use inferperf_loadgen::runner::{Abort, Exchange, LiveCounters, PlannedRequest, RunSpec};
+use inferperf_loadgen::sse::ResponseReading;
 use inferperf_loadgen::stats::{mean, percentile_sorted, sorted};
 use inferperf_loadgen::validity::{assess, render, Validity, ValidityInputs};
 
@@ -685,8 +686,7 @@ pub async fn run(o: &DiffusionServingConfig) -> Result<DiffusionServingOutcome, 
         } else {
             None
         },
-        document: true,
-        keep_lines: false,
+        reading: ResponseReading::Document,
         poll: task.is_video().then(|| JobPoll {
             route: route.clone(),
             interval: POLL_INTERVAL,

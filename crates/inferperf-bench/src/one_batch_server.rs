@@ -538,7 +538,7 @@ async fn one_request(
         print_requests: false,
         cpu: engine.cpu.clone(),
         exchange: Exchange {
-            keep_lines: true,
+            reading: inferperf_loadgen::sse::ResponseReading::StreamLines,
             ..Exchange::default()
         },
     };

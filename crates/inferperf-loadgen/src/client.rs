@@ -18,7 +18,7 @@ use crate::clock::Clock;
 use crate::error::BenchError;
 use crate::record::{ErrorKind, RequestError, RequestRecord};
 use crate::rx_stamp::{Arrival, RxStampedStream};
-use crate::sse::{excerpt, StreamParser};
+use crate::sse::{excerpt, ResponseReading, StreamParser};
 
 /// Where requests go: a resolved address plus the headers every request carries.
 #[derive(Clone, Debug)]
@@ -191,10 +191,8 @@ pub struct Outgoing<'a> {
     pub extra_headers: Option<&'a HeaderMap>,
     pub protocol: Protocol,
     pub stream: bool,
-    /// Read the response as one JSON document (`rec.document`), not as a generation.
-    pub document: bool,
-    /// Keep the stream's data lines in `rec.stream_lines`, not parsed as a generation.
-    pub keep_lines: bool,
+    /// How the response is read (a generation of `protocol`, a JSON document, kept lines).
+    pub reading: ResponseReading,
     /// No byte for this long (response headers or the next body frame): fail as stalled.
     pub stall_timeout: Option<Duration>,
 }
@@ -416,13 +414,7 @@ async fn attempt(
             message: format!("HTTP {}: {}", status, excerpt(&buf)),
         }));
     }
-    let mut parser = if out.document {
-        StreamParser::document()
-    } else if out.keep_lines {
-        StreamParser::lines()
-    } else {
-        StreamParser::new(out.protocol, out.stream)
-    };
+    let mut parser = StreamParser::for_response(out.reading, out.protocol, out.stream);
     // One timer per request, re-armed lazily: a chunk only records when it came, and the
     // timer, when it fires, checks whether the silence really lasted the whole limit.
     let mut stall = StallWatch::new(out.stall_timeout);
@@ -494,8 +486,7 @@ pub async fn poll_job(
             extra_headers: None,
             protocol: Protocol::Generate,
             stream: false,
-            document: true,
-            keep_lines: false,
+            reading: ResponseReading::Document,
             stall_timeout,
         };
         execute(pool, out, clock, &mut p).await;

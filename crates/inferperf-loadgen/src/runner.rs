@@ -55,17 +55,14 @@ pub struct RunSpec {
 }
 
 /// How a benchmark other than an LLM generation talks to its server: the method and
-/// Content-Type of its bodies, whether a response is one JSON document (`rec.document`), and
-/// whether a submit starts a job to poll. The default is an LLM generation: a JSON POST read
-/// by `protocol`.
+/// Content-Type of its bodies, how a response is read, and whether a submit starts a job to
+/// poll. The default is an LLM generation: a JSON POST read by `protocol`.
 #[derive(Clone, Debug)]
 pub struct Exchange {
     pub method: hyper::Method,
     /// `None`: `application/json`.
     pub content_type: Option<hyper::header::HeaderValue>,
-    pub document: bool,
-    /// Keep stream data lines unparsed in `rec.stream_lines` (batched streams).
-    pub keep_lines: bool,
+    pub reading: crate::sse::ResponseReading,
     pub poll: Option<crate::client::JobPoll>,
 }
 
@@ -74,8 +71,7 @@ impl Default for Exchange {
         Self {
             method: hyper::Method::POST,
             content_type: None,
-            document: false,
-            keep_lines: false,
+            reading: crate::sse::ResponseReading::Generation,
             poll: None,
         }
     }
@@ -389,8 +385,7 @@ async fn send(
             extra_headers: headers,
             protocol: sh.spec.protocol,
             stream: sh.spec.stream,
-            document: ex.document,
-            keep_lines: ex.keep_lines,
+            reading: ex.reading,
             stall_timeout: sh.spec.stall_timeout,
         };
         let rec = &mut rec;

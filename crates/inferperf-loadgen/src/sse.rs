@@ -17,6 +17,20 @@ use serde::Deserialize;
 use crate::backend::Protocol;
 use crate::record::{DocumentFacts, ErrorKind, RequestError, RequestRecord, TokenCountSource};
 
+/// How a response body is read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ResponseReading {
+    /// An LLM generation of the request's protocol: tokens, usage, `[DONE]`.
+    #[default]
+    Generation,
+    /// One JSON document, read into [`DocumentFacts`] at its end (diffusion images, video job
+    /// submits and polls).
+    Document,
+    /// Every stream data line kept with its arrival time in `rec.stream_lines`, for the
+    /// benchmark to read after the run (a batched stream whose lines belong to many sequences).
+    StreamLines,
+}
+
 /// Incremental parser for one response body.
 pub struct StreamParser {
     protocol: Protocol,
@@ -24,11 +38,7 @@ pub struct StreamParser {
     carry: Vec<u8>,
     done: bool,
     last_completion_tokens: usize,
-    /// Read the body as one JSON document into [`DocumentFacts`] (diffusion), not as a
-    /// generation of `protocol`.
-    document: bool,
-    /// Keep every data line with its arrival time in `rec.stream_lines` (read after the run).
-    keep_lines: bool,
+    reading: ResponseReading,
 }
 
 impl StreamParser {
@@ -40,25 +50,33 @@ impl StreamParser {
             carry: Vec::new(),
             done: false,
             last_completion_tokens: 0,
-            document: false,
-            keep_lines: false,
+            reading: ResponseReading::Generation,
         }
     }
 
-    /// A parser that keeps a stream's data lines with their arrival times for the benchmark
-    /// to read after the run (a batched stream whose lines belong to many sequences).
+    /// A parser for a response read as `reading` (`protocol` and `stream` apply to
+    /// generations).
+    pub fn for_response(reading: ResponseReading, protocol: Protocol, stream: bool) -> Self {
+        match reading {
+            ResponseReading::Generation => Self::new(protocol, stream),
+            ResponseReading::Document => Self::document(),
+            ResponseReading::StreamLines => Self::lines(),
+        }
+    }
+
+    /// A parser that keeps a stream's data lines with their arrival times.
     pub fn lines() -> Self {
         Self {
-            keep_lines: true,
+            reading: ResponseReading::StreamLines,
             ..Self::new(Protocol::Generate, true)
         }
     }
 
-    /// A parser for a JSON document response (diffusion images, video job submits and
-    /// polls): the body is buffered and, at its end, read into `rec.document`.
+    /// A parser for a JSON document response: the body is buffered and, at its end, read
+    /// into `rec.document`.
     pub fn document() -> Self {
         Self {
-            document: true,
+            reading: ResponseReading::Document,
             ..Self::new(Protocol::Generate, false)
         }
     }
@@ -106,7 +124,7 @@ impl StreamParser {
     /// The body ended cleanly at `now_ns`: parse what is left and check completeness.
     pub fn finish(&mut self, now_ns: u64, rec: &mut RequestRecord) -> Result<(), RequestError> {
         let rest = std::mem::take(&mut self.carry);
-        if self.document {
+        if self.reading == ResponseReading::Document {
             rec.last_ns = now_ns;
             rec.document = Some(Box::new(document_facts(&rest)?));
             return Ok(());
@@ -127,7 +145,7 @@ impl StreamParser {
             return Ok(());
         }
         self.line(&rest, now_ns, rec)?;
-        if self.keep_lines {
+        if self.reading == ResponseReading::StreamLines {
             if rec.stream_lines.is_empty() {
                 return Err(empty("stream carried no data line"));
             }
@@ -166,7 +184,7 @@ impl StreamParser {
             self.done = true;
             return Ok(());
         }
-        if self.keep_lines {
+        if self.reading == ResponseReading::StreamLines {
             rec.stream_lines.push((now_ns, payload.to_vec()));
             return Ok(());
         }
