@@ -23,7 +23,7 @@ use serde_json::{json, Map, Value};
 use crate::multipart::Form;
 use inferperf_loadgen::client::{simple_request, JobPoll, Pool, Target};
 use inferperf_loadgen::clock::Clock;
-use inferperf_loadgen::cpu::{process_cpu_seconds, ThreadCpu};
+use inferperf_loadgen::cpu::{CpuMark, ThreadCpu};
 use inferperf_loadgen::error::BenchError;
 use inferperf_loadgen::record::RequestRecord;
 use inferperf_loadgen::runner::{Abort, Exchange, LiveCounters, PlannedRequest, RunSpec};
@@ -755,7 +755,7 @@ pub async fn run(o: &DiffusionServingConfig) -> Result<DiffusionServingOutcome, 
         })
         .collect();
     let requests = plan(&shape, &items, &images, o.flags.num_inference_steps)?;
-    let cpu0 = (o.cpu.seconds(), process_cpu_seconds());
+    let cpu0 = CpuMark::now(&o.cpu);
     let res = inferperf_loadgen::runner::run(
         pool.clone(),
         spec(requests, offsets, o.max_concurrency, false),
@@ -764,28 +764,20 @@ pub async fn run(o: &DiffusionServingConfig) -> Result<DiffusionServingOutcome, 
         Abort::default(),
     )
     .await;
-    let client_cpu = o.cpu.seconds() - cpu0.0;
-    let process_cpu = process_cpu_seconds() - cpu0.1;
+    let (client_cpu, process_cpu) = (cpu0.client_since(&o.cpu), cpu0.process_since());
     let outs: Vec<DiffusionOutcome> = res.records.iter().map(|r| outcome(r, slo_ms)).collect();
     let m = metrics(
         &outs,
         res.duration_s,
         o.flags.slo.then_some(o.flags.slo_scale),
     );
-    let validity = assess(&ValidityInputs {
-        records: &res.records,
-        paced: exp.is_some(),
-        not_started: res.not_started,
-        runtime_lag_ns: &res.runtime_lag_ns,
-        client_cpu_s: client_cpu,
-        process_cpu_s: process_cpu,
-        client_threads: o.client_threads,
-        duration_s: res.duration_s,
-        server_failure: inferperf_loadgen::validity::server_failure(
-            &res.records,
-            res.abort_reason.as_deref(),
-        ),
-    });
+    let validity = assess(&ValidityInputs::of_run(
+        &res,
+        exp.is_some(),
+        client_cpu,
+        process_cpu,
+        o.client_threads,
+    ));
     let dataset = match o.flags.dataset.unwrap_or(Dataset::Vbench) {
         Dataset::Vbench => "vbench",
         Dataset::Random => "random",

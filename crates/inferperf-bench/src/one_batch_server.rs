@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use inferperf_loadgen::batch_case::Case;
 use inferperf_loadgen::client::{Pool, Target};
 use inferperf_loadgen::clock::Clock;
-use inferperf_loadgen::cpu::{process_cpu_seconds, ThreadCpu};
+use inferperf_loadgen::cpu::{CpuMark, ThreadCpu};
 use inferperf_loadgen::error::BenchError;
 use inferperf_loadgen::jsonl::OrderedRecord;
 use inferperf_loadgen::record::{ns_to_s, ErrorKind, RequestRecord};
@@ -542,7 +542,7 @@ async fn one_request(
             ..Exchange::default()
         },
     };
-    let cpu0 = (engine.cpu.seconds(), process_cpu_seconds());
+    let cpu0 = CpuMark::now(&engine.cpu);
     let res = inferperf_loadgen::runner::run(
         engine.pool.clone(),
         spec,
@@ -551,20 +551,13 @@ async fn one_request(
         Abort::default(),
     )
     .await;
-    let validity = assess(&ValidityInputs {
-        records: &res.records,
-        paced: false,
-        not_started: res.not_started,
-        runtime_lag_ns: &res.runtime_lag_ns,
-        client_cpu_s: engine.cpu.seconds() - cpu0.0,
-        process_cpu_s: process_cpu_seconds() - cpu0.1,
-        client_threads: engine.client_threads,
-        duration_s: res.duration_s,
-        server_failure: inferperf_loadgen::validity::server_failure(
-            &res.records,
-            res.abort_reason.as_deref(),
-        ),
-    });
+    let validity = assess(&ValidityInputs::of_run(
+        &res,
+        false,
+        cpu0.client_since(&engine.cpu),
+        cpu0.process_since(),
+        engine.client_threads,
+    ));
     let Some(mut record) = res.records.into_iter().next() else {
         return Err(BenchError::Server(format!(
             "the batch request was not sent: {}",

@@ -22,7 +22,7 @@ use inferperf_loadgen::backend::{
 use inferperf_loadgen::client::{request_headers, simple_request, Pool, Target};
 use inferperf_loadgen::clock::Clock;
 use inferperf_loadgen::conversation::Conversation;
-use inferperf_loadgen::cpu::{process_cpu_seconds, ThreadCpu};
+use inferperf_loadgen::cpu::{CpuMark, ThreadCpu};
 use inferperf_loadgen::dataset::{self, DatasetName, DatasetRow};
 use inferperf_loadgen::error::BenchError;
 use inferperf_loadgen::metrics::{compute, BenchmarkMetrics, MetricInputs};
@@ -216,7 +216,7 @@ pub async fn run_serving_rows(
     let counters = Arc::new(LiveCounters::default());
     let pb = inferperf_loadgen::progress::bar(requests.len(), args.disable_tqdm);
     let ticker = inferperf_loadgen::progress::spawn_ticker(pb.clone(), counters.clone());
-    let cpu0 = (ctx.cpu.seconds(), process_cpu_seconds());
+    let cpu0 = CpuMark::now(&ctx.cpu);
     let mut spec = send.spec(requests.clone(), offsets, false);
     spec.print_requests = args.print_requests;
     let res = run(
@@ -227,11 +227,11 @@ pub async fn run_serving_rows(
         ctx.abort.clone(),
     )
     .await;
-    let client_cpu = ctx.cpu.seconds() - cpu0.0;
+    let client_cpu = cpu0.client_since(&ctx.cpu);
     if let Some(p) = &profile {
         p.stop(&profile_http, res.abort_reason.is_some()).await;
     }
-    let process_cpu = process_cpu_seconds() - cpu0.1;
+    let process_cpu = cpu0.process_since();
     ticker.abort();
     pb.finish_and_clear();
     let incomplete = res.abort_reason.is_some();
@@ -266,20 +266,13 @@ pub async fn run_serving_rows(
     if metrics.completed == 0 {
         ctx.say("All requests failed. This is likely due to a misconfiguration on the benchmark arguments.");
     }
-    let validity = assess(&ValidityInputs {
-        records: &res.records,
-        paced: !matches!(arrivals, Arrivals::Burst),
-        not_started: res.not_started,
-        runtime_lag_ns: &res.runtime_lag_ns,
-        client_cpu_s: client_cpu,
-        process_cpu_s: process_cpu,
-        client_threads: ctx.client_threads,
-        duration_s: res.duration_s,
-        server_failure: inferperf_loadgen::validity::server_failure(
-            &res.records,
-            res.abort_reason.as_deref(),
-        ),
-    });
+    let validity = assess(&ValidityInputs::of_run(
+        &res,
+        !matches!(arrivals, Arrivals::Burst),
+        client_cpu,
+        process_cpu,
+        ctx.client_threads,
+    ));
     let console_report = console_report(
         args,
         &metrics,

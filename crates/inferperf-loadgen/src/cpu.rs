@@ -92,3 +92,30 @@ pub fn tighten_timer_slack() {
         libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
     }
 }
+
+/// The client's CPU clocks at one instant, to charge a run the CPU it used: the registered
+/// client threads (runtime and pacer) and the whole process.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuMark {
+    client_s: f64,
+    process_s: f64,
+}
+
+impl CpuMark {
+    pub fn now(cpu: &ThreadCpu) -> Self {
+        Self {
+            client_s: cpu.seconds(),
+            process_s: process_cpu_seconds(),
+        }
+    }
+
+    /// CPU seconds of the client threads since the mark.
+    pub fn client_since(&self, cpu: &ThreadCpu) -> f64 {
+        cpu.seconds() - self.client_s
+    }
+
+    /// CPU seconds of the whole process since the mark.
+    pub fn process_since(&self) -> f64 {
+        process_cpu_seconds() - self.process_s
+    }
+}

@@ -52,6 +52,30 @@ pub struct ValidityInputs<'a> {
     pub server_failure: Option<String>,
 }
 
+impl<'a> ValidityInputs<'a> {
+    /// The inputs of a finished run: its records, lags and duration, the CPU it used, and
+    /// whether the server failed it.
+    pub fn of_run(
+        res: &'a crate::runner::RunResult,
+        paced: bool,
+        client_cpu_s: f64,
+        process_cpu_s: f64,
+        client_threads: usize,
+    ) -> Self {
+        Self {
+            records: &res.records,
+            paced,
+            not_started: res.not_started,
+            runtime_lag_ns: &res.runtime_lag_ns,
+            client_cpu_s,
+            process_cpu_s,
+            client_threads,
+            duration_s: res.duration_s,
+            server_failure: server_failure(&res.records, res.abort_reason.as_deref()),
+        }
+    }
+}
+
 /// Compute the block and the verdict.
 pub fn assess(i: &ValidityInputs<'_>) -> Validity {
     let lags: Vec<f64> = i
