@@ -3,39 +3,44 @@
 
 use std::process::Command;
 
+/// Run the command; it must exit 0 (else the failure shows its stdout and stderr). Its stdout.
+fn succeed(cmd: &mut Command) -> String {
+    let run = cmd.output().expect("run inferperf");
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    stdout
+}
+
 /// Every request logs a start line with its body and an end line with its output, paired by
 /// rid, and the run still writes its result record.
 #[test]
 fn print_requests_logs_the_start_and_end_of_every_request() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("r.jsonl");
-    let run = Command::new(env!("CARGO_BIN_EXE_inferperf"))
-        .args([
-            "bench",
-            "serving",
-            "--dataset-name",
-            "random-ids",
-            "--num-prompts",
-            "3",
-            "--random-input-len",
-            "16",
-            "--random-output-len",
-            "4",
-            "--warmup-requests",
-            "0",
-            "--print-requests",
-            "--disable-tqdm",
-            "--output-file",
-        ])
-        .arg(&out)
-        .output()
-        .expect("run inferperf");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let mut run = Command::new(env!("CARGO_BIN_EXE_inferperf"));
+    run.args([
+        "bench",
+        "serving",
+        "--dataset-name",
+        "random-ids",
+        "--num-prompts",
+        "3",
+        "--random-input-len",
+        "16",
+        "--random-output-len",
+        "4",
+        "--warmup-requests",
+        "0",
+        "--print-requests",
+        "--disable-tqdm",
+        "--output-file",
+    ])
+    .arg(&out);
+    let stdout = succeed(&mut run);
     let rid = |l: &str| l.split_whitespace().next().unwrap_or("").to_string();
     let starts: Vec<&str> = stdout
         .lines()
@@ -75,37 +80,30 @@ fn diffusion_serving_prints_the_validity_verdict() {
         .expect("diffusion server");
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("m.json");
-    let run = Command::new(env!("CARGO_BIN_EXE_inferperf"))
-        .args([
-            "bench",
-            "serving",
-            "--base-url",
-            &server.base_url(),
-            "--dataset",
-            "random",
-            "--task",
-            "text-to-image",
-            "--width",
-            "32",
-            "--height",
-            "32",
-            "--num-inference-steps",
-            "1",
-            "--num-prompts",
-            "3",
-            "--warmup-requests",
-            "0",
-            "--output-file",
-        ])
-        .arg(&out)
-        .output()
-        .expect("run inferperf");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let mut run = Command::new(env!("CARGO_BIN_EXE_inferperf"));
+    run.args([
+        "bench",
+        "serving",
+        "--base-url",
+        &server.base_url(),
+        "--dataset",
+        "random",
+        "--task",
+        "text-to-image",
+        "--width",
+        "32",
+        "--height",
+        "32",
+        "--num-inference-steps",
+        "1",
+        "--num-prompts",
+        "3",
+        "--warmup-requests",
+        "0",
+        "--output-file",
+    ])
+    .arg(&out);
+    let stdout = succeed(&mut run);
     assert!(stdout.contains("Successful requests:"), "{stdout}");
     assert!(stdout.contains("Measurement validity"), "{stdout}");
     assert!(stdout.contains("Verdict:"), "{stdout}");
