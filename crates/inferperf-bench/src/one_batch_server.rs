@@ -570,8 +570,8 @@ async fn one_request(
             _ => format!("POST the batch: {}", e.message),
         }));
     }
-    let at = |t: u64| ns_to_s(t.saturating_sub(record.sent_ns));
-    let mut last_ttft = 0.0;
+    // Arrival of the last sequence's first token (0 until one is seen).
+    let mut last_first_token_ns = 0u64;
     let mut seen = std::collections::HashSet::new();
     for (t, line) in &record.stream_lines {
         let v: Value =
@@ -580,7 +580,7 @@ async fn one_request(
             ServerBackend::Sglang => {
                 let meta = &v["meta_info"];
                 if meta["completion_tokens"].as_u64() == Some(1) {
-                    last_ttft = at(*t);
+                    last_first_token_ns = *t;
                 }
                 if let Some(reason) = meta["finish_reason"]["type"].as_str() {
                     if o.ignore_eos && reason != "length" {
@@ -594,7 +594,7 @@ async fn one_request(
                 for c in v["choices"].as_array().into_iter().flatten() {
                     if let Some(i) = c["index"].as_u64() {
                         if seen.insert(i) && seen.len() == case.batch_size {
-                            last_ttft = at(*t);
+                            last_first_token_ns = *t;
                         }
                     }
                 }
@@ -602,7 +602,8 @@ async fn one_request(
         }
     }
     // The lines were read; the record keeps the times.
-    record.first_token_ns = record.sent_ns + (last_ttft * 1e9) as u64;
+    record.first_token_ns = last_first_token_ns.max(record.sent_ns);
+    let last_ttft = ns_to_s(record.first_token_ns - record.sent_ns);
     record.stream_lines = Vec::new();
     Ok(Batch {
         latency: record.latency_s(),
