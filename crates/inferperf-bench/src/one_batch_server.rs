@@ -346,6 +346,15 @@ async fn flush(http: &reqwest::Client, o: &OneBatchServerConfig) -> Result<(), B
             .await
         {
             Ok(r) if r.status().is_success() => return Ok(()),
+            // vLLM serves /reset_prefix_cache only with VLLM_SERVER_DEV_MODE=1; the cases
+            // still run, with whatever the prefix cache holds.
+            Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => {
+                tracing::warn!(
+                    "{url} is not served (vLLM needs VLLM_SERVER_DEV_MODE=1 for it): \
+                     the prefix cache is not flushed between cases"
+                );
+                return Ok(());
+            }
             Ok(r) => last = format!("HTTP {}", r.status()),
             Err(e) => last = e.to_string(),
         }
@@ -636,7 +645,9 @@ async fn run_case(
         }
     };
     warm_prefix(http, o, &prompts).await?;
-    let profile_link = match profile_prefix {
+    // Opened through `open_window`, which speaks the server's dialect (a vLLM window is
+    // bounded by `max_iterations` and closed by us; SGLang's closes after `num_steps`).
+    let window = match profile_prefix {
         Some(p) => {
             let dir = pc::timestamped_output_dir(p.output_dir.as_deref(), None)
                 .map_err(|e| server_err("profile directory", e))?;
@@ -646,27 +657,45 @@ async fn run_case(
                 case.batch_size,
                 case.input_len
             );
-            pc::start_profile(
-                http,
-                &o.base_url,
-                &ProfileReqInput {
-                    output_dir: Some(dir.to_string_lossy().into_owned()),
-                    start_step: p.start_step,
-                    num_steps: Some(p.steps),
-                    activities: Some(p.activities.clone()),
-                    profile_by_stage: p.by_stage,
-                    profile_prefix: Some(prefix),
-                    ..ProfileReqInput::default()
-                },
-            )
-            .await
-            .map_err(|e| server_err("/start_profile", e))?;
-            Some(dir.to_string_lossy().into_owned())
+            let body = ProfileReqInput {
+                output_dir: Some(dir.to_string_lossy().into_owned()),
+                start_step: p.start_step,
+                num_steps: Some(p.steps),
+                activities: Some(p.activities.clone()),
+                profile_by_stage: p.by_stage,
+                profile_prefix: Some(prefix),
+                ..ProfileReqInput::default()
+            };
+            let target = pc::ProfileTarget::single(&o.base_url);
+            let (window, notes) = pc::remote::open_window(http, &target, &body)
+                .await
+                .map_err(|e| server_err("/start_profile", e))?;
+            for note in notes {
+                tracing::warn!("{note}");
+            }
+            if !matches!(window.location, pc::remote::TraceLocation::Sent(_)) {
+                // The server writes elsewhere: leave no empty directory behind.
+                let _ = std::fs::remove_dir(&dir);
+            }
+            Some(window)
         }
         None => None,
     };
     let before = cache_counters(http, &o.base_url).await;
-    let batch = one_request(engine, o, case, &prompts).await?;
+    let batch = one_request(engine, o, case, &prompts).await;
+    // Close a window the server will not close itself, whatever became of the batch.
+    if let Some(w) = &window {
+        w.close(http, crate::profiling::STOP_TIMEOUT)
+            .await
+            .map_err(|e| server_err("/stop_profile", e))?;
+    }
+    let batch = batch?;
+    let profile_link = window.map(|w| match w.location {
+        pc::remote::TraceLocation::Sent(dir) => dir.to_string_lossy().into_owned(),
+        pc::remote::TraceLocation::ServerDecides { reported } => {
+            reported.unwrap_or_else(|| "(where the server writes its traces)".into())
+        }
+    });
     let (latency, last_ttft) = (batch.latency, batch.last_ttft);
     let after = cache_counters(http, &o.base_url).await;
     let cache_hit_rate = match (before, after) {

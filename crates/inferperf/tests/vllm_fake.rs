@@ -119,12 +119,22 @@ async fn completions(Json(body): Json<Value>) -> axum::response::Response {
     if body["stream"].as_bool() != Some(true) {
         return Json(json!({"choices": [{"text": "x".repeat(n as usize)}], "usage": {"prompt_tokens": 3, "completion_tokens": n}})).into_response();
     }
+    // A list of token-id prompts is a batch: vLLM streams each choice with its index.
+    let prompts = match &body["prompt"] {
+        Value::Array(p) if p.first().is_some_and(Value::is_array) => p.len(),
+        _ => 1,
+    };
     let mut out = String::new();
     for _ in 0..n {
-        out.push_str("data: {\"choices\":[{\"text\":\"x\"}]}\n\n");
+        for i in 0..prompts {
+            out.push_str(&format!(
+                "data: {{\"choices\":[{{\"index\":{i},\"text\":\"x\"}}]}}\n\n"
+            ));
+        }
     }
     out.push_str(&format!(
-        "data: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":3,\"completion_tokens\":{n}}}}}\n\ndata: [DONE]\n\n"
+        "data: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":3,\"completion_tokens\":{}}}}}\n\ndata: [DONE]\n\n",
+        n as usize * prompts
     ));
     ([("content-type", "text/event-stream")], out).into_response()
 }
@@ -319,4 +329,47 @@ fn sweep_closes_every_points_window() {
         .iter()
         .all(|b| b.get("max_iterations").is_some() && b.get("num_steps").is_none()));
     assert_eq!((stops, open), (2, false), "{all}");
+}
+
+/// `bench one-batch-server --backend vllm --profile`: the window is opened in vLLM's dialect
+/// (bounded by `max_iterations`, no `output_dir`), closed by the client after the batch, and
+/// the result names no directory the server never wrote to.
+#[test]
+fn one_batch_server_profiles_vllm_and_closes_the_window() {
+    let fake = FakeVllm::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = inferperf(&[
+        "bench",
+        "one-batch-server",
+        "--base-url",
+        &fake.url,
+        "--backend",
+        "vllm",
+        "--batch-size",
+        "2",
+        "--input-len",
+        "4",
+        "--output-len",
+        "3",
+        "--skip-warmup",
+        "--profile",
+        "--profile-output-dir",
+        &dir.path().display().to_string(),
+    ]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    let (bodies, stops, open) = fake.seen(|s| (s.start_bodies.clone(), s.stops, s.open));
+    assert_eq!(bodies.len(), 1, "{all}");
+    assert!(
+        bodies[0].get("max_iterations").is_some()
+            && bodies[0].get("num_steps").is_none()
+            && bodies[0].get("output_dir").is_none(),
+        "{bodies:?}"
+    );
+    assert_eq!(
+        (stops, open),
+        (1, false),
+        "the client closed the window: {all}"
+    );
+    assert!(!all.contains(&dir.path().display().to_string()), "{all}");
 }
