@@ -372,7 +372,31 @@ mod tests {
         let slow = dump_of_run(&dir, "slow", Some("3:400"));
         std::fs::remove_dir_all(&dir).unwrap();
 
-        let md = compare_markdown(&base, &slow);
+        // The injected delay really ran (a sleep is a lower bound, not a timing guess).
+        let step3 = |d: &PerfDump| {
+            d.denoise_steps_ms
+                .iter()
+                .find(|s| s.step == 3)
+                .map(|s| s.duration_ms)
+                .unwrap_or_default()
+        };
+        assert!(step3(&slow) >= 400.0, "{:?}", slow.denoise_steps_ms);
+
+        // The comparison is judged on the base run and a copy made 400 ms slower at step 3,
+        // so a stall of the machine during the base run cannot change the verdict.
+        let mut slower = base.clone();
+        for s in &mut slower.denoise_steps_ms {
+            if s.step == 3 {
+                s.duration_ms += 400.0;
+            }
+        }
+        for s in &mut slower.steps {
+            if s.name == "DenoisingStage" {
+                s.duration_ms += 400.0;
+            }
+        }
+        slower.total_duration_ms += 400.0;
+        let md = compare_markdown(&base, &slower);
         assert!(md.starts_with("### Performance Comparison Report"), "{md}");
         let line = |prefix: &str| {
             md.lines()
