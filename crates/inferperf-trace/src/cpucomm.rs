@@ -241,7 +241,10 @@ mod tests {
             Some(r#"{"Collective name": "allreduce", "Process Group Name": "0", "Seq": 7}"#),
         )
         .unwrap();
-        assert_eq!((rpc.kind, rpc.name.as_str()), (SpanKind::ParamComms, "allreduce"));
+        assert_eq!(
+            (rpc.kind, rpc.name.as_str()),
+            (SpanKind::ParamComms, "allreduce")
+        );
         let calls = group_calls(vec![
             span(1, 10, 40, "c10d::allreduce_"),
             rpc,

@@ -175,8 +175,8 @@ pub fn compare_ranks<'a>(
     let labels: Vec<String> = data.iter().map(|d| d.label()).collect();
 
     let n = data.len();
-    let cpu = data.iter().all(|d| d.gpu.is_empty())
-        && data.iter().any(|d| !d.cpu_collectives.is_empty());
+    let cpu =
+        data.iter().all(|d| d.gpu.is_empty()) && data.iter().any(|d| !d.cpu_collectives.is_empty());
     let kind = if cpu {
         RankKind::CpuCollectives
     } else {
@@ -201,16 +201,18 @@ pub fn compare_ranks<'a>(
     let mut per: HashMap<&str, (Vec<i64>, Vec<u64>)> = HashMap::new();
     for (r, d) in data.iter().enumerate() {
         let mut add = |name: &'a str, dur: i64, count: u64| {
-            let entry = per
-                .entry(name)
-                .or_insert_with(|| (vec![0; n], vec![0; n]));
+            let entry = per.entry(name).or_insert_with(|| (vec![0; n], vec![0; n]));
             entry.0[r] += dur;
             entry.1[r] += count;
         };
         if cpu {
             for ((cat, id), st) in &d.cpu_spans {
-                if matches!(cat.as_str(), "cpu_op" | "Operator") {
-                    add(d.name(*id), st.sum, st.count);
+                let name = d.name(*id);
+                // Collective spans are communication, tabulated with the collectives.
+                if matches!(cat.as_str(), "cpu_op" | "Operator")
+                    && crate::cpucomm::span_kind(cat, name).is_none()
+                {
+                    add(name, st.sum, st.count);
                 }
             }
         } else {
@@ -367,14 +369,14 @@ impl Arrival {
     }
 }
 
+/// Every rank's arrivals, how they are keyed, and notes on the matching.
+type Arrivals = (Vec<Vec<Arrival>>, MatchKey, Vec<String>);
+
 /// The CPU collective calls of every rank, keyed by (group, seq) when every call on every rank
 /// records both, else by (name, occurrence). Ranks holding different numbers of calls of a name
 /// are an error when matching by order (it would pair unrelated calls), and a note when matching
 /// by sequence number (the missing calls stay unmatched).
-fn cpu_arrivals(
-    data: &[&TraceData],
-    labels: &[String],
-) -> Result<(Vec<Vec<Arrival>>, MatchKey, Vec<String>), TraceError> {
+fn cpu_arrivals(data: &[&TraceData], labels: &[String]) -> Result<Arrivals, TraceError> {
     let by_seq = data.iter().all(|d| {
         d.cpu_collectives
             .iter()
@@ -456,7 +458,7 @@ impl RanksReport {
                 "Per-rank CPU time (µs) -- CPU-only ranks: computation = CPU ops outside \
                  collectives, comm = CPU collectives (gloo, c10d, record_param_comms, all_reduce)",
                 "ops",
-                "Top CPU ops: total per rank (µs), spread across ranks",
+                "Top CPU ops (collectives excluded): total per rank (µs), spread across ranks",
             )
         } else {
             (

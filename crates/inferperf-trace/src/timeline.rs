@@ -65,10 +65,8 @@ impl Timeline {
             ..Default::default()
         };
         let all = ops.iter().chain(collectives);
-        let (Some(first), Some(last)) = (
-            all.clone().map(|i| i.0).min(),
-            all.map(|i| i.1).max(),
-        ) else {
+        let (Some(first), Some(last)) = (all.clone().map(|i| i.0).min(), all.map(|i| i.1).max())
+        else {
             return t;
         };
         let comp = Union::from_intervals(ops.to_vec());
