@@ -1,18 +1,21 @@
 //! One streaming pass over a trace file that keeps what the analyses need: GPU intervals with
-//! their class, kernel launch times by correlation id, step spans, and per-name CPU span
-//! statistics. Memory is proportional to the number of GPU events, not to the file size.
+//! their class, kernel launch times by correlation id, step spans, per-name CPU span
+//! statistics, and CPU collective calls with the CPU breakdown of a trace without GPU activity.
+//! Memory is proportional to the number of GPU events and CPU ops, not to the file size.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde_json::value::RawValue;
 
+use crate::cpucomm::{self, CollectiveSpan, CpuCollective};
 use crate::error::TraceError;
 use crate::event::{is_gpu_category, EventParser};
 use crate::progress::Progress;
 use crate::reader::TraceReader;
 use crate::stats::Stats;
 use crate::taxonomy::{KernelClass, Taxonomy};
+use crate::timeline::Timeline;
 
 /// One GPU activity interval.
 #[derive(Debug, Clone, Copy)]
@@ -131,6 +134,12 @@ pub struct TraceData {
     pub warnings: Vec<String>,
     /// Top-level metadata (raw JSON).
     pub metadata: Vec<(String, Box<RawValue>)>,
+    /// CPU collective calls (gloo, c10d, `record_param_comms`, the reference server's
+    /// `all_reduce`), nested spans merged, in start order; see [`cpucomm`].
+    pub cpu_collectives: Vec<CpuCollective>,
+    /// The CPU breakdown ([`Timeline::of_cpu`]) of a trace without GPU events; `None` when it
+    /// has GPU events or no CPU ops and collectives at all.
+    pub cpu_timeline: Option<Timeline>,
 }
 
 impl TraceData {
@@ -175,6 +184,9 @@ pub fn collect(
     let mut by_category: BTreeMap<String, u64> = BTreeMap::new();
     let mut first_ts: Option<i64> = None;
     let mut last_ts: Option<i64> = None;
+    let mut coll_spans: Vec<CollectiveSpan> = Vec::new();
+    let mut threads: HashMap<String, u64> = HashMap::new();
+    let mut cpu_ops: Vec<(i64, i64)> = Vec::new();
     let mut index: u64 = 0;
     let mut last_pos = 0u64;
 
@@ -253,7 +265,23 @@ pub fn collect(
                 launches.insert(c, start);
             }
         }
-        if let Some(span) = parse_step(cat, &ev.name, start, end) {
+        let step = parse_step(cat, &ev.name, start, end);
+        if cpucomm::span_kind(cat, &ev.name).is_some() {
+            let key = format!(
+                "{}/{}",
+                ev.pid.as_ref().map(ToString::to_string).unwrap_or_default(),
+                ev.tid.as_ref().map(ToString::to_string).unwrap_or_default()
+            );
+            let n = threads.len() as u64;
+            let thread = *threads.entry(key).or_insert(n);
+            let args = ev.args.map(|a| a.get());
+            coll_spans.extend(CollectiveSpan::classify(
+                thread, start, end, cat, &ev.name, args,
+            ));
+        } else if step.is_none() && matches!(cat, "cpu_op" | "Operator") {
+            cpu_ops.push((start, end));
+        }
+        if let Some(span) = step {
             if span.profiler_step.is_some() {
                 profiler_steps.push(span);
             } else {
@@ -302,6 +330,12 @@ pub fn collect(
         .as_ref()
         .and_then(|d| d.get("world_size"))
         .and_then(|r| r.as_i64());
+    let cpu_collectives = cpucomm::group_calls(coll_spans);
+    let cpu_timeline = (gpu.is_empty() && !(cpu_ops.is_empty() && cpu_collectives.is_empty()))
+        .then(|| {
+            let calls: Vec<(i64, i64)> = cpu_collectives.iter().map(|c| (c.start, c.end)).collect();
+            Timeline::of_cpu(&cpu_ops, &calls)
+        });
     Ok(TraceData {
         path: path.to_path_buf(),
         rank,
@@ -319,6 +353,8 @@ pub fn collect(
         last_ts,
         warnings,
         metadata,
+        cpu_collectives,
+        cpu_timeline,
     })
 }
 

@@ -11,6 +11,7 @@
 
 pub mod align;
 pub mod collect;
+pub mod cpucomm;
 pub mod diff;
 pub mod error;
 pub mod event;

@@ -3,8 +3,16 @@
 //! end skew, and the straggler summary (total wait, times arrived last) that names the rank(s)
 //! holding the others back: the one(s) with the lowest total wait, since everyone else waits
 //! for them at the collectives (TraceLens `straggler_summary` convention).
+//!
+//! Ranks with GPU activity are compared on their GPU kernels (communication = NCCL/RCCL...
+//! kernels). When no rank has GPU events but they have CPU collectives (gloo, `c10d::`,
+//! `record_param_comms`, the reference server's tensor-parallel `all_reduce`), the same tables
+//! are filled from the CPU side: computation is CPU op time outside collectives, communication
+//! the collective calls ([`crate::cpucomm`]), and the collectives are matched by (process group,
+//! sequence number) when every call records them, else by name and order of occurrence -- which
+//! requires every rank to hold the same number of calls of each name.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -42,13 +50,39 @@ pub struct KernelSpread {
     pub worst_rank: String,
 }
 
+/// What the ranks were compared on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RankKind {
+    /// GPU kernels (communication = communication kernels).
+    GpuKernels,
+    /// CPU ops and CPU collectives (no rank has GPU events).
+    CpuCollectives,
+}
+
+/// How collectives were matched across ranks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchKey {
+    /// The n-th collective of a name on one rank is the n-th on every other.
+    NameOccurrence,
+    /// `record_param_comms`' (`Process Group Name`, `Seq`).
+    GroupSeq,
+}
+
 /// One collective matched on all ranks.
 #[derive(Debug, Clone, Serialize)]
 pub struct CollectiveRow {
-    /// Kernel base name.
+    /// Kernel base name (CPU ranks: the collective call's name, e.g. `gloo:all_reduce`).
     pub name: String,
-    /// Occurrence index.
+    /// Occurrence index (of this name, on the first rank).
     pub occurrence: usize,
+    /// Process group, when matched by group and sequence number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Sequence number, when matched by group and sequence number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
     /// max start − min start (µs).
     pub start_skew_us: f64,
     /// max end − min end (µs).
@@ -72,25 +106,34 @@ pub struct StragglerRow {
     pub times_last: usize,
     /// Collectives where this rank started first.
     pub times_first: usize,
-    /// Σ comm kernel durations (µs).
+    /// Σ comm kernel durations (µs); CPU ranks: Σ collective call durations.
     pub comm_sum_us: f64,
 }
 
 /// The whole rank comparison.
 #[derive(Debug, Clone, Serialize)]
 pub struct RanksReport {
+    /// What the ranks were compared on: GPU kernels, or (no GPU events anywhere) CPU ops and
+    /// CPU collectives.
+    pub kind: RankKind,
+    /// How collectives were matched across ranks.
+    pub matched_by: MatchKey,
     /// Per-rank timelines, in rank order.
     pub ranks: Vec<RankRow>,
-    /// Top kernels by total time across ranks, with their spread.
+    /// Top kernels by total time across ranks, with their spread (CPU ranks: CPU ops).
     pub kernels: Vec<KernelSpread>,
     /// Matched collectives.
     pub collectives: Vec<CollectiveRow>,
-    /// Communication kernels that could not be matched on every rank.
+    /// Communication kernels (CPU ranks: collective calls) that could not be matched on every
+    /// rank.
     pub unmatched_comm_kernels: usize,
     /// Straggler table sorted by total wait, ascending.
     pub stragglers: Vec<StragglerRow>,
     /// The rank(s) the others wait for (lowest total wait); empty without matched collectives.
     pub straggler: Vec<String>,
+    /// What a user should know about the matching (e.g. calls missing on some rank).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Options of the rank comparison.
@@ -108,7 +151,10 @@ impl Default for RanksOptions {
 
 /// Compares ranks (one collected trace per rank). Ranks are ordered by `distributedInfo.rank`,
 /// else by input order; two inputs with the same rank are an error.
-pub fn compare_ranks(data: &[TraceData], opts: &RanksOptions) -> Result<RanksReport, TraceError> {
+pub fn compare_ranks<'a>(
+    data: &'a [TraceData],
+    opts: &RanksOptions,
+) -> Result<RanksReport, TraceError> {
     if data.is_empty() {
         return Err(TraceError::Empty("ranks: no input traces".into()));
     }
@@ -125,8 +171,17 @@ pub fn compare_ranks(data: &[TraceData], opts: &RanksOptions) -> Result<RanksRep
             )));
         }
     }
-    let data: Vec<&TraceData> = order.iter().map(|&i| &data[i]).collect();
+    let data: Vec<&'a TraceData> = order.iter().map(|&i| &data[i]).collect();
     let labels: Vec<String> = data.iter().map(|d| d.label()).collect();
+
+    let n = data.len();
+    let cpu =
+        data.iter().all(|d| d.gpu.is_empty()) && data.iter().any(|d| !d.cpu_collectives.is_empty());
+    let kind = if cpu {
+        RankKind::CpuCollectives
+    } else {
+        RankKind::GpuKernels
+    };
 
     let ranks: Vec<RankRow> = data
         .iter()
@@ -134,20 +189,36 @@ pub fn compare_ranks(data: &[TraceData], opts: &RanksOptions) -> Result<RanksRep
         .map(|(d, l)| RankRow {
             rank: l.clone(),
             file: d.path.display().to_string(),
-            timeline: Timeline::of(&d.gpu),
+            timeline: if cpu {
+                d.cpu_timeline.clone().unwrap_or_default()
+            } else {
+                Timeline::of(&d.gpu)
+            },
         })
         .collect();
 
-    // Kernel spread.
-    let n = data.len();
+    // Kernel (CPU ranks: CPU op) spread.
     let mut per: HashMap<&str, (Vec<i64>, Vec<u64>)> = HashMap::new();
     for (r, d) in data.iter().enumerate() {
-        for e in &d.gpu {
-            let entry = per
-                .entry(d.name(e.name))
-                .or_insert_with(|| (vec![0; n], vec![0; n]));
-            entry.0[r] += e.end - e.start;
-            entry.1[r] += 1;
+        let mut add = |name: &'a str, dur: i64, count: u64| {
+            let entry = per.entry(name).or_insert_with(|| (vec![0; n], vec![0; n]));
+            entry.0[r] += dur;
+            entry.1[r] += count;
+        };
+        if cpu {
+            for ((cat, id), st) in &d.cpu_spans {
+                let name = d.name(*id);
+                // Collective spans are communication, tabulated with the collectives.
+                if matches!(cat.as_str(), "cpu_op" | "Operator")
+                    && crate::cpucomm::span_kind(cat, name).is_none()
+                {
+                    add(name, st.sum, st.count);
+                }
+            }
+        } else {
+            for e in &d.gpu {
+                add(d.name(e.name), e.end - e.start, 1);
+            }
         }
     }
     let mut kernels: Vec<KernelSpread> = per
@@ -175,25 +246,34 @@ pub fn compare_ranks(data: &[TraceData], opts: &RanksOptions) -> Result<RanksRep
     });
     kernels.truncate(opts.top);
 
-    // Collectives.
-    let seqs: Vec<Vec<CommKernel>> = data.iter().map(|d| align::comm_kernels(d)).collect();
-    let keys = align::matched_keys(&seqs);
-    let lookup: Vec<HashMap<(&str, usize), &CommKernel>> = seqs
+    // Collectives: one arrival list per rank, keyed for matching.
+    let (arrivals, matched_by, notes) = if cpu {
+        cpu_arrivals(&data, &labels)?
+    } else {
+        let a = data
+            .iter()
+            .map(|d| {
+                align::comm_kernels(d)
+                    .into_iter()
+                    .map(Arrival::from_kernel)
+                    .collect()
+            })
+            .collect();
+        (a, MatchKey::NameOccurrence, Vec::new())
+    };
+    let lookup: Vec<HashMap<&Key, &Arrival>> = arrivals
         .iter()
-        .map(|s| {
-            s.iter()
-                .map(|k| ((k.base.as_str(), k.occurrence), k))
-                .collect()
-        })
+        .map(|s| s.iter().map(|k| (&k.key, k)).collect())
         .collect();
     let mut wait = vec![0i64; n];
     let mut last = vec![0usize; n];
     let mut first = vec![0usize; n];
     let mut collectives = Vec::new();
-    for (base, occ) in &keys {
-        let ks: Vec<&CommKernel> = lookup
+    // In the first rank's start order.
+    for a0 in arrivals.first().into_iter().flatten() {
+        let ks: Vec<&Arrival> = lookup
             .iter()
-            .filter_map(|l| l.get(&(base.as_str(), *occ)).copied())
+            .filter_map(|l| l.get(&a0.key).copied())
             .collect();
         if ks.len() != n {
             continue;
@@ -209,9 +289,15 @@ pub fn compare_ranks(data: &[TraceData], opts: &RanksOptions) -> Result<RanksRep
         for (r, k) in ks.iter().enumerate() {
             wait[r] += max_start - k.start;
         }
+        let (group, seq) = match (&a0.key, matched_by) {
+            (Key(g, s), MatchKey::GroupSeq) => (Some(g.clone()), Some(*s)),
+            _ => (None, None),
+        };
         collectives.push(CollectiveRow {
-            name: base.clone(),
-            occurrence: *occ,
+            name: a0.name.clone(),
+            occurrence: a0.occurrence,
+            group,
+            seq,
             start_skew_us: (max_start - min_start) as f64 / 1000.0,
             end_skew_us: (max_end - min_end) as f64 / 1000.0,
             last: labels[l].clone(),
@@ -222,7 +308,7 @@ pub fn compare_ranks(data: &[TraceData], opts: &RanksOptions) -> Result<RanksRep
                 .collect(),
         });
     }
-    let total_comm: usize = seqs.iter().map(Vec::len).sum();
+    let total_comm: usize = arrivals.iter().map(Vec::len).sum();
     let unmatched = total_comm - collectives.len() * n;
     let mut stragglers: Vec<StragglerRow> = (0..n)
         .map(|r| StragglerRow {
@@ -245,25 +331,148 @@ pub fn compare_ranks(data: &[TraceData], opts: &RanksOptions) -> Result<RanksRep
             .collect()
     };
     Ok(RanksReport {
+        kind,
+        matched_by,
         ranks,
         kernels,
         collectives,
         unmatched_comm_kernels: unmatched,
         stragglers,
         straggler,
+        notes,
     })
+}
+
+/// Matching key of a collective: (name, occurrence) or (process group, sequence number).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key(String, i64);
+
+/// One rank's arrival at one collective.
+#[derive(Debug, Clone)]
+struct Arrival {
+    key: Key,
+    name: String,
+    occurrence: usize,
+    start: i64,
+    end: i64,
+}
+
+impl Arrival {
+    fn from_kernel(k: CommKernel) -> Arrival {
+        Arrival {
+            key: Key(k.base.clone(), k.occurrence as i64),
+            name: k.base,
+            occurrence: k.occurrence,
+            start: k.start,
+            end: k.end,
+        }
+    }
+}
+
+/// Every rank's arrivals, how they are keyed, and notes on the matching.
+type Arrivals = (Vec<Vec<Arrival>>, MatchKey, Vec<String>);
+
+/// The CPU collective calls of every rank, keyed by (group, seq) when every call on every rank
+/// records both, else by (name, occurrence). Ranks holding different numbers of calls of a name
+/// are an error when matching by order (it would pair unrelated calls), and a note when matching
+/// by sequence number (the missing calls stay unmatched).
+fn cpu_arrivals(data: &[&TraceData], labels: &[String]) -> Result<Arrivals, TraceError> {
+    let by_seq = data.iter().all(|d| {
+        d.cpu_collectives
+            .iter()
+            .all(|c| c.group.is_some() && c.seq.is_some())
+    });
+    let mut counts: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut out = Vec::with_capacity(data.len());
+    for (r, d) in data.iter().enumerate() {
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut v = Vec::with_capacity(d.cpu_collectives.len());
+        for c in &d.cpu_collectives {
+            let occ = seen.entry(c.name.as_str()).or_insert(0);
+            let occurrence = *occ;
+            *occ += 1;
+            counts
+                .entry(c.name.as_str())
+                .or_insert_with(|| vec![0; data.len()])[r] += 1;
+            let key = match (by_seq, &c.group, c.seq) {
+                (true, Some(g), Some(s)) => Key(g.clone(), s),
+                _ => Key(c.name.clone(), occurrence as i64),
+            };
+            v.push(Arrival {
+                key,
+                name: c.name.clone(),
+                occurrence,
+                start: c.start,
+                end: c.end,
+            });
+        }
+        out.push(v);
+    }
+    let uneven: Vec<String> = counts
+        .iter()
+        .filter(|(_, per)| per.iter().any(|c| *c != per[0]))
+        .map(|(name, per)| {
+            let each: Vec<String> = per
+                .iter()
+                .zip(data.iter().zip(labels))
+                .map(|(c, (d, l))| format!("{l} ({}) {c}", d.path.display()))
+                .collect();
+            format!("`{name}`: {}", each.join(", "))
+        })
+        .collect();
+    if uneven.is_empty() {
+        let key = if by_seq {
+            MatchKey::GroupSeq
+        } else {
+            MatchKey::NameOccurrence
+        };
+        return Ok((out, key, Vec::new()));
+    }
+    if by_seq {
+        return Ok((
+            out,
+            MatchKey::GroupSeq,
+            vec![format!(
+                "the ranks hold different numbers of CPU collectives -- {}; matched by process \
+                 group and sequence number, the calls missing on some rank are left unmatched",
+                uneven.join("; ")
+            )],
+        ));
+    }
+    Err(TraceError::Rank(format!(
+        "ranks: the CPU collectives carry no process group and sequence number, so they are \
+         matched by name and order of occurrence, but the ranks hold different numbers of them \
+         -- {}. Give traces of the same steps on every rank (e.g. `trace trim --profiler-steps \
+         A..B` on each)",
+        uneven.join("; ")
+    )))
 }
 
 impl RanksReport {
     /// Human/CSV tables.
     pub fn tables(&self) -> Vec<Table> {
         let mut out = Vec::new();
+        let cpu = self.kind == RankKind::CpuCollectives;
+        let (title, count, kernel_title) = if cpu {
+            (
+                "Per-rank CPU time (µs) -- CPU-only ranks: computation = CPU ops outside \
+                 collectives, comm = CPU collectives (gloo, c10d, record_param_comms, all_reduce)",
+                "ops",
+                "Top CPU ops (collectives excluded): total per rank (µs), spread across ranks",
+            )
+        } else {
+            (
+                "Per-rank GPU time (µs)",
+                "kernels",
+                "Top kernels: total per rank (µs), spread across ranks",
+            )
+        };
         let mut t = Table::new(
             "ranks",
-            "Per-rank GPU time (µs)",
+            title,
             &[
                 "rank",
-                "kernels",
+                count,
                 "span",
                 "busy",
                 "idle",
@@ -292,7 +501,7 @@ impl RanksReport {
         out.push(t);
         let mut k = Table::new(
             "kernel_spread",
-            "Top kernels: total per rank (µs), spread across ranks",
+            kernel_title,
             &["name", "min", "max", "max/min", "cv", "worst rank"],
         );
         for s in &self.kernels {
@@ -308,9 +517,18 @@ impl RanksReport {
             ]);
         }
         out.push(k);
+        let matched = match (self.kind, self.matched_by) {
+            (RankKind::GpuKernels, _) => "Collectives matched on all ranks (name + occurrence)",
+            (RankKind::CpuCollectives, MatchKey::NameOccurrence) => {
+                "CPU collectives matched on all ranks (name + occurrence)"
+            }
+            (RankKind::CpuCollectives, MatchKey::GroupSeq) => {
+                "CPU collectives matched on all ranks (process group + seq)"
+            }
+        };
         let mut c = Table::new(
             "collectives",
-            "Collectives matched on all ranks (name + occurrence)",
+            matched,
             &[
                 "collective",
                 "#",

@@ -2,7 +2,9 @@
 //! mean, min, max and std; the GPU temporal breakdown; time per taxonomy category; and a
 //! per-stage (prefill/decode) split when the trace has engine step spans (SGLang `step[...]`,
 //! vLLM `execute_context_...`). A trace with nothing to tabulate gets an explanation instead of
-//! empty output.
+//! empty output. A trace without GPU events but with CPU collectives (gloo, `c10d::`,
+//! `record_param_comms`, the reference server's `all_reduce`) gets the CPU breakdown instead of
+//! the GPU one: CPU ops outside collectives as computation, the collectives as communication.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -103,6 +105,13 @@ pub struct TraceSummary {
     pub categories: BTreeMap<String, u64>,
     /// GPU temporal breakdown (absent for CPU-only traces).
     pub timeline: Option<Timeline>,
+    /// CPU breakdown of a trace without GPU events that has CPU collectives (computation = CPU
+    /// ops outside collectives, communication = the collectives).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_timeline: Option<Timeline>,
+    /// Its CPU collective calls (nested spans counted once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_collectives: Option<u64>,
     /// Top kernels by total time.
     pub kernels: Vec<KernelRow>,
     /// Distinct GPU event names.
@@ -137,6 +146,9 @@ pub struct SummaryReport {
 pub struct OverallSummary {
     /// Sum of the per-rank timelines (ns fields summed; percentages omitted).
     pub timeline: Timeline,
+    /// Sum of the per-rank CPU breakdowns, when some input has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_timeline: Option<Timeline>,
     /// Top kernels pooled across ranks.
     pub kernels: Vec<KernelRow>,
     /// Time per category pooled across ranks.
@@ -151,10 +163,14 @@ pub fn summarize(data: &[TraceData], taxonomy: &Taxonomy, opts: &SummaryOptions)
         .collect();
     let overall = if data.len() > 1 {
         let mut t = Timeline::default();
+        let mut cpu: Option<Timeline> = None;
         let mut by_name: HashMap<String, (u16, String, Stats)> = HashMap::new();
         for d in data {
             if let Some(tl) = Timeline::of(&d.gpu).into() {
                 add_timeline(&mut t, &tl);
+            }
+            if let Some(c) = cpu_breakdown(d) {
+                add_timeline(cpu.get_or_insert_with(Timeline::default), c);
             }
             for e in &d.gpu {
                 let entry = by_name
@@ -183,6 +199,7 @@ pub fn summarize(data: &[TraceData], taxonomy: &Taxonomy, opts: &SummaryOptions)
         rows.truncate(opts.top);
         Some(OverallSummary {
             timeline: t,
+            cpu_timeline: cpu,
             kernels: rows,
             kernel_categories: cats,
         })
@@ -190,6 +207,15 @@ pub fn summarize(data: &[TraceData], taxonomy: &Taxonomy, opts: &SummaryOptions)
         None
     };
     SummaryReport { traces, overall }
+}
+
+/// The CPU breakdown the summary shows for `d`: only without GPU events and with CPU
+/// collectives (a CPU trace without collectives has nothing to split).
+fn cpu_breakdown(d: &TraceData) -> Option<&Timeline> {
+    if d.cpu_collectives.is_empty() {
+        return None;
+    }
+    d.cpu_timeline.as_ref()
 }
 
 fn add_timeline(t: &mut Timeline, o: &Timeline) {
@@ -379,6 +405,8 @@ fn summarize_one(d: &TraceData, taxonomy: &Taxonomy, opts: &SummaryOptions) -> T
         events: d.events,
         categories: d.by_category.clone(),
         timeline,
+        cpu_timeline: cpu_breakdown(d).cloned(),
+        cpu_collectives: cpu_breakdown(d).map(|_| d.cpu_collectives.len() as u64),
         kernels,
         distinct_kernels: distinct,
         kernel_categories,
@@ -440,11 +468,36 @@ impl SummaryReport {
                 tl.push(timeline_row(&trace_label(t), x));
             }
         }
-        if let Some(o) = &self.overall {
+        // Without any GPU timeline the pooled row would be all zeros: leave the table out.
+        if let (Some(o), false) = (&self.overall, tl.rows.is_empty()) {
             tl.push(timeline_row("all ranks", &o.timeline));
         }
         if !tl.rows.is_empty() {
             out.push(tl);
+        }
+        let mut cpu = Table::new(
+            "cpu_timeline",
+            "CPU breakdown of traces without GPU events (µs; computation = CPU ops outside collectives, comm = CPU collectives: gloo, c10d, record_param_comms, all_reduce)",
+            &[
+                "trace", "ops+collectives", "span", "busy", "idle", "idle%", "computation",
+                "comm", "collectives",
+            ],
+        );
+        for t in &self.traces {
+            if let Some(x) = &t.cpu_timeline {
+                let mut row = cpu_row(&trace_label(t), x);
+                row.push(t.cpu_collectives.unwrap_or(0).to_string());
+                cpu.push(row);
+            }
+        }
+        if let Some(x) = self.overall.as_ref().and_then(|o| o.cpu_timeline.as_ref()) {
+            let mut row = cpu_row("all ranks", x);
+            let n: u64 = self.traces.iter().filter_map(|t| t.cpu_collectives).sum();
+            row.push(n.to_string());
+            cpu.push(row);
+        }
+        if !cpu.rows.is_empty() {
+            out.push(cpu);
         }
         for t in &self.traces {
             let label = trace_label(t);
@@ -576,6 +629,19 @@ fn timeline_row(label: &str, x: &Timeline) -> Vec<String> {
         us(x.comm_sum_ns),
         us(x.memory_sum_ns),
         x.comm_overlap_pct.map_or("-".into(), |p| format!("{p:.2}")),
+    ]
+}
+
+fn cpu_row(label: &str, x: &Timeline) -> Vec<String> {
+    vec![
+        label.to_string(),
+        x.kernels.to_string(),
+        us(x.span_ns),
+        us(x.busy_ns),
+        us(x.idle_ns),
+        pct(x.idle_ns as f64, x.span_ns as f64),
+        us(x.computation_ns),
+        us(x.comm_union_ns),
     ]
 }
 

@@ -1,5 +1,8 @@
 //! The union-based GPU temporal breakdown of one rank (HTA / TraceLens definitions):
 //! computation + exposed communication + exposed memory + idle = span.
+//!
+//! A CPU-only rank gets the same breakdown from its CPU spans ([`Timeline::of_cpu`]):
+//! computation is CPU op time outside collectives, communication the CPU collectives.
 
 use serde::Serialize;
 
@@ -16,7 +19,8 @@ const MEMSET_CAT: u16 = 2;
 pub struct Timeline {
     /// GPU events counted (kernels, memcpy, memset).
     pub gpu_events: u64,
-    /// Kernel events (category `kernel`; memcpy/memset not counted).
+    /// Kernel events (category `kernel`; memcpy/memset not counted). For a CPU-only rank: the
+    /// CPU ops and CPU collective calls counted.
     pub kernels: u64,
     /// Last GPU end − first GPU start (HTA `kernel_time`).
     pub span_ns: i64,
@@ -39,7 +43,8 @@ pub struct Timeline {
     /// Plain sum of memory event durations.
     pub memory_sum_ns: i64,
     /// Percentage of communication time overlapped by computation (HTA
-    /// `comp_comm_overlap_pctg`); None without communication.
+    /// `comp_comm_overlap_pctg`); None without communication, and for CPU-only ranks (whose
+    /// computation is defined outside collectives).
     pub comm_overlap_pct: Option<f64>,
     /// First GPU start (ns, trace clock).
     pub first_ns: i64,
@@ -48,6 +53,36 @@ pub struct Timeline {
 }
 
 impl Timeline {
+    /// The breakdown of a CPU-only rank: `ops` are its CPU op intervals (any threads, nesting
+    /// allowed), `collectives` its collective calls. Computation is |union(ops)| outside the
+    /// collectives, communication |union(collectives)| (all of it exposed: nothing is counted
+    /// as computing during a collective); `compute_sum_ns` equals the computation and
+    /// `comm_sum_ns` is the plain sum of the calls' durations.
+    pub fn of_cpu(ops: &[(i64, i64)], collectives: &[(i64, i64)]) -> Timeline {
+        let mut t = Timeline {
+            kernels: (ops.len() + collectives.len()) as u64,
+            comm_sum_ns: collectives.iter().map(|(s, e)| e - s).sum(),
+            ..Default::default()
+        };
+        let all = ops.iter().chain(collectives);
+        let (Some(first), Some(last)) = (all.clone().map(|i| i.0).min(), all.map(|i| i.1).max())
+        else {
+            return t;
+        };
+        let comp = Union::from_intervals(ops.to_vec());
+        let comm = Union::from_intervals(collectives.to_vec());
+        t.first_ns = first;
+        t.last_ns = last;
+        t.span_ns = last - first;
+        t.computation_ns = comp.len() - comp.overlap(&comm);
+        t.compute_sum_ns = t.computation_ns;
+        t.comm_union_ns = comm.len();
+        t.exposed_comm_ns = t.comm_union_ns;
+        t.busy_ns = t.computation_ns + t.comm_union_ns;
+        t.idle_ns = t.span_ns - t.busy_ns;
+        t
+    }
+
     /// Computes the breakdown of a set of GPU events.
     pub fn of<'a>(events: impl IntoIterator<Item = &'a GpuEvent>) -> Timeline {
         let (mut comp, mut comm, mut mem) = (Vec::new(), Vec::new(), Vec::new());
@@ -102,5 +137,30 @@ impl Timeline {
             None
         };
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_breakdown_counts_ops_outside_collectives_as_computation() {
+        // Ops 0..10 (with a nested op), 12..20 partly inside the collective 15..30, then idle
+        // until an op 40..45.
+        let t = Timeline::of_cpu(&[(0, 10), (2, 5), (12, 20), (40, 45)], &[(15, 30)]);
+        assert_eq!(t.span_ns, 45);
+        assert_eq!(t.computation_ns, 10 + 3 + 5);
+        assert_eq!(t.comm_union_ns, 15);
+        assert_eq!(t.exposed_comm_ns, 15);
+        assert_eq!(t.comm_sum_ns, 15);
+        assert_eq!(t.busy_ns, 33);
+        assert_eq!(t.idle_ns, 12);
+        assert_eq!(
+            t.computation_ns + t.exposed_comm_ns + t.exposed_memory_ns + t.idle_ns,
+            t.span_ns
+        );
+        assert_eq!(t.gpu_events, 0);
+        assert_eq!(Timeline::of_cpu(&[], &[]).span_ns, 0);
     }
 }

@@ -1,5 +1,5 @@
-//! `inferperf trace ...` as a user runs it: vLLM's two trace files, invalid events, and
-//! interrupted writes.
+//! `inferperf trace ...` as a user runs it: vLLM's two trace files, CPU-only (gloo) ranks,
+//! invalid events, and interrupted writes.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -56,6 +56,53 @@ fn summary_of_vllm_traces_shows_stages_or_says_why_there_are_none() {
     let (out, _) = text(&o);
     assert!(!out.contains("Nothing to summarize"), "{out}");
     assert!(out.contains("async_llm.py"), "{out}");
+}
+
+/// The trace crate's 4-rank gloo set: rank 2 computes 4x as long before every all_reduce.
+fn gloo_files() -> Vec<PathBuf> {
+    let dir =
+        inferperf_test_support::manifest_dir!().join("../inferperf-trace/tests/data/gloo_4rank");
+    (0..4)
+        .map(|r| dir.join(format!("worker{r}.pt.trace.json")))
+        .collect()
+}
+
+#[test]
+fn ranks_of_cpu_only_gloo_traces_name_the_straggler() {
+    let files = gloo_files();
+    let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let o = inferperf(&["trace", "ranks"], &refs);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(
+        err.contains("straggler (others wait for it at CPU collectives): rank 2"),
+        "{err}"
+    );
+    assert!(out.contains("Per-rank CPU time"), "{out}");
+    assert!(out.contains("gloo:all_reduce"), "{out}");
+
+    let o = inferperf(&["trace", "ranks", "--json"], &refs);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    let rep: serde_json::Value = serde_json::from_str(&out).expect("JSON report");
+    assert_eq!(rep["kind"], "cpu_collectives");
+    assert_eq!(rep["straggler"], serde_json::json!(["rank 2"]));
+    assert_eq!(rep["collectives"].as_array().map(Vec::len), Some(5));
+    for r in rep["ranks"].as_array().expect("ranks") {
+        assert!(r["timeline"]["busy_ns"].as_i64() > Some(0), "{r}");
+    }
+
+    let o = inferperf(
+        &["trace", "summary", "--csv", "--table", "cpu_timeline"],
+        &refs,
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert_eq!(
+        out.lines().count(),
+        1 + 4 + 1,
+        "header, 4 ranks, all ranks: {out}"
+    );
 }
 
 #[test]

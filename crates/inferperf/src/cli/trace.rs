@@ -12,7 +12,7 @@ use inferperf_trace::diff::{diff, DiffOptions};
 use inferperf_trace::merge::{merge_with_progress, MergeOptions};
 use inferperf_trace::naming::{discover, RankMap};
 use inferperf_trace::progress::Progress;
-use inferperf_trace::ranks::{compare_ranks, RanksOptions};
+use inferperf_trace::ranks::{compare_ranks, RankKind, RanksOptions};
 use inferperf_trace::summary::{summarize, SummaryOptions};
 use inferperf_trace::table::{csv_all, render_all, Table};
 use inferperf_trace::taxonomy::Taxonomy;
@@ -301,9 +301,16 @@ fn run_ranks(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let tax = load_taxonomy(a.taxonomy.as_deref())?;
     let data = load_all(&files, &tax, &a.collect_options())?;
     let rep = compare_ranks(&data, &RanksOptions { top: a.top })?;
+    for note in &rep.notes {
+        eprintln!("note: {note}");
+    }
     if !a.out.json && !a.out.csv && !rep.straggler.is_empty() {
+        let at = match rep.kind {
+            RankKind::GpuKernels => "",
+            RankKind::CpuCollectives => " at CPU collectives",
+        };
         eprintln!(
-            "straggler (others wait for it): {}",
+            "straggler (others wait for it{at}): {}",
             rep.straggler.join(", ")
         );
     }
