@@ -355,6 +355,8 @@ fn one_batch_server_profiles_vllm_and_closes_the_window() {
         "--profile",
         "--profile-output-dir",
         &dir.path().display().to_string(),
+        "--result-filename",
+        &dir.path().join("result.jsonl").display().to_string(),
     ]);
     let all = text(&out);
     assert!(out.status.success(), "{all}");
@@ -371,5 +373,12 @@ fn one_batch_server_profiles_vllm_and_closes_the_window() {
         (1, false),
         "the client closed the window: {all}"
     );
-    assert!(!all.contains(&dir.path().display().to_string()), "{all}");
+    let results = std::fs::read_to_string(dir.path().join("result.jsonl")).expect("results");
+    // The plain pass and the profiled pass, as SGLang appends them.
+    assert_eq!(results.lines().count(), 2, "{results}");
+    // The result names no trace directory: vLLM wrote its traces where it was started to.
+    assert!(
+        !results.contains(&dir.path().display().to_string()),
+        "{results}"
+    );
 }
