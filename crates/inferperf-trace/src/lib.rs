@@ -14,6 +14,7 @@ pub mod collect;
 pub mod diff;
 pub mod error;
 pub mod event;
+pub mod explain;
 pub mod fastscan;
 pub mod intervals;
 pub mod merge;
