@@ -130,6 +130,7 @@ pub async fn calibrate(o: &CalibrateOptions) -> Result<Calibration, BenchError> 
             prompt_len: 1,
             output_len: o.output_len,
             headers: None,
+            rid: None,
             conversation: None,
         };
         let spec = RunSpec {

@@ -122,6 +122,12 @@ pub struct ServingConfig {
     pub metric_percentiles: String,
     /// JSONL file to append the result record to.
     pub output_file: Option<String>,
+    /// Chrome/Kineto trace of the client side: one slice per request with its phases and
+    /// chunks, its request id, on Unix time (see `request_trace`). With `--profile` it is
+    /// also written next to the server's traces when they go to a directory the client knows.
+    pub request_trace: Option<std::path::PathBuf>,
+    /// Request ids are `{prefix}-{index}`; `None` draws a fresh 8-hex-digit prefix per run.
+    pub request_id_prefix: Option<String>,
     /// Add per-request arrays to the record.
     pub output_details: bool,
     /// Draw output throughput and concurrency per second in the terminal after the run.
@@ -199,6 +205,8 @@ impl Default for ServingConfig {
             percentile_metrics: "ttft,tpot,itl".into(),
             metric_percentiles: "99".into(),
             output_file: None,
+            request_trace: None,
+            request_id_prefix: None,
             output_details: false,
             plot_throughput: false,
             disable_tqdm: false,

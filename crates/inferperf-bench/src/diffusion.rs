@@ -452,6 +452,7 @@ fn plan(
                 prompt_len: 0,
                 output_len: 0,
                 headers: None,
+                rid: None,
                 conversation: None,
             })
         })

@@ -16,6 +16,7 @@ pub mod one_batch_server;
 pub mod plot;
 pub mod profiling;
 pub mod scenario;
+pub mod server_clock;
 pub mod serving;
 pub mod slo;
 pub mod sweep;

@@ -533,6 +533,7 @@ async fn one_request(
             prompt_len: case.batch_size * case.input_len,
             output_len: case.batch_size * case.output_len,
             headers: None,
+            rid: None,
             conversation: None,
         }]),
         offsets: vec![0],

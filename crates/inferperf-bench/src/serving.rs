@@ -26,6 +26,7 @@ use inferperf_loadgen::cpu::{CpuMark, ThreadCpu};
 use inferperf_loadgen::dataset::{self, DatasetName, DatasetRow};
 use inferperf_loadgen::error::BenchError;
 use inferperf_loadgen::metrics::{compute, BenchmarkMetrics, MetricInputs};
+use inferperf_loadgen::request_trace::RequestTraceInfo;
 use inferperf_loadgen::runner::{run, Abort, LiveCounters, PlannedRequest, RunSpec};
 use inferperf_loadgen::table::{extra_table, py_float, sglang_table, TableContext};
 use inferperf_loadgen::tokenizer::{HfTokenizer, SharedTokenizer};
@@ -71,6 +72,8 @@ pub struct ServingOutcome {
     pub console_report: String,
     /// Where each profiled server's traces are (or will be written), one line each.
     pub profile_locations: Vec<String>,
+    /// The client request traces written (`--request-trace`, and with `--profile`).
+    pub request_traces: Vec<std::path::PathBuf>,
 }
 
 impl ServingOutcome {
@@ -157,7 +160,17 @@ pub async fn run_serving_rows(
     ctx.say(format_args!("#Input tokens: {total_in}"));
     ctx.say(format_args!("#Output tokens: {total_out}"));
     let extra = body_extras(args)?;
-    let requests = Arc::new(plan_requests(args, &rows, &model_id, &extra)?);
+    let rid_prefix = args
+        .request_id_prefix
+        .clone()
+        .unwrap_or_else(inferperf_loadgen::record::new_run_tag);
+    let requests = Arc::new(plan_requests(
+        args,
+        &rows,
+        &model_id,
+        &extra,
+        Some(&rid_prefix),
+    )?);
     tracing::info!(
         "prepared {} requests in {:.2} s",
         requests.len(),
@@ -189,7 +202,8 @@ pub async fn run_serving_rows(
         // SGLang's warm-up request: the first row with at most 32 output tokens.
         let mut first = rows[0].clone();
         first.output_len = first.output_len.min(32);
-        let planned = plan_requests(args, std::slice::from_ref(&first), &model_id, &extra)?;
+        // No request ids: the warm-up sends one body several times at once.
+        let planned = plan_requests(args, std::slice::from_ref(&first), &model_id, &extra, None)?;
         warmup(&ctx, &pool, &send, &planned[0]).await?;
     }
     // A server that cannot flush (vLLM outside its dev mode answers 404) is a warning, not a
@@ -204,6 +218,15 @@ pub async fn run_serving_rows(
             flush_cache_skipped = Some(why);
         }
     }
+    // The measured clock; with a request trace, the server's clock is probed against it
+    // before the profile window opens and again after it closes.
+    let clock = Clock::start();
+    let wants_trace = args.request_trace.is_some() || profile_plan.is_some();
+    let probes_before = if wants_trace {
+        crate::server_clock::probe(&pool, &clock, crate::server_clock::PROBES).await
+    } else {
+        Vec::new()
+    };
     // Armed after warmup and flush, before the measured clock starts (SGLang starts its clock
     // after this too, but stops it after `/stop_profile`; we stop it before).
     let profile_http = inferperf_profiler::client::http_client()
@@ -222,7 +245,7 @@ pub async fn run_serving_rows(
     let res = run(
         pool.clone(),
         spec,
-        Clock::start(),
+        clock,
         counters.clone(),
         ctx.abort.clone(),
     )
@@ -231,6 +254,11 @@ pub async fn run_serving_rows(
     if let Some(p) = &profile {
         p.stop(&profile_http, res.abort_reason.is_some()).await;
     }
+    let probes_after = if wants_trace && res.abort_reason.is_none() {
+        crate::server_clock::probe(&pool, &clock, crate::server_clock::PROBES).await
+    } else {
+        Vec::new()
+    };
     let process_cpu = cpu0.process_since();
     ticker.abort();
     pb.finish_and_clear();
@@ -310,6 +338,19 @@ pub async fn run_serving_rows(
     );
     let line = rec.to_line();
     inferperf_loadgen::jsonl::append_line(Path::new(&output_file), &line)?;
+    let request_traces = write_request_traces(
+        args,
+        &output_file,
+        profile.as_ref(),
+        &res.records,
+        &clock,
+        &RequestTraceInfo {
+            run_tag: rid_prefix.clone(),
+            backend: args.backend.name().into(),
+            base_url: ctx.base_url.clone(),
+            server_clock: crate::server_clock::estimate(&probes_before, &probes_after),
+        },
+    )?;
     let (profile_dirs, profile_locations) = match &profile {
         Some(p) => (
             p.trace_dirs().into_iter().map(|(_, dir, _)| dir).collect(),
@@ -327,8 +368,45 @@ pub async fn run_serving_rows(
         incomplete,
         console_report,
         profile_locations,
+        request_traces,
     })
 }
+
+/// Write the client request trace where `--request-trace` says and, with `--profile`, as
+/// `client-requests.json` in every trace directory the client sent (for a server that decides
+/// where its traces go, next to the result file instead). Returns the files written.
+fn write_request_traces(
+    args: &ServingConfig,
+    output_file: &str,
+    profile: Option<&crate::profiling::ActiveProfile>,
+    records: &[inferperf_loadgen::record::RequestRecord],
+    clock: &Clock,
+    info: &RequestTraceInfo,
+) -> Result<Vec<std::path::PathBuf>, BenchError> {
+    let mut paths: Vec<std::path::PathBuf> = args.request_trace.iter().cloned().collect();
+    if let Some(p) = profile {
+        let dirs: Vec<_> = p.trace_dirs().into_iter().map(|(_, dir, _)| dir).collect();
+        if dirs.is_empty() {
+            paths.push(std::path::PathBuf::from(format!(
+                "{output_file}.client-requests.json"
+            )));
+        }
+        paths.extend(dirs.into_iter().map(|d| d.join(CLIENT_TRACE_FILE)));
+    }
+    for path in &paths {
+        inferperf_loadgen::request_trace::write(path, records, clock, info).map_err(|e| {
+            BenchError::io(
+                format!("writing the request trace {}", e.path.display()),
+                e.source,
+            )
+        })?;
+    }
+    Ok(paths)
+}
+
+/// The client request trace's name in a profile directory (not `*.trace.json`, so rank-trace
+/// globs do not take it for a rank).
+pub const CLIENT_TRACE_FILE: &str = "client-requests.json";
 
 /// The arrival process the settings ask for -- a Mooncake trace's own times, a burst, or a
 /// (bursty) rate -- and the rate the record names (`None`: "trace").
@@ -695,12 +773,14 @@ fn body_extras(args: &ServingConfig) -> Result<Map<String, Value>, BenchError> {
     Ok(extra)
 }
 
-/// Serialize every request body once, before the run (in parallel).
+/// Serialize every request body once, before the run (in parallel). With `rid_prefix`,
+/// request `i` gets the id `{rid_prefix}-{i}` (header, record, and `rid` in SGLang bodies).
 pub fn plan_requests(
     args: &ServingConfig,
     rows: &[DatasetRow],
     model_id: &str,
     extra: &Map<String, Value>,
+    rid_prefix: Option<&str>,
 ) -> Result<Vec<PlannedRequest>, BenchError> {
     let loras = inferperf_loadgen::lora::assign(
         &args.lora_name,
@@ -718,7 +798,9 @@ pub fn plan_requests(
     };
     rows.par_iter()
         .zip(loras.par_iter())
-        .map(|(row, lora)| {
+        .enumerate()
+        .map(|(i, (row, lora))| {
+            let rid = rid_prefix.map(|p| format!("{p}-{i}"));
             let merged;
             let extra = match &row.extra {
                 Some(e) => {
@@ -742,6 +824,7 @@ pub fn plan_requests(
                     top_p: args.top_p,
                     extra,
                     logprobs: &logprobs,
+                    rid: rid.as_deref(),
                 },
             );
             let (bytes, conversation) = match (&row.prompt, body) {
@@ -753,7 +836,7 @@ pub fn plan_requests(
                         )));
                     }
                     let c = Conversation::new(map, turns)?;
-                    (c.body(&c.turns[0]), Some(Arc::new(c)))
+                    (c.body(&c.turns[0], rid.as_deref()), Some(Arc::new(c)))
                 }
                 (_, body) => {
                     let bytes = serde_json::to_vec(&body).map_err(|e| {
@@ -781,6 +864,7 @@ pub fn plan_requests(
                 prompt_len,
                 output_len: row.output_len,
                 headers,
+                rid,
                 conversation,
             })
         })

@@ -17,7 +17,7 @@ fn tok() -> SharedTokenizer {
 fn bodies(flags: &[&str]) -> Vec<Value> {
     let a = args(flags);
     let rows = build_dataset(&a, Some(&tok())).expect("rows");
-    plan_requests(&a, &rows, "m", &Map::new())
+    plan_requests(&a, &rows, "m", &Map::new(), None)
         .expect("plan")
         .iter()
         .map(|p| serde_json::from_slice(&p.body).expect("JSON"))

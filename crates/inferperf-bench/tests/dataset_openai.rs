@@ -40,7 +40,7 @@ fn rows_keep_messages_and_merge_per_line_keys() {
         rows.iter().map(|r| r.output_len).collect::<Vec<_>>(),
         [5, 7, 256]
     );
-    let plan = plan_requests(&a, &rows, "served", &Map::new()).expect("plan");
+    let plan = plan_requests(&a, &rows, "served", &Map::new(), None).expect("plan");
     let bodies: Vec<Value> = plan
         .iter()
         .map(|p| serde_json::from_slice(&p.body).expect("JSON body"))

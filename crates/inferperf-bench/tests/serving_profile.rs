@@ -286,3 +286,116 @@ fn profiling_flag_errors_are_named() {
         .expect("not an error")
         .is_none());
 }
+
+/// `bench serving --profile --request-id-prefix`: the client's side of the run goes next to
+/// the server's traces as a Chrome trace on Unix time: one `request` slice per request with
+/// the rid the client sent (`{prefix}-{index}`, also in the records), its phases nested in it
+/// on the same lane, one `chunk` instant per content chunk, and one request at a time per
+/// lane. `--request-trace FILE` writes the same trace where it is told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiled_runs_write_a_client_request_trace_with_the_rids_sent() {
+    let s = start().await;
+    let out = tempfile::tempdir().expect("tempdir");
+    let base_s = out.path().join("profiles").to_string_lossy().into_owned();
+    let extra_trace = out.path().join("requests.json");
+    let extra_s = extra_trace.to_string_lossy().into_owned();
+    let o = bench(
+        &s,
+        &s.url(),
+        &[
+            "--profile",
+            "--profile-output-dir",
+            &base_s,
+            "--request-id-prefix",
+            "run7",
+            "--request-trace",
+            &extra_s,
+        ],
+        out.path(),
+    )
+    .await;
+    assert_eq!(o.metrics.completed, 8);
+    let next_to_server = o.profile_dirs[0].join("client-requests.json");
+    assert_eq!(
+        o.request_traces,
+        vec![extra_trace.clone(), next_to_server.clone()]
+    );
+    let mut rids: Vec<String> = o.records.iter().map(|r| r.rid.clone()).collect();
+    rids.sort();
+    let mut want: Vec<String> = (0..8).map(|i| format!("run7-{i}")).collect();
+    want.sort();
+    assert_eq!(rids, want);
+
+    for path in [&extra_trace, &next_to_server] {
+        let doc: Value =
+            serde_json::from_slice(&std::fs::read(path).expect("read")).expect("trace JSON");
+        let info = &doc["inferperfRequestTrace"];
+        assert_eq!(info["run_tag"], "run7");
+        let base_ns = doc["baseTimeNanoseconds"].as_u64().expect("base time");
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_nanos() as u64;
+        let events = doc["traceEvents"].as_array().expect("traceEvents");
+        let requests: Vec<&Value> = events.iter().filter(|e| e["name"] == "request").collect();
+        let mut traced: Vec<String> = requests
+            .iter()
+            .map(|e| e["args"]["rid"].as_str().expect("rid").to_string())
+            .collect();
+        traced.sort();
+        assert_eq!(traced, want);
+        // On Unix time: within the last ten minutes (a sanity range, not a timing check).
+        for r in &requests {
+            let at = base_ns + (r["ts"].as_f64().expect("ts") * 1000.0) as u64;
+            assert!(at <= now_ns && now_ns - at < 600_000_000_000, "{r}");
+        }
+        // Phases nest in their request's slice, on its lane.
+        for e in events.iter().filter(|e| e["cat"] == "client_phase") {
+            let rid = &e["args"]["rid"];
+            let r = requests
+                .iter()
+                .find(|r| &r["args"]["rid"] == rid)
+                .expect("a request for every phase");
+            assert_eq!(e["tid"], r["tid"], "{e}");
+            let (ts, dur) = (
+                e["ts"].as_f64().unwrap_or(-1.0),
+                e["dur"].as_f64().unwrap_or(-1.0),
+            );
+            let (rts, rdur) = (
+                r["ts"].as_f64().unwrap_or(0.0),
+                r["dur"].as_f64().unwrap_or(0.0),
+            );
+            assert!(
+                ts >= rts && ts + dur <= rts + rdur + 0.001,
+                "{e} outside {r}"
+            );
+        }
+        let chunks = events.iter().filter(|e| e["name"] == "chunk").count();
+        let want_chunks: usize = o.records.iter().map(|r| r.chunk_ns.len()).sum();
+        assert_eq!(chunks, want_chunks);
+        // A lane holds one request at a time (all 8 are scheduled at once, so they queue).
+        let lanes = info["lanes"].as_u64().expect("lanes");
+        assert!((1..=8).contains(&lanes), "{lanes}");
+        let mut by_lane: Vec<(u64, f64, f64)> = requests
+            .iter()
+            .map(|r| {
+                let ts = r["ts"].as_f64().unwrap_or(0.0);
+                (
+                    r["tid"].as_u64().unwrap_or(0),
+                    ts,
+                    ts + r["dur"].as_f64().unwrap_or(0.0),
+                )
+            })
+            .collect();
+        by_lane.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        for w in by_lane.windows(2) {
+            assert!(
+                w[0].0 != w[1].0 || w[0].2 <= w[1].1,
+                "{:?} overlaps {:?}",
+                w[0],
+                w[1]
+            );
+        }
+    }
+    s.server.shutdown().await.expect("shutdown");
+}

@@ -126,6 +126,9 @@ pub struct BodyOptions<'a> {
     /// `--return-logprob`, `--top-logprobs-num`, `--token-ids-logprob`, `--logprob-start-len`,
     /// `--return-routed-experts`.
     pub logprobs: &'a LogprobOptions,
+    /// The request id: SGLang-family bodies carry it as `rid` (vLLM warns about unknown
+    /// fields, so the others get it only as the `X-Request-Id` header the client adds).
+    pub rid: Option<&'a str>,
 }
 
 /// The logprob-related flags (native `/generate` takes all; completions only `logprobs`).
@@ -234,6 +237,9 @@ pub fn build_body(prompt: &Prompt, output_len: usize, o: &BodyOptions<'_>) -> Va
             b
         }
     };
+    if let (Some(rid), true) = (o.rid, o.backend.is_sglang()) {
+        body.insert("rid".into(), json!(rid));
+    }
     for (k, v) in o.extra {
         body.insert(k.clone(), v.clone());
     }
@@ -285,6 +291,20 @@ mod tests {
             top_p: 1.0,
             extra,
             logprobs: &LogprobOptions::OFF,
+            rid: Some("run-7"),
+        }
+    }
+
+    #[test]
+    fn rid_goes_into_sglang_bodies_only() {
+        let extra = Map::new();
+        for b in [Backend::Sglang, Backend::SglangOai, Backend::SglangOaiChat] {
+            let body = build_body(&Prompt::Text("hi".into()), 4, &opts(b, &extra));
+            assert_eq!(body["rid"], "run-7", "{}", b.name());
+        }
+        for b in [Backend::Vllm, Backend::Openai, Backend::OpenaiChat] {
+            let body = build_body(&Prompt::Text("hi".into()), 4, &opts(b, &extra));
+            assert!(body.get("rid").is_none(), "{}", b.name());
         }
     }
 

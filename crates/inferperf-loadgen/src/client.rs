@@ -14,6 +14,9 @@ use hyper::{Method, Request, StatusCode};
 use tokio::net::TcpStream;
 
 use crate::backend::Protocol;
+
+/// The request-id header (vLLM's and our server's; SGLang bodies also carry `rid`).
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 use crate::clock::Clock;
 use crate::error::BenchError;
 use crate::record::{ErrorKind, RequestError, RequestRecord};
@@ -189,6 +192,8 @@ pub struct Outgoing<'a> {
     /// The body's Content-Type; `None` means `application/json`.
     pub content_type: Option<&'a HeaderValue>,
     pub extra_headers: Option<&'a HeaderMap>,
+    /// Sent as `X-Request-Id` (vLLM and our server take the request id from it).
+    pub request_id: Option<&'a str>,
     pub protocol: Protocol,
     pub stream: bool,
     /// How the response is read (a generation of `protocol`, a JSON document, kept lines).
@@ -384,6 +389,9 @@ async fn attempt(
             h.insert(k, v.clone());
         }
     }
+    if let Some(rid) = out.request_id.and_then(|r| HeaderValue::from_str(r).ok()) {
+        h.insert(X_REQUEST_ID, rid);
+    }
     rec.sent_ns = clock.now_ns();
     let resp = within_stall(
         out.stall_timeout,
@@ -484,6 +492,7 @@ pub async fn poll_job(
             body: Bytes::new(),
             content_type: None,
             extra_headers: None,
+            request_id: None,
             protocol: Protocol::Generate,
             stream: false,
             reading: ResponseReading::Document,

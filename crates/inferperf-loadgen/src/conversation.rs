@@ -52,9 +52,14 @@ impl Conversation {
     }
 
     /// The body of the next round: the template with `messages` = `history`.
-    pub fn body(&self, history: &[Value]) -> Vec<u8> {
+    /// The body of a round: the template, `history` as its messages, and this round's `rid`
+    /// when the template carries one (SGLang bodies).
+    pub fn body(&self, history: &[Value], rid: Option<&str>) -> Vec<u8> {
         let mut b = self.template.clone();
         b.insert("messages".into(), Value::Array(history.to_vec()));
+        if let (Some(rid), true) = (rid, b.contains_key("rid")) {
+            b.insert("rid".into(), Value::String(rid.to_string()));
+        }
         // Serializing a map of JSON values cannot fail.
         serde_json::to_vec(&Value::Object(b)).unwrap_or_default()
     }
@@ -82,7 +87,7 @@ mod tests {
         assert!(!c.template.contains_key("messages"));
         assert_eq!(c.turns[0], [json!({"role": "user", "content": "first"})]);
         assert_eq!(c.turns[1], [json!({"role": "user", "content": "second"})]);
-        let body: Value = serde_json::from_slice(&c.body(&c.turns[0])).expect("json");
+        let body: Value = serde_json::from_slice(&c.body(&c.turns[0], None)).expect("json");
         assert_eq!(body["messages"][0]["content"], "first");
         assert!(Conversation::new(Map::new(), &[json!(3)]).is_err());
     }

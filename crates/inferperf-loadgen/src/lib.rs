@@ -30,6 +30,7 @@ pub mod pacer;
 pub mod progress;
 pub mod record;
 pub mod request_log;
+pub mod request_trace;
 pub mod result;
 pub mod runner;
 pub mod rx_stamp;

@@ -54,6 +54,10 @@ pub struct RequestError {
 pub struct RequestRecord {
     /// Index of the request in the plan.
     pub index: usize,
+    /// The request id sent with it (`X-Request-Id`, and `rid` in SGLang bodies), which the
+    /// server keeps through scheduling; empty when the plan gave none.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub rid: String,
     /// Round of a multi-turn conversation (0 for single requests).
     pub turn: usize,
     /// When the arrival schedule said the request should start.
@@ -176,6 +180,19 @@ impl RequestRecord {
 /// Nanoseconds to seconds.
 pub fn ns_to_s(ns: u64) -> f64 {
     ns as f64 * 1e-9
+}
+
+/// A run's tag for its request ids (`{tag}-{index}`): 8 hex digits from the wall clock and
+/// the process id, so that runs (and load-generator hosts) do not reuse each other's ids.
+/// Not seeded on purpose: ids name requests, they are not part of any measurement.
+pub fn new_run_tag() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let mut key = now.to_le_bytes().to_vec();
+    key.extend(std::process::id().to_le_bytes());
+    format!("{:08x}", inferperf_protocol::hash::fnv1a(&key) as u32)
 }
 
 #[cfg(test)]

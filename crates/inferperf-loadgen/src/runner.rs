@@ -27,6 +27,9 @@ pub struct PlannedRequest {
     pub output_len: usize,
     /// Per-request headers (routing key).
     pub headers: Option<HeaderMap>,
+    /// The request id, sent as `X-Request-Id` (later rounds of a conversation add `-tN`);
+    /// SGLang-family bodies carry it as `rid` already.
+    pub rid: Option<String>,
     /// Multi-turn rows: the rounds to replay (`body` is then the first round's body).
     pub conversation: Option<Arc<Conversation>>,
 }
@@ -313,6 +316,7 @@ async fn one(sh: &Shared, i: usize) {
     let req = &sh.spec.requests[i];
     let rec = RequestRecord {
         index: i,
+        rid: req.rid.clone().unwrap_or_default(),
         scheduled_ns: sh.t0.load(Ordering::Acquire) + sh.spec.offsets[i],
         released_ns: sh.released[i].load(Ordering::Relaxed),
         prompt_len: req.prompt_len,
@@ -335,6 +339,11 @@ async fn one(sh: &Shared, i: usize) {
                     let now = sh.clock.now_ns();
                     rec = RequestRecord {
                         index: i,
+                        rid: req
+                            .rid
+                            .as_ref()
+                            .map(|r| format!("{r}-t{turn}"))
+                            .unwrap_or_default(),
                         turn,
                         scheduled_ns: now,
                         released_ns: now,
@@ -345,7 +354,9 @@ async fn one(sh: &Shared, i: usize) {
                     };
                 }
                 history.extend(added.iter().cloned());
-                let body = Bytes::from(conv.body(&history));
+                let body = Bytes::from(
+                    conv.body(&history, Some(rec.rid.as_str()).filter(|r| !r.is_empty())),
+                );
                 let mut done = send(sh, rec.clone(), body, req.headers.as_ref()).await;
                 if turn > 0 || done.server_prompt_len.is_some() {
                     done.prompt_len = done.server_prompt_len.unwrap_or(0);
@@ -377,12 +388,14 @@ async fn send(
         true
     } else {
         let ex = &sh.spec.exchange;
+        let rid = rec.rid.clone();
         let out = Outgoing {
             method: ex.method.clone(),
             path: &sh.spec.path,
             body,
             content_type: ex.content_type.as_ref(),
             extra_headers: headers,
+            request_id: Some(rid.as_str()).filter(|r| !r.is_empty()),
             protocol: sh.spec.protocol,
             stream: sh.spec.stream,
             reading: ex.reading,

@@ -15,6 +15,7 @@ pub mod cpucomm;
 pub mod diff;
 pub mod error;
 pub mod event;
+pub mod explain;
 pub mod fastscan;
 pub mod intervals;
 pub mod merge;

@@ -73,6 +73,11 @@ fn bench_serving_gets_the_tokenizer_from_an_inferperf_server() {
         let all = text(&run);
         assert!(run.status.success(), "{all}");
         assert!(!all.contains("needs a tokenizer"), "{all}");
+        assert_eq!(
+            all.matches("Verdict:").count(),
+            1,
+            "one verdict line: {all}"
+        );
         assert!(!all.contains("prompt_tokens != client count"), "{all}");
         let r = last_record(&out);
         assert_eq!(r["completed"], 4, "{all}");

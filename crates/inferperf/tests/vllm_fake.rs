@@ -24,6 +24,10 @@ struct Seen {
     stops: usize,
     open: bool,
     steps: u64,
+    /// `X-Request-Id` of every completion request.
+    request_ids: Vec<String>,
+    /// Completion bodies that carried a `rid`.
+    rids_in_body: usize,
 }
 
 type Shared = Arc<Mutex<Seen>>;
@@ -113,8 +117,19 @@ async fn metrics(State(s): State<Shared>) -> String {
     )
 }
 
-async fn completions(Json(body): Json<Value>) -> axum::response::Response {
+async fn completions(
+    State(s): State<Shared>,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<Value>,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
+    {
+        let mut s = s.lock().expect("lock");
+        if let Some(id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+            s.request_ids.push(id.to_string());
+        }
+        s.rids_in_body += usize::from(body.get("rid").is_some());
+    }
     let n = body["max_tokens"].as_u64().unwrap_or(4).min(8);
     if body["stream"].as_bool() != Some(true) {
         return Json(json!({"choices": [{"text": "x".repeat(n as usize)}], "usage": {"prompt_tokens": 3, "completion_tokens": n}})).into_response();
@@ -240,6 +255,13 @@ fn bench_serving_profiles_vllm_and_survives_a_missing_flush_route() {
     assert!(bodies[0].get("num_steps").is_none() && bodies[0].get("output_dir").is_none());
     assert_eq!((stops, open), (1, false), "{all}");
     assert!(all.contains("did not flush"), "{all}");
+    // Every request carries its id as vLLM reads it: X-Request-Id, distinct per request, and
+    // the body has no `rid` (vLLM would warn about an unknown field).
+    let mut ids = fake.seen(|s| s.request_ids.clone());
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert_eq!(fake.seen(|s| s.rids_in_body), 0);
     let line = std::fs::read_to_string(&record).expect("record");
     let r = inferperf_loadgen::jsonl::parse_line(line.lines().last().unwrap_or_default())
         .expect("parse");

@@ -306,7 +306,9 @@ fn serving(a: ServingCliArgs, given: GivenFlags) -> anyhow::Result<ExitCode> {
     for line in &outcome.profile_locations {
         println!("{line}");
     }
-    println!("Verdict: {}", outcome.validity.verdict);
+    for path in &outcome.request_traces {
+        println!("Client request trace: {}", path.display());
+    }
     if outcome.incomplete {
         eprintln!(
             "The run is incomplete; the record in {} says so.",

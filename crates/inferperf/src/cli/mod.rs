@@ -16,6 +16,7 @@ pub mod send_one;
 pub mod serve;
 pub mod serving_args;
 pub mod trace;
+pub mod trace_explain;
 pub mod value_parsers;
 
 /// Logs go to stderr through `tracing`; `RUST_LOG` overrides the default `info` level.

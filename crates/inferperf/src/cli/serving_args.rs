@@ -192,6 +192,16 @@ pub struct ServingArgs {
     /// JSONL file to append the result record to.
     #[arg(long)]
     pub output_file: Option<String>,
+    /// Write the client's side of the run as a Chrome/Kineto trace (Perfetto, `trace merge`):
+    /// one slice per request with its rid, phases (queued, waiting, first token, streaming)
+    /// and every chunk, on Unix time. With --profile it is also written next to the
+    /// server's traces.
+    #[arg(long, value_name = "FILE")]
+    pub request_trace: Option<std::path::PathBuf>,
+    /// Request ids are PREFIX-INDEX (sent as X-Request-Id, and `rid` in SGLang bodies);
+    /// default: a fresh 8-hex-digit prefix per run.
+    #[arg(long, value_name = "PREFIX")]
+    pub request_id_prefix: Option<String>,
     /// Add per-request arrays to the record.
     #[arg(long)]
     pub output_details: bool,
@@ -280,6 +290,8 @@ impl ServingArgs {
             percentile_metrics: self.percentile_metrics.clone(),
             metric_percentiles: self.metric_percentiles.clone(),
             output_file: self.output_file.clone(),
+            request_trace: self.request_trace.clone(),
+            request_id_prefix: self.request_id_prefix.clone(),
             output_details: self.output_details,
             plot_throughput: self.plot_throughput,
             disable_tqdm: self.disable_tqdm,

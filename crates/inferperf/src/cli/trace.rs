@@ -31,6 +31,9 @@ pub enum TraceCommand {
     Trim(TrimArgs),
     /// Compare two traces: kernels/ops added, removed, count and duration deltas.
     Diff(DiffArgs),
+    /// Why each slow request was slow: a client request trace joined with the server's
+    /// request log or traces on the request id, every latency split into parts.
+    Explain(super::trace_explain::ExplainArgs),
 }
 
 /// Output format flags shared by the analyses.
@@ -38,7 +41,7 @@ pub enum TraceCommand {
 pub struct OutputArgs {
     /// Print the full report as JSON.
     #[arg(long, conflicts_with = "csv")]
-    json: bool,
+    pub(super) json: bool,
     /// Print the tables as CSV (each preceded by a `# name` line).
     #[arg(long)]
     csv: bool,
@@ -233,10 +236,11 @@ pub fn run(cmd: TraceCommand) -> anyhow::Result<ExitCode> {
         TraceCommand::Ranks(a) => run_ranks(a),
         TraceCommand::Trim(a) => run_trim(a),
         TraceCommand::Diff(a) => run_diff(a),
+        TraceCommand::Explain(a) => super::trace_explain::run(a),
     }
 }
 
-fn print(
+pub(super) fn print(
     out: &OutputArgs,
     json: impl FnOnce() -> anyhow::Result<String>,
     tables: Vec<Table>,
