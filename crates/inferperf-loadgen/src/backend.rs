@@ -291,19 +291,23 @@ mod tests {
             top_p: 1.0,
             extra,
             logprobs: &LogprobOptions::OFF,
-            rid: Some("run-7"),
+            rid: None,
         }
     }
 
     #[test]
     fn rid_goes_into_sglang_bodies_only() {
         let extra = Map::new();
+        let with_rid = |b| BodyOptions {
+            rid: Some("run-7"),
+            ..opts(b, &extra)
+        };
         for b in [Backend::Sglang, Backend::SglangOai, Backend::SglangOaiChat] {
-            let body = build_body(&Prompt::Text("hi".into()), 4, &opts(b, &extra));
+            let body = build_body(&Prompt::Text("hi".into()), 4, &with_rid(b));
             assert_eq!(body["rid"], "run-7", "{}", b.name());
         }
         for b in [Backend::Vllm, Backend::Openai, Backend::OpenaiChat] {
-            let body = build_body(&Prompt::Text("hi".into()), 4, &opts(b, &extra));
+            let body = build_body(&Prompt::Text("hi".into()), 4, &with_rid(b));
             assert!(body.get("rid").is_none(), "{}", b.name());
         }
     }
