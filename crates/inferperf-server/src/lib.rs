@@ -29,6 +29,7 @@ mod openai_common;
 mod openai_stream;
 mod prompt;
 mod request;
+pub mod request_id;
 pub mod routes;
 mod sampling;
 mod server;
