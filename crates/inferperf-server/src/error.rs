@@ -18,6 +18,13 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// `--log-requests FILE` cannot be written.
+    #[error("cannot open the request log {}: {source}", path.display())]
+    RequestLog {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// The server task panicked or was cancelled.
     #[error("the server task ended abnormally: {0}")]
     Task(String),
