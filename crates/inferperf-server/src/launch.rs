@@ -87,17 +87,14 @@ fn check_log_path(path: &std::path::Path) -> Result<(), ServerError> {
     }
 }
 
+/// Step hooks, one per rank or replica.
+type RankHooks = Vec<Box<dyn inferperf_engine::hooks::StepHooks>>;
+
 /// Open `--log-requests FILE` (if given) and wrap `hooks` to log requests into it.
 fn with_request_log(
     args: &ServerArgs,
-    hooks: Vec<Box<dyn inferperf_engine::hooks::StepHooks>>,
-) -> Result<
-    (
-        Vec<Box<dyn inferperf_engine::hooks::StepHooks>>,
-        Option<crate::request_log::RequestLog>,
-    ),
-    ServerError,
-> {
+    hooks: RankHooks,
+) -> Result<(RankHooks, Option<crate::request_log::RequestLog>), ServerError> {
     let Some(path) = &args.log_requests else {
         return Ok((hooks, None));
     };
