@@ -19,11 +19,11 @@ pub enum ServerError {
         source: std::io::Error,
     },
     /// `--log-requests FILE` cannot be written.
-    #[error("cannot open the request log {}: {source}", path.display())]
+    /// (The OS error is part of the message, not a `source`, so it is printed once.)
+    #[error("cannot open the request log {}: {error}", path.display())]
     RequestLog {
         path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The server task panicked or was cancelled.
     #[error("the server task ended abnormally: {0}")]

@@ -73,7 +73,7 @@ pub fn validate_args(args: &ServerArgs) -> Result<(), ServerError> {
 fn check_log_path(path: &std::path::Path) -> Result<(), ServerError> {
     let err = |message: &str| ServerError::RequestLog {
         path: path.to_path_buf(),
-        source: std::io::Error::other(message.to_string()),
+        error: std::io::Error::other(message.to_string()),
     };
     if path.is_dir() {
         return Err(err("is a directory, not a file"));

@@ -85,9 +85,9 @@ impl RequestLog {
     /// Open `path` for appending (created if missing) and start the writer thread. A missing
     /// directory or an unwritable file is an error naming the file.
     pub fn open(path: &Path) -> Result<Self, ServerError> {
-        let err = |source: std::io::Error| ServerError::RequestLog {
+        let err = |error: std::io::Error| ServerError::RequestLog {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         if path.is_dir() {
             return Err(err(std::io::Error::new(
