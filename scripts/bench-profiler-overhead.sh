@@ -6,8 +6,11 @@
 #             per layer, like --enable-layerwise-nvtx-marker)
 #   log_requests  a second server, identical but started with --log-requests FILE (one JSON
 #             line per finished request), no profiling window
+#   off_b     a third server, identical to the first: the noise floor of comparing two servers
+#             (log_requests - off is a real cost only where it exceeds off_b - off)
 # Each round runs the same workload (CONC concurrent greedy /generate requests of TOKENS new
-# tokens) once per mode, modes interleaved so machine load drifts hit all of them alike.
+# tokens) once per mode, modes interleaved (in reverse order every other round) so machine load
+# drifts hit all of them alike.
 # Step time = workload wall time / forward steps it took (`forward_ct` from /server_info).
 # Prints the median step time per mode and the ratios to `off`; copy them into
 # docs/performance.md ("Profiler"). MODES=off,log_requests (comma-separated) runs a subset;
@@ -19,7 +22,7 @@ ROUNDS="${ROUNDS:-7}"
 CONC="${CONC:-4}"
 TOKENS="${TOKENS:-64}"
 MODEL="${MODEL:-default}"
-MODES="${MODES:-off,cpu,layerwise,log_requests}"
+MODES="${MODES:-off,off_b,cpu,layerwise,log_requests}"
 OUT="$(mktemp -d)"
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$OUT"' EXIT
@@ -50,12 +53,16 @@ LOG_URL=""
 case ",$MODES," in
   *,log_requests,*) LOG_URL=$(start_server logged --log-requests "$OUT/requests.jsonl") ;;
 esac
+B_URL=""
+case ",$MODES," in
+  *,off_b,*) B_URL=$(start_server plain_b) ;;
+esac
 
-python3 - "$URL" "$ROUNDS" "$CONC" "$TOKENS" "$OUT" "$MODES" "$LOG_URL" <<'PY'
+python3 - "$URL" "$ROUNDS" "$CONC" "$TOKENS" "$OUT" "$MODES" "$LOG_URL" "$B_URL" <<'PY'
 import json, statistics, sys, threading, time, urllib.request
 
 url, rounds, conc, tokens, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-wanted, log_url = set(sys.argv[6].split(",")) | {"off"}, sys.argv[7]
+wanted, log_url, b_url = set(sys.argv[6].split(",")) | {"off"}, sys.argv[7], sys.argv[8]
 
 def post(base, path, body):
     req = urllib.request.Request(base + path, data=json.dumps(body).encode(),
@@ -86,13 +93,18 @@ all_modes = {
     "cpu": (url, {"activities": ["CPU"], "record_shapes": False, "output_dir": out}),
     "layerwise": (url, {"activities": ["CPU"], "record_shapes": True, "output_dir": out}),
     "log_requests": (log_url, None),
+    "off_b": (b_url, None),
 }
 modes = {m: v for m, v in all_modes.items() if m in wanted and v[0]}
 for base in {v[0] for v in modes.values()}:
     workload(base)  # warm up
 times = {m: [] for m in modes}
-for _ in range(rounds):
-    for m, (base, body) in modes.items():
+for r in range(rounds):
+    # Alternate the order, so that no mode always runs right after another one.
+    order = list(modes.items())
+    if r % 2:
+        order.reverse()
+    for m, (base, body) in order:
         if body is not None:
             post(base, "/start_profile", body)
         times[m].append(workload(base))
