@@ -1,7 +1,8 @@
 //! The server-side request lifecycle against the real engine (`--model-path default`) on
 //! 127.0.0.1:0: `--log-requests FILE` lines (one per request, steps with their forward_ct and
 //! extend tokens, ordered times, durations that add up), the rids in profiler traces (`step[...]`
-//! span args and one async track per request), and a bad log path refused at start.
+//! span args and one async track per request), an aborted request's line, and a bad log path
+//! refused at start.
 
 mod common;
 
@@ -136,6 +137,37 @@ async fn log_requests_writes_each_lifecycle_with_its_chunked_prefill_steps() {
         let bs = first["batch_size"].as_u64().expect("batch_size") as usize;
         assert!(members.len() <= bs, "step {ct}: {members:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_request_gets_its_line_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("requests.jsonl");
+    let args = ServerArgs {
+        log_requests: Some(path.clone()),
+        ..ServerArgs::ephemeral()
+    };
+    let server = EmbeddedServer::start(args).await.expect("start");
+    let mut resp = reqwest::Client::new()
+        .post(format!("{}/generate", server.base_url()))
+        .header("X-Request-Id", "log-gone")
+        .json(&json!({"text": "never finishes", "stream": true,
+            "sampling_params": {"max_new_tokens": 1000, "ignore_eos": true}}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status().as_u16(), 200);
+    resp.chunk().await.expect("read").expect("a first chunk");
+    // The client goes away; whether the engine notices first or shutdown aborts it, the
+    // request ends aborted and its line is written before shutdown returns.
+    drop(resp);
+    server.shutdown().await.expect("shutdown");
+    let lines = read_lines(&path);
+    let v = &lines["log-gone"];
+    assert_eq!(v["status"], "aborted", "{v}");
+    assert_eq!(v["finish_reason"]["type"], "abort", "{v}");
+    assert!(f(v, "first_token_time") <= f(v, "finished_time"), "{v}");
+    assert!(!v["steps"].as_array().expect("steps").is_empty(), "{v}");
 }
 
 #[tokio::test]
