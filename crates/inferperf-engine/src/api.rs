@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::hooks::FrontEndTimes;
+
 /// Sampling parameters, with SGLang's names and defaults (`sampling_params` of `/generate`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SamplingParams {
@@ -168,7 +170,13 @@ pub enum ControlCommand {
 /// Messages on the engine's input channel.
 #[derive(Debug)]
 pub enum EngineMessage {
-    Generate(GenerateRequest, mpsc::UnboundedSender<GenerateEvent>),
+    /// One request, with the front end's times when it has them (the lifecycle's arrival and
+    /// tokenization; see [`crate::hooks::RequestStage::Received`]).
+    Generate(
+        GenerateRequest,
+        mpsc::UnboundedSender<GenerateEvent>,
+        Option<FrontEndTimes>,
+    ),
     /// Several requests admitted together, before the next step: one static batch (the
     /// offline and one-batch benchmarks), never split by a step starting in between.
     GenerateBatch(Vec<(GenerateRequest, mpsc::UnboundedSender<GenerateEvent>)>),
@@ -195,7 +203,19 @@ impl EngineHandle {
         req: GenerateRequest,
     ) -> Result<mpsc::UnboundedReceiver<GenerateEvent>, EngineError> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.send(EngineMessage::Generate(req, tx))?;
+        self.send(EngineMessage::Generate(req, tx, None))?;
+        Ok(rx)
+    }
+
+    /// [`EngineHandle::generate`] with the times the front end took (arrival, tokenized),
+    /// which start the request's lifecycle.
+    pub fn generate_timed(
+        &self,
+        req: GenerateRequest,
+        times: FrontEndTimes,
+    ) -> Result<mpsc::UnboundedReceiver<GenerateEvent>, EngineError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.send(EngineMessage::Generate(req, tx, Some(times)))?;
         Ok(rx)
     }
 

@@ -79,11 +79,11 @@ impl Dispatcher {
     fn run(mut self, rx: Receiver<EngineMessage>) {
         while let Ok(msg) = rx.recv() {
             match msg {
-                EngineMessage::Generate(req, tx) => {
+                EngineMessage::Generate(req, tx, times) => {
                     let i = self.next % self.replicas.len();
                     self.next = self.next.wrapping_add(1);
                     if let Some(r) = self.replicas.get(i) {
-                        let _ = r.send_message(EngineMessage::Generate(req, tx));
+                        let _ = r.send_message(EngineMessage::Generate(req, tx, times));
                     }
                 }
                 // Spread over the replicas like single requests (each replica batches its share).

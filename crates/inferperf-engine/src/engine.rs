@@ -10,7 +10,9 @@ use crate::api::{
     ControlCommand, EngineError, EngineHandle, EngineMessage, FinishReason, GenerateEvent,
     GenerateRequest, InternalState, ModelInfo, TextTokenizer,
 };
-use crate::hooks::{BatchSummary, NoHooks, StepHooks, StepOutcome};
+use crate::hooks::{
+    BatchSummary, FrontEndTimes, NoHooks, RequestEvent, RequestStage, StepHooks, StepOutcome,
+};
 use crate::kv::KvPool;
 use crate::load::{load, LoadedModel};
 use crate::model::{ForwardBatch, LlamaModel, SeqInput};
@@ -148,7 +150,9 @@ pub fn launch_with_rank_hooks(
         enable_mixed_chunk: config.enable_mixed_chunk,
     });
     let (tx, rx) = std::sync::mpsc::channel();
+    let req_events = hooks.wants_request_events();
     let mut state = EngineLoop {
+        req_events,
         context_len: info.context_length,
         eos: tokenizer.eos_token_ids(),
         model,
@@ -252,6 +256,8 @@ struct EngineLoop {
     sched: Scheduler,
     tokenizer: Arc<dyn TextTokenizer>,
     hooks: Box<dyn StepHooks>,
+    /// The hooks want request lifecycle events (asked once at start).
+    req_events: bool,
     eos: Vec<u32>,
     context_len: usize,
     seed: u64,
@@ -311,10 +317,10 @@ impl EngineLoop {
     /// Apply one message; false means shut down.
     fn handle(&mut self, msg: EngineMessage) -> bool {
         match msg {
-            EngineMessage::Generate(req, tx) => self.admit(req, tx),
+            EngineMessage::Generate(req, tx, times) => self.admit(req, tx, times),
             EngineMessage::GenerateBatch(batch) => {
                 for (req, tx) in batch {
-                    self.admit(req, tx);
+                    self.admit(req, tx, None);
                 }
             }
             EngineMessage::Control(c) => self.control(c),
@@ -327,8 +333,29 @@ impl EngineLoop {
         &mut self,
         req: GenerateRequest,
         tx: tokio::sync::mpsc::UnboundedSender<GenerateEvent>,
+        times: Option<FrontEndTimes>,
     ) {
         let mut r = Req::new(req, tx, self.seed);
+        if let Some(t) = times {
+            r.arrival = t.arrival;
+        }
+        if self.req_events {
+            let now = Instant::now();
+            let t = times.unwrap_or(FrontEndTimes {
+                arrival: now,
+                tokenized: now,
+            });
+            report(
+                &mut self.hooks,
+                true,
+                &r.rid,
+                RequestStage::Received {
+                    arrival: t.arrival,
+                    tokenized: t.tokenized,
+                    prompt_tokens: r.prompt_len,
+                },
+            );
+        }
         let reject = if r.input_ids.is_empty() {
             Some("the prompt is empty".to_string())
         } else if r.input_ids.len() >= self.context_len {
@@ -350,7 +377,12 @@ impl EngineLoop {
             None
         };
         if let Some(message) = reject {
-            r.finish(FinishReason::Abort { message });
+            end_request(
+                &mut self.hooks,
+                self.req_events,
+                &mut r,
+                FinishReason::Abort { message },
+            );
             return;
         }
         // Never promise more than the context allows.
@@ -359,7 +391,12 @@ impl EngineLoop {
         if r.sampling.max_new_tokens == 0 {
             // Nothing to generate (SGLang answers such requests without sampling).
             self.totals.prompt += r.input_ids.len() as u64;
-            r.finish(FinishReason::Length { length: 0 });
+            end_request(
+                &mut self.hooks,
+                self.req_events,
+                &mut r,
+                FinishReason::Length { length: 0 },
+            );
             return;
         }
         let need = r.reserved_slots(&self.pool);
@@ -371,10 +408,23 @@ impl EngineLoop {
                 r.max_tokens_needed(),
                 self.pool.total_slots()
             );
-            r.finish(FinishReason::Abort { message });
+            end_request(
+                &mut self.hooks,
+                self.req_events,
+                &mut r,
+                FinishReason::Abort { message },
+            );
             return;
         }
         self.totals.prompt += r.input_ids.len() as u64;
+        report(
+            &mut self.hooks,
+            self.req_events,
+            &r.rid,
+            RequestStage::Enqueued {
+                queue_pos: self.sched.waiting.len(),
+            },
+        );
         self.sched.waiting.push_back(r);
     }
 
@@ -393,9 +443,14 @@ impl EngineLoop {
                 let mut kept = std::collections::VecDeque::new();
                 for mut r in self.sched.waiting.drain(..) {
                     if matches(&r) {
-                        r.finish(FinishReason::Abort {
-                            message: "aborted".into(),
-                        });
+                        end_request(
+                            &mut self.hooks,
+                            self.req_events,
+                            &mut r,
+                            FinishReason::Abort {
+                                message: "aborted".into(),
+                            },
+                        );
                         self.pool.release(&mut r.pages);
                     } else {
                         kept.push_back(r);
@@ -406,9 +461,14 @@ impl EngineLoop {
                 while i < self.sched.running.len() {
                     if matches(&self.sched.running[i]) {
                         let mut r = self.sched.running.remove(i);
-                        r.finish(FinishReason::Abort {
-                            message: "aborted".into(),
-                        });
+                        end_request(
+                            &mut self.hooks,
+                            self.req_events,
+                            &mut r,
+                            FinishReason::Abort {
+                                message: "aborted".into(),
+                            },
+                        );
                         self.pool.release(&mut r.pages);
                     } else {
                         i += 1;
@@ -448,20 +508,28 @@ impl EngineLoop {
     /// Abort requests whose receiver was dropped and free their KV.
     fn drop_closed(&mut self) {
         let pool = &mut self.pool;
-        self.sched.waiting.retain_mut(|r| {
+        let hooks = &mut self.hooks;
+        let on = self.req_events;
+        let mut close = |r: &mut Req| {
             let closed = r.is_closed();
             if closed {
                 pool.release(&mut r.pages);
+                if on {
+                    // Nobody listens any more; only the lifecycle hears of the abort.
+                    end_request(
+                        hooks,
+                        true,
+                        r,
+                        FinishReason::Abort {
+                            message: "the client disconnected".into(),
+                        },
+                    );
+                }
             }
             !closed
-        });
-        self.sched.running.retain_mut(|r| {
-            let closed = r.is_closed();
-            if closed {
-                pool.release(&mut r.pages);
-            }
-            !closed
-        });
+        };
+        self.sched.waiting.retain_mut(&mut close);
+        self.sched.running.retain_mut(&mut close);
     }
 
     fn abort_all(&mut self, message: &str) {
@@ -471,9 +539,14 @@ impl EngineLoop {
             .drain(..)
             .chain(self.sched.running.drain(..))
         {
-            r.finish(FinishReason::Abort {
-                message: message.into(),
-            });
+            end_request(
+                &mut self.hooks,
+                self.req_events,
+                &mut r,
+                FinishReason::Abort {
+                    message: message.into(),
+                },
+            );
             self.pool.release(&mut r.pages);
         }
     }
@@ -514,6 +587,14 @@ impl EngineLoop {
             prefix_lens: batch.seqs.iter().map(|s| s.prefix).collect(),
             extend_lens: batch.seqs.iter().map(|s| s.len).collect(),
             schedule_start: Some(schedule_start),
+            rids: if self.req_events {
+                step.rows
+                    .iter()
+                    .map(|&(i, _, _)| self.sched.running[i].rid.clone())
+                    .collect()
+            } else {
+                Vec::new()
+            },
         };
         if self.model.tp_size() > 1 {
             batch.summary = Some(summary.clone());
@@ -549,15 +630,30 @@ impl EngineLoop {
                     }
                     let tok = sample(row, &r.sampling, &mut r.rng);
                     new_tokens += 1;
-                    match r.push_token(tok, self.tokenizer.as_ref(), &self.eos, self.context_len) {
+                    let pushed =
+                        r.push_token(tok, self.tokenizer.as_ref(), &self.eos, self.context_len);
+                    if self.req_events && r.output_ids.len() == 1 {
+                        report(&mut self.hooks, true, &r.rid, RequestStage::FirstToken);
+                    }
+                    match pushed {
                         Some(reason) => finished.push((i, reason)),
-                        None => r.maybe_emit(false),
+                        None => {
+                            let tokens = r.maybe_emit(false);
+                            if tokens > 0 {
+                                report(
+                                    &mut self.hooks,
+                                    self.req_events,
+                                    &r.rid,
+                                    RequestStage::Chunk { tokens },
+                                );
+                            }
+                        }
                     }
                 }
                 finished.sort_by_key(|f| std::cmp::Reverse(f.0));
                 for (i, reason) in finished {
                     let mut r = self.sched.running.remove(i);
-                    r.finish(reason);
+                    end_request(&mut self.hooks, self.req_events, &mut r, reason);
                     if self.pool.caches_prefixes() {
                         let tokens: Vec<u32> =
                             r.input_ids.iter().chain(&r.output_ids).copied().collect();
@@ -571,9 +667,14 @@ impl EngineLoop {
                 idx.sort_unstable_by(|a, b| b.cmp(a));
                 for i in idx {
                     let mut r = self.sched.running.remove(i);
-                    r.finish(FinishReason::Abort {
-                        message: e.to_string(),
-                    });
+                    end_request(
+                        &mut self.hooks,
+                        self.req_events,
+                        &mut r,
+                        FinishReason::Abort {
+                            message: e.to_string(),
+                        },
+                    );
                     self.pool.release(&mut r.pages);
                 }
             }
@@ -591,4 +692,40 @@ impl EngineLoop {
         });
         true
     }
+}
+
+/// Report one lifecycle event of `rid` to hooks that want them (`on`); one branch otherwise.
+#[inline]
+fn report(hooks: &mut Box<dyn StepHooks>, on: bool, rid: &str, stage: RequestStage<'_>) {
+    if on {
+        hooks.on_request(&RequestEvent {
+            rid,
+            at: Instant::now(),
+            stage,
+        });
+    }
+}
+
+/// End `r` with `reason` (its last chunk and `Finished` go to the client) and report the last
+/// chunk and the finish to hooks that want them (`on`).
+fn end_request(hooks: &mut Box<dyn StepHooks>, on: bool, r: &mut Req, reason: FinishReason) {
+    if !on {
+        r.finish(reason);
+        return;
+    }
+    let flushed = r.finish(reason.clone());
+    if flushed > 0 {
+        report(hooks, true, &r.rid, RequestStage::Chunk { tokens: flushed });
+    }
+    report(
+        hooks,
+        true,
+        &r.rid,
+        RequestStage::Finished {
+            reason: &reason,
+            prompt_tokens: r.prompt_len,
+            completion_tokens: r.output_ids.len(),
+            cached_tokens: r.cached_tokens,
+        },
+    );
 }

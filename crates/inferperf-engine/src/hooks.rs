@@ -4,8 +4,17 @@
 //! The engine calls [`StepHooks::on_step_begin`] right after `forward_ct += 1` and before the
 //! forward (where SGLang runs its profile predicate), and [`StepHooks::on_step_end`] after the
 //! batch's results were processed. The default hooks do nothing.
+//!
+//! Hooks that answer [`StepHooks::wants_request_events`] also get each request's lifecycle
+//! ([`RequestEvent`]: received, enqueued, first token, chunks flushed, finished or aborted)
+//! and the rids of every step's batch ([`BatchSummary::rids`]); the engine asks once at start,
+//! so hooks that do not want them cost one branch per event. Times are monotonic
+//! ([`Instant`]); [`WallClock`] maps them to the wall clock with one anchor per process.
 
-use std::time::Instant;
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::api::FinishReason;
 
 use serde::Serialize;
 
@@ -56,6 +65,91 @@ pub struct BatchSummary {
     /// Monotonic time the scheduler started building this batch.
     #[serde(skip)]
     pub schedule_start: Option<Instant>,
+    /// Per request: its rid, parallel to `extend_lens` (empty unless the hooks asked for
+    /// request events, [`StepHooks::wants_request_events`]).
+    pub rids: Vec<String>,
+}
+
+/// Times the front end took before the engine saw a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrontEndTimes {
+    /// The server received the request (before reading its body).
+    pub arrival: Instant,
+    /// The prompt was tokenized (the request is about to be sent to the engine).
+    pub tokenized: Instant,
+}
+
+/// One stage of a request's way through the engine.
+#[derive(Clone, Copy, Debug)]
+pub enum RequestStage<'a> {
+    /// The engine thread received the request; the front end's times (or the reception time
+    /// for both when the submitter gave none).
+    Received {
+        arrival: Instant,
+        tokenized: Instant,
+        prompt_tokens: usize,
+    },
+    /// Put in the waiting queue at `queue_pos` (0 = next to be admitted). Again after a
+    /// retraction.
+    Enqueued { queue_pos: usize },
+    /// The first output token was sampled.
+    FirstToken,
+    /// `tokens` output tokens were flushed to the client in one chunk.
+    Chunk { tokens: usize },
+    /// The request ended (normally or aborted; see `reason`); no further events follow.
+    Finished {
+        reason: &'a FinishReason,
+        prompt_tokens: usize,
+        completion_tokens: usize,
+        cached_tokens: usize,
+    },
+}
+
+/// A request lifecycle event: which request, when (monotonic), what.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestEvent<'a> {
+    pub rid: &'a str,
+    pub at: Instant,
+    pub stage: RequestStage<'a>,
+}
+
+/// The process's one (monotonic, wall clock) anchor pair: every lifecycle time is an
+/// [`Instant`] and becomes wall-clock time through it, so times of one process are consistent
+/// with each other (no mixing of clocks that step independently).
+#[derive(Clone, Copy, Debug)]
+pub struct WallClock {
+    pub anchor: Instant,
+    /// Unix time of `anchor`, in nanoseconds.
+    pub anchor_unix_ns: u128,
+}
+
+impl WallClock {
+    /// The process-wide anchor, taken on first use.
+    pub fn global() -> &'static WallClock {
+        static CLOCK: OnceLock<WallClock> = OnceLock::new();
+        CLOCK.get_or_init(|| WallClock {
+            anchor: Instant::now(),
+            anchor_unix_ns: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        })
+    }
+
+    /// Unix time of `t` in nanoseconds.
+    pub fn unix_ns(&self, t: Instant) -> i128 {
+        let base = self.anchor_unix_ns as i128;
+        if t >= self.anchor {
+            base + (t - self.anchor).as_nanos() as i128
+        } else {
+            base - (self.anchor - t).as_nanos() as i128
+        }
+    }
+
+    /// Unix time of `t` in seconds (what Python's `time.time()` returns).
+    pub fn unix_secs(&self, t: Instant) -> f64 {
+        self.unix_ns(t) as f64 / 1e9
+    }
 }
 
 /// Attention work of a step in SGLang's roofline terms (`profile_utils`): per request `q` is
@@ -158,6 +252,13 @@ pub trait StepHooks: Send {
     /// receives on its own channel (the profiler's start/stop, which must finish on an idle
     /// engine without waiting for a future step).
     fn on_control(&mut self) {}
+    /// Asked once when the engine starts: true to receive [`StepHooks::on_request`] and the
+    /// batch rids in [`BatchSummary::rids`].
+    fn wants_request_events(&self) -> bool {
+        false
+    }
+    /// A request lifecycle event (only when [`StepHooks::wants_request_events`]).
+    fn on_request(&mut self, _event: &RequestEvent<'_>) {}
 }
 
 /// Hooks that do nothing.
@@ -177,6 +278,7 @@ mod tests {
             prefix_lens: prefix.to_vec(),
             extend_lens: extend.to_vec(),
             schedule_start: None,
+            rids: Vec::new(),
         }
     }
 

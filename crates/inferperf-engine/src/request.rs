@@ -31,7 +31,9 @@ pub struct Req {
     text: String,
     emitted_text: usize,
     unsent_ids: Vec<u32>,
-    arrival: Instant,
+    /// When the request arrived (at the front end when it said so, else at the engine):
+    /// `e2e_latency` counts from here.
+    pub arrival: Instant,
     pub prompt_len: usize,
     pub cached_tokens: usize,
 }
@@ -165,10 +167,11 @@ impl Req {
         end.max(self.emitted_text)
     }
 
-    /// Send pending tokens if the stream interval is reached (or `force`).
-    pub fn maybe_emit(&mut self, force: bool) {
+    /// Send pending tokens if the stream interval is reached (or `force`); returns how many
+    /// tokens the chunk carried (0: nothing sent).
+    pub fn maybe_emit(&mut self, force: bool) -> usize {
         if self.unsent_ids.is_empty() || (!force && self.unsent_ids.len() < self.stream_interval) {
-            return;
+            return 0;
         }
         let end = if force {
             self.text.len()
@@ -178,18 +181,23 @@ impl Req {
         let text = self.text[self.emitted_text..end].to_string();
         self.emitted_text = end;
         let token_ids = std::mem::take(&mut self.unsent_ids);
+        let n = token_ids.len();
         let _ = self.tx.send(GenerateEvent::Tokens {
             token_ids,
             text,
             cached_tokens: self.cached_tokens,
         });
+        n
     }
 
-    /// Flush output and send the final event.
-    pub fn finish(&mut self, reason: FinishReason) {
-        if !matches!(reason, FinishReason::Abort { .. }) {
-            self.maybe_emit(true);
-        }
+    /// Flush output and send the final event; returns the tokens of the last chunk flushed
+    /// before it (0: none).
+    pub fn finish(&mut self, reason: FinishReason) -> usize {
+        let flushed = if matches!(reason, FinishReason::Abort { .. }) {
+            0
+        } else {
+            self.maybe_emit(true)
+        };
         let _ = self.tx.send(GenerateEvent::Finished(FinishInfo {
             reason,
             prompt_tokens: self.prompt_len,
@@ -197,5 +205,6 @@ impl Req {
             cached_tokens: self.cached_tokens,
             e2e_latency: self.arrival.elapsed().as_secs_f64(),
         }));
+        flushed
     }
 }

@@ -170,7 +170,7 @@ impl Sim {
             };
             match msg {
                 Some(EngineMessage::Shutdown) => return,
-                Some(EngineMessage::Generate(req, tx)) => self.submit(req, tx),
+                Some(EngineMessage::Generate(req, tx, _)) => self.submit(req, tx),
                 Some(EngineMessage::GenerateBatch(batch)) => {
                     for (req, tx) in batch {
                         self.submit(req, tx);

@@ -9,17 +9,27 @@
 //! Per recorded step the trace gets `ProfilerStep#N` (from the scheduler's start of the
 //! iteration to the end of result processing), the `schedule` phase, SGLang's `step[...]` span
 //! around the forward, one `cpu_op` per module call when module spans are on, the
-//! `process_batch_result` phase, and the running/waiting/KV counters.
+//! `process_batch_result` phase, and the running/waiting/KV counters. The `step[...]` span's
+//! args name the batch (`forward_mode`, `batch_size`, `rids`, `extend_lens`), and every request
+//! seen while recording gets an async track (`cat: "request"`, `b` at its arrival, `n` for
+//! `tokenized`, `enqueued`, `first_token`, `chunk`, `finish`, `e` at its finish); see
+//! docs/trace-conventions.md.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
-use inferperf_engine::api::{ControlCommand, EngineHandle};
-use inferperf_engine::hooks::{BatchSummary, ModuleTiming, StepHooks, StepOutcome};
+use inferperf_engine::api::{ControlCommand, EngineHandle, FinishReason};
+use inferperf_engine::hooks::{
+    BatchSummary, ModuleTiming, RequestEvent, RequestStage, StepHooks, StepOutcome,
+};
 use inferperf_protocol::profile::ProfileReqInput;
+use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
 use crate::error::ProfileError;
+use crate::event::{request_track_id, Kind};
 use crate::manager::{ProfileManager, ProfilerConfig};
 use crate::naming::RankInfo;
 use crate::options::{EnvDefaults, ProfileStart};
@@ -49,6 +59,60 @@ pub struct RankHooks {
     seq_lens: Vec<usize>,
     recording: bool,
     forward_end: Option<Instant>,
+    /// Requests the engine is serving, so that a track opened mid-request starts at its
+    /// arrival.
+    live: HashMap<String, LiveRequest>,
+}
+
+/// What the profiler remembers of one live request.
+struct LiveRequest {
+    id: u64,
+    arrival: Instant,
+    tokenized: Instant,
+    prompt_tokens: usize,
+    enqueued: Option<(Instant, usize)>,
+    /// Its `b` was recorded (the track is open in the current trace).
+    in_trace: bool,
+}
+
+fn rid_args(rid: &str) -> Map<String, Value> {
+    let mut args = Map::new();
+    args.insert("rid".into(), Value::from(rid));
+    args
+}
+
+impl LiveRequest {
+    /// Open the request's track (at its arrival) if it is not open yet.
+    fn begin(&mut self, rec: &crate::recorder::SpanRecorder, rid: &str) {
+        if self.in_trace || !rec.is_recording() {
+            return;
+        }
+        self.in_trace = true;
+        let mut args = rid_args(rid);
+        args.insert("prompt_tokens".into(), Value::from(self.prompt_tokens));
+        rec.request_event(
+            Cow::Owned(rid.to_string()),
+            Kind::AsyncBegin(self.id),
+            self.arrival,
+            args,
+        );
+        rec.request_event(
+            Cow::Borrowed("tokenized"),
+            Kind::AsyncInstant(self.id),
+            self.tokenized,
+            rid_args(rid),
+        );
+        if let Some((at, pos)) = self.enqueued {
+            let mut args = rid_args(rid);
+            args.insert("queue_pos".into(), Value::from(pos));
+            rec.request_event(
+                Cow::Borrowed("enqueued"),
+                Kind::AsyncInstant(self.id),
+                at,
+                args,
+            );
+        }
+    }
 }
 
 impl RankHooks {
@@ -102,6 +166,19 @@ impl StepHooks for RankHooks {
             return false;
         }
         let rec = self.manager.recorder();
+        if rec.is_recording() {
+            let mut args = Map::new();
+            args.insert("forward_mode".into(), Value::from(batch.mode.name()));
+            args.insert("batch_size".into(), Value::from(batch.batch_size));
+            args.insert("rids".into(), Value::from(batch.rids.clone()));
+            args.insert("extend_lens".into(), Value::from(batch.extend_lens.clone()));
+            rec.set_step_args(Some(args));
+            for rid in &batch.rids {
+                if let Some(live) = self.live.get_mut(rid) {
+                    live.begin(rec, rid);
+                }
+            }
+        }
         if let Some(start) = batch.schedule_start {
             rec.record_span(phase::SCHEDULE, start, Instant::now());
         }
@@ -161,6 +238,113 @@ impl StepHooks for RankHooks {
     fn on_control(&mut self) {
         self.apply_commands();
     }
+
+    fn wants_request_events(&self) -> bool {
+        true
+    }
+
+    fn on_request(&mut self, ev: &RequestEvent<'_>) {
+        let rec = self.manager.recorder();
+        let rid = ev.rid;
+        match ev.stage {
+            RequestStage::Received {
+                arrival,
+                tokenized,
+                prompt_tokens,
+            } => {
+                let mut live = LiveRequest {
+                    id: request_track_id(rid),
+                    arrival,
+                    tokenized,
+                    prompt_tokens,
+                    enqueued: None,
+                    in_trace: false,
+                };
+                live.begin(rec, rid);
+                self.live.insert(rid.to_string(), live);
+            }
+            RequestStage::Enqueued { queue_pos } => {
+                let Some(live) = self.live.get_mut(rid) else {
+                    return;
+                };
+                live.enqueued = Some((ev.at, queue_pos));
+                if live.in_trace {
+                    let mut args = rid_args(rid);
+                    args.insert("queue_pos".into(), Value::from(queue_pos));
+                    rec.request_event(
+                        Cow::Borrowed("enqueued"),
+                        Kind::AsyncInstant(live.id),
+                        ev.at,
+                        args,
+                    );
+                } else {
+                    live.begin(rec, rid);
+                }
+            }
+            RequestStage::FirstToken | RequestStage::Chunk { .. } => {
+                if !rec.is_recording() {
+                    return;
+                }
+                let Some(live) = self.live.get_mut(rid) else {
+                    return;
+                };
+                live.begin(rec, rid);
+                let mut args = rid_args(rid);
+                let name = match ev.stage {
+                    RequestStage::Chunk { tokens } => {
+                        args.insert("tokens".into(), Value::from(tokens));
+                        "chunk"
+                    }
+                    _ => "first_token",
+                };
+                rec.request_event(
+                    Cow::Borrowed(name),
+                    Kind::AsyncInstant(live.id),
+                    ev.at,
+                    args,
+                );
+            }
+            RequestStage::Finished {
+                reason,
+                completion_tokens,
+                cached_tokens,
+                ..
+            } => {
+                let Some(mut live) = self.live.remove(rid) else {
+                    return;
+                };
+                if !rec.is_recording() {
+                    return;
+                }
+                live.begin(rec, rid);
+                let mut args = rid_args(rid);
+                let status = if matches!(reason, FinishReason::Abort { .. }) {
+                    "aborted"
+                } else {
+                    "finished"
+                };
+                args.insert("status".into(), Value::from(status));
+                args.insert(
+                    "finish_reason".into(),
+                    serde_json::to_value(reason).unwrap_or(Value::Null),
+                );
+                args.insert("completion_tokens".into(), Value::from(completion_tokens));
+                args.insert("cached_tokens".into(), Value::from(cached_tokens));
+                rec.request_event(
+                    Cow::Borrowed("finish"),
+                    Kind::AsyncInstant(live.id),
+                    ev.at,
+                    args.clone(),
+                );
+                rec.request_event(
+                    Cow::Owned(rid.to_string()),
+                    Kind::AsyncEnd(live.id),
+                    ev.at,
+                    args,
+                );
+            }
+        }
+    }
 }
 
 /// The front end's side: starts and stops sessions on every rank of one server.
@@ -208,6 +392,7 @@ impl ProfilerHandle {
                 seq_lens: Vec::new(),
                 recording: false,
                 forward_end: None,
+                live: HashMap::new(),
             }));
         }
         (

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Trace categories, with torch/Kineto's names so analyzers classify our events like theirs.
 pub mod cat {
@@ -12,6 +12,8 @@ pub mod cat {
     pub const CPU_OP: &str = "cpu_op";
     /// Instants such as `retract`.
     pub const CPU_INSTANT: &str = "cpu_instant_event";
+    /// One async track per request (`ph` `b`/`n`/`e`, `id` from the rid).
+    pub const REQUEST: &str = "request";
 }
 
 /// What kind of Chrome trace event this is.
@@ -23,6 +25,27 @@ pub(crate) enum Kind {
     Counter,
     /// `ph: "i"`, thread scope.
     Instant,
+    /// `ph: "b"`: a nestable async slice opens on track `id` (one per request).
+    AsyncBegin(u64),
+    /// `ph: "n"`: an instant on async track `id`.
+    AsyncInstant(u64),
+    /// `ph: "e"`: the async slice on track `id` closes.
+    AsyncEnd(u64),
+}
+
+impl Kind {
+    /// The async track of an async event.
+    pub fn async_id(self) -> Option<u64> {
+        match self {
+            Kind::AsyncBegin(id) | Kind::AsyncInstant(id) | Kind::AsyncEnd(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// The async track id of request `rid` (64-bit FNV-1a of the rid; written as `0x…` hex).
+pub fn request_track_id(rid: &str) -> u64 {
+    inferperf_protocol::hash::fnv1a(rid.as_bytes())
 }
 
 /// One recorded event; converted to JSON only on the writer thread.
@@ -41,7 +64,9 @@ pub(crate) struct Event {
 const BASE_PERIOD_NS: u128 = 7_889_238 * 1_000_000_000;
 
 /// One (monotonic, wall) anchor per process, so that every rank thread of one server maps its
-/// instants to the same wall-clock axis and per-rank files line up when merged.
+/// instants to the same wall-clock axis and per-rank files line up when merged. It is the
+/// engine's [`inferperf_engine::hooks::WallClock`] anchor, so trace timestamps and the request
+/// log (`--log-requests`) share one mapping.
 pub(crate) struct TraceClock {
     anchor: Instant,
     anchor_unix_ns: u128,
@@ -51,12 +76,12 @@ impl TraceClock {
     /// The process-wide clock, created on first use.
     pub fn global() -> &'static TraceClock {
         static CLOCK: OnceLock<TraceClock> = OnceLock::new();
-        CLOCK.get_or_init(|| TraceClock {
-            anchor: Instant::now(),
-            anchor_unix_ns: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
+        CLOCK.get_or_init(|| {
+            let wall = inferperf_engine::hooks::WallClock::global();
+            TraceClock {
+                anchor: wall.anchor,
+                anchor_unix_ns: wall.anchor_unix_ns,
+            }
         })
     }
 

@@ -297,6 +297,7 @@ impl ProfileManager {
                 rec.set_duration(idx, begin.elapsed());
             }
             rec.set_step_label(None);
+            rec.set_step_args(None);
         }
         let events = self.recorder.take();
         if let Some(buf) = active.bufs.get_mut(cur.target) {

@@ -74,6 +74,8 @@ pub struct SpanRecorder {
     with_stack: Cell<bool>,
     events: RefCell<Vec<Event>>,
     step_label: RefCell<Option<String>>,
+    /// Args of the current step's `step[...]` span (its batch's rids and extend lengths).
+    step_args: RefCell<Option<Map<String, Value>>>,
 }
 
 /// Closes its span when dropped. Does nothing when the recorder was not recording.
@@ -156,10 +158,11 @@ impl SpanRecorder {
             .borrow()
             .clone()
             .unwrap_or_else(|| "step".to_string());
+        let args = self.step_args.borrow().clone();
         self.open(
             Cow::Owned(label),
             cat::USER_ANNOTATION,
-            None,
+            args,
             Location::caller(),
         )
     }
@@ -233,7 +236,7 @@ impl SpanRecorder {
             .borrow()
             .clone()
             .unwrap_or_else(|| "step".to_string());
-        let mut args = None;
+        let mut args = self.step_args.borrow().clone();
         self.add_stack(&mut args, Location::caller());
         self.events.borrow_mut().push(Event {
             name: Cow::Owned(label),
@@ -273,6 +276,27 @@ impl SpanRecorder {
             Kind::Instant,
             Some(build_args()),
         );
+    }
+
+    /// A request-track event (`ph` `b`/`n`/`e` per `kind`) at `at`, with `args`.
+    pub(crate) fn request_event(
+        &self,
+        name: Cow<'static, str>,
+        kind: Kind,
+        at: Instant,
+        args: Map<String, Value>,
+    ) {
+        if !self.recording.get() {
+            return;
+        }
+        self.events.borrow_mut().push(Event {
+            name,
+            cat: cat::REQUEST,
+            kind,
+            start: at,
+            dur: Duration::ZERO,
+            args: Some(args),
+        });
     }
 
     fn push(
@@ -338,6 +362,11 @@ impl SpanRecorder {
 
     pub(crate) fn set_step_label(&self, label: Option<String>) {
         *self.step_label.borrow_mut() = label;
+    }
+
+    /// Args for the current step's `step[...]` span (`None` clears them).
+    pub(crate) fn set_step_args(&self, args: Option<Map<String, Value>>) {
+        *self.step_args.borrow_mut() = args;
     }
 
     /// Push an event directly (the manager's `ProfilerStep#N`); returns its index.

@@ -8,7 +8,14 @@
 //! Two details matter to HTA: `distributedInfo` comes before `traceEvents` and is written as
 //! `"rank": N` **with a space** (HTA finds a file's rank with the regex `"rank":\s+(\d+)`, so
 //! compact serde output would make every file rank 0), and iterations are `ProfilerStep#N`.
+//!
+//! Request tracks are nestable async events (`ph` `b`, `n`, `e`, `cat: "request"`, `id` a hex
+//! string). Every file is balanced on its own: a track whose `b` fell outside the file's window
+//! gets one at its first event, and a track still open at the end gets its `e` at the file's
+//! last timestamp (with `args.unfinished: true`), so Perfetto never sees a dangling slice.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::io::{self, Write};
 
 use crate::event::{Event, Kind, TraceClock};
@@ -68,6 +75,9 @@ fn write_event(
         Kind::Complete => "X",
         Kind::Counter => "C",
         Kind::Instant => "i",
+        Kind::AsyncBegin(_) => "b",
+        Kind::AsyncInstant(_) => "n",
+        Kind::AsyncEnd(_) => "e",
     };
     write!(
         out,
@@ -88,6 +98,9 @@ fn write_event(
         }
         Kind::Instant => out.write_all(b", \"s\": \"t\"")?,
         Kind::Counter => {}
+        Kind::AsyncBegin(id) | Kind::AsyncInstant(id) | Kind::AsyncEnd(id) => {
+            write!(out, ", \"id\": \"0x{id:016x}\"")?;
+        }
     }
     if let Some(args) = &e.args {
         out.write_all(b", \"args\": ")?;
@@ -96,12 +109,98 @@ fn write_event(
     out.write_all(b"}")
 }
 
+/// `events` with every request track balanced: a missing `b` is added at the track's first
+/// event, a missing `e` at the last timestamp of the file. Borrowed when nothing is missing.
+fn balance_async(events: &[Event]) -> Cow<'_, [Event]> {
+    // Per track: (index of its first event, has a b, has an e).
+    let mut tracks: HashMap<u64, (usize, bool, bool)> = HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        if let Some(id) = e.kind.async_id() {
+            let t = tracks.entry(id).or_insert((i, false, false));
+            match e.kind {
+                Kind::AsyncBegin(_) => t.1 = true,
+                Kind::AsyncEnd(_) => t.2 = true,
+                _ => {}
+            }
+        }
+    }
+    if tracks.values().all(|&(_, b, e)| b && e) {
+        return Cow::Borrowed(events);
+    }
+    let last = events.iter().map(|e| e.start + e.dur).max();
+    let mut out = Vec::with_capacity(events.len() + tracks.len());
+    let mut missing_begin: HashMap<usize, u64> = tracks
+        .iter()
+        .filter(|(_, t)| !t.1)
+        .map(|(&id, t)| (t.0, id))
+        .collect();
+    for (i, e) in events.iter().enumerate() {
+        if let Some(id) = missing_begin.remove(&i) {
+            out.push(Event {
+                name: track_name(e),
+                cat: e.cat,
+                kind: Kind::AsyncBegin(id),
+                start: e.start,
+                dur: std::time::Duration::ZERO,
+                args: Some(rid_args(e)),
+            });
+        }
+        out.push(e.clone());
+    }
+    let mut open: Vec<(usize, u64)> = tracks
+        .iter()
+        .filter(|(_, t)| !t.2)
+        .map(|(&id, t)| (t.0, id))
+        .collect();
+    open.sort_unstable();
+    for (first, id) in open {
+        let (Some(e), Some(at)) = (events.get(first), last) else {
+            continue;
+        };
+        let mut args = rid_args(e);
+        args.insert("unfinished".into(), true.into());
+        out.push(Event {
+            name: track_name(e),
+            cat: e.cat,
+            kind: Kind::AsyncEnd(id),
+            start: at,
+            dur: std::time::Duration::ZERO,
+            args: Some(args),
+        });
+    }
+    Cow::Owned(out)
+}
+
+/// The slice name of the track `e` is on: its rid (`args.rid`), else `request`.
+fn track_name(e: &Event) -> Cow<'static, str> {
+    match e
+        .args
+        .as_ref()
+        .and_then(|a| a.get("rid"))
+        .and_then(|r| r.as_str())
+    {
+        Some(rid) => Cow::Owned(rid.to_string()),
+        None => Cow::Borrowed("request"),
+    }
+}
+
+/// `{"rid": …}` of the track `e` is on (empty if it has none).
+fn rid_args(e: &Event) -> serde_json::Map<String, serde_json::Value> {
+    let mut args = serde_json::Map::new();
+    if let Some(rid) = e.args.as_ref().and_then(|a| a.get("rid")) {
+        args.insert("rid".into(), rid.clone());
+    }
+    args
+}
+
 /// Write one complete trace document.
 pub(crate) fn write_trace(
     out: &mut impl Write,
     meta: &TraceMeta,
     events: &[Event],
 ) -> io::Result<()> {
+    let events = balance_async(events);
+    let events = events.as_ref();
     let clock = TraceClock::global();
     let flag = |b: bool| if b { 1 } else { 0 };
     writeln!(out, "{{")?;
@@ -249,6 +348,65 @@ mod tests {
         let dt = counter["ts"].as_f64().unwrap() - step["ts"].as_f64().unwrap();
         // f64 microseconds at ~1e12 keep about 1 ns of precision (the same as Kineto).
         assert!((dt - 0.005).abs() < 0.002, "{dt}");
+    }
+
+    #[test]
+    fn request_tracks_are_balanced_per_file() {
+        let t0 = Instant::now();
+        let ev = |name: &'static str, kind: Kind, ms: u64, rid: &str| Event {
+            name: Cow::Borrowed(name),
+            cat: crate::event::cat::REQUEST,
+            kind,
+            start: t0 + Duration::from_millis(ms),
+            dur: Duration::ZERO,
+            args: Some(
+                [("rid".to_string(), serde_json::Value::from(rid))]
+                    .into_iter()
+                    .collect(),
+            ),
+        };
+        // `a` began before this window (no b); `b` is still running at its end (no e).
+        let events = vec![
+            ev("first_token", Kind::AsyncInstant(1), 1, "a"),
+            ev("a", Kind::AsyncEnd(1), 2, "a"),
+            ev("b", Kind::AsyncBegin(2), 3, "b"),
+            ev("tokenized", Kind::AsyncInstant(2), 4, "b"),
+        ];
+        let mut buf = Vec::new();
+        write_trace(&mut buf, &meta(), &events).unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        let evs: Vec<&serde_json::Value> = doc["traceEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["cat"] == "request")
+            .collect();
+        let phases: Vec<(&str, &str, &str)> = evs
+            .iter()
+            .map(|e| {
+                (
+                    e["ph"].as_str().unwrap(),
+                    e["name"].as_str().unwrap(),
+                    e["id"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        let a = "0x0000000000000001";
+        let b = "0x0000000000000002";
+        assert_eq!(
+            phases,
+            vec![
+                ("b", "a", a),
+                ("n", "first_token", a),
+                ("e", "a", a),
+                ("b", "b", b),
+                ("n", "tokenized", b),
+                ("e", "b", b),
+            ]
+        );
+        assert_eq!(evs[5]["args"]["unfinished"], true);
+        assert_eq!(evs[5]["args"]["rid"], "b");
+        assert!(evs[5]["ts"].as_f64().unwrap() >= evs[4]["ts"].as_f64().unwrap());
     }
 
     #[test]

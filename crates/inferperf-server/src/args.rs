@@ -130,6 +130,15 @@ pub struct ServerArgs {
     /// `/health` and a quick 503 to everything else; more are closed at once.
     #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+
+    /// Append one JSON line per finished or aborted request to FILE: its rid, token counts,
+    /// wall-clock times (arrival, tokenized, enqueued, first token, every chunk, finish), the
+    /// engine steps it took part in and its queue/prefill/decode/e2e durations. Unlike
+    /// SGLang's boolean `--log-requests` (which logs request bodies at
+    /// `--log-requests-level`), this takes the file to write. Off by default.
+    #[arg(long, value_name = "FILE")]
+    #[serde(rename = "log_requests_file")]
+    pub log_requests: Option<PathBuf>,
 }
 
 /// Default of `--header-read-timeout-sec`.
@@ -168,6 +177,7 @@ impl Default for ServerArgs {
             profile_output_root: None,
             header_read_timeout_sec: DEFAULT_HEADER_READ_TIMEOUT_SEC,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            log_requests: None,
         }
     }
 }

@@ -18,6 +18,13 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// `--log-requests FILE` cannot be written.
+    /// (The OS error is part of the message, not a `source`, so it is printed once.)
+    #[error("cannot open the request log {}: {error}", path.display())]
+    RequestLog {
+        path: std::path::PathBuf,
+        error: std::io::Error,
+    },
     /// The server task panicked or was cancelled.
     #[error("the server task ended abnormally: {0}")]
     Task(String),

@@ -56,7 +56,62 @@ pub fn validate_args(args: &ServerArgs) -> Result<(), ServerError> {
         ));
     }
     crate::connections::ConnectionLimits::from_args(args)?;
+    if let Some(path) = &args.log_requests {
+        if args.model_path == SIMULATED_MODEL_PATH {
+            return Err(ServerError::InvalidArgs(
+                "--log-requests needs the built-in engine; the simulated engine runs no steps"
+                    .to_string(),
+            ));
+        }
+        check_log_path(path)?;
+    }
     Ok(())
+}
+
+/// `--log-requests FILE` must name a file in an existing directory (checked before the
+/// model loads; opening it at launch reports the rest, e.g. permissions).
+fn check_log_path(path: &std::path::Path) -> Result<(), ServerError> {
+    let err = |message: &str| ServerError::RequestLog {
+        path: path.to_path_buf(),
+        error: std::io::Error::other(message.to_string()),
+    };
+    if path.is_dir() {
+        return Err(err("is a directory, not a file"));
+    }
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) if !dir.is_dir() => Err(err(&format!(
+            "the directory {} does not exist",
+            dir.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Step hooks, one per rank or replica.
+type RankHooks = Vec<Box<dyn inferperf_engine::hooks::StepHooks>>;
+
+/// Open `--log-requests FILE` (if given) and wrap `hooks` to log requests into it.
+fn with_request_log(
+    args: &ServerArgs,
+    hooks: RankHooks,
+) -> Result<(RankHooks, Option<crate::request_log::RequestLog>), ServerError> {
+    let Some(path) = &args.log_requests else {
+        return Ok((hooks, None));
+    };
+    let log = crate::request_log::RequestLog::open(path)?;
+    // With tensor parallelism only rank 0 (the engine thread) sees requests.
+    let hooks = hooks
+        .into_iter()
+        .enumerate()
+        .map(|(i, h)| {
+            if args.tp_size > 1 && i > 0 {
+                h
+            } else {
+                log.hooks(h)
+            }
+        })
+        .collect();
+    Ok((hooks, Some(log)))
 }
 
 /// Start the built-in engine described by `args`.
@@ -171,6 +226,7 @@ pub fn launch_model_ranks(
     args: &ServerArgs,
     hooks: Vec<Box<dyn inferperf_engine::hooks::StepHooks>>,
 ) -> Result<OwnedEngine, ServerError> {
+    let (hooks, log) = with_request_log(args, hooks)?;
     let config = engine_config(args);
     tracing::info!(model_path = %config.model_path, load_format = %config.load_format, tp_size = config.tp_size, dp_size = args.dp_size, "loading model");
     let launched = if config.tp_size > 1 {
@@ -198,13 +254,17 @@ pub fn launch_model_ranks(
             tokenizer,
             model_info,
         },
-        join: thread.map(|t| {
-            Box::new(move || {
+        join: Some(Box::new(move || {
+            if let Some(t) = thread {
                 if t.join().is_err() {
                     tracing::warn!("the engine thread panicked");
                 }
-            }) as Box<dyn FnOnce() + Send>
-        }),
+            }
+            // The engine dropped its hooks: the log has every record; write and sync it.
+            if let Some(log) = log {
+                log.finish();
+            }
+        }) as Box<dyn FnOnce() + Send>),
     })
 }
 

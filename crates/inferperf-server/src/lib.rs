@@ -16,6 +16,10 @@
 //! [`routes`], one module per group; the diffusion routes in [`diffusion`]. LLM handlers
 //! tokenize on their own threads and talk to the engine only through
 //! `inferperf_engine::api::EngineHandle`.
+//!
+//! Request identity: [`request_id`] (the rid from the body, `X-Request-Id` or generated, echoed
+//! in `X-Request-Id`; the arrival stamp). Request lifecycle outside profiling:
+//! [`request_log`] (`--log-requests FILE`, one JSON line per finished request).
 
 pub mod api_error;
 pub mod args;
@@ -29,6 +33,8 @@ mod openai_common;
 mod openai_stream;
 mod prompt;
 mod request;
+pub mod request_id;
+pub mod request_log;
 pub mod routes;
 mod sampling;
 mod server;

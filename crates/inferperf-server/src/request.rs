@@ -11,6 +11,7 @@ use futures_util::stream::{self, BoxStream, SelectAll, StreamExt};
 use inferperf_engine::api::{
     FinishInfo, FinishReason, GenerateEvent, GenerateRequest, SamplingParams,
 };
+use inferperf_engine::hooks::FrontEndTimes;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::api_error::ApiError;
@@ -86,13 +87,15 @@ pub fn new_rid() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
-/// Submit one tokenized request. `stream_interval` is `usize::MAX` for non-streamed requests.
+/// Submit one tokenized request that arrived at `arrival` (its lifecycle starts there; it
+/// counts as tokenized now). `stream_interval` is `usize::MAX` for non-streamed requests.
 pub fn submit(
     state: &Arc<AppState>,
     rid: String,
     input_ids: Vec<u32>,
     sampling: SamplingParams,
     stream_interval: usize,
+    arrival: Instant,
 ) -> Result<ActiveRequest, ApiError> {
     if !state.register_rid(&rid) {
         return Err(ApiError::invalid_param(
@@ -107,7 +110,11 @@ pub fn submit(
         sampling,
         stream_interval,
     };
-    match state.engine.generate(req) {
+    let times = FrontEndTimes {
+        arrival,
+        tokenized: Instant::now(),
+    };
+    match state.engine.generate_timed(req, times) {
         Ok(rx) => Ok(ActiveRequest {
             rid,
             prompt_tokens,

@@ -22,7 +22,8 @@ use crate::json::ApiJson;
 use crate::openai_common::{check_model, reject_if, UsageSum};
 use crate::openai_stream::{ChunkFormat, Finish, OpenAiStreamer};
 use crate::prompt::encode_chat;
-use crate::request::{collect_all, merge, new_rid, submit};
+use crate::request::{collect_all, merge, submit};
+use crate::request_id::{with_rid_header, RequestMeta};
 use crate::sampling::{self, SamplingInput};
 use crate::sse::{data_frame, sse_response};
 use crate::state::{unix_now, AppState};
@@ -33,6 +34,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 async fn chat_completions(
     State(state): State<Arc<AppState>>,
+    meta: RequestMeta,
     ApiJson(req): ApiJson<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
     let model = check_model(&state, req.model.as_deref())?;
@@ -93,10 +95,18 @@ async fn chat_completions(
     } else {
         usize::MAX
     };
-    let rid = req.rid.unwrap_or_else(new_rid);
-    let request = submit(&state, rid.clone(), input_ids, sampling, stream_interval)?;
+    let rid = meta.rid(req.rid);
+    let request = submit(
+        &state,
+        rid.clone(),
+        input_ids,
+        sampling,
+        stream_interval,
+        meta.arrival,
+    )?;
+    // SGLang answers with the request's rid as the OpenAI `id` (`meta_info.id`).
     let header = Header {
-        id: format!("chatcmpl-{rid}"),
+        id: rid.clone(),
         created: unix_now(),
         model,
     };
@@ -126,7 +136,7 @@ async fn chat_completions(
             let frame = s.next_frame().await?;
             Some((frame, s))
         });
-        return Ok(sse_response(frames));
+        return Ok(with_rid_header(sse_response(frames), &rid));
     }
 
     let mut results = collect_all(vec![request]).await;
@@ -140,7 +150,7 @@ async fn chat_completions(
         }
         None => (None, None),
     };
-    Ok(Json(ChatCompletionResponse {
+    let response = Json(ChatCompletionResponse {
         id: header.id,
         object: "chat.completion".to_string(),
         created: header.created,
@@ -159,7 +169,8 @@ async fn chat_completions(
         }],
         usage: Some(usage.usage()),
     })
-    .into_response())
+    .into_response();
+    Ok(with_rid_header(response, &rid))
 }
 
 /// The messages as the chat template sees them: array `content` of text parts is joined into

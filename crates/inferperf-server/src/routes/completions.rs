@@ -21,7 +21,8 @@ use crate::json::ApiJson;
 use crate::openai_common::{check_model, reject_if, UsageSum};
 use crate::openai_stream::{ChunkFormat, Finish, OpenAiStreamer};
 use crate::prompt::{check_ids, decode, encode_text};
-use crate::request::{collect_all, merge, new_rid, submit, ActiveRequest};
+use crate::request::{collect_all, merge, submit, ActiveRequest};
+use crate::request_id::{with_rid_header, RequestMeta};
 use crate::sampling::{SamplingInput, COMPLETIONS};
 use crate::sse::{data_frame, sse_response};
 use crate::state::{unix_now, AppState};
@@ -32,6 +33,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 async fn completions(
     State(state): State<Arc<AppState>>,
+    meta: RequestMeta,
     ApiJson(req): ApiJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
     let model = check_model(&state, req.model.as_deref())?;
@@ -110,7 +112,7 @@ async fn completions(
         usize::MAX
     };
     let batch = encoded.len() > 1;
-    let base_rid = req.rid.unwrap_or_else(new_rid);
+    let base_rid = meta.rid(req.rid);
 
     // Validate every prompt before submitting any, so a bad one rejects the whole request.
     let mut jobs = Vec::with_capacity(encoded.len());
@@ -126,12 +128,20 @@ async fn completions(
     let mut requests: Vec<ActiveRequest> = Vec::with_capacity(jobs.len());
     let mut echoes = Vec::with_capacity(jobs.len());
     for (rid, text, ids, sampling) in jobs {
-        requests.push(submit(&state, rid, ids, sampling, stream_interval)?);
+        requests.push(submit(
+            &state,
+            rid,
+            ids,
+            sampling,
+            stream_interval,
+            meta.arrival,
+        )?);
         echoes.push(if echo { text } else { String::new() });
     }
 
+    // SGLang answers with the request's rid as the OpenAI `id` (`meta_info.id`).
     let header = Header {
-        id: format!("cmpl-{base_rid}"),
+        id: base_rid.clone(),
         created: unix_now(),
         model,
     };
@@ -150,7 +160,7 @@ async fn completions(
             let frame = s.next_frame().await?;
             Some((frame, s))
         });
-        return Ok(sse_response(frames));
+        return Ok(with_rid_header(sse_response(frames), &base_rid));
     }
 
     let results = collect_all(requests).await;
@@ -173,7 +183,7 @@ async fn completions(
             matched_stop,
         });
     }
-    Ok(Json(CompletionResponse {
+    let response = Json(CompletionResponse {
         id: header.id,
         object: "text_completion".to_string(),
         created: header.created,
@@ -181,7 +191,8 @@ async fn completions(
         choices,
         usage: Some(usage.usage()),
     })
-    .into_response())
+    .into_response();
+    Ok(with_rid_header(response, &base_rid))
 }
 
 /// Fields repeated in every chunk.

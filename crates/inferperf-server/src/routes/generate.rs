@@ -22,6 +22,7 @@ use crate::convert::generate_finish_reason;
 use crate::json::ApiJson;
 use crate::prompt::{check_ids, encode_text};
 use crate::request::{collect_all, merge, new_rid, submit, Collected, IndexedEvents};
+use crate::request_id::{with_rid_header, RequestMeta};
 use crate::sampling::{SamplingInput, GENERATE};
 use crate::sse::{data_frame, done_frame, sse_response};
 use crate::state::AppState;
@@ -32,6 +33,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 async fn generate(
     State(state): State<Arc<AppState>>,
+    meta: RequestMeta,
     ApiJson(req): ApiJson<GenerateReqInput>,
 ) -> Result<Response, ApiError> {
     // Prompts, in batch order, as token ids.
@@ -86,8 +88,13 @@ async fn generate(
             ))
         }
     };
+    // The body's rid wins; else the X-Request-Id header (suffixed `-i` in a batch); else new.
     let rids: Vec<String> = match req.rid {
-        None => (0..n).map(|_| new_rid()).collect(),
+        None => match (&meta.header_rid, batch) {
+            (Some(h), false) => vec![h.clone()],
+            (Some(h), true) => (0..n).map(|i| format!("{h}-{i}")).collect(),
+            (None, _) => (0..n).map(|_| new_rid()).collect(),
+        },
         Some(OneOrBatch::One(rid)) if !batch => vec![rid],
         Some(OneOrBatch::Batch(list)) if list.len() == n => list,
         Some(_) => {
@@ -145,8 +152,26 @@ async fn generate(
     }
     let mut requests = Vec::with_capacity(n);
     for (rid, ids, sampling, stream_interval) in jobs {
-        requests.push(submit(&state, rid, ids, sampling, stream_interval)?);
+        requests.push(submit(
+            &state,
+            rid,
+            ids,
+            sampling,
+            stream_interval,
+            meta.arrival,
+        )?);
     }
+    // The response's X-Request-Id: the one rid, or the header's for a batch (each element
+    // carries its own in `meta_info.id`).
+    let header_rid = match (&meta.header_rid, requests.as_slice()) {
+        (_, [one]) if !batch => one.rid.clone(),
+        (Some(h), _) => h.clone(),
+        (None, reqs) => reqs
+            .iter()
+            .map(|r| r.rid.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+    };
     let progress: Vec<Progress> = requests
         .iter()
         .map(|r| Progress::new(r.rid.clone(), r.prompt_tokens))
@@ -164,7 +189,7 @@ async fn generate(
             let frame = s.next_frame().await?;
             Some((frame, s))
         });
-        return Ok(sse_response(frames));
+        return Ok(with_rid_header(sse_response(frames), &header_rid));
     }
 
     let results = collect_all(requests).await;
@@ -190,11 +215,12 @@ async fn generate(
             },
         )
         .collect();
-    if batch {
-        Ok(Json(responses).into_response())
+    let response = if batch {
+        Json(responses).into_response()
     } else {
-        Ok(Json(responses.pop().unwrap_or_default()).into_response())
-    }
+        Json(responses.pop().unwrap_or_default()).into_response()
+    };
+    Ok(with_rid_header(response, &header_rid))
 }
 
 /// Cumulative output of one request of the batch.

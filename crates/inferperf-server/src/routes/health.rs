@@ -36,7 +36,14 @@ async fn health_generate(State(state): State<Arc<AppState>>) -> Result<StatusCod
         ..SamplingParams::default()
     };
     let rid = format!("HEALTH_CHECK_{}", new_rid());
-    let request = submit(&state, rid, ids, sampling, usize::MAX)?;
+    let request = submit(
+        &state,
+        rid,
+        ids,
+        sampling,
+        usize::MAX,
+        std::time::Instant::now(),
+    )?;
     let unhealthy = |msg: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, msg);
     match tokio::time::timeout(HEALTH_GENERATE_TIMEOUT, collect_all(vec![request])).await {
         Err(_) => Err(unhealthy(format!(

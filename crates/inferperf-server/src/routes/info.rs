@@ -1,5 +1,8 @@
 //! `/server_info` (+ legacy `/get_server_info`) and `/model_info` (+ `/get_model_info`), in
-//! SGLang's shapes: server args + scheduler info + `internal_states` + version.
+//! SGLang's shapes: server args + scheduler info + `internal_states` + version, plus
+//! `server_time_ns`: the server's wall clock (Unix ns) when the response was built, so a
+//! client can estimate the offset between its clock and the server's NTP-style (its send and
+//! receive times around this value).
 
 use std::sync::Arc;
 
@@ -76,6 +79,8 @@ async fn server_info(State(state): State<Arc<AppState>>) -> Result<Json<ServerIn
         json!(internal.max_req_input_len),
     );
 
+    // Taken as late as possible: the response is serialized right after this.
+    extra.insert("server_time_ns".into(), json!(unix_now_ns()));
     Ok(Json(ServerInfo {
         model_path: Some(state.model_path.clone()),
         tokenizer_path: Some(tokenizer_path(&state)),
@@ -100,6 +105,14 @@ async fn server_info(State(state): State<Arc<AppState>>) -> Result<Json<ServerIn
         version: Some(VERSION.to_string()),
         extra,
     }))
+}
+
+/// The wall clock in nanoseconds since the Unix epoch (0 if the clock is before it).
+fn unix_now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 fn tokenizer_path(state: &AppState) -> String {

@@ -78,13 +78,15 @@ pub fn router(model: ModelRoutes, args: &ServerArgs) -> Router {
         .method_not_allowed_fallback(method_not_allowed);
     let router = auth::guard(router, args.api_key.as_deref())
         .layer(DefaultBodyLimit::max(model.max_body_bytes));
-    match args.inferperf_test_admit_rate {
+    let router = match args.inferperf_test_admit_rate {
         Some(rate) if rate > 0.0 => router.layer(middleware::from_fn_with_state(
             Arc::new(admission::AdmissionGate::new(rate)),
             admission::gate,
         )),
         _ => router,
-    }
+    };
+    // Outermost: a request's lifecycle starts before the gate, the key check and the body.
+    router.layer(middleware::from_fn(crate::request_id::stamp_arrival))
 }
 
 /// `/health`: the process answers (every model kind; `/health_generate` is the model's).

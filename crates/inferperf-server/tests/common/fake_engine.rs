@@ -179,7 +179,7 @@ fn run(rx: std_mpsc::Receiver<EngineMessage>, aborted: std_mpsc::Sender<String>)
         };
         match msg {
             Some(EngineMessage::Shutdown) => return,
-            Some(EngineMessage::Generate(req, tx)) => {
+            Some(EngineMessage::Generate(req, tx, _)) => {
                 let hold = req.rid.starts_with("hold");
                 running.push(Running {
                     req,

@@ -166,6 +166,12 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             a.dataset.dataset_name.name()
         );
     }
+    if let Some(path) = &a.server.log_requests {
+        anyhow::bail!(
+            "bench offline: --log-requests {} needs the server; this benchmark runs the engine in process",
+            path.display()
+        );
+    }
     let profile_dir = a
         .profile
         .then(inferperf_inproc::one_batch::default_profile_dir);

@@ -71,6 +71,12 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     inferperf_server::launch::validate_args(&a.server).context("bench one-batch")?;
+    if let Some(path) = &a.server.log_requests {
+        anyhow::bail!(
+            "bench one-batch: --log-requests {} needs the server; this benchmark runs the engine in process",
+            path.display()
+        );
+    }
     let mut config = inferperf_server::launch::engine_config(&a.server);
     // One EXTEND step for the whole batch, room for the largest batch, and no prefix reuse
     // (SGLang drives the model runner directly: every case computes its full prompt).
