@@ -139,6 +139,11 @@ fn parts_add_up_and_the_long_prefill_is_named() {
         assert!(d.rids.iter().any(|r| r == "long"), "{d:?}");
     }
     assert_eq!(s.delaying_steps[0].delay_ns, 10 * MS);
+    // Two of the three steps in its TTFT window ran without it, both prefill chunks.
+    assert_eq!(s.window.steps, 3);
+    assert_eq!(s.window.steps_without_request, 2);
+    assert_eq!(s.window.prefill_steps_without_request, 2);
+    assert_eq!(s.window.time_without_request_ns, 20 * MS);
     // Shares at p50/p90/p99 sum to 1.
     for p in &rep.ttft_shares {
         let sum: f64 = p.shares.iter().map(|s| s.1).sum();

@@ -127,7 +127,21 @@ pub struct SlowRequest {
     /// The measure it is slow by (TTFT, largest chunk gap or E2E), ns.
     pub value_ns: i64,
     pub components: Components,
+    /// Every step in the window the measure covers, in a few numbers.
+    pub window: WindowSummary,
     pub delaying_steps: Vec<DelayingStep>,
+}
+
+/// The steps the server ran during a slow request's window: how many did not include it
+/// (it waited: queued, or left out of decode batches while prefills ran) and how long
+/// they took.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct WindowSummary {
+    pub steps: usize,
+    pub steps_without_request: usize,
+    /// Of those, prefill (`EXTEND`/`MIXED`) steps.
+    pub prefill_steps_without_request: usize,
+    pub time_without_request_ns: i64,
 }
 
 /// The TTFT parts' shares around one percentile.
@@ -266,6 +280,7 @@ pub fn explain_views(
                         rid: e.rid.clone(),
                         value_ns: key(e),
                         components: e.components,
+                        window: window_summary(view, &e.rid, from, to),
                         delaying_steps: delaying_steps(view, &e.rid, from, to, c.sent + off, per),
                     }
                 })
@@ -378,6 +393,26 @@ fn delaying_steps(
     steps.sort_by_key(|s| std::cmp::Reverse(s.delay_ns));
     steps.truncate(n);
     steps
+}
+
+/// The steps overlapping `[from, to)`, counted by whether they held `rid`.
+fn window_summary(view: &ServerView, rid: &str, from: i64, to: i64) -> WindowSummary {
+    let mut w = WindowSummary::default();
+    if to <= from {
+        return w;
+    }
+    for i in view.steps_within(from, to) {
+        let st = &view.steps[i];
+        w.steps += 1;
+        if st.tokens_of(rid) == 0 {
+            w.steps_without_request += 1;
+            w.time_without_request_ns += st.dur();
+            if st.mode != "DECODE" {
+                w.prefill_steps_without_request += 1;
+            }
+        }
+    }
+    w
 }
 
 /// Mean TTFT parts of the requests around percentile `p` (nearest rank, with 2 % of the
@@ -497,6 +532,7 @@ impl ExplainReport {
                     "prefill own",
                     "prefill interf.",
                     "decode interf.",
+                    "steps without it (prefill), ms",
                     "most delaying step (ms, batch)",
                 ],
             );
@@ -509,6 +545,12 @@ impl ExplainReport {
                     ms(c.prefill_own),
                     ms(c.prefill_interference),
                     ms(c.decode_interference),
+                    format!(
+                        "{} ({}), {}",
+                        s.window.steps_without_request,
+                        s.window.prefill_steps_without_request,
+                        ms(s.window.time_without_request_ns)
+                    ),
                     s.delaying_steps
                         .first()
                         .map(|d| format!("{} {}", ms(d.delay_ns), describe(d)))
