@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use inferperf_bench::diffusion::{run, Dataset, DiffusionFlags, DiffusionServingConfig, Task};
-use inferperf_server::{EmbeddedServer, ServerArgs};
+use inferperf_server::{EmbeddedServer, ServerConfig};
 
 fn vbench() -> PathBuf {
     inferperf_test_support::manifest_dir!()
@@ -41,9 +41,9 @@ fn options(base_url: String, task: Task, dataset_path: Option<PathBuf>) -> Diffu
 }
 
 async fn server() -> EmbeddedServer {
-    EmbeddedServer::start(ServerArgs {
+    EmbeddedServer::start(ServerConfig {
         model_path: "diffusion".into(),
-        ..ServerArgs::ephemeral()
+        ..ServerConfig::ephemeral()
     })
     .await
     .expect("diffusion server")

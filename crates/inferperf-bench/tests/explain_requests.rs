@@ -16,7 +16,7 @@ use inferperf_loadgen::cpu::ThreadCpu;
 use inferperf_loadgen::dataset::DatasetRow;
 use inferperf_loadgen::runner::Abort;
 use inferperf_server::launch::launch_model_profiled;
-use inferperf_server::{EmbeddedServer, ServerArgs};
+use inferperf_server::{EmbeddedServer, ServerConfig};
 use inferperf_trace::explain::{explain, ExplainOptions, ExplainReport};
 use serde_json::Value;
 
@@ -80,10 +80,10 @@ fn check(rep: &ExplainReport, long: &str, behind_long: &[String]) {
 async fn a_long_chunked_prefill_is_named_as_the_cause_of_the_short_requests_wait() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("requests.jsonl");
-    let server_args = ServerArgs {
+    let server_args = ServerConfig {
         chunked_prefill_size: Some(16),
         log_requests: Some(log.clone()),
-        ..ServerArgs::ephemeral()
+        ..ServerConfig::ephemeral()
     };
     let a = server_args.clone();
     let (engine, profiler) = tokio::task::spawn_blocking(move || launch_model_profiled(&a))

@@ -9,7 +9,7 @@ use inferperf_bench::one_batch_server::{
 use inferperf_loadgen::jsonl::top_level_keys;
 use inferperf_profiler::ProfilerHandle;
 use inferperf_server::launch::launch_model_profiled;
-use inferperf_server::{EmbeddedServer, ServerArgs};
+use inferperf_server::{EmbeddedServer, ServerConfig};
 
 const KEYS: [&str; 12] = [
     "run_name",
@@ -26,7 +26,7 @@ const KEYS: [&str; 12] = [
     "cache_hit_rate",
 ];
 
-async fn start(args: ServerArgs) -> (EmbeddedServer, ProfilerHandle) {
+async fn start(args: ServerConfig) -> (EmbeddedServer, ProfilerHandle) {
     let a = args.clone();
     let (engine, profiler) = tokio::task::spawn_blocking(move || launch_model_profiled(&a))
         .await
@@ -54,7 +54,7 @@ fn options(base_url: String, result: std::path::PathBuf) -> OneBatchServerConfig
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_and_arithmetic_and_a_half_warmed_cache() {
-    let (server, _p) = start(ServerArgs::ephemeral()).await;
+    let (server, _p) = start(ServerConfig::ephemeral()).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("r.jsonl");
     let mut o = options(server.base_url(), out.clone());
@@ -90,9 +90,9 @@ async fn records_and_arithmetic_and_a_half_warmed_cache() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cases_beyond_the_server_capacity_are_skipped() {
-    let (server, _p) = start(ServerArgs {
+    let (server, _p) = start(ServerConfig {
         max_running_requests: Some(2),
-        ..ServerArgs::ephemeral()
+        ..ServerConfig::ephemeral()
     })
     .await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -107,9 +107,9 @@ async fn cases_beyond_the_server_capacity_are_skipped() {
 /// instead of skipping it; generated-shared-prefix prompts are measured at their own lengths.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_batch_and_shared_prefix_prompts() {
-    let (server, _p) = start(ServerArgs {
+    let (server, _p) = start(ServerConfig {
         max_running_requests: Some(2),
-        ..ServerArgs::ephemeral()
+        ..ServerConfig::ephemeral()
     })
     .await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -141,7 +141,7 @@ async fn multi_batch_and_shared_prefix_prompts() {
 /// server's tokenizer, and the case is measured at that length.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fixed_prompt_file_sets_the_prompt_and_its_length() {
-    let (server, _p) = start(ServerArgs::ephemeral()).await;
+    let (server, _p) = start(ServerConfig::ephemeral()).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("prompt.txt");
     std::fs::write(&file, "The quick brown fox jumps over the lazy dog.").expect("write");
@@ -166,7 +166,7 @@ async fn a_fixed_prompt_file_sets_the_prompt_and_its_length() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_profiled_pass_writes_prefixed_traces() {
-    let (server, profiler) = start(ServerArgs::ephemeral()).await;
+    let (server, profiler) = start(ServerConfig::ephemeral()).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut o = options(server.base_url(), dir.path().join("r.jsonl"));
     o.batch_sizes = vec![3];
@@ -207,9 +207,9 @@ async fn smollm2_through_the_server() {
         "{} is missing: run scripts/fetch-test-assets.sh",
         gguf.display()
     );
-    let (server, _p) = start(ServerArgs {
+    let (server, _p) = start(ServerConfig {
         model_path: gguf.to_string_lossy().into_owned(),
-        ..ServerArgs::ephemeral()
+        ..ServerConfig::ephemeral()
     })
     .await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -227,7 +227,7 @@ async fn smollm2_through_the_server() {
 /// last sequence's first token at `last_ttft`, the end at `latency`) and a validity verdict.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_case_is_recorded_and_gets_a_verdict() {
-    let (server, _p) = start(ServerArgs::ephemeral()).await;
+    let (server, _p) = start(ServerConfig::ephemeral()).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let o = options(server.base_url(), dir.path().join("r.jsonl"));
     let results = one_batch_server::run(&o).await.expect("run");

@@ -7,10 +7,10 @@ mod common;
 use common::{args, last_record, run};
 use inferperf_loadgen::runner::Abort;
 use inferperf_loadgen::tokenizer::{num_special_tokens_to_add, SharedTokenizer};
-use inferperf_server::{EmbeddedServer, ServerArgs};
+use inferperf_server::{EmbeddedServer, ServerConfig};
 
 async fn start() -> (EmbeddedServer, SharedTokenizer) {
-    let args = ServerArgs::ephemeral();
+    let args = ServerConfig::ephemeral();
     let engine = inferperf_server::launch::launch_engine(&args)
         .await
         .unwrap_or_else(|e| panic!("{e}"));

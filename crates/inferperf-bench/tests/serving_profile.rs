@@ -16,7 +16,7 @@ use inferperf_loadgen::runner::Abort;
 use inferperf_loadgen::tokenizer::SharedTokenizer;
 use inferperf_profiler::ProfilerHandle;
 use inferperf_server::launch::launch_model_profiled;
-use inferperf_server::{EmbeddedServer, ServerArgs};
+use inferperf_server::{EmbeddedServer, ServerConfig};
 use serde_json::Value;
 
 struct Profiled {
@@ -26,7 +26,7 @@ struct Profiled {
 }
 
 async fn start() -> Profiled {
-    let args = ServerArgs::ephemeral();
+    let args = ServerConfig::ephemeral();
     let a = args.clone();
     let (engine, profiler) = tokio::task::spawn_blocking(move || launch_model_profiled(&a))
         .await

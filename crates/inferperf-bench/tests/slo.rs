@@ -11,7 +11,7 @@ use inferperf_engine::simulated::{SimulatedEngine, TokenSchedule};
 use inferperf_loadgen::cpu::ThreadCpu;
 use inferperf_loadgen::dataset::DatasetRow;
 use inferperf_loadgen::runner::Abort;
-use inferperf_server::{EmbeddedServer, EngineParts, ServerArgs};
+use inferperf_server::{EmbeddedServer, EngineParts, ServerConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finds_a_known_capacity_within_ten_percent() {
@@ -23,10 +23,10 @@ async fn finds_a_known_capacity_within_ten_percent() {
         model_info: sim.model_info.clone(),
     };
     let server = EmbeddedServer::start_with_engine(
-        ServerArgs {
+        ServerConfig {
             model_path: sim.model_info.model_path.clone(),
             inferperf_test_admit_rate: Some(k),
-            ..ServerArgs::ephemeral()
+            ..ServerConfig::ephemeral()
         },
         parts,
     )

@@ -132,7 +132,7 @@ async fn a_dead_server_gives_a_real_error_rate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sglang_profile_arms_one_window_per_point() {
     use inferperf_profiler::ProfilerHandle;
-    let args = inferperf_server::ServerArgs::ephemeral();
+    let args = inferperf_server::ServerConfig::ephemeral();
     let a = args.clone();
     let (engine, profiler) =
         tokio::task::spawn_blocking(move || inferperf_server::launch::launch_model_profiled(&a))

@@ -11,7 +11,7 @@ use inferperf_bench::sweep::{run, LoadPoint, SweepOptions};
 use inferperf_engine::simulated::{SimulatedEngine, TokenSchedule};
 use inferperf_loadgen::backend::Backend;
 use inferperf_report::plot::Preset;
-use inferperf_server::{EmbeddedServer, EngineParts, ServerArgs};
+use inferperf_server::{EmbeddedServer, EngineParts, ServerConfig};
 
 async fn sweep_folder(dir: &Path) -> PathBuf {
     let sim = SimulatedEngine::start(TokenSchedule::ZeroLatency, 32000).expect("sim");
@@ -21,9 +21,9 @@ async fn sweep_folder(dir: &Path) -> PathBuf {
         model_info: sim.model_info.clone(),
     };
     let server = EmbeddedServer::start_with_engine(
-        ServerArgs {
+        ServerConfig {
             model_path: sim.model_info.model_path.clone(),
-            ..ServerArgs::ephemeral()
+            ..ServerConfig::ephemeral()
         },
         parts,
     )

@@ -27,7 +27,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
 use crate::api_error::ApiError;
-use crate::args::ServerArgs;
+use crate::config::ServerConfig;
 use crate::error::ServerError;
 
 /// Connections served beyond `--max-connections`, one request each: `/health` or a 503.
@@ -49,7 +49,7 @@ pub struct ConnectionLimits {
 
 impl ConnectionLimits {
     /// The limits `args` ask for; an invalid timeout is an error naming the flag.
-    pub fn from_args(args: &ServerArgs) -> Result<Self, ServerError> {
+    pub fn from_args(args: &ServerConfig) -> Result<Self, ServerError> {
         let secs = args.header_read_timeout_sec;
         let header_read_timeout = Duration::try_from_secs_f64(secs)
             .ok()

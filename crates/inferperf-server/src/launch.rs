@@ -1,11 +1,11 @@
-//! `ServerArgs` -> the built-in engine: the one place that maps server flags onto the engine's
+//! `ServerConfig` -> the built-in engine: the one place that maps server flags onto the engine's
 //! configuration and starts it (off the async workers: loading weights blocks).
 
 use std::sync::Arc;
 
 use inferperf_engine::{EngineConfig, LaunchedEngine};
 
-use crate::args::ServerArgs;
+use crate::config::ServerConfig;
 use crate::error::ServerError;
 use crate::routes::profile::{ProfileControl, Unavailable};
 use crate::state::EngineParts;
@@ -18,7 +18,7 @@ pub struct OwnedEngine {
 }
 
 /// Validate the flags the server itself interprets.
-pub fn validate_args(args: &ServerArgs) -> Result<(), ServerError> {
+pub fn validate_args(args: &ServerConfig) -> Result<(), ServerError> {
     match serde_json::from_str::<serde_json::Value>(&args.json_model_override_args) {
         Ok(serde_json::Value::Object(_)) => {}
         Ok(_) => {
@@ -92,7 +92,7 @@ type RankHooks = Vec<Box<dyn inferperf_engine::hooks::StepHooks>>;
 
 /// Open `--log-requests FILE` (if given) and wrap `hooks` to log requests into it.
 fn with_request_log(
-    args: &ServerArgs,
+    args: &ServerConfig,
     hooks: RankHooks,
 ) -> Result<(RankHooks, Option<crate::request_log::RequestLog>), ServerError> {
     let Some(path) = &args.log_requests else {
@@ -115,7 +115,7 @@ fn with_request_log(
 }
 
 /// Start the built-in engine described by `args`.
-pub async fn launch_engine(args: &ServerArgs) -> Result<OwnedEngine, ServerError> {
+pub async fn launch_engine(args: &ServerConfig) -> Result<OwnedEngine, ServerError> {
     validate_args(args)?;
     let args = args.clone();
     tokio::task::spawn_blocking(move || launch_blocking(&args))
@@ -130,7 +130,7 @@ pub const SIMULATED_MODEL_PATH: &str = "simulated";
 /// Vocabulary of the simulated engine served for `--model-path simulated`.
 const SIMULATED_VOCAB: u32 = 32_000;
 
-fn launch_blocking(args: &ServerArgs) -> Result<OwnedEngine, ServerError> {
+fn launch_blocking(args: &ServerConfig) -> Result<OwnedEngine, ServerError> {
     if args.model_path == SIMULATED_MODEL_PATH {
         return launch_simulated();
     }
@@ -147,7 +147,7 @@ fn launch_blocking(args: &ServerArgs) -> Result<OwnedEngine, ServerError> {
 /// engine runs (one profiler rank per `--dp-size` replica), or a refusal for the simulated
 /// engine.
 pub async fn launch_engine_profiled(
-    args: &ServerArgs,
+    args: &ServerConfig,
 ) -> Result<(OwnedEngine, Arc<dyn ProfileControl>), ServerError> {
     validate_args(args)?;
     let args = args.clone();
@@ -157,7 +157,7 @@ pub async fn launch_engine_profiled(
 }
 
 fn launch_profiled_blocking(
-    args: &ServerArgs,
+    args: &ServerConfig,
 ) -> Result<(OwnedEngine, Arc<dyn ProfileControl>), ServerError> {
     if args.model_path == SIMULATED_MODEL_PATH {
         let refusal = Unavailable("the simulated engine runs no forward steps");
@@ -171,7 +171,7 @@ fn launch_profiled_blocking(
 /// [`inferperf_profiler::ProfilerHandle`] attached to it (serve it with
 /// `EmbeddedServer::start_with_profiler`). Blocks while the weights load.
 pub fn launch_model_profiled(
-    args: &ServerArgs,
+    args: &ServerConfig,
 ) -> Result<(OwnedEngine, inferperf_profiler::ProfilerHandle), ServerError> {
     let (mut profiler, hooks) = crate::routes::profile::profiler_for(args)?;
     let engine = launch_model_ranks(args, hooks)?;
@@ -186,7 +186,7 @@ pub fn launch_model_profiled(
 }
 
 /// The engine configuration for `args` (SGLang flag -> engine field, defaults from the engine).
-pub fn engine_config(args: &ServerArgs) -> EngineConfig {
+pub fn engine_config(args: &ServerConfig) -> EngineConfig {
     let defaults = EngineConfig::default();
     EngineConfig {
         model_path: args.model_path.clone(),
@@ -213,7 +213,7 @@ pub fn engine_config(args: &ServerArgs) -> EngineConfig {
 /// Load the model named by `args` and start the engine thread with `hooks` (the profiler's
 /// seam). Blocks while the weights load.
 pub fn launch_model(
-    args: &ServerArgs,
+    args: &ServerConfig,
     hooks: Box<dyn inferperf_engine::hooks::StepHooks>,
 ) -> Result<OwnedEngine, ServerError> {
     launch_model_ranks(args, vec![hooks])
@@ -223,7 +223,7 @@ pub fn launch_model(
 /// `--tp-size N`, else per data-parallel replica (`hooks.len()` replicas behind a round-robin
 /// dispatcher; one entry is a single engine).
 pub fn launch_model_ranks(
-    args: &ServerArgs,
+    args: &ServerConfig,
     hooks: Vec<Box<dyn inferperf_engine::hooks::StepHooks>>,
 ) -> Result<OwnedEngine, ServerError> {
     let (hooks, log) = with_request_log(args, hooks)?;

@@ -2,8 +2,8 @@
 //! SGLang- and OpenAI-compatible LLM routes over an inferperf-engine handle, or SGLang's
 //! image and video routes over the built-in diffusion pipeline.
 //!
-//! - [`ServerArgs`]: the `sglang.launch_server`-style flags (a `clap::Args`, so commands that
-//!   embed a server flatten the same flags).
+//! - [`ServerConfig`]: the `sglang.launch_server`-style settings (a plain struct; the CLI's
+//!   `ServerFlags` parse the flags into it).
 //! - [`EmbeddedServer`]: the server, in this process on any port (0 = ephemeral): the model
 //!   `--model-path` names ([`EmbeddedServer::start`]: LLM or diffusion), or an injected LLM
 //!   engine ([`EmbeddedServer::start_with_engine`], [`EmbeddedServer::start_with_profiler`]).
@@ -22,7 +22,7 @@
 //! [`request_log`] (`--log-requests FILE`, one JSON line per finished request).
 
 pub mod api_error;
-pub mod args;
+pub mod config;
 pub mod connections;
 mod convert;
 pub mod diffusion;
@@ -42,7 +42,7 @@ pub mod shutdown;
 mod sse;
 pub mod state;
 
-pub use args::ServerArgs;
+pub use config::ServerConfig;
 pub use error::ServerError;
 pub use launch::OwnedEngine;
 pub use sampling::{MAX_STOP_STRINGS, MAX_STOP_STRING_BYTES, MAX_STOP_TOKEN_IDS};

@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::args::ServerArgs;
+use crate::config::ServerConfig;
 use crate::connections::{self, ConnectionLimits};
 use crate::error::ServerError;
 use crate::launch::{launch_engine_profiled, validate_args, OwnedEngine};
@@ -34,7 +34,7 @@ const ENGINE_STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 /// Start the model `args` name (LLM or diffusion), serve until `shutdown` resolves, then shut
 /// everything down. Logs the listening URL.
 pub async fn serve(
-    args: ServerArgs,
+    args: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let mut server = EmbeddedServer::start(args).await?;
@@ -46,7 +46,7 @@ pub async fn serve(
 }
 
 /// Bind `args.host:args.port`; the address is the real one (port 0 picks a free port).
-async fn bind(args: &ServerArgs) -> Result<(TcpListener, SocketAddr), ServerError> {
+async fn bind(args: &ServerConfig) -> Result<(TcpListener, SocketAddr), ServerError> {
     let addr_text = format!("{}:{}", args.host, args.port);
     let listener = TcpListener::bind(&addr_text)
         .await
@@ -87,7 +87,7 @@ impl EmbeddedServer {
     /// picks a free port; see [`EmbeddedServer::local_addr`]): a diffusion model (`diffusion`,
     /// a diffusion config or weights) gets the diffusion API, anything else the built-in LLM
     /// engine with its profiler. The server owns what it loaded and stops it on shutdown.
-    pub async fn start(args: ServerArgs) -> Result<Self, ServerError> {
+    pub async fn start(args: ServerConfig) -> Result<Self, ServerError> {
         // Flags first: a bad one should not wait for the model to load.
         validate_args(&args)?;
         if inferperf_engine::diffusion::is_diffusion_model(&args.model_path) {
@@ -102,7 +102,7 @@ impl EmbeddedServer {
     /// ownership: shutdown aborts running requests but does not stop the engine. There are
     /// no profile routes (a 404).
     pub async fn start_with_engine(
-        args: ServerArgs,
+        args: ServerConfig,
         parts: EngineParts,
     ) -> Result<Self, ServerError> {
         validate_args(&args)?;
@@ -112,7 +112,7 @@ impl EmbeddedServer {
     /// Serve an engine whose thread the server should stop and join on shutdown (no profile
     /// routes).
     pub async fn start_owning_engine(
-        args: ServerArgs,
+        args: ServerConfig,
         engine: OwnedEngine,
     ) -> Result<Self, ServerError> {
         validate_args(&args)?;
@@ -123,7 +123,7 @@ impl EmbeddedServer {
     /// the profiler handle whose hooks the engine was launched with, see
     /// `launch::launch_model_profiled`, which the caller may keep to wait on sessions).
     pub async fn start_with_profiler(
-        args: ServerArgs,
+        args: ServerConfig,
         engine: OwnedEngine,
         profiler: impl ProfileControl,
     ) -> Result<Self, ServerError> {
@@ -133,7 +133,7 @@ impl EmbeddedServer {
 
     /// Wait for the engine's first state, then serve it with the LLM routes.
     async fn start_llm(
-        args: ServerArgs,
+        args: ServerConfig,
         engine: OwnedEngine,
         profiling: Option<Arc<dyn ProfileControl>>,
     ) -> Result<Self, ServerError> {
@@ -176,7 +176,7 @@ impl EmbeddedServer {
 
     /// The common start: bind, mount `model` on the common router, accept connections until
     /// shutdown, then stop what the model owns.
-    async fn serve_model(args: ServerArgs, model: ServedModel) -> Result<Self, ServerError> {
+    async fn serve_model(args: ServerConfig, model: ServedModel) -> Result<Self, ServerError> {
         let ServedModel { routes, llm, stop } = model;
         let bound = match ConnectionLimits::from_args(&args) {
             Ok(limits) => bind(&args)

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use inferperf_engine::api::{EngineHandle, FinishInfo, ModelInfo, TextTokenizer};
 
-use crate::args::ServerArgs;
+use crate::config::ServerConfig;
 
 /// The parts of a running engine the server needs; what `inferperf_engine::launch` returns,
 /// or a simulated engine injected by tests and benchmarks.
@@ -44,7 +44,7 @@ pub struct AppState {
     pub engine: EngineHandle,
     pub tokenizer: Arc<dyn TextTokenizer>,
     pub model_info: ModelInfo,
-    pub args: ServerArgs,
+    pub args: ServerConfig,
     /// The model path reported to clients: the engine's own (`ModelInfo::model_path`), so an
     /// injected engine shows what it is; `--model-path` when the engine leaves it empty.
     pub model_path: String,
@@ -67,7 +67,7 @@ pub struct AppState {
 impl AppState {
     /// Assemble the state; `internal` is the engine's first state snapshot.
     pub fn new(
-        args: ServerArgs,
+        args: ServerConfig,
         parts: EngineParts,
         internal: &inferperf_engine::api::InternalState,
     ) -> Self {

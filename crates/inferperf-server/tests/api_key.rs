@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use inferperf_server::{EmbeddedServer, ServerArgs};
+use inferperf_server::{EmbeddedServer, ServerConfig};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -92,9 +92,9 @@ fn refused_start_created_nothing(p: &Probe, out: &std::path::Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn llm_server_guards_every_route_but_health_and_metrics() {
     // The same start as `inferperf serve`: the built-in model with its profile routes.
-    let server = EmbeddedServer::start(ServerArgs {
+    let server = EmbeddedServer::start(ServerConfig {
         api_key: Some(KEY.into()),
-        ..ServerArgs::ephemeral()
+        ..ServerConfig::ephemeral()
     })
     .await
     .expect("start the server");
@@ -145,10 +145,10 @@ async fn llm_server_guards_every_route_but_health_and_metrics() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diffusion_server_guards_every_route_but_health() {
-    let server = EmbeddedServer::start(ServerArgs {
+    let server = EmbeddedServer::start(ServerConfig {
         model_path: "diffusion".into(),
         api_key: Some(KEY.into()),
-        ..ServerArgs::ephemeral()
+        ..ServerConfig::ephemeral()
     })
     .await
     .expect("diffusion server");

@@ -152,7 +152,7 @@ async fn bad_requests_are_4xx_with_openai_error_bodies() {
 
 #[tokio::test]
 async fn api_key_guards_everything_but_health_and_metrics() {
-    let s = start_fake(inferperf_server::ServerArgs {
+    let s = start_fake(inferperf_server::ServerConfig {
         api_key: Some("sekret".into()),
         ..fake_args()
     })

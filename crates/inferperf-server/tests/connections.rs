@@ -9,15 +9,15 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::*;
-use inferperf_server::{EmbeddedServer, ServerArgs};
+use inferperf_server::{EmbeddedServer, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Upper bound on any wait below: generous for a loaded machine, never an expectation.
 const PATIENCE: Duration = Duration::from_secs(60);
 
-fn fake_with(timeout_sec: f64, max_connections: u32) -> ServerArgs {
-    ServerArgs {
+fn fake_with(timeout_sec: f64, max_connections: u32) -> ServerConfig {
+    ServerConfig {
         header_read_timeout_sec: timeout_sec,
         max_connections,
         ..fake_args()
@@ -25,11 +25,11 @@ fn fake_with(timeout_sec: f64, max_connections: u32) -> ServerArgs {
 }
 
 async fn diffusion_with(timeout_sec: f64, max_connections: u32) -> EmbeddedServer {
-    EmbeddedServer::start(ServerArgs {
+    EmbeddedServer::start(ServerConfig {
         model_path: "diffusion".into(),
         header_read_timeout_sec: timeout_sec,
         max_connections,
-        ..ServerArgs::ephemeral()
+        ..ServerConfig::ephemeral()
     })
     .await
     .expect("diffusion server")

@@ -5,11 +5,11 @@
 mod common;
 
 use common::*;
-use inferperf_server::{EmbeddedServer, ServerArgs};
+use inferperf_server::{EmbeddedServer, ServerConfig};
 use serde_json::json;
 
 async fn start_default() -> (EmbeddedServer, String, reqwest::Client) {
-    let server = EmbeddedServer::start(ServerArgs::ephemeral())
+    let server = EmbeddedServer::start(ServerConfig::ephemeral())
         .await
         .expect("start the server with --model-path default");
     let base = server.base_url();

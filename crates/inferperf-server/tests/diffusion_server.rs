@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use inferperf_engine::diffusion::decode_png;
 use inferperf_protocol::perf_dump::PerfDump;
-use inferperf_server::{EmbeddedServer, ServerArgs};
+use inferperf_server::{EmbeddedServer, ServerConfig};
 use serde_json::{json, Value};
 
 async fn start() -> (EmbeddedServer, reqwest::Client) {
-    let s = EmbeddedServer::start(ServerArgs {
+    let s = EmbeddedServer::start(ServerConfig {
         model_path: "diffusion".into(),
-        ..ServerArgs::ephemeral()
+        ..ServerConfig::ephemeral()
     })
     .await
     .expect("diffusion server");
@@ -360,10 +360,10 @@ async fn start_and_stop_profile_capture_denoising_steps_as_profiler_steps() {
 async fn profile_output_root_confines_perf_dumps_and_profiles() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path().join("root");
-    let s = EmbeddedServer::start(ServerArgs {
+    let s = EmbeddedServer::start(ServerConfig {
         model_path: "diffusion".into(),
         profile_output_root: Some(root.clone()),
-        ..ServerArgs::ephemeral()
+        ..ServerConfig::ephemeral()
     })
     .await
     .expect("diffusion server");

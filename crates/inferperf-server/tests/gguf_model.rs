@@ -7,7 +7,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::*;
-use inferperf_server::{EmbeddedServer, ServerArgs};
+use inferperf_server::{EmbeddedServer, ServerConfig};
 use serde_json::json;
 
 fn gguf_path() -> PathBuf {
@@ -28,9 +28,9 @@ fn gguf_path() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_equals_generate_on_the_rendered_template() {
-    let args = ServerArgs {
+    let args = ServerConfig {
         model_path: gguf_path().display().to_string(),
-        ..ServerArgs::ephemeral()
+        ..ServerConfig::ephemeral()
     };
     let server = EmbeddedServer::start(args)
         .await

@@ -39,9 +39,10 @@ async fn openai_python_sdk_against_the_fake_engine() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_python_sdk_against_the_default_model() {
-    let server = inferperf_server::EmbeddedServer::start(inferperf_server::ServerArgs::ephemeral())
-        .await
-        .expect("start the server with --model-path default");
+    let server =
+        inferperf_server::EmbeddedServer::start(inferperf_server::ServerConfig::ephemeral())
+            .await
+            .expect("start the server with --model-path default");
     run_sdk_script(server.base_url()).await;
     server.shutdown().await.unwrap();
 }

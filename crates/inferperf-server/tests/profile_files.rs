@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use inferperf_server::{EmbeddedServer, ServerArgs};
+use inferperf_server::{EmbeddedServer, ServerConfig};
 use serde_json::{json, Value};
 
 struct Server {
@@ -17,7 +17,7 @@ struct Server {
     http: reqwest::Client,
 }
 
-async fn start(args: ServerArgs) -> Server {
+async fn start(args: ServerConfig) -> Server {
     let server = EmbeddedServer::start(args).await.expect("start the server");
     let base = server.base_url();
     Server {
@@ -60,7 +60,7 @@ fn trace_of(dir: &Path, id: &str) -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profile_names_that_cannot_be_file_names_are_400s_naming_the_field() {
-    let s = start(ServerArgs::ephemeral()).await;
+    let s = start(ServerConfig::ephemeral()).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let max = inferperf_profiler::MAX_NAME_STEM_BYTES;
     for (body, field, needle) in [
@@ -101,7 +101,7 @@ async fn profile_names_that_cannot_be_file_names_are_400s_naming_the_field() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trace_that_cannot_be_written_is_a_500_naming_the_file() {
-    let s = start(ServerArgs::ephemeral()).await;
+    let s = start(ServerConfig::ephemeral()).await;
     let tmp = tempfile::tempdir().expect("tempdir");
     let gone = tmp.path().join("gone");
     let (status, reply) = s
@@ -125,7 +125,7 @@ async fn a_trace_that_cannot_be_written_is_a_500_naming_the_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_that_closed_by_itself_reports_its_failed_write_at_the_next_stop() {
-    let s = start(ServerArgs::ephemeral()).await;
+    let s = start(ServerConfig::ephemeral()).await;
     let tmp = tempfile::tempdir().expect("tempdir");
     let gone = tmp.path().join("gone");
     let (status, reply) = s
@@ -145,7 +145,7 @@ async fn a_window_that_closed_by_itself_reports_its_failed_write_at_the_next_sto
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traces_are_never_overwritten() {
-    let s = start(ServerArgs::ephemeral()).await;
+    let s = start(ServerConfig::ephemeral()).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path();
 
@@ -191,9 +191,9 @@ async fn traces_are_never_overwritten() {
 async fn profile_output_root_confines_output_directories() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path().join("root");
-    let s = start(ServerArgs {
+    let s = start(ServerConfig {
         profile_output_root: Some(root.clone()),
-        ..ServerArgs::ephemeral()
+        ..ServerConfig::ephemeral()
     })
     .await;
     let root = root.canonicalize().expect("the root is created at start");

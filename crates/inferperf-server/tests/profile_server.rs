@@ -16,7 +16,7 @@ use inferperf_profiler::ProfilerHandle;
 use inferperf_protocol::profile::ProfileReqInput;
 use inferperf_server::launch::launch_model_profiled;
 use inferperf_server::routes::profile::{START_REPLY, STOP_REPLY};
-use inferperf_server::{EmbeddedServer, ServerArgs};
+use inferperf_server::{EmbeddedServer, ServerConfig};
 use serde_json::{json, Value};
 
 struct Server {
@@ -27,7 +27,7 @@ struct Server {
 }
 
 /// A real server whose profiler handle the test keeps (to wait on self-closing windows).
-async fn start(args: ServerArgs) -> Server {
+async fn start(args: ServerConfig) -> Server {
     let a = args.clone();
     let (engine, profiler) = tokio::task::spawn_blocking(move || launch_model_profiled(&a))
         .await
@@ -147,7 +147,7 @@ fn only_trace(dir: &Path, suffix: &str) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_step_and_num_steps_capture_exactly_those_steps() {
-    let s = start(ServerArgs::ephemeral()).await;
+    let s = start(ServerConfig::ephemeral()).await;
     let dir = tempfile::tempdir().expect("tempdir");
     s.generate(2).await; // some history: forward_ct is not 0
     let f0 = s.forward_ct().await;
@@ -232,7 +232,7 @@ async fn start_step_and_num_steps_capture_exactly_those_steps() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_ended_windows_twice_in_one_lifetime_including_an_idle_stop() {
-    let s = start(ServerArgs::ephemeral()).await;
+    let s = start(ServerConfig::ephemeral()).await;
     let dir = tempfile::tempdir().expect("tempdir");
 
     // Window 1: started and stopped on an idle server (no step runs in between): the stop
@@ -301,9 +301,9 @@ async fn open_ended_windows_twice_in_one_lifetime_including_an_idle_stop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layerwise_marker_flag_forces_module_spans() {
-    let s = start(ServerArgs {
+    let s = start(ServerConfig {
         enable_layerwise_nvtx_marker: true,
-        ..ServerArgs::ephemeral()
+        ..ServerConfig::ephemeral()
     })
     .await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -322,7 +322,7 @@ async fn layerwise_marker_flag_forces_module_spans() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn by_stage_writes_extend_and_decode_files() {
-    let s = start(ServerArgs::ephemeral()).await;
+    let s = start(ServerConfig::ephemeral()).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let (status, _) = s
         .start_profile(json!({"output_dir": dir.path(), "profile_by_stage": true, "num_steps": 2}))
@@ -347,7 +347,7 @@ async fn by_stage_writes_extend_and_decode_files() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_error_is_a_clear_4xx_and_the_server_keeps_serving() {
-    let s = start(ServerArgs::ephemeral()).await;
+    let s = start(ServerConfig::ephemeral()).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().display().to_string();
     let cases: Vec<(Value, u16, &str)> = vec![
@@ -442,9 +442,9 @@ fn json_error_message(body: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dp2_writes_one_file_per_rank_and_a_merged_file() {
-    let s = start(ServerArgs {
+    let s = start(ServerConfig {
         dp_size: 2,
-        ..ServerArgs::ephemeral()
+        ..ServerConfig::ephemeral()
     })
     .await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -502,9 +502,9 @@ async fn dp2_writes_one_file_per_rank_and_a_merged_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tp2_writes_one_file_per_tensor_parallel_rank_and_a_merged_file() {
-    let s = start(ServerArgs {
+    let s = start(ServerConfig {
         tp_size: 2,
-        ..ServerArgs::ephemeral()
+        ..ServerConfig::ephemeral()
     })
     .await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -559,8 +559,8 @@ async fn tp2_writes_one_file_per_tensor_parallel_rank_and_a_merged_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pd_separated_profiling_through_the_client_api() {
-    let prefill = start(ServerArgs::ephemeral()).await;
-    let decode = start(ServerArgs::ephemeral()).await;
+    let prefill = start(ServerConfig::ephemeral()).await;
+    let decode = start(ServerConfig::ephemeral()).await;
     let base = tempfile::tempdir().expect("tempdir");
     let targets = client::pd_targets(
         std::slice::from_ref(&prefill.base),
@@ -611,7 +611,7 @@ async fn hta_parses_a_trace_from_the_server() {
         "HTA venv missing: {} not found; run scripts/fetch-test-assets.sh",
         python.display()
     );
-    let s = start(ServerArgs::ephemeral()).await;
+    let s = start(ServerConfig::ephemeral()).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let (status, _) = s
         .start_profile(json!({"output_dir": dir.path(), "num_steps": 3}))

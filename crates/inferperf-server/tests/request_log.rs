@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use inferperf_server::launch::launch_model_profiled;
-use inferperf_server::{EmbeddedServer, ServerArgs};
+use inferperf_server::{EmbeddedServer, ServerConfig};
 use serde_json::{json, Value};
 
 /// Send `/generate` requests concurrently: `(rid, prompt, max_new_tokens)`.
@@ -50,10 +50,10 @@ fn f(v: &Value, key: &str) -> f64 {
 async fn log_requests_writes_each_lifecycle_with_its_chunked_prefill_steps() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("requests.jsonl");
-    let args = ServerArgs {
+    let args = ServerConfig {
         chunked_prefill_size: Some(16),
         log_requests: Some(path.clone()),
-        ..ServerArgs::ephemeral()
+        ..ServerConfig::ephemeral()
     };
     let server = EmbeddedServer::start(args).await.expect("start");
     let http = reqwest::Client::new();
@@ -143,9 +143,9 @@ async fn log_requests_writes_each_lifecycle_with_its_chunked_prefill_steps() {
 async fn an_aborted_request_gets_its_line_too() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("requests.jsonl");
-    let args = ServerArgs {
+    let args = ServerConfig {
         log_requests: Some(path.clone()),
-        ..ServerArgs::ephemeral()
+        ..ServerConfig::ephemeral()
     };
     let server = EmbeddedServer::start(args).await.expect("start");
     let mut resp = reqwest::Client::new()
@@ -177,9 +177,9 @@ async fn a_bad_log_path_is_refused_at_start_naming_the_file() {
         dir.path().join("missing-dir").join("requests.jsonl"),
         dir.path().to_path_buf(),
     ] {
-        let args = ServerArgs {
+        let args = ServerConfig {
             log_requests: Some(path.clone()),
-            ..ServerArgs::ephemeral()
+            ..ServerConfig::ephemeral()
         };
         let err = match EmbeddedServer::start(args).await {
             Ok(_) => panic!("{} was accepted", path.display()),
@@ -210,7 +210,7 @@ fn only_trace(dir: &Path) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profiled_steps_name_their_rids_and_every_request_has_a_track() {
-    let args = ServerArgs::ephemeral();
+    let args = ServerConfig::ephemeral();
     let a = args.clone();
     let (engine, profiler) = tokio::task::spawn_blocking(move || launch_model_profiled(&a))
         .await

@@ -450,7 +450,7 @@ impl inferperf_server::routes::profile::ProfileControl for CountingProfiler {
 async fn an_injected_profiler_is_served_behind_the_api_key() {
     let engine = common::fake_engine::FakeEngine::start();
     let profiler = CountingProfiler::default();
-    let args = inferperf_server::ServerArgs {
+    let args = inferperf_server::ServerConfig {
         api_key: Some("k".into()),
         ..fake_args()
     };

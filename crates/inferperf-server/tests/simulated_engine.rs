@@ -5,13 +5,13 @@ mod common;
 
 use common::*;
 use inferperf_engine::simulated::{SimulatedEngine, TokenSchedule};
-use inferperf_server::{EmbeddedServer, ServerArgs};
+use inferperf_server::{EmbeddedServer, ServerConfig};
 use serde_json::json;
 
 #[tokio::test]
 async fn serves_an_injected_simulated_engine() {
     let sim = SimulatedEngine::start(TokenSchedule::ZeroLatency, 1000).expect("start sim");
-    let server = EmbeddedServer::start_with_engine(ServerArgs::ephemeral(), (&sim).into())
+    let server = EmbeddedServer::start_with_engine(ServerConfig::ephemeral(), (&sim).into())
         .await
         .expect("start server");
     let base = server.base_url();

@@ -72,9 +72,9 @@ fn diffusion_serving_prints_the_validity_verdict() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let server = rt
         .block_on(inferperf_server::EmbeddedServer::start(
-            inferperf_server::ServerArgs {
+            inferperf_server::ServerConfig {
                 model_path: "diffusion".into(),
-                ..inferperf_server::ServerArgs::ephemeral()
+                ..inferperf_server::ServerConfig::ephemeral()
             },
         ))
         .expect("diffusion server");

@@ -15,7 +15,7 @@ use inferperf_engine::simulated::{SimulatedEngine, TokenSchedule};
 use inferperf_loadgen::cpu::ThreadCpu;
 use inferperf_loadgen::runner::Abort;
 use inferperf_loadgen::tokenizer::SharedTokenizer;
-use inferperf_server::{EmbeddedServer, EngineParts, ServerArgs};
+use inferperf_server::{EmbeddedServer, EngineParts, ServerConfig};
 
 /// A real HTTP server over a simulated engine.
 pub struct SimServer {
@@ -31,7 +31,7 @@ impl SimServer {
             tokenizer: sim.tokenizer.clone(),
             model_info: sim.model_info.clone(),
         };
-        let mut args = ServerArgs::ephemeral();
+        let mut args = ServerConfig::ephemeral();
         args.model_path = sim.model_info.model_path.clone();
         let server = EmbeddedServer::start_with_engine(args, parts)
             .await

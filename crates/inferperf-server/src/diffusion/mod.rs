@@ -18,7 +18,7 @@ use std::sync::Arc;
 pub use routes::DiffusionState;
 pub use worker::{DiffusionWorker, Generation};
 
-use crate::args::ServerArgs;
+use crate::config::ServerConfig;
 use crate::error::ServerError;
 use crate::server::ServedModel;
 
@@ -27,7 +27,7 @@ pub const DIFFUSION_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// Load the pipeline `args.model_path` names, start its generation worker and return its
 /// routes, with the worker as the profile control.
-pub(crate) async fn load(args: &ServerArgs) -> Result<ServedModel, ServerError> {
+pub(crate) async fn load(args: &ServerConfig) -> Result<ServedModel, ServerError> {
     let output_root = crate::routes::profile::output_root(args)?;
     let path = args.model_path.clone();
     let pipeline =

@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 use super::profile::{output_file, profile_options};
 use super::worker::DiffusionWorker;
 use crate::api_error::ApiError;
-use crate::args::ServerArgs;
+use crate::config::ServerConfig;
 use inferperf_profiler::OutputRoot;
 
 /// One video job.
@@ -39,14 +39,18 @@ struct VideoJob {
 /// Shared state of the diffusion routes.
 pub struct DiffusionState {
     pub worker: DiffusionWorker,
-    pub args: ServerArgs,
+    pub args: ServerConfig,
     /// `--profile-output-root`: where a request's perf dump and trace may go.
     pub output_root: Option<OutputRoot>,
     videos: Mutex<BTreeMap<String, VideoJob>>,
 }
 
 impl DiffusionState {
-    pub fn new(worker: DiffusionWorker, args: ServerArgs, output_root: Option<OutputRoot>) -> Self {
+    pub fn new(
+        worker: DiffusionWorker,
+        args: ServerConfig,
+        output_root: Option<OutputRoot>,
+    ) -> Self {
         Self {
             worker,
             args,

@@ -15,7 +15,7 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::api_error::ApiError;
-use crate::args::ServerArgs;
+use crate::config::ServerConfig;
 use crate::state::AppState;
 
 pub mod admission;
@@ -66,7 +66,7 @@ pub fn llm_routes(state: Arc<AppState>) -> Router {
 
 /// The complete application: `model` on the common base, behind the API-key check
 /// (`--api-key`), the body limit and, with `--inferperf-test-admit-rate`, the admission gate.
-pub fn router(model: ModelRoutes, args: &ServerArgs) -> Router {
+pub fn router(model: ModelRoutes, args: &ServerConfig) -> Router {
     let mut router = Router::new()
         .route("/health", get(health))
         .merge(model.routes);

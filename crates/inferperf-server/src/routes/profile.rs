@@ -25,7 +25,7 @@ use inferperf_profiler::{
 use inferperf_protocol::profile::ProfileReqInput;
 
 use crate::api_error::ApiError;
-use crate::args::ServerArgs;
+use crate::config::ServerConfig;
 use crate::error::ServerError;
 
 /// SGLang's reply to a successful `/start_profile`.
@@ -91,7 +91,7 @@ pub fn routes(control: Arc<dyn ProfileControl>) -> Router {
 /// suffix `-TP-0[-DP-{i}]`), `--enable-layerwise-nvtx-marker`, a writer thread with the
 /// `inferperf-trace` merger, and `SGLANG_*` defaults read from the environment now.
 pub fn profiler_for(
-    args: &ServerArgs,
+    args: &ServerConfig,
 ) -> Result<(ProfilerHandle, Vec<Box<dyn StepHooks>>), ServerError> {
     let writer = TraceWriter::spawn(Some(Arc::new(TraceFileMerger)))
         .map_err(|e| ServerError::EngineLaunch(format!("cannot start the trace writer: {e}")))?;
@@ -123,7 +123,7 @@ pub fn profiler_for(
 }
 
 /// `--profile-output-root`, created and canonicalized (a startup error if it cannot be).
-pub fn output_root(args: &ServerArgs) -> Result<Option<OutputRoot>, ServerError> {
+pub fn output_root(args: &ServerConfig) -> Result<Option<OutputRoot>, ServerError> {
     args.profile_output_root
         .as_deref()
         .map(OutputRoot::new)

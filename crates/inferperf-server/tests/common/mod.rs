@@ -5,7 +5,7 @@
 pub mod fake_engine;
 
 use inferperf_protocol::ErrorResponse;
-use inferperf_server::{EmbeddedServer, ServerArgs};
+use inferperf_server::{EmbeddedServer, ServerConfig};
 use serde_json::Value;
 
 use fake_engine::FakeEngine;
@@ -18,7 +18,7 @@ pub struct FakeServer {
     pub http: reqwest::Client,
 }
 
-pub async fn start_fake(args: ServerArgs) -> FakeServer {
+pub async fn start_fake(args: ServerConfig) -> FakeServer {
     let engine = FakeEngine::start();
     let server = EmbeddedServer::start_with_engine(args, engine.parts())
         .await
@@ -33,10 +33,10 @@ pub async fn start_fake(args: ServerArgs) -> FakeServer {
 }
 
 /// Ephemeral-port args serving the fake model (`model_path` must match its name).
-pub fn fake_args() -> ServerArgs {
-    ServerArgs {
+pub fn fake_args() -> ServerConfig {
+    ServerConfig {
         model_path: "fake".into(),
-        ..ServerArgs::ephemeral()
+        ..ServerConfig::ephemeral()
     }
 }
 

@@ -15,7 +15,7 @@ use inferperf_bench::serving::{run_serving, ServingContext};
 use inferperf_engine::simulated::TokenSchedule;
 use inferperf_loadgen::cpu::ThreadCpu;
 use inferperf_loadgen::runner::Abort;
-use inferperf_server::{ServerArgs, StopSignal};
+use inferperf_server::{ServerConfig, StopSignal};
 
 use super::embedded::Embedded;
 
@@ -179,9 +179,9 @@ fn diffusion_serving(a: ServingCliArgs, given: GivenFlags) -> anyhow::Result<Exi
                  starting an embedded diffusion server (--model-path diffusion)."
             );
             let s = runtime
-                .block_on(inferperf_server::EmbeddedServer::start(ServerArgs {
+                .block_on(inferperf_server::EmbeddedServer::start(ServerConfig {
                     model_path: inferperf_engine::diffusion::BUILTIN_DIFFUSION_MODEL.into(),
-                    ..ServerArgs::ephemeral()
+                    ..ServerConfig::ephemeral()
                 }))
                 .context("starting the embedded diffusion server")?;
             let u = s.base_url();
@@ -266,7 +266,7 @@ fn serving(a: ServingCliArgs, given: GivenFlags) -> anyhow::Result<ExitCode> {
                     "No --base-url/--host/--port given and nothing listens on 127.0.0.1:{port}: \
                      starting an embedded server with {what}."
                 );
-                let mut server_args = ServerArgs::ephemeral();
+                let mut server_args = ServerConfig::ephemeral();
                 if let Some(m) = &model_path {
                     server_args.model_path = m.clone();
                 }
@@ -336,7 +336,7 @@ fn calibrate_cmd(a: CalibrateArgs) -> anyhow::Result<ExitCode> {
     let (base_url, model) = match &a.base_url {
         Some(u) => (u.clone(), a.model.clone()),
         None => {
-            let e = Embedded::start(ServerArgs::ephemeral(), Some(TokenSchedule::ZeroLatency))?;
+            let e = Embedded::start(ServerConfig::ephemeral(), Some(TokenSchedule::ZeroLatency))?;
             let u = e.base_url();
             embedded = Some(e);
             (u, "simulated-zero-latency".to_owned())

@@ -11,13 +11,12 @@ use inferperf_loadgen::dataset::{self, DatasetConfig, DatasetName};
 
 use super::dataset_args::DatasetArgs;
 use inferperf_profiler::ProfilerConfig;
-use inferperf_server::ServerArgs;
 
 /// `bench offline` flags.
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub server: ServerArgs,
+    pub server: super::server_flags::ServerFlags,
     /// JSONL file the record is appended to (none by default, as SGLang).
     #[arg(long)]
     pub result_filename: Option<PathBuf>,
@@ -152,7 +151,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     if inferperf_engine::diffusion::is_diffusion_model(&a.server.model_path) {
         return diffusion_offline(&a);
     }
-    inferperf_server::launch::validate_args(&a.server).context("bench offline")?;
+    inferperf_server::launch::validate_args(&a.server.to_config()).context("bench offline")?;
     if !matches!(
         a.dataset.dataset_name,
         DatasetName::Sharegpt
@@ -176,7 +175,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .profile
         .then(inferperf_inproc::one_batch::default_profile_dir);
     let engine = InProcEngine::launch(
-        inferperf_server::launch::engine_config(&a.server),
+        inferperf_server::launch::engine_config(&a.server.to_config()),
         a.profile.then(ProfilerConfig::default),
     )
     .context("bench offline")?;

@@ -8,7 +8,6 @@ use anyhow::Context;
 use inferperf_inproc::inproc::InProcEngine;
 use inferperf_inproc::one_batch::{self, OneBatchOptions, ProfileOptions, ProfileStage};
 use inferperf_profiler::ProfilerConfig;
-use inferperf_server::ServerArgs;
 
 /// The case grid and its record file, as both SGLang batch benchmarks take them: every
 /// combination of the three lists is one case.
@@ -32,7 +31,7 @@ pub struct CaseGridArgs {
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub server: ServerArgs,
+    pub server: super::server_flags::ServerFlags,
     #[command(flatten)]
     pub cases: CaseGridArgs,
     /// Print the generated text of every request.
@@ -70,14 +69,14 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    inferperf_server::launch::validate_args(&a.server).context("bench one-batch")?;
+    inferperf_server::launch::validate_args(&a.server.to_config()).context("bench one-batch")?;
     if let Some(path) = &a.server.log_requests {
         anyhow::bail!(
             "bench one-batch: --log-requests {} needs the server; this benchmark runs the engine in process",
             path.display()
         );
     }
-    let mut config = inferperf_server::launch::engine_config(&a.server);
+    let mut config = inferperf_server::launch::engine_config(&a.server.to_config());
     // One EXTEND step for the whole batch, room for the largest batch, and no prefix reuse
     // (SGLang drives the model runner directly: every case computes its full prompt).
     config.chunked_prefill_size = -1;

@@ -12,7 +12,6 @@ use inferperf_bench::one_batch_server::{
 };
 use inferperf_loadgen::lora::LoraDistribution;
 use inferperf_loadgen::tokenizer::{HfTokenizer, SharedTokenizer};
-use inferperf_server::ServerArgs;
 
 use super::bench_one_batch::CaseGridArgs;
 use super::embedded::Embedded;
@@ -22,7 +21,7 @@ use super::embedded::Embedded;
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub server: ServerArgs,
+    pub server: super::server_flags::ServerFlags,
     /// Server to benchmark; empty starts the embedded reference server.
     #[arg(long, default_value = "")]
     pub base_url: String,
@@ -139,7 +138,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         inferperf_loadgen::client_runtime(client_threads, &cpu).context("starting the runtime")?;
     let embedded = a.base_url.is_empty();
     let server = if embedded {
-        let s = Embedded::start(a.server.clone(), None)?;
+        let s = Embedded::start(a.server.to_config(), None)?;
         println!("Started the embedded reference server at {}", s.base_url());
         Some(s)
     } else {

@@ -10,7 +10,7 @@ use inferperf_bench::serving::ServingContext;
 use inferperf_bench::slo::{parse_slos, search, Mode, SearchOptions};
 use inferperf_loadgen::cpu::ThreadCpu;
 use inferperf_loadgen::runner::Abort;
-use inferperf_server::ServerArgs;
+use inferperf_server::ServerConfig;
 
 use super::embedded::Embedded;
 
@@ -56,7 +56,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let (server, base_url, tokenizer) = match serving.explicit_base_url() {
         Some(u) => (None, u, None),
         None => {
-            let s = Embedded::start(ServerArgs::ephemeral(), None)?;
+            let s = Embedded::start(ServerConfig::ephemeral(), None)?;
             let u = s.base_url();
             println!("Started the embedded reference server at {u}");
             let tok = s.tokenizer();

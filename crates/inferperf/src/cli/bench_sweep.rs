@@ -12,7 +12,7 @@ use inferperf_bench::scenario::Scenario;
 use inferperf_bench::sweep::{self, LoadPoint, SweepOptions};
 use inferperf_loadgen::backend::Backend;
 use inferperf_loadgen::tokenizer::{HfTokenizer, SharedTokenizer};
-use inferperf_server::ServerArgs;
+use inferperf_server::ServerConfig;
 
 use super::embedded::Embedded;
 
@@ -135,7 +135,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let (server, base_url, embedded_tok) = match &a.api_base {
         Some(u) => (None, u.trim_end_matches('/').to_string(), None),
         None => {
-            let s = Embedded::start(ServerArgs::ephemeral(), None)?;
+            let s = Embedded::start(ServerConfig::ephemeral(), None)?;
             let u = s.base_url();
             println!("Started the embedded reference server at {u}");
             let tok = s.tokenizer();

@@ -5,7 +5,7 @@
 use anyhow::Context;
 use inferperf_engine::simulated::{SimulatedEngine, TokenSchedule};
 use inferperf_loadgen::tokenizer::SharedTokenizer;
-use inferperf_server::{EmbeddedServer, EngineParts, ServerArgs};
+use inferperf_server::{EmbeddedServer, EngineParts, ServerConfig};
 
 /// A server this process runs for a benchmark.
 pub struct Embedded {
@@ -17,7 +17,7 @@ pub struct Embedded {
 
 impl Embedded {
     /// Serve `args` (its port is replaced by a free one), or a simulated engine with `simulate`.
-    pub fn start(mut args: ServerArgs, simulate: Option<TokenSchedule>) -> anyhow::Result<Self> {
+    pub fn start(mut args: ServerConfig, simulate: Option<TokenSchedule>) -> anyhow::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("inferperf-embedded-server")

@@ -14,6 +14,7 @@ pub mod profile;
 pub mod report;
 pub mod send_one;
 pub mod serve;
+pub mod server_flags;
 pub mod serving_args;
 pub mod trace;
 pub mod trace_explain;

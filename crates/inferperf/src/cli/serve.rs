@@ -5,13 +5,12 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use inferperf_server::ServerArgs;
 
 /// Flags of `inferperf serve`: the server's own, named as in `sglang.launch_server`.
 #[derive(clap::Args)]
 pub struct ServeArgs {
     #[command(flatten)]
-    pub server: ServerArgs,
+    pub server: super::server_flags::ServerFlags,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -21,7 +20,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     let model = args.server.model_path.clone();
     runtime
-        .block_on(inferperf_server::serve(args.server, async {
+        .block_on(inferperf_server::serve(args.server.to_config(), async {
             inferperf_server::shutdown_signal().await;
         }))
         .with_context(|| format!("serving model `{model}`"))?;
