@@ -333,9 +333,9 @@ fn client_requests_join_two_tp_ranks_on_one_clock() {
         // The last step that held the rid gets the `f`.
         let last = STEPS
             .iter()
-            .filter(|s| s.4.contains(rid))
+            .rev()
+            .find(|s| s.4.contains(rid))
             .map(|s| s.0)
-            .last()
             .unwrap();
         assert_eq!(step_at(ends[0]).unwrap()["name"], last, "{rid}");
     }
