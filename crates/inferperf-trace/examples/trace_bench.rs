@@ -58,6 +58,8 @@ fn main() {
                 t.elapsed().as_secs_f64()
             );
         }
-        _ => eprintln!("usage: trace_bench merge OUT [--client FILE] IN... | trace_bench summary FILE"),
+        _ => eprintln!(
+            "usage: trace_bench merge OUT [--client FILE] IN... | trace_bench summary FILE"
+        ),
     }
 }

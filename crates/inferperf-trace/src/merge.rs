@@ -322,7 +322,7 @@ fn merge_impl(
     let client_report = match (&client, &links) {
         (Some(c), Some(links)) => {
             let shift = c.aligned_base_ns() - out_base.unwrap_or(0);
-            let rep = merge_client(
+            let (rep, client_warnings) = merge_client(
                 c,
                 planned.len(),
                 shift,
@@ -331,7 +331,9 @@ fn merge_impl(
                 &mut writer,
                 &mut state,
                 progress,
+                fast,
             )?;
+            warnings.extend(client_warnings);
             check_client_links(c, &rep, &planned, links, &mut warnings)?;
             events_in += rep.events_in;
             trailer.push((
@@ -474,10 +476,10 @@ fn merge_client(
     writer: &mut TraceWriter,
     state: &mut MergeState,
     progress: &Progress,
-) -> Result<ClientReport, TraceError> {
+    fast: bool,
+) -> Result<(ClientReport, Vec<String>), TraceError> {
     let path = &c.path;
     progress.set_message(&format!("merging client {}", path.display()));
-    let mut reader = TraceReader::open(path)?;
     let no_devices = HashSet::new();
     let mut rw = Rewriter {
         index: ranks as i64,
@@ -530,54 +532,105 @@ fn merge_client(
         }
         Ok(())
     };
-    while let Some(raw) = reader.next_event()? {
+    // Read and scanned on a helper thread; most events take the byte-level fast path.
+    let mut events = Prefetch::spawn(TraceReader::open(path)?, true)?;
+    let mut members = Vec::new();
+    let mut scratch = FastScratch::new();
+    while let Some((raw, scanned)) = events.next_event(&mut members)? {
         let index = rep.events_in;
         rep.events_in += 1;
-        let view = parser
-            .parse(raw)
-            .map_err(|e| TraceError::format(path, format!("event {index}: {e}")))?;
+        let view = if scanned {
+            parser.parse_scanned(raw, &members)
+        } else {
+            parser.parse(raw)
+        }
+        .map_err(|e| TraceError::format(path, format!("event {index}: {e}")))?;
         let is_request =
             view.ph == "X" && view.name == "request" && view.category() == "client_request";
         let is_sent = view.ph == "X" && view.name == "awaiting headers";
-        let rid = if is_request || is_sent {
-            view.args
+        let mut rid = String::new();
+        let mut pid_tid = None;
+        if is_request || is_sent {
+            rid = view
+                .args
+                .as_ref()
                 .and_then(|a| serde_json::from_str::<RidArgs>(a.get()).ok())
                 .map(|a| a.rid)
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+                .unwrap_or_default();
+            let tid = match &view.tid {
+                Some(Id::Str(t)) => json_str(t),
+                Some(t) => t.to_string(),
+                None => "0".into(),
+            };
+            pid_tid = view.pid.as_ref().map(|p| (p.to_owned_id(), tid));
+        }
         let ts = view.ts.map(|t| t.0 + shift_ns).unwrap_or(0);
         let dur = view.dur.map(|d| d.0).unwrap_or(0).max(0);
-        let lossy;
-        let text = match std::str::from_utf8(raw) {
-            Ok(t) => t,
-            Err(_) => {
-                lossy = String::from_utf8_lossy(raw).into_owned();
-                lossy.as_str()
-            }
-        };
-        let mut obj = RawObject::parse(text)
-            .map_err(|e| TraceError::format(path, format!("event {index}: {e}")))?;
-        let cat: Option<String> = obj.get_as("cat");
-        if cat.as_deref().is_some_and(|c| drop.contains(c)) {
-            state.dropped += 1;
-            continue;
-        }
         extra.clear();
-        rewrite(&mut rw, &mut obj, cat.as_deref(), &mut extra, state)
-            .map_err(|m| TraceError::format(path, format!("event {index}: {m}")))?;
-        for e in &extra {
-            writer.write_raw_event(e.as_bytes())?;
+        let mut done = false;
+        if fast {
+            if scanned {
+                std::mem::swap(&mut members, &mut scratch.members);
+            }
+            match fast_rewrite(
+                &mut rw,
+                raw,
+                scanned,
+                &drop,
+                &mut scratch,
+                &mut extra,
+                state,
+            ) {
+                Fast::Unsupported => {}
+                Fast::Dropped => {
+                    state.dropped += 1;
+                    continue;
+                }
+                Fast::Rewritten => {
+                    for e in &extra {
+                        writer.write_raw_event(e.as_bytes())?;
+                    }
+                    scratch.write_event(raw, writer.begin_event());
+                    writer.end_event()?;
+                    done = true;
+                }
+            }
         }
-        obj.write_to(writer.begin_event());
-        writer.end_event()?;
+        if !done {
+            let lossy;
+            let text = match std::str::from_utf8(raw) {
+                Ok(t) => t,
+                Err(_) => {
+                    lossy = String::from_utf8_lossy(raw).into_owned();
+                    lossy.as_str()
+                }
+            };
+            let mut obj = RawObject::parse(text)
+                .map_err(|e| TraceError::format(path, format!("event {index}: {e}")))?;
+            let cat: Option<String> = obj.get_as("cat");
+            if cat.as_deref().is_some_and(|c| drop.contains(c)) {
+                state.dropped += 1;
+                continue;
+            }
+            extra.clear();
+            rewrite(&mut rw, &mut obj, cat.as_deref(), &mut extra, state)
+                .map_err(|m| TraceError::format(path, format!("event {index}: {m}")))?;
+            for e in &extra {
+                writer.write_raw_event(e.as_bytes())?;
+            }
+            obj.write_to(writer.begin_event());
+            writer.end_event()?;
+        }
         if is_request && !rid.is_empty() {
             rep.requests += 1;
+            let (pid, tid) = match pid_tid {
+                Some((p, t)) => (rw.map_pid(&p), t),
+                None => (mc::pid_base(ranks), "0".to_string()),
+            };
             let next = PendingRequest {
                 rid,
-                pid: obj.get_as("pid").unwrap_or(0),
-                tid: obj.get("tid").unwrap_or("0").to_string(),
+                pid,
+                tid,
                 ts_ns: ts,
                 dur_ns: dur,
                 sent: None,
@@ -590,8 +643,14 @@ fn merge_client(
         }
     }
     flush(pending.take(), &mut rep, writer)?;
+    let reader = events.finish()?;
     progress.inc(reader.position());
-    Ok(rep)
+    let warnings = reader
+        .warnings()
+        .iter()
+        .map(|w| format!("{}: {w}", path.display()))
+        .collect();
+    Ok((rep, warnings))
 }
 
 fn json_str(s: &str) -> String {

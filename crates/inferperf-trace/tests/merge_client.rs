@@ -9,7 +9,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use inferperf_trace::merge::{merge_files, MergeOptions, PID_STRIDE};
+use inferperf_trace::merge::{merge_files, merge_files_general_path, MergeOptions, PID_STRIDE};
 use inferperf_trace::merge_client::FLOW_CAT;
 use inferperf_trace::reader::TraceReader;
 
@@ -186,6 +186,19 @@ fn client_requests_join_two_tp_ranks_on_one_clock() {
         },
     )
     .unwrap();
+    // The byte-level fast path writes what the general path writes, client events included.
+    let general = dir.path().join("general.trace.json");
+    merge_files_general_path(
+        &ranks,
+        &general,
+        &MergeOptions {
+            perfetto_fix: true,
+            client: Some(client.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(std::fs::read(&general).unwrap() == std::fs::read(&out).unwrap());
     let c = rep.client.as_ref().expect("client report");
     assert_eq!((c.requests, c.linked, c.unmatched), (4, 3, 1), "{c:?}");
     assert_eq!(c.alignment.source, "server_clock");
