@@ -175,11 +175,11 @@ impl ClientPlan {
 }
 
 /// One server step span, as written in the merged file.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 struct StepRef {
     pid: i64,
-    /// The `tid` JSON as written.
-    tid: Box<str>,
+    /// Index of the `tid` JSON (as written) in `StepLinks::tids`.
+    tid: u32,
     ts_ns: i64,
     dur_ns: i64,
 }
@@ -204,13 +204,14 @@ struct StepEvent<'a> {
     pid: Option<Id<'a>>,
     #[serde(borrow)]
     tid: Option<&'a serde_json::value::RawValue>,
-    args: Option<StepArgs>,
+    #[serde(borrow)]
+    args: Option<StepArgs<'a>>,
 }
 
 #[derive(Deserialize)]
-struct StepArgs {
-    #[serde(default)]
-    rids: Vec<String>,
+struct StepArgs<'a> {
+    #[serde(default, borrow)]
+    rids: Vec<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     extend_lens: Vec<i64>,
     #[serde(default)]
@@ -221,6 +222,9 @@ struct StepArgs {
 pub(crate) struct StepLinks {
     finder: memchr::memmem::Finder<'static>,
     by_rid: HashMap<Box<str>, RidSteps>,
+    /// The `tid`s of step spans (JSON as written), interned.
+    tids: Vec<Box<str>>,
+    tid_index: HashMap<Box<str>, u32>,
     /// Step spans with rids seen.
     pub steps: u64,
 }
@@ -230,6 +234,8 @@ impl StepLinks {
         StepLinks {
             finder: memchr::memmem::Finder::new(b"\"rids\""),
             by_rid: HashMap::new(),
+            tids: Vec::new(),
+            tid_index: HashMap::new(),
             steps: 0,
         }
     }
@@ -260,9 +266,19 @@ impl StepLinks {
             Some(p) => map_pid(p),
             None => return,
         };
+        let tid_json = e.tid.map(|t| t.get()).unwrap_or("0");
+        let tid = match self.tid_index.get(tid_json) {
+            Some(&i) => i,
+            None => {
+                let i = self.tids.len() as u32;
+                self.tids.push(tid_json.into());
+                self.tid_index.insert(tid_json.into(), i);
+                i
+            }
+        };
         let step = StepRef {
             pid,
-            tid: e.tid.map(|t| t.get()).unwrap_or("0").into(),
+            tid,
             ts_ns: ts.0 + shift_ns,
             dur_ns: e.dur.map(|d| d.0).unwrap_or(0).max(0),
         };
@@ -273,19 +289,15 @@ impl StepLinks {
                 Some(&n) => n > 1,
                 None => args.forward_mode != "DECODE",
             };
-            match self.by_rid.get_mut(rid.as_str()) {
+            match self.by_rid.get_mut(rid.as_ref()) {
                 None => {
                     self.by_rid.insert(
-                        rid.as_str().into(),
+                        rid.as_ref().into(),
                         RidSteps {
                             rank,
-                            first: step.clone(),
-                            prefill: if prefill {
-                                vec![step.clone()]
-                            } else {
-                                Vec::new()
-                            },
-                            last: step.clone(),
+                            first: step,
+                            prefill: if prefill { vec![step] } else { Vec::new() },
+                            last: step,
                         },
                     );
                 }
@@ -294,13 +306,13 @@ impl StepLinks {
                 Some(r) if r.rank != rank => {}
                 Some(r) => {
                     if step.ts_ns < r.first.ts_ns {
-                        r.first = step.clone();
+                        r.first = step;
                     }
                     if step.ts_ns >= r.last.ts_ns {
-                        r.last = step.clone();
+                        r.last = step;
                     }
                     if prefill {
-                        r.prefill.push(step.clone());
+                        r.prefill.push(step);
                     }
                 }
             }
@@ -386,7 +398,7 @@ pub(crate) fn flow_events(
         out.push(format!(
             "{{\"ph\":\"{ph}\",\"bp\":\"e\",\"cat\":\"{FLOW_CAT}\",\"name\":\"{FLOW_NAME}\",\"id\":{id},\"pid\":{},\"tid\":{},\"ts\":{},\"args\":{{\"rid\":{rid}}}}}",
             s.pid,
-            s.tid,
+            links.tids.get(s.tid as usize).map_or("0", |t| t),
             ts_text(bind_ts(s.ts_ns, s.dur_ns))
         ));
     }
