@@ -1122,8 +1122,16 @@ fn shift_ts(raw: &str, shift_ns: i64) -> Result<String, String> {
     Ok(if ns % 1000 == 0 && !raw.contains('.') {
         (ns / 1000).to_string()
     } else {
-        format!("{:.3}", ns as f64 / 1000.0)
+        us_text(ns)
     })
+}
+
+/// `ns` as µs with three decimals, exactly (`{:.3}` of an f64 rounds Unix-µs times, which
+/// need 19 digits, and is slower).
+pub(crate) fn us_text(ns: i64) -> String {
+    let sign = if ns < 0 { "-" } else { "" };
+    let a = ns.unsigned_abs();
+    format!("{sign}{}.{:03}", a / 1000, a % 1000)
 }
 
 /// The process kind named by a `process_labels` value (`GPU 3`, `CPU`...).
@@ -1547,4 +1555,23 @@ fn fast_rewrite(
     }
     s.members = members;
     Fast::Rewritten
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shifted_times_are_exact_even_in_unix_microseconds() {
+        assert_eq!(us_text(1_500), "1.500");
+        assert_eq!(us_text(-500), "-0.500");
+        assert_eq!(us_text(-1_500), "-1.500");
+        assert_eq!(us_text(1_669_783_687_464_181_123), "1669783687464181.123");
+        assert_eq!(shift_ts("1.5", 1).unwrap(), "1.501");
+        assert_eq!(shift_ts("2", 1_000).unwrap(), "3");
+        assert_eq!(
+            shift_ts("998500.123", 1_669_782_686_000_000_000).unwrap(),
+            "1669782686998500.123"
+        );
+    }
 }

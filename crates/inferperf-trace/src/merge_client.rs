@@ -342,7 +342,7 @@ fn ts_text(ns: i64) -> String {
     if ns % 1000 == 0 {
         (ns / 1000).to_string()
     } else {
-        format!("{:.3}", ns as f64 / 1000.0)
+        crate::merge::us_text(ns)
     }
 }
 
