@@ -6,6 +6,11 @@
 # docs/performance.md ("Trace toolkit"). Release build.
 # BASELINE_BIN=<an older inferperf binary>: also times that binary on the same merge and
 # summary, printed as before/after ratios (for changes that must not move these numbers).
+# CASES=client: only the `merge --client` case: the 8 ranks with reference-server step spans
+# (rids of 100k requests, TP=8) merged alone vs with a generated 100k-request client trace;
+# prints both times, the ratio and the extra peak RSS (targets: <= 1.5x, <= 200 MB extra).
+# TRACE_BENCH=<release trace_bench example>: use it instead of building the CLI (quicker
+# build: `cargo build --release -p inferperf-trace --example trace_bench`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -21,7 +26,10 @@ RUNS="${RUNS:-3}"
 [ -f "$SRC" ] || { echo "missing $SRC" >&2; exit 1; }
 [ -x "$VENV_PY" ] || { echo "missing HTA venv $VENV_PY: run scripts/fetch-test-assets.sh" >&2; exit 1; }
 
-cargo build --release -p inferperf >&2
+CASES="${CASES:-all}"
+if [ -z "${TRACE_BENCH:-}" ]; then
+  cargo build --release -p inferperf >&2
+fi
 BIN="$CARGO_TARGET_DIR/release/inferperf"
 
 # 1. Eight ranks in SGLang naming, each a copy of the large rank with its own distributedInfo.rank.
@@ -40,7 +48,7 @@ fi
 
 # 2. SGLang's merger, loaded on its own (standard library only) with stub parent packages.
 mkdir -p "$WORK/sglang"
-if [ ! -f "$WORK/sglang/profile_merger.py" ]; then
+if [ "$CASES" != "client" ] && [ ! -f "$WORK/sglang/profile_merger.py" ]; then
   ls "$WORK"/sglang/sglang-*.whl >/dev/null 2>&1 || pip download --no-deps --quiet -d "$WORK/sglang" sglang
   python3 - "$WORK/sglang" <<'PY'
 import glob, sys, zipfile
@@ -79,6 +87,94 @@ measure() {
   echo "$best $rss"
 }
 
+# 3. `merge --client`: the 8 ranks plus reference-server step spans (docs/trace-conventions.md,
+# "Requests": args.rids, extend_lens) for 100k requests -- each in 9 steps (1 prefill, 8
+# decode), 64 rows a step, on every rank as in TP=8 -- and a client request trace of those
+# 100k requests (request_trace.rs's format, 4 chunks each, server_clock offset 1 ms).
+client_case() {
+  mkdir -p "$WORK/ranks-steps"
+  if [ ! -f "$WORK/client-100k.json" ]; then
+    python3 - "$WORK/ranks" "$WORK/ranks-steps" "$ID" "$WORK/client-100k.json" <<'PY'
+import gzip, json, sys
+src, out, pid, client = sys.argv[1:]
+N, SPAN, ROWS, STEP_US = 100_000, 9, 64, 120
+nsteps = (N - 1) * SPAN // ROWS + SPAN
+steps = [[] for _ in range(nsteps)]
+start = [k * SPAN // ROWS for k in range(N)]
+for k in range(N):
+    for j in range(SPAN):
+        steps[start[k] + j].append(k)
+text0 = gzip.open(f"{src}/{pid}-TP-0.trace.json.gz", "rt").read()
+t0 = 1669783687464181  # the ranks' first ts (µs, Unix: legacy Kineto, no baseTimeNanoseconds)
+def step_events(tpid):
+    for i, ks in enumerate(steps):
+        lens = [128 if start[k] == i else 1 for k in ks]
+        mode = "DECODE" if max(lens) == 1 else ("EXTEND" if min(lens) > 1 else "MIXED")
+        yield json.dumps({"ph": "X", "cat": "user_annotation", "name": f"step[{i}]", "pid": tpid, "tid": 1,
+                          "ts": t0 + i * STEP_US, "dur": STEP_US - 10,
+                          "args": {"forward_mode": mode, "batch_size": len(ks),
+                                   "rids": [f"bench-{k}" for k in ks], "extend_lens": lens}})
+block = ",\n".join(step_events(783658)) + ",\n"
+for r in range(8):
+    text = gzip.open(f"{src}/{pid}-TP-{r}.trace.json.gz", "rt").read()
+    i = text.index("[", text.index('"traceEvents"')) + 1
+    with gzip.open(f"{out}/{pid}-TP-{r}.trace.json.gz", "wt", compresslevel=1) as f:
+        f.write(text[:i]); f.write("\n"); f.write(block); f.write(text[i:])
+# The client: its clock 1 ms behind the server's (server_clock.offset_ns = +1e6).
+OFF = 1_000_000
+base_ns = (t0 * 1000 - OFF) // 1_000_000_000 * 1_000_000_000
+def us(server_us):  # client µs after base_ns of a server time in µs
+    return round((server_us * 1000 - OFF - base_ns) / 1000, 3)
+with open(client, "w") as f:
+    info = {"version": 1, "kind": "client_requests",
+            "clock": {"monotonic": "nanoseconds since the run's start instant", "monotonic_ns_at_anchor": 0,
+                      "unix_ns_at_anchor": base_ns},
+            "run_tag": "bench", "backend": "sglang", "base_url": "http://127.0.0.1:30000",
+            "server_clock": {"offset_ns": OFF, "uncertainty_ns": 40_000, "drift_ns": 2_000, "samples": 16},
+            "requests": N, "lanes": 512}
+    f.write('{\n  "schemaVersion": 1,\n  "displayTimeUnit": "ms",\n')
+    f.write(f'  "baseTimeNanoseconds": {base_ns},\n  "inferperfRequestTrace": {json.dumps(info)},\n  "traceEvents": [\n')
+    ev = ['{"name": "process_name", "ph": "M", "ts": 0, "pid": 77, "tid": 0, "args": {"name": "inferperf client"}}']
+    ev += ['{"name": "thread_name", "ph": "M", "ts": 0, "pid": 77, "tid": %d, "args": {"name": "requests lane %d"}}' % (l + 1, l) for l in range(512)]
+    f.write(",\n".join(ev))
+    for k in range(N):
+        a = t0 + start[k] * STEP_US
+        sched, sent, hdr, first, end = a - 300, a - 250, a - 100, a + STEP_US, a + SPAN * STEP_US
+        tid = k % 512 + 1
+        rid = f"bench-{k}"
+        f.write(",\n" + '{"ph": "X", "cat": "client_request", "name": "request", "pid": 77, "tid": %d, "ts": %s, "dur": %s, "args": {"rid": "%s", "index": %d, "status": "ok", "prompt_len": 128, "output_len": 8}}' % (tid, us(sched), round(end - sched, 3), rid, k))
+        for name, x, y in (("queued", sched, sent), ("awaiting headers", sent, hdr), ("awaiting first token", hdr, first), ("streaming", first, end)):
+            f.write(",\n" + '{"ph": "X", "cat": "client_phase", "name": "%s", "pid": 77, "tid": %d, "ts": %s, "dur": %s, "args": {"rid": "%s"}}' % (name, tid, us(x), round(y - x, 3), rid))
+        for c in range(4):
+            f.write(",\n" + '{"ph": "i", "s": "t", "cat": "client_chunk", "name": "chunk", "pid": 77, "tid": %d, "ts": %s, "args": {"tokens": 2}}' % (tid, us(first + c * 2 * STEP_US)))
+    f.write('\n  ],\n  "traceName": "client-100k.json"\n}\n')
+PY
+  fi
+  rm -f "$WORK/steps-merged.trace.json.gz" "$WORK/client-merged.trace.json.gz"
+  local ranks=("$WORK"/ranks-steps/*.trace.json.gz) alone with
+  if [ -n "${TRACE_BENCH:-}" ]; then
+    alone=("$TRACE_BENCH" merge "$WORK/steps-merged.trace.json.gz" "${ranks[@]}")
+    with=("$TRACE_BENCH" merge "$WORK/client-merged.trace.json.gz" --client "$WORK/client-100k.json" "${ranks[@]}")
+  else
+    alone=("$BIN" trace merge -o "$WORK/steps-merged.trace.json.gz" "${ranks[@]}")
+    with=("$BIN" trace merge -o "$WORK/client-merged.trace.json.gz" --client "$WORK/client-100k.json" "${ranks[@]}")
+  fi
+  read -r ALONE_S ALONE_MB < <(measure "${alone[@]}")
+  read -r WITH_S WITH_MB < <(measure "${with[@]}")
+  python3 - "$ALONE_S" "$ALONE_MB" "$WITH_S" "$WITH_MB" "$(nproc)" "$(du -m "$WORK/client-100k.json" | cut -f1)" <<'PY'
+import sys
+a, amb, w, wmb, cores, cmb = sys.argv[1:]
+a, w = float(a), float(w)
+print(f"machine: {cores} cores; client trace {cmb} MB")
+print("| task | time | peak RSS |")
+print("|---|---|---|")
+print(f"| merge 8 ranks with step spans | {a:.2f} s | {amb} MB |")
+print(f"| same + 100k-request client trace | {w:.2f} s | {wmb} MB |")
+print(f"| ratio / extra | {w/a:.2f}x (target <= 1.5x) | +{int(wmb)-int(amb)} MB (target <= 200 MB) |")
+PY
+}
+if [ "$CASES" = "client" ]; then client_case; exit 0; fi
+
 RANK0="$WORK/ranks/$ID-TP-0.trace.json.gz"
 rm -f "$WORK/ranks/merged-$ID.trace.json.gz" "$WORK/ours-merged.trace.json.gz"
 read -r OURS_MERGE_S OURS_MERGE_MB < <(measure "$BIN" trace merge --profile-id "$ID" --dir "$WORK/ranks" -o "$WORK/ours-merged.trace.json.gz")
@@ -114,3 +210,4 @@ print("|---|---|---|---|---|---|")
 print(f"| merge 8 x 53.7 MB ranks | {om:.2f} s | SGLang ProfileMerger {sm:.2f} s | {sm/om:.1f}x | {omb} MB | {smb} MB |")
 print(f"| summary of one 53.7 MB rank | {os_:.2f} s | HTA parse_trace_file {hs:.2f} s | {hs/os_:.1f}x | {osb} MB | {hsb} MB |")
 PY
+client_case

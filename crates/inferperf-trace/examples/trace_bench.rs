@@ -1,5 +1,5 @@
 //! Times `merge` and `collect` + `summarize` through the library, without the CLI (quick
-//! profiling builds): `trace_bench merge OUT IN...` or `trace_bench summary FILE`.
+//! profiling builds): `trace_bench merge OUT [--client FILE] IN...` or `trace_bench summary FILE`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -15,9 +15,27 @@ fn main() {
     let t = Instant::now();
     match args.first().map(String::as_str) {
         Some("merge") if args.len() >= 3 => {
-            let inputs: Vec<PathBuf> = args[2..].iter().map(PathBuf::from).collect();
-            let r = merge_files(&inputs, &PathBuf::from(&args[1]), &MergeOptions::default())
-                .expect("merge");
+            // `--client FILE` anywhere after OUT: merge a client request trace too.
+            let mut client = None;
+            let mut inputs: Vec<PathBuf> = Vec::new();
+            let mut it = args[2..].iter();
+            while let Some(a) = it.next() {
+                match a.as_str() {
+                    "--client" => client = it.next().map(PathBuf::from),
+                    _ => inputs.push(PathBuf::from(a)),
+                }
+            }
+            let opts = MergeOptions {
+                client,
+                ..MergeOptions::default()
+            };
+            let r = merge_files(&inputs, &PathBuf::from(&args[1]), &opts).expect("merge");
+            if let Some(c) = &r.client {
+                eprintln!(
+                    "client: {} requests, {} linked, {} unmatched, {} flow events",
+                    c.requests, c.linked, c.unmatched, c.flow_events
+                );
+            }
             eprintln!(
                 "merged {} events in {:.3} s",
                 r.events_out,
@@ -40,6 +58,8 @@ fn main() {
                 t.elapsed().as_secs_f64()
             );
         }
-        _ => eprintln!("usage: trace_bench merge OUT IN... | trace_bench summary FILE"),
+        _ => eprintln!(
+            "usage: trace_bench merge OUT [--client FILE] IN... | trace_bench summary FILE"
+        ),
     }
 }

@@ -19,6 +19,7 @@ pub mod explain;
 pub mod fastscan;
 pub mod intervals;
 pub mod merge;
+pub mod merge_client;
 pub mod naming;
 pub mod object;
 pub mod prefetch;

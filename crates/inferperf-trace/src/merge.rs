@@ -19,6 +19,7 @@ use crate::collect::{self, BadEvents, CollectOptions};
 use crate::error::TraceError;
 use crate::event::{is_gpu_category, EventParser, Id, Nanos};
 use crate::fastscan::{self, Member};
+use crate::merge_client::{self as mc, ClientPlan, ClientReport, PendingRequest, StepLinks};
 use crate::naming::{self, RankId, RankMap};
 use crate::object::RawObject;
 use crate::prefetch::Prefetch;
@@ -48,6 +49,9 @@ pub struct MergeOptions {
     pub drop_categories: Vec<String>,
     /// Output encoding.
     pub write: WriteOptions,
+    /// A client request trace to put on the same clock, with flows from its requests to the
+    /// server steps that hold their rids (see `merge_client`).
+    pub client: Option<PathBuf>,
 }
 
 /// One rank in the merged output.
@@ -100,6 +104,8 @@ pub struct MergeReport {
     pub bytes: u64,
     /// Warnings (truncated inputs, invalid UTF-8...).
     pub warnings: Vec<String>,
+    /// The client request trace merged with `client`.
+    pub client: Option<ClientReport>,
 }
 
 struct Planned {
@@ -177,6 +183,16 @@ fn merge_impl(
     if planned.is_empty() {
         return Err(TraceError::Empty("merge: no readable input traces".into()));
     }
+    let client = match &opts.client {
+        Some(c) if c.as_path() == output => {
+            return Err(TraceError::Config(format!(
+                "{}: the output file is also the --client input",
+                c.display()
+            )))
+        }
+        Some(c) => Some(ClientPlan::open(c)?),
+        None => None,
+    };
     // Identity checks: every rank known and unique.
     for p in &planned {
         if p.id.is_unknown() {
@@ -215,8 +231,21 @@ fn merge_impl(
         None
     };
 
-    let out_base = planned.iter().filter_map(|p| p.base_ns).min();
-    let header = output_header(&planned, out_base, alignment.as_ref());
+    let rank_base = planned.iter().filter_map(|p| p.base_ns).min();
+    // The client's base counts when the ranks have one (without, their times are taken as
+    // they are and the client's are written as Unix µs).
+    let out_base = match (rank_base, &client) {
+        (Some(b), Some(c)) => Some(b.min(c.aligned_base_ns())),
+        (b, _) => b,
+    };
+    let mut header = output_header(&planned, out_base, alignment.as_ref());
+    if let Some(c) = &client {
+        add_client_header(&mut header, c, planned.len());
+        if c.alignment.source == "none" {
+            tracing::warn!("{}: {}", c.path.display(), c.alignment.note);
+        }
+    }
+    let mut links = client.as_ref().map(|_| StepLinks::new());
     let mut writer = TraceWriter::create(output, &header, opts.write)?;
     let mut state = MergeState {
         synthesized: 0,
@@ -254,6 +283,7 @@ fn merge_impl(
             &mut state,
             progress,
             fast,
+            links.as_mut(),
         )?;
         events_in += r.events_in;
         bad_events += r.bad_events;
@@ -285,11 +315,46 @@ fn merge_impl(
             bad_events: r.bad_events,
         });
     }
-    let events_out = writer.events();
-    let trailer = vec![(
+    let mut trailer = vec![(
         "inferperfRankMetadata".to_string(),
         format!("[{}]", rank_metadata.join(",")),
     )];
+    let client_report = match (&client, &links) {
+        (Some(c), Some(links)) => {
+            let shift = c.aligned_base_ns() - out_base.unwrap_or(0);
+            let (rep, client_warnings) = merge_client(
+                c,
+                planned.len(),
+                shift,
+                links,
+                opts,
+                &mut writer,
+                &mut state,
+                progress,
+                fast,
+            )?;
+            warnings.extend(client_warnings);
+            check_client_links(c, &rep, &planned, links, &mut warnings)?;
+            events_in += rep.events_in;
+            trailer.push((
+                "inferperfClientLinks".to_string(),
+                serde_json::json!({
+                    "file": c.path.display().to_string(),
+                    "requests": rep.requests,
+                    "linked": rep.linked,
+                    "unmatched": rep.unmatched,
+                    "flow_events": rep.flow_events,
+                })
+                .to_string(),
+            ));
+            if c.alignment.source == "none" {
+                warnings.push(format!("{}: {}", c.path.display(), c.alignment.note));
+            }
+            Some(rep)
+        }
+        _ => None,
+    };
+    let events_out = writer.events();
     let bytes = writer.finish(&trailer)?;
     Ok(MergeReport {
         output: output.to_path_buf(),
@@ -304,7 +369,288 @@ fn merge_impl(
         alignment,
         bytes,
         warnings,
+        client: client_report,
     })
+}
+
+/// `inferperfMerge.client` in the output header: where the client is and how its clock was
+/// aligned (the link counts are in the trailer, `inferperfClientLinks`).
+fn add_client_header(header: &mut [(String, String)], c: &ClientPlan, ranks: usize) {
+    let Some((_, info)) = header.iter_mut().find(|(k, _)| k == "inferperfMerge") else {
+        return;
+    };
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(info) else {
+        return;
+    };
+    v["client"] = serde_json::json!({
+        "file": c.path.display().to_string(),
+        "run_tag": c.run_tag,
+        "process": c.process_name(),
+        "pid_offset": mc::pid_base(ranks),
+        "flow_id_offset": mc::flow_id_base(ranks),
+        "base_time_ns": c.base_ns,
+        "clock_alignment": c.alignment,
+        "flows": format!(
+            "cat {}, name {}: s on the client request (at its send), t/f (bp e) on the \
+             server steps of the first rank that ran the rid: first step, prefill chunks, last step",
+            mc::FLOW_CAT,
+            mc::FLOW_NAME
+        ),
+    });
+    *info = v.to_string();
+}
+
+/// A client whose rids match no server step cannot be joined: an error naming both sides. A
+/// partial match is a warning with counts (the profile window usually holds part of a run).
+fn check_client_links(
+    c: &ClientPlan,
+    rep: &ClientReport,
+    planned: &[Planned],
+    links: &StepLinks,
+    warnings: &mut Vec<String>,
+) -> Result<(), TraceError> {
+    let servers = planned
+        .iter()
+        .map(|p| p.path.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if rep.requests == 0 {
+        let w = format!(
+            "{}: the client trace has no request slices; nothing to link",
+            c.path.display()
+        );
+        tracing::warn!("{w}");
+        warnings.push(w);
+        return Ok(());
+    }
+    if rep.linked == 0 {
+        let why = if links.steps == 0 {
+            format!(
+                "the server traces ({servers}) have no step[...] spans with args.rids (recorded by \
+                 a server that does not log rids?)"
+            )
+        } else {
+            format!(
+                "none of its {} request ids appears in the {} rids of the server traces' step \
+                 spans ({servers}); the client and the server traces may be from different runs \
+                 (client run_tag {:?})",
+                rep.requests,
+                links.rids(),
+                c.run_tag
+            )
+        };
+        return Err(TraceError::format(
+            &c.path,
+            format!("--client: cannot join: {why}"),
+        ));
+    }
+    if rep.unmatched > 0 {
+        let w = format!(
+            "{}: {} of {} client requests match no server step (outside the profile window, \
+             failed before reaching the server, or another run); they have no flow arrows",
+            c.path.display(),
+            rep.unmatched,
+            rep.requests
+        );
+        tracing::warn!("{w}");
+        warnings.push(w);
+    }
+    Ok(())
+}
+
+#[derive(serde::Deserialize)]
+struct RidArgs {
+    #[serde(default)]
+    rid: String,
+}
+
+/// Writes the client trace's events as one more process (after the ranks), on the merged
+/// clock, then the flows of each request as soon as its phases are read.
+#[allow(clippy::too_many_arguments)]
+fn merge_client(
+    c: &ClientPlan,
+    ranks: usize,
+    shift_ns: i64,
+    links: &StepLinks,
+    opts: &MergeOptions,
+    writer: &mut TraceWriter,
+    state: &mut MergeState,
+    progress: &Progress,
+    fast: bool,
+) -> Result<(ClientReport, Vec<String>), TraceError> {
+    let path = &c.path;
+    progress.set_message(&format!("merging client {}", path.display()));
+    let no_devices = HashSet::new();
+    let mut rw = Rewriter {
+        index: ranks as i64,
+        label: c.process_name(),
+        device_ids: &no_devices,
+        pid_map: HashMap::new(),
+        next_dense: 0,
+        labelled: HashMap::new(),
+        cpu_named: false,
+        plain_label: true,
+        shift_ns,
+        perfetto_fix: opts.perfetto_fix,
+        lanes: HashMap::new(),
+        lane_named: HashSet::new(),
+    };
+    let drop: HashSet<&str> = opts.drop_categories.iter().map(String::as_str).collect();
+    let mut rep = ClientReport {
+        file: path.clone(),
+        run_tag: c.run_tag.clone(),
+        process: c.process_name(),
+        pid_offset: mc::pid_base(ranks),
+        alignment: c.alignment.clone(),
+        events_in: 0,
+        requests: 0,
+        linked: 0,
+        unmatched: 0,
+        flow_events: 0,
+        server_rids: links.rids() as u64,
+    };
+    let flow_base = mc::flow_id_base(ranks);
+    let mut parser = EventParser::default();
+    let mut extra: Vec<String> = Vec::new();
+    let mut flows: Vec<String> = Vec::new();
+    let mut pending: Option<PendingRequest> = None;
+    let mut flush = |p: Option<PendingRequest>,
+                     rep: &mut ClientReport,
+                     writer: &mut TraceWriter|
+     -> Result<(), TraceError> {
+        let Some(p) = p else { return Ok(()) };
+        flows.clear();
+        let n = mc::flow_events(links, &p, flow_base + rep.linked as i64, &mut flows);
+        if n == 0 {
+            rep.unmatched += 1;
+        } else {
+            rep.linked += 1;
+            rep.flow_events += n as u64;
+            for f in &flows {
+                writer.write_raw_event(f.as_bytes())?;
+            }
+        }
+        Ok(())
+    };
+    // Read and scanned on a helper thread; most events take the byte-level fast path.
+    let mut events = Prefetch::spawn(TraceReader::open(path)?, true)?;
+    let mut members = Vec::new();
+    let mut scratch = FastScratch::new();
+    while let Some((raw, scanned)) = events.next_event(&mut members)? {
+        let index = rep.events_in;
+        rep.events_in += 1;
+        let view = if scanned {
+            parser.parse_scanned(raw, &members)
+        } else {
+            parser.parse(raw)
+        }
+        .map_err(|e| TraceError::format(path, format!("event {index}: {e}")))?;
+        let is_request =
+            view.ph == "X" && view.name == "request" && view.category() == "client_request";
+        let is_sent = view.ph == "X" && view.name == "awaiting headers";
+        let mut rid = String::new();
+        let mut pid_tid = None;
+        if is_request || is_sent {
+            rid = view
+                .args
+                .as_ref()
+                .and_then(|a| serde_json::from_str::<RidArgs>(a.get()).ok())
+                .map(|a| a.rid)
+                .unwrap_or_default();
+            let tid = match &view.tid {
+                Some(Id::Str(t)) => json_str(t),
+                Some(t) => t.to_string(),
+                None => "0".into(),
+            };
+            pid_tid = view.pid.as_ref().map(|p| (p.to_owned_id(), tid));
+        }
+        let ts = view.ts.map(|t| t.0 + shift_ns).unwrap_or(0);
+        let dur = view.dur.map(|d| d.0).unwrap_or(0).max(0);
+        extra.clear();
+        let mut done = false;
+        if fast {
+            if scanned {
+                std::mem::swap(&mut members, &mut scratch.members);
+            }
+            match fast_rewrite(
+                &mut rw,
+                raw,
+                scanned,
+                &drop,
+                &mut scratch,
+                &mut extra,
+                state,
+            ) {
+                Fast::Unsupported => {}
+                Fast::Dropped => {
+                    state.dropped += 1;
+                    continue;
+                }
+                Fast::Rewritten => {
+                    for e in &extra {
+                        writer.write_raw_event(e.as_bytes())?;
+                    }
+                    scratch.write_event(raw, writer.begin_event());
+                    writer.end_event()?;
+                    done = true;
+                }
+            }
+        }
+        if !done {
+            let lossy;
+            let text = match std::str::from_utf8(raw) {
+                Ok(t) => t,
+                Err(_) => {
+                    lossy = String::from_utf8_lossy(raw).into_owned();
+                    lossy.as_str()
+                }
+            };
+            let mut obj = RawObject::parse(text)
+                .map_err(|e| TraceError::format(path, format!("event {index}: {e}")))?;
+            let cat: Option<String> = obj.get_as("cat");
+            if cat.as_deref().is_some_and(|c| drop.contains(c)) {
+                state.dropped += 1;
+                continue;
+            }
+            extra.clear();
+            rewrite(&mut rw, &mut obj, cat.as_deref(), &mut extra, state)
+                .map_err(|m| TraceError::format(path, format!("event {index}: {m}")))?;
+            for e in &extra {
+                writer.write_raw_event(e.as_bytes())?;
+            }
+            obj.write_to(writer.begin_event());
+            writer.end_event()?;
+        }
+        if is_request && !rid.is_empty() {
+            rep.requests += 1;
+            let (pid, tid) = match pid_tid {
+                Some((p, t)) => (rw.map_pid(&p), t),
+                None => (mc::pid_base(ranks), "0".to_string()),
+            };
+            let next = PendingRequest {
+                rid,
+                pid,
+                tid,
+                ts_ns: ts,
+                dur_ns: dur,
+                sent: None,
+            };
+            flush(pending.replace(next), &mut rep, writer)?;
+        } else if is_sent {
+            if let Some(p) = pending.as_mut().filter(|p| p.rid == rid) {
+                p.sent = Some((ts, dur));
+            }
+        }
+    }
+    flush(pending.take(), &mut rep, writer)?;
+    let reader = events.finish()?;
+    progress.inc(reader.position());
+    let warnings = reader
+        .warnings()
+        .iter()
+        .map(|w| format!("{}: {w}", path.display()))
+        .collect();
+    Ok((rep, warnings))
 }
 
 fn json_str(s: &str) -> String {
@@ -451,6 +797,8 @@ struct Rewriter<'p> {
     next_dense: i64,
     labelled: HashMap<i64, Kind>,
     cpu_named: bool,
+    /// The first CPU process is labelled with `label` alone (the client's process).
+    plain_label: bool,
     shift_ns: i64,
     perfetto_fix: bool,
     lanes: HashMap<(i64, String), Vec<i64>>,
@@ -499,6 +847,9 @@ impl Rewriter<'_> {
             (Kind::Cpu, Id::Int(p)) => {
                 if self.cpu_named {
                     format!("{} CPU {p}", self.label)
+                } else if self.plain_label {
+                    self.cpu_named = true;
+                    self.label.clone()
                 } else {
                     self.cpu_named = true;
                     format!("{} CPU", self.label)
@@ -541,6 +892,7 @@ fn merge_rank(
     state: &mut MergeState,
     progress: &Progress,
     fast: bool,
+    mut links: Option<&mut StepLinks>,
 ) -> Result<RankResult, TraceError> {
     // `events` are delimited (and, on the fast path, scanned) on a helper thread.
     let path = &p.path;
@@ -552,6 +904,7 @@ fn merge_rank(
         next_dense: 0,
         labelled: HashMap::new(),
         cpu_named: false,
+        plain_label: false,
         shift_ns,
         perfetto_fix: opts.perfetto_fix,
         lanes: HashMap::new(),
@@ -603,6 +956,9 @@ fn merge_rank(
                     scratch.write_event(raw, writer.begin_event());
                     writer.end_event()?;
                     events_out += 1;
+                    if let Some(l) = links.as_deref_mut() {
+                        l.observe(raw, index, shift_ns, |id| rw.map_pid(id));
+                    }
                     let pos = events.position();
                     if pos - last_pos > 1 << 20 {
                         progress.inc(pos - last_pos);
@@ -641,6 +997,9 @@ fn merge_rank(
         obj.write_to(writer.begin_event());
         writer.end_event()?;
         events_out += 1;
+        if let Some(l) = links.as_deref_mut() {
+            l.observe(raw, index, shift_ns, |id| rw.map_pid(id));
+        }
         let pos = events.position();
         if pos - last_pos > 1 << 20 {
             progress.inc(pos - last_pos);
@@ -763,8 +1122,16 @@ fn shift_ts(raw: &str, shift_ns: i64) -> Result<String, String> {
     Ok(if ns % 1000 == 0 && !raw.contains('.') {
         (ns / 1000).to_string()
     } else {
-        format!("{:.3}", ns as f64 / 1000.0)
+        us_text(ns)
     })
+}
+
+/// `ns` as µs with three decimals, exactly (`{:.3}` of an f64 rounds Unix-µs times, which
+/// need 19 digits, and is slower).
+pub(crate) fn us_text(ns: i64) -> String {
+    let sign = if ns < 0 { "-" } else { "" };
+    let a = ns.unsigned_abs();
+    format!("{sign}{}.{:03}", a / 1000, a % 1000)
 }
 
 /// The process kind named by a `process_labels` value (`GPU 3`, `CPU`...).
@@ -803,6 +1170,17 @@ fn label_process(
         if name == "process_name" {
             let label = rw.process_label(kind, orig);
             args.set_value("name", &label);
+            if rw.plain_label {
+                // The client's process: sorted after every rank even if its file has no sort
+                // index (its own, if any, is rewritten to the same value).
+                extra.push(meta_event(
+                    "process_sort_index",
+                    new_pid,
+                    "0",
+                    format!("{{\"sort_index\":{}}}", rw.sort_index(kind, new_pid)),
+                ));
+                state.synthesized += 1;
+            }
         } else {
             args.set_value("sort_index", &rw.sort_index(kind, new_pid));
         }
@@ -1177,4 +1555,23 @@ fn fast_rewrite(
     }
     s.members = members;
     Fast::Rewritten
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shifted_times_are_exact_even_in_unix_microseconds() {
+        assert_eq!(us_text(1_500), "1.500");
+        assert_eq!(us_text(-500), "-0.500");
+        assert_eq!(us_text(-1_500), "-1.500");
+        assert_eq!(us_text(1_669_783_687_464_181_123), "1669783687464181.123");
+        assert_eq!(shift_ts("1.5", 1).unwrap(), "1.501");
+        assert_eq!(shift_ts("2", 1_000).unwrap(), "3");
+        assert_eq!(
+            shift_ts("998500.123", 1_669_782_686_000_000_000).unwrap(),
+            "1669782686998500.123"
+        );
+    }
 }

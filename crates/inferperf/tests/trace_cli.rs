@@ -281,3 +281,80 @@ fn interrupted_trim_removes_its_part_file() {
     // Trim creates its output, copies the first event and waits for the next one.
     interrupt(&["trim"], "INT", feed_and_hold);
 }
+
+/// A one-rank reference-server trace with one step holding `rid`, and a client request trace
+/// of that rid (no server clock offset measured: same host).
+fn server_and_client(dir: &Path, rid: &str) -> (PathBuf, PathBuf) {
+    let base: i64 = 1_764_900_000_000_000_000;
+    let rank = serde_json::json!({
+        "distributedInfo": {"rank": 0, "world_size": 1},
+        "baseTimeNanoseconds": base,
+        "traceEvents": [
+            {"ph": "X", "cat": "user_annotation", "name": "step[0]", "pid": 7, "tid": 7, "ts": 100.0,
+             "dur": 50.0, "args": {"forward_mode": "EXTEND", "batch_size": 1, "rids": ["r-0"], "extend_lens": [32]}},
+        ],
+    });
+    let client = serde_json::json!({
+        "baseTimeNanoseconds": base,
+        "inferperfRequestTrace": {"clock": {"unix_ns_at_anchor": base}, "run_tag": "cli", "server_clock": null},
+        "traceEvents": [
+            {"name": "process_name", "ph": "M", "ts": 0, "pid": 9, "tid": 0, "args": {"name": "inferperf client"}},
+            {"ph": "X", "cat": "client_request", "name": "request", "pid": 9, "tid": 1, "ts": 90.0, "dur": 100.0,
+             "args": {"rid": rid, "index": 0, "status": "ok"}},
+        ],
+    });
+    let r = dir.join("tp0.trace.json");
+    let c = dir.join("client-requests.json");
+    std::fs::write(&r, rank.to_string()).unwrap();
+    std::fs::write(&c, client.to_string()).unwrap();
+    (r, c)
+}
+
+#[test]
+fn merge_with_a_client_trace_reports_links_and_alignment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rank, client) = server_and_client(dir.path(), "r-0");
+    let merged = dir.path().join("merged.trace.json");
+    let args = [
+        "trace",
+        "merge",
+        "--client",
+        client.to_str().unwrap(),
+        "-o",
+        merged.to_str().unwrap(),
+    ];
+    let o = inferperf(&args, &[&rank]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(
+        out.contains("1 requests, 1 linked to server steps, 0 unmatched"),
+        "{out}"
+    );
+    assert!(out.contains("client clock: none"), "{out}");
+    assert!(err.contains("one host clock"), "{err}");
+    let o = inferperf(&[&args[..], &["--json"]].concat(), &[&rank]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["client"]["linked"], 1, "{v}");
+    assert_eq!(v["client"]["alignment"]["source"], "none", "{v}");
+
+    // Rids of another run: an error naming the client trace.
+    let other = tempfile::tempdir().unwrap();
+    let (_, client) = server_and_client(other.path(), "other-0");
+    let o = inferperf(
+        &[
+            "trace",
+            "merge",
+            "--client",
+            client.to_str().unwrap(),
+            "-o",
+            merged.to_str().unwrap(),
+        ],
+        &[&rank],
+    );
+    let (out, err) = text(&o);
+    assert!(!o.status.success(), "{out}\n{err}");
+    assert!(err.contains(client.to_str().unwrap()), "{err}");
+    assert!(err.contains("different runs"), "{err}");
+}

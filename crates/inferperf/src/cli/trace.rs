@@ -101,6 +101,11 @@ pub struct MergeArgs {
     /// Drop events of this category (repeatable), e.g. python_function.
     #[arg(long = "drop-cat")]
     drop_cat: Vec<String>,
+    /// A client request trace (`bench serving --request-trace FILE`) to put on the servers'
+    /// clock (shifted by its measured server_clock offset), as its own process, with flow
+    /// arrows from each request to the server steps that hold its rid.
+    #[arg(long, value_name = "FILE")]
+    client: Option<PathBuf>,
     /// gzip level (0-9).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=9))]
     level: u32,
@@ -432,6 +437,7 @@ fn run_merge(a: MergeArgs) -> anyhow::Result<ExitCode> {
             gzip: None,
             level: a.level,
         },
+        client: a.client.clone(),
     };
     let progress = Progress::stderr("merging");
     let rep = merge_with_progress(&files, &output, &opts, &progress)
@@ -477,6 +483,30 @@ fn run_merge(a: MergeArgs) -> anyhow::Result<ExitCode> {
             rep.dropped,
             rep.moved_overlapping
         );
+        if let Some(c) = &rep.client {
+            println!(
+                "client {} ({}): {} requests, {} linked to server steps, {} unmatched, {} flow events",
+                c.file.display(),
+                c.process,
+                c.requests,
+                c.linked,
+                c.unmatched,
+                c.flow_events
+            );
+            println!(
+                "client clock: {} (offset {} ns{}{})",
+                c.alignment.source,
+                c.alignment.offset_ns,
+                c.alignment
+                    .uncertainty_ns
+                    .map(|u| format!(", ±{u} ns"))
+                    .unwrap_or_default(),
+                c.alignment
+                    .drift_ns
+                    .map(|d| format!(", drift {d} ns"))
+                    .unwrap_or_default()
+            );
+        }
     }
     Ok(if rep.skipped.is_empty() && rep.bad_events == 0 {
         ExitCode::SUCCESS

@@ -1,0 +1,406 @@
+//! The client side of `trace merge --client FILE`: a client request trace (docs/trace-conventions.md,
+//! "Client request traces") becomes one more process of the merged file, on the server's clock,
+//! with a flow arrow from each client `request` slice to the server `step[...]` spans that hold
+//! its rid ("Merged timelines").
+//!
+//! Memory stays bounded while streaming: during the rank pass, each rid keeps its first step,
+//! its prefill steps (`extend_lens` > 1: prompt chunks) and its last step -- never every decode
+//! step; during the client pass, one request at a time is pending. Flow events are written right
+//! after their request's events, i.e. after every rank's events.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Id, Nanos};
+use crate::explain::client::MeasuredOffset;
+use crate::merge::{ID_STRIDE, PID_STRIDE};
+use crate::reader::TraceReader;
+use crate::TraceError;
+
+/// The key of a client request trace's description.
+pub const CLIENT_INFO_KEY: &str = "inferperfRequestTrace";
+/// `cat` of the flow events linking client requests to server steps.
+pub const FLOW_CAT: &str = "inferperf_request_flow";
+/// `name` of those flow events.
+pub const FLOW_NAME: &str = "request";
+
+/// How the client's clock was put on the server's.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ClientAlignment {
+    /// `server_clock`: shifted by the offset the client measured; `none`: no offset known, the
+    /// client and the server are assumed to share one wall clock (same host).
+    pub source: String,
+    /// Added to every client time (server minus client), ns.
+    pub offset_ns: i64,
+    /// Half the round trip of the probe the offset came from, ns (`None`: not measured).
+    pub uncertainty_ns: Option<u64>,
+    /// Offset after the run minus before, ns (`None`: not measured).
+    pub drift_ns: Option<i64>,
+    /// Probes behind the offset.
+    pub samples: usize,
+    /// In words.
+    pub note: String,
+}
+
+/// What `--client` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientReport {
+    /// The client request trace.
+    pub file: PathBuf,
+    /// Its `inferperfRequestTrace.run_tag`.
+    pub run_tag: String,
+    /// Its process name in the merged file.
+    pub process: String,
+    /// Pid range of its process(es) (pid = `pid_offset` + its own pid).
+    pub pid_offset: i64,
+    /// Clock alignment.
+    pub alignment: ClientAlignment,
+    /// Events read from the client trace.
+    pub events_in: u64,
+    /// Client `request` slices.
+    pub requests: u64,
+    /// Requests with at least one flow arrow to a server step.
+    pub linked: u64,
+    /// Requests whose rid is in no server step span.
+    pub unmatched: u64,
+    /// Flow events written (`s`, `t`, `f`).
+    pub flow_events: u64,
+    /// Server step spans that carry rids (first rank that ran each rid).
+    pub server_rids: u64,
+}
+
+/// A client request trace checked before merging.
+pub(crate) struct ClientPlan {
+    pub path: PathBuf,
+    pub run_tag: String,
+    pub base_ns: i64,
+    pub alignment: ClientAlignment,
+}
+
+#[derive(Deserialize)]
+struct Info {
+    #[serde(default)]
+    run_tag: String,
+    clock: Option<serde_json::Value>,
+    #[serde(default)]
+    server_clock: Option<MeasuredOffset>,
+}
+
+impl ClientPlan {
+    /// Reads and checks the client trace's description: it must be a client request trace with
+    /// a wall-clock anchor and a Unix `baseTimeNanoseconds`.
+    pub fn open(path: &Path) -> Result<ClientPlan, TraceError> {
+        let mut reader = TraceReader::open(path)?;
+        if reader.meta(CLIENT_INFO_KEY).is_none()
+            && reader.metadata_before_events() == reader.metadata().len()
+        {
+            reader.skip_events()?;
+        }
+        let info: Info = match reader.meta(CLIENT_INFO_KEY) {
+            Some(raw) => serde_json::from_str(raw.get()).map_err(|e| {
+                TraceError::format(path, format!("{CLIENT_INFO_KEY} is not readable: {e}"))
+            })?,
+            None => {
+                return Err(TraceError::format(
+                    path,
+                    format!(
+                        "--client: not a client request trace (no {CLIENT_INFO_KEY} key, so no \
+                         wall-clock anchor to put it on the server's timeline; write one with \
+                         `bench serving --request-trace FILE`)"
+                    ),
+                ))
+            }
+        };
+        if info.clock.as_ref().is_none_or(|c| c.is_null()) {
+            return Err(TraceError::format(
+                path,
+                format!(
+                    "--client: the client trace has no wall-clock anchor ({CLIENT_INFO_KEY}.clock), \
+                     so it cannot be placed on the server's timeline"
+                ),
+            ));
+        }
+        let base_ns: i64 = reader
+            .meta("baseTimeNanoseconds")
+            .and_then(|v| v.get().trim().parse().ok())
+            .ok_or_else(|| {
+                TraceError::format(path, "--client: no baseTimeNanoseconds (Unix time base)")
+            })?;
+        let alignment = match info.server_clock {
+            Some(m) => ClientAlignment {
+                source: "server_clock".into(),
+                offset_ns: m.offset_ns,
+                uncertainty_ns: Some(m.uncertainty_ns),
+                drift_ns: Some(m.drift_ns),
+                samples: m.samples,
+                note: format!(
+                    "client times shifted by the offset the client measured ({} ns, ±{} ns, drift {} ns over the run, {} probes)",
+                    m.offset_ns, m.uncertainty_ns, m.drift_ns, m.samples
+                ),
+            },
+            None => ClientAlignment {
+                source: "none".into(),
+                offset_ns: 0,
+                uncertainty_ns: None,
+                drift_ns: None,
+                samples: 0,
+                note: "no server clock offset in the client trace (server_clock: null): \
+                       client and server assumed to share one host clock; no correction applied"
+                    .into(),
+            },
+        };
+        Ok(ClientPlan {
+            path: path.to_path_buf(),
+            run_tag: info.run_tag,
+            base_ns,
+            alignment,
+        })
+    }
+
+    /// The client's base time on the server's clock.
+    pub fn aligned_base_ns(&self) -> i64 {
+        self.base_ns + self.alignment.offset_ns
+    }
+
+    /// The client's process name in the merged file.
+    pub fn process_name(&self) -> String {
+        if self.run_tag.is_empty() {
+            "client".into()
+        } else {
+            format!("client ({})", self.run_tag)
+        }
+    }
+}
+
+/// One server step span, as written in the merged file.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct StepRef {
+    pid: i64,
+    /// Index of the `tid` JSON (as written) in `StepLinks::tids`.
+    tid: u32,
+    ts_ns: i64,
+    dur_ns: i64,
+}
+
+struct RidSteps {
+    rank: usize,
+    first: StepRef,
+    /// Steps where the rid computed more than one token (prompt chunks), in file order.
+    prefill: Vec<StepRef>,
+    last: StepRef,
+}
+
+#[derive(Deserialize)]
+struct StepEvent<'a> {
+    #[serde(default, borrow)]
+    ph: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    name: std::borrow::Cow<'a, str>,
+    ts: Option<Nanos>,
+    dur: Option<Nanos>,
+    #[serde(borrow)]
+    pid: Option<Id<'a>>,
+    #[serde(borrow)]
+    tid: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    args: Option<StepArgs<'a>>,
+}
+
+#[derive(Deserialize)]
+struct StepArgs<'a> {
+    #[serde(default, borrow)]
+    rids: Vec<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    extend_lens: Vec<i64>,
+    #[serde(default)]
+    forward_mode: String,
+}
+
+/// Server steps by rid, recorded during the rank pass.
+pub(crate) struct StepLinks {
+    finder: memchr::memmem::Finder<'static>,
+    by_rid: HashMap<Box<str>, RidSteps>,
+    /// The `tid`s of step spans (JSON as written), interned.
+    tids: Vec<Box<str>>,
+    tid_index: HashMap<Box<str>, u32>,
+    /// Step spans with rids seen.
+    pub steps: u64,
+}
+
+impl StepLinks {
+    pub fn new() -> Self {
+        StepLinks {
+            finder: memchr::memmem::Finder::new(b"\"rids\""),
+            by_rid: HashMap::new(),
+            tids: Vec::new(),
+            tid_index: HashMap::new(),
+            steps: 0,
+        }
+    }
+
+    /// Looks at one rank event (as read; `map_pid` gives its merged pid, `shift_ns` moves its
+    /// time onto the merged clock). Only `X` spans named `step[...]` with `args.rids` count; an
+    /// event that does not parse as one is none.
+    pub fn observe(
+        &mut self,
+        raw: &[u8],
+        rank: usize,
+        shift_ns: i64,
+        map_pid: impl FnOnce(&Id<'_>) -> i64,
+    ) {
+        if self.finder.find(raw).is_none() {
+            return;
+        }
+        let Ok(e) = serde_json::from_slice::<StepEvent<'_>>(raw) else {
+            return;
+        };
+        let (Some(args), Some(ts)) = (e.args, e.ts) else {
+            return;
+        };
+        if e.ph != "X" || !e.name.starts_with("step[") || args.rids.is_empty() {
+            return;
+        }
+        let pid = match &e.pid {
+            Some(p) => map_pid(p),
+            None => return,
+        };
+        let tid_json = e.tid.map(|t| t.get()).unwrap_or("0");
+        let tid = match self.tid_index.get(tid_json) {
+            Some(&i) => i,
+            None => {
+                let i = self.tids.len() as u32;
+                self.tids.push(tid_json.into());
+                self.tid_index.insert(tid_json.into(), i);
+                i
+            }
+        };
+        let step = StepRef {
+            pid,
+            tid,
+            ts_ns: ts.0 + shift_ns,
+            dur_ns: e.dur.map(|d| d.0).unwrap_or(0).max(0),
+        };
+        self.steps += 1;
+        for (i, rid) in args.rids.iter().enumerate() {
+            // Without extend_lens, a non-decode step is taken as prefill for all its rows.
+            let prefill = match args.extend_lens.get(i) {
+                Some(&n) => n > 1,
+                None => args.forward_mode != "DECODE",
+            };
+            match self.by_rid.get_mut(rid.as_ref()) {
+                None => {
+                    self.by_rid.insert(
+                        rid.as_ref().into(),
+                        RidSteps {
+                            rank,
+                            first: step,
+                            prefill: if prefill { vec![step] } else { Vec::new() },
+                            last: step,
+                        },
+                    );
+                }
+                // Flows go to the first rank (in merged order) that ran the rid: in TP, the
+                // group's lowest rank; its other ranks hold the same steps.
+                Some(r) if r.rank != rank => {}
+                Some(r) => {
+                    if step.ts_ns < r.first.ts_ns {
+                        r.first = step;
+                    }
+                    if step.ts_ns >= r.last.ts_ns {
+                        r.last = step;
+                    }
+                    if prefill {
+                        r.prefill.push(step);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rids with steps.
+    pub fn rids(&self) -> usize {
+        self.by_rid.len()
+    }
+
+    /// The steps `rid` links to, in time order: first, prefill, last (deduplicated).
+    fn targets(&self, rid: &str) -> Option<Vec<&StepRef>> {
+        let r = self.by_rid.get(rid)?;
+        let mut v: Vec<&StepRef> = std::iter::once(&r.first)
+            .chain(r.prefill.iter())
+            .chain(std::iter::once(&r.last))
+            .collect();
+        v.sort_by_key(|s| s.ts_ns);
+        v.dedup_by(|a, b| a == b);
+        Some(v)
+    }
+}
+
+/// `ns` after the merged base as a `ts` value in µs.
+fn ts_text(ns: i64) -> String {
+    if ns % 1000 == 0 {
+        (ns / 1000).to_string()
+    } else {
+        crate::merge::us_text(ns)
+    }
+}
+
+/// Where a flow binds in a slice: just inside its start (1 µs, or half of a shorter slice), so
+/// that the viewer finds the slice open at that time.
+fn bind_ts(start: i64, dur: i64) -> i64 {
+    start + (dur / 2).min(1000)
+}
+
+/// A client request waiting for its phases before its flow is written.
+pub(crate) struct PendingRequest {
+    pub rid: String,
+    pub pid: i64,
+    pub tid: String,
+    pub ts_ns: i64,
+    pub dur_ns: i64,
+    /// The `awaiting headers` phase (sent to response headers): (start, dur).
+    pub sent: Option<(i64, i64)>,
+}
+
+/// Flow ids of the client: a range no rank uses (ranks use `index * ID_STRIDE + id`, the
+/// client's own ids `ranks * ID_STRIDE + id`).
+pub(crate) fn flow_id_base(ranks: usize) -> i64 {
+    (ranks as i64 + 1) * ID_STRIDE
+}
+
+/// The client's pid range.
+pub(crate) fn pid_base(ranks: usize) -> i64 {
+    ranks as i64 * PID_STRIDE
+}
+
+/// Writes the flow events of `req` (none if its rid has no steps); returns how many.
+pub(crate) fn flow_events(
+    links: &StepLinks,
+    req: &PendingRequest,
+    id: i64,
+    out: &mut Vec<String>,
+) -> usize {
+    let Some(targets) = links.targets(&req.rid) else {
+        return 0;
+    };
+    let rid = serde_json::to_string(&req.rid).unwrap_or_else(|_| "\"\"".into());
+    let (start, dur) = req.sent.unwrap_or((req.ts_ns, req.dur_ns));
+    out.push(format!(
+        "{{\"ph\":\"s\",\"cat\":\"{FLOW_CAT}\",\"name\":\"{FLOW_NAME}\",\"id\":{id},\"pid\":{},\"tid\":{},\"ts\":{},\"args\":{{\"rid\":{rid}}}}}",
+        req.pid,
+        req.tid,
+        ts_text(bind_ts(start, dur))
+    ));
+    let n = targets.len();
+    for (i, s) in targets.iter().enumerate() {
+        let ph = if i + 1 == n { "f" } else { "t" };
+        out.push(format!(
+            "{{\"ph\":\"{ph}\",\"bp\":\"e\",\"cat\":\"{FLOW_CAT}\",\"name\":\"{FLOW_NAME}\",\"id\":{id},\"pid\":{},\"tid\":{},\"ts\":{},\"args\":{{\"rid\":{rid}}}}}",
+            s.pid,
+            links.tids.get(s.tid as usize).map_or("0", |t| t),
+            ts_text(bind_ts(s.ts_ns, s.dur_ns))
+        ));
+    }
+    n + 1
+}
