@@ -74,6 +74,8 @@ pub struct ServingOutcome {
     pub profile_locations: Vec<String>,
     /// The client request traces written (`--request-trace`, and with `--profile`).
     pub request_traces: Vec<std::path::PathBuf>,
+    /// With `--profile`: the server traces and the client's merged into one timeline.
+    pub merged_timelines: Vec<std::path::PathBuf>,
 }
 
 impl ServingOutcome {
@@ -351,6 +353,7 @@ pub async fn run_serving_rows(
             server_clock: crate::server_clock::estimate(&probes_before, &probes_after),
         },
     )?;
+    let merged_timelines = merge_with_client(&ctx, profile.as_ref());
     let (profile_dirs, profile_locations) = match &profile {
         Some(p) => (
             p.trace_dirs().into_iter().map(|(_, dir, _)| dir).collect(),
@@ -369,6 +372,7 @@ pub async fn run_serving_rows(
         console_report,
         profile_locations,
         request_traces,
+        merged_timelines,
     })
 }
 
@@ -407,6 +411,46 @@ fn write_request_traces(
 /// The client request trace's name in a profile directory (not `*.trace.json`, so rank-trace
 /// globs do not take it for a rank).
 pub const CLIENT_TRACE_FILE: &str = "client-requests.json";
+
+/// With `--profile`, one timeline per trace directory the servers already wrote to: their
+/// rank traces and the client request trace merged, flows from each request to the steps
+/// that hold its rid (`trace merge --client`), as `merged-with-client.trace.json.gz`. A merge
+/// that fails (traces without rids, a window still writing) is a warning: the inputs stay.
+fn merge_with_client(
+    ctx: &ServingContext,
+    profile: Option<&crate::profiling::ActiveProfile>,
+) -> Vec<std::path::PathBuf> {
+    let mut merged = Vec::new();
+    for (_, dir, files) in profile.map(|p| p.trace_dirs()).unwrap_or_default() {
+        // Rank traces only (not the memory snapshots, nor a merge the server made).
+        let files: Vec<_> = files
+            .into_iter()
+            .filter(|f| {
+                f.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.ends_with(".trace.json.gz") && !n.starts_with("merged-"))
+            })
+            .collect();
+        if files.is_empty() {
+            continue;
+        }
+        let out = dir.join(MERGED_WITH_CLIENT_FILE);
+        let opts = inferperf_trace::MergeOptions {
+            client: Some(dir.join(CLIENT_TRACE_FILE)),
+            ..Default::default()
+        };
+        match inferperf_trace::merge_files(&files, &out, &opts) {
+            Ok(_) => merged.push(out),
+            Err(e) => ctx.say(format_args!(
+                "WARNING: could not merge the client requests with the traces in {}: {e}",
+                dir.display()
+            )),
+        }
+    }
+    merged
+}
+
+pub use inferperf_profiler::client::MERGED_WITH_CLIENT_FILE;
 
 /// The arrival process the settings ask for -- a Mooncake trace's own times, a burst, or a
 /// (bursty) rate -- and the rate the record names (`None`: "trace").

@@ -2,7 +2,9 @@
 //! profiler), one long prompt sent first among short ones through `bench serving --profile`.
 //! `trace explain` on the client request trace with either server source attributes the
 //! short requests' wait to the steps that carried the long prompt (the named steps hold its
-//! rid), and every request's parts add up to its measured TTFT and E2E within 1 ms.
+//! rid), and every request's parts add up to its measured TTFT and E2E within 1 ms; the run
+//! also leaves one merged timeline (client lanes, server ranks, a flow from every request to
+//! the steps holding its rid) that HTA parses.
 
 mod common;
 
@@ -166,4 +168,83 @@ async fn a_long_chunked_prefill_is_named_as_the_cause_of_the_short_requests_wait
     })
     .expect("explain with the server traces");
     check(&from_traces, &long, &behind_long);
+
+    // The same run left one merged timeline: client lanes, the server's ranks, and for every
+    // client request a flow from its slice to a server step that holds its rid.
+    assert_eq!(o.merged_timelines.len(), 1, "{:?}", o.merged_timelines);
+    let merged = &o.merged_timelines[0];
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(merged).expect("merged file")),
+        &mut text,
+    )
+    .expect("gunzip");
+    let doc: Value = serde_json::from_str(&text).expect("merged JSON");
+    let events = doc["traceEvents"].as_array().expect("events");
+    let steps: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["name"].as_str().is_some_and(|n| n.starts_with("step[")))
+        .collect();
+    for i in 0..=SHORT {
+        let rid = format!("x-{i}");
+        let ids: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["ph"] == "s" && e["args"]["rid"] == rid.as_str())
+            .map(|e| &e["id"])
+            .collect();
+        assert_eq!(ids.len(), 1, "{rid}: one flow start");
+        let ends: Vec<&Value> = events
+            .iter()
+            .filter(|e| (e["ph"] == "t" || e["ph"] == "f") && &e["id"] == ids[0])
+            .collect();
+        assert!(!ends.is_empty(), "{rid}: flow reaches the server");
+        for end in ends {
+            let at = end["ts"].as_f64().unwrap_or(-1.0);
+            let holds = steps.iter().any(|s| {
+                let (ts, dur) = (
+                    s["ts"].as_f64().unwrap_or(0.0),
+                    s["dur"].as_f64().unwrap_or(0.0),
+                );
+                s["pid"] == end["pid"]
+                    && s["tid"] == end["tid"]
+                    && ts <= at
+                    && at <= ts + dur
+                    && s["args"]["rids"]
+                        .as_array()
+                        .is_some_and(|r| r.iter().any(|x| x == rid.as_str()))
+            });
+            assert!(holds, "{rid}: {end} is not on a step holding it");
+        }
+    }
+    // HTA reads it.
+    let python = inferperf_test_support::venv_python();
+    let script =
+        inferperf_test_support::manifest_dir!().join("../inferperf-trace/tests/hta_load.py");
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(merged)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "run {} (HTA venv: scripts/fetch-test-assets.sh): {e}",
+                python.display()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let counts: Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default(),
+    )
+    .expect("HTA counts");
+    assert_eq!(
+        counts["raw_events"].as_u64(),
+        Some(events.len() as u64),
+        "{counts}"
+    );
 }

@@ -198,6 +198,10 @@ pub async fn stop_profile(client: &reqwest::Client, base_url: &str) -> Result<St
     read_reply(&url, resp).await
 }
 
+/// The name `bench serving --profile` gives the server traces merged with its client request
+/// trace, next to them.
+pub const MERGED_WITH_CLIENT_FILE: &str = "merged-with-client.trace.json.gz";
+
 /// The trace files a server wrote into `dir` (the `output_dir` the client sent), sorted:
 /// rank traces and `merged-*` files (`*.trace.json.gz`) and MEM timelines (`*-memory*.json.gz`).
 /// Call it after [`stop_profile`] returned (the server replies only once its files are on
@@ -217,7 +221,10 @@ pub fn written_traces(dir: &Path) -> Result<Vec<PathBuf>, ClientError> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                n.ends_with(".trace.json.gz") || (n.contains("-memory") && n.ends_with(".json.gz"))
+                // The client's own merge of these with its request trace is not the server's.
+                n != MERGED_WITH_CLIENT_FILE
+                    && (n.ends_with(".trace.json.gz")
+                        || (n.contains("-memory") && n.ends_with(".json.gz")))
             })
         })
         .collect();

@@ -309,6 +309,9 @@ fn serving(a: ServingCliArgs, given: GivenFlags) -> anyhow::Result<ExitCode> {
     for path in &outcome.request_traces {
         println!("Client request trace: {}", path.display());
     }
+    for path in &outcome.merged_timelines {
+        println!("Client and server on one timeline: {}", path.display());
+    }
     if outcome.incomplete {
         eprintln!(
             "The run is incomplete; the record in {} says so.",
