@@ -236,3 +236,53 @@ fn files_that_are_not_client_traces_are_named() {
     .to_string();
     assert!(err.contains("noanchor.json"), "{err}");
 }
+
+/// SGLang-style traces without rids: requests are attributed by time overlap, the report says
+/// so, the known parts still add up, and the step that overlapped a request's wait most is
+/// named first.
+#[test]
+fn traces_without_rids_are_attributed_by_overlap_and_say_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base_ns = T0;
+    // Steps at 10-20 (EXTEND 64 tokens), 20-40 (EXTEND 256), 40-42 and 42-44 (DECODE), in ms.
+    let span = |name: &str, a: i64, b: i64| {
+        format!(
+            r#"{{"ph":"X","cat":"user_annotation","name":"{name}","pid":1,"tid":1,"ts":{},"dur":{}}}"#,
+            a * 1000,
+            (b - a) * 1000
+        )
+    };
+    let text = format!(
+        r#"{{"baseTimeNanoseconds": {base_ns}, "traceEvents": [{}, {}, {}, {}]}}"#,
+        span("step[EXTEND bs=1 toks=64]", 10, 20),
+        span("step[EXTEND bs=1 toks=256]", 20, 40),
+        span("step[DECODE bs=2]", 40, 42),
+        span("step[DECODE bs=2]", 42, 44),
+    );
+    let trace = write(dir.path(), "sglang-TP-0.trace.json", &text);
+    let view = server::read_server_traces(&[trace.as_path()]).expect("read");
+    assert!(view.without_rids && view.requests.is_empty());
+    assert_eq!(view.steps.len(), 4);
+    let (client, _) = scenario();
+    let rep = explain_views(&options(), &client, &view, "sglang traces".into()).expect("explain");
+    assert_eq!(rep.attribution, "time overlap");
+    assert!(
+        rep.notes.iter().any(|n| n.contains("time overlap")),
+        "{:?}",
+        rep.notes
+    );
+    for r in &rep.requests {
+        assert!((r.components.ttft() - r.ttft_ns).abs() < MS, "{r:?}");
+        assert!((r.components.e2e() - r.e2e_ns).abs() < MS, "{r:?}");
+    }
+    // `short` was sent at 10 ms (server clock) and got its first token at 41 ms: steps ran
+    // 10-41 except nothing, so 31 ms busy; the 20 ms EXTEND of 256 tokens overlapped most.
+    let short = rep
+        .slowest_ttft
+        .iter()
+        .find(|s| s.rid == "short")
+        .expect("short listed");
+    assert_eq!(short.components.prefill_interference, 31 * MS);
+    assert_eq!(short.delaying_steps[0].delay_ns, 20 * MS);
+    assert_eq!(short.delaying_steps[0].extend_lens, vec![256]);
+}

@@ -16,6 +16,10 @@
 //!
 //! For the slowest requests by TTFT, by largest chunk gap and by E2E it names the steps that
 //! delayed them, with their batches.
+//!
+//! Servers whose traces name no requests (SGLang's and vLLM's today) are explained by time
+//! overlap, and the report says so (`attribution`): only "server steps running" and "no step
+//! running" are known of each window, and the steps named are those that ran in it.
 
 pub mod client;
 pub mod server;
@@ -158,6 +162,9 @@ pub struct PercentileShares {
 /// `trace explain`'s result.
 #[derive(Clone, Debug, Serialize)]
 pub struct ExplainReport {
+    /// `request id` (the server's steps name their requests) or `time overlap` (they do not:
+    /// a step that ran during a request's window is counted against it, held or not).
+    pub attribution: String,
     pub alignment: Alignment,
     /// Where the server's side came from.
     pub server_source: String,
@@ -223,6 +230,9 @@ pub fn explain_views(
             }
         }
     };
+    if view.without_rids {
+        return Ok(by_overlap(o, client, view, server_source, alignment, notes));
+    }
     let joined: Vec<(&ClientRequest, &ServerRequest)> = client
         .requests
         .iter()
@@ -298,6 +308,7 @@ pub fn explain_views(
         .filter_map(|&p| shares_at(&requests, p))
         .collect();
     Ok(ExplainReport {
+        attribution: "request id".into(),
         alignment,
         server_source,
         requests,
@@ -307,6 +318,116 @@ pub fn explain_views(
         ttft_shares,
         notes,
     })
+}
+
+/// The report for servers whose steps name no requests: each request's TTFT and E2E windows
+/// are matched with the steps that ran during them. What can be said honestly: how much of
+/// the window the server was running steps (`prefill_interference` for the TTFT window,
+/// `decode_interference` for the rest, since none of it is known to be the request's own),
+/// how much it ran none (`queue_wait` for TTFT: waiting, network, admission; `stream_tail`
+/// after), and which steps overlapped most.
+fn by_overlap(
+    o: &ExplainOptions,
+    client: &ClientTrace,
+    view: &ServerView,
+    server_source: String,
+    alignment: Alignment,
+    mut notes: Vec<String>,
+) -> ExplainReport {
+    notes.push(
+        "the server's steps name no request ids (SGLang's and vLLM's traces do not): requests \
+         are attributed by time overlap, so a step that ran during a request's window is \
+         counted against it whether or not it held it"
+            .into(),
+    );
+    let off = alignment.offset_ns;
+    let busy = |from: i64, to: i64| -> i64 {
+        view.steps_within(from, to)
+            .map(|i| {
+                let s = &view.steps[i];
+                s.end.min(to) - s.start.max(from)
+            })
+            .sum()
+    };
+    let mut explained: Vec<(RequestExplanation, &ClientRequest)> = Vec::new();
+    for c in &client.requests {
+        let (Some(ttft), Some(e2e), true) = (c.ttft(), c.e2e(), c.ok) else {
+            continue;
+        };
+        let (sent, first, last) = (c.sent + off, c.first_token + off, c.last + off);
+        let ttft_busy = busy(sent, first);
+        let rest_busy = busy(first, last);
+        explained.push((
+            RequestExplanation {
+                rid: c.rid.clone(),
+                ttft_ns: ttft,
+                e2e_ns: e2e,
+                client_queue_ns: (c.sent - c.scheduled).max(0),
+                largest_chunk_gap_ns: c.max_chunk_gap().map_or(0, |g| g.0),
+                components: Components {
+                    queue_wait: ttft - ttft_busy,
+                    prefill_interference: ttft_busy,
+                    decode_interference: rest_busy,
+                    stream_tail: (e2e - ttft) - rest_busy,
+                    ..Default::default()
+                },
+            },
+            c,
+        ));
+    }
+    let top = o.top.max(1);
+    let per = o.steps_per_request.max(1);
+    let slowest = |key: &dyn Fn(&RequestExplanation) -> i64,
+                   window: &dyn Fn(&ClientRequest) -> (i64, i64)| {
+        let mut order: Vec<usize> = (0..explained.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(key(&explained[i].0)));
+        order
+            .into_iter()
+            .take(top)
+            .map(|i| {
+                let (e, c) = &explained[i];
+                let (from, to) = window(c);
+                let mut steps =
+                    delaying_steps(view, &e.rid, from, to, c.sent + off, view.steps.len());
+                // By overlap, a step delays the request by the part of it inside the window.
+                for d in &mut steps {
+                    let start = c.sent + off + (d.start_ms * 1e6) as i64;
+                    d.delay_ns = (start + d.dur_ns).min(to) - start.max(from);
+                }
+                steps.sort_by_key(|d| std::cmp::Reverse(d.delay_ns));
+                steps.truncate(per);
+                SlowRequest {
+                    rid: e.rid.clone(),
+                    value_ns: key(e),
+                    components: e.components,
+                    window: window_summary(view, &e.rid, from, to),
+                    delaying_steps: steps,
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    let slowest_ttft = slowest(&|e| e.ttft_ns, &|c| (c.sent + off, c.first_token + off));
+    let slowest_chunk_gap = slowest(&|e| e.largest_chunk_gap_ns, &|c| {
+        c.max_chunk_gap()
+            .map_or((0, 0), |(_, a, b)| (a + off, b + off))
+    });
+    let slowest_e2e = slowest(&|e| e.e2e_ns, &|c| (c.sent + off, c.last + off));
+    let requests: Vec<RequestExplanation> = explained.into_iter().map(|(e, _)| e).collect();
+    let ttft_shares = [50.0, 90.0, 99.0]
+        .iter()
+        .filter_map(|&p| shares_at(&requests, p))
+        .collect();
+    ExplainReport {
+        attribution: "time overlap".into(),
+        alignment,
+        server_source,
+        requests,
+        slowest_ttft,
+        slowest_chunk_gap,
+        slowest_e2e,
+        ttft_shares,
+        notes,
+    }
 }
 
 /// Own work of `rid` in `step`, ns: the step's time times its share of the step's tokens.
@@ -487,8 +608,9 @@ impl ExplainReport {
         let mut t = Table::new(
             "ttft_shares",
             &format!(
-                "TTFT composition ({} requests; client clock {} to the server's by {} ms ± {} ms)",
+                "TTFT composition ({} requests, attributed by {}; client clock {} to the server's by {} ms ± {} ms)",
                 self.requests.len(),
+                self.attribution,
                 if self.alignment.source == "measured" {
                     "mapped"
                 } else {
@@ -499,11 +621,19 @@ impl ExplainReport {
             ),
             &["part", "p50", "p90", "p99"],
         );
+        let by_overlap = self.attribution == "time overlap";
         let names = Components::default().ttft_parts().map(|p| p.0);
         let mut ttft_row = vec!["TTFT (ms)".to_string()];
         ttft_row.extend(self.ttft_shares.iter().map(|s| ms(s.ttft_ns)));
         t.push(ttft_row);
         for (i, name) in names.iter().enumerate() {
+            // By overlap only two parts are known: steps running, and none running.
+            let name = match (by_overlap, *name) {
+                (false, n) => n,
+                (true, "queue_wait") => "no server step running",
+                (true, "prefill_interference") => "server steps running",
+                (true, _) => continue,
+            };
             let mut row = vec![name.to_string()];
             row.extend(
                 self.ttft_shares
@@ -532,7 +662,11 @@ impl ExplainReport {
                     "prefill own",
                     "prefill interf.",
                     "decode interf.",
-                    "steps without it (prefill), ms",
+                    if by_overlap {
+                        "steps in window (prefill), ms"
+                    } else {
+                        "steps without it (prefill), ms"
+                    },
                     "most delaying step (ms, batch)",
                 ],
             );

@@ -67,6 +67,9 @@ pub struct ServerRequest {
 pub struct ServerView {
     pub requests: HashMap<String, ServerRequest>,
     pub steps: Vec<Step>,
+    /// The steps name no request ids (SGLang's and vLLM's traces today): requests can only be
+    /// related to steps by time overlap, and `requests` is empty.
+    pub without_rids: bool,
 }
 
 impl ServerView {
@@ -169,6 +172,20 @@ pub fn read_request_log(path: &Path) -> Result<ServerView, TraceError> {
     Ok(view.finish())
 }
 
+/// A step span of a server that names no rids, as `trace summary` reads it: its mode and,
+/// when the name says, its tokens.
+fn unnamed_step(cat: Option<&str>, name: &str, start: i64, end: i64) -> Option<Step> {
+    let span = crate::collect::parse_step(cat.unwrap_or(""), name, start, end)?;
+    Some(Step {
+        forward_ct: None,
+        mode: span.stage.to_ascii_uppercase(),
+        start,
+        end,
+        rids: Vec::new(),
+        extend_lens: span.toks.into_iter().collect(),
+    })
+}
+
 #[derive(Deserialize, Default)]
 struct StepArgs {
     #[serde(default)]
@@ -191,12 +208,15 @@ struct Distributed {
     rank: Option<i64>,
 }
 
-/// Read the reference server's profiler traces of rank 0 (files of other ranks repeat the
-/// same steps and are skipped; by-stage files of one rank are joined). A file whose steps
-/// carry no `rids` is an error: attribution by rid needs them.
+/// Read the server's profiler traces of rank 0 (files of other ranks repeat the same steps
+/// and are skipped; by-stage files of one rank are joined). The reference server's steps name
+/// their rids; other servers' steps do not, and the view says so (`without_rids`). Traces
+/// without any step span are an error naming the files.
 pub fn read_server_traces(paths: &[&Path]) -> Result<ServerView, TraceError> {
     let mut view = ServerView::default();
     let mut with_rids = 0;
+    // Steps of servers that name no rids (`step[...]` of SGLang, vLLM's `execute_...`).
+    let mut unnamed: Vec<Step> = Vec::new();
     for path in paths {
         let mut reader = TraceReader::open(path)?;
         let rank = reader
@@ -229,6 +249,10 @@ pub fn read_server_traces(paths: &[&Path]) -> Result<ServerView, TraceError> {
                     None => StepArgs::default(),
                 };
                 if args.rids.is_empty() {
+                    let end = at + e.dur.map_or(0, |d| d.0);
+                    if let Some(step) = unnamed_step(e.cat.as_deref(), &e.name, at, end) {
+                        unnamed.push(step);
+                    }
                     continue;
                 }
                 with_rids += 1;
@@ -240,6 +264,11 @@ pub fn read_server_traces(paths: &[&Path]) -> Result<ServerView, TraceError> {
                     rids: args.rids,
                     extend_lens: args.extend_lens,
                 });
+            } else if e.ph == "X" && e.name.starts_with("execute_") {
+                let end = at + e.dur.map_or(0, |d| d.0);
+                if let Some(step) = unnamed_step(e.cat.as_deref(), &e.name, at, end) {
+                    unnamed.push(step);
+                }
             } else if e.cat.as_deref() == Some("request") {
                 let args: RequestEventArgs = match e.args {
                     Some(a) => serde_json::from_str(a.get()).map_err(bad)?,
@@ -270,10 +299,17 @@ pub fn read_server_traces(paths: &[&Path]) -> Result<ServerView, TraceError> {
             }
         }
     }
+    if with_rids == 0 && !unnamed.is_empty() {
+        // Steps without request ids (SGLang, vLLM): keep them for attribution by overlap.
+        view.steps = unnamed;
+        view.requests.clear();
+        view.without_rids = true;
+        return Ok(view.finish());
+    }
     if with_rids == 0 {
         return Err(TraceError::Empty(format!(
-            "no step[...] span with rids in {}: explain needs the reference server's traces \
-             (or its --log-requests file); other servers' traces carry no request ids",
+            "no engine step spans (`step[...]`, vLLM's `execute_...`) in {}: explain needs the \
+             server's rank-0 traces of the run (or the reference server's --log-requests file)",
             paths
                 .iter()
                 .map(|p| p.display().to_string())
