@@ -14,13 +14,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Id, Nanos};
-use crate::explain::client::MeasuredOffset;
 use crate::merge::{ID_STRIDE, PID_STRIDE};
 use crate::reader::TraceReader;
 use crate::TraceError;
 
 /// The key of a client request trace's description.
-pub const CLIENT_INFO_KEY: &str = "inferperfRequestTrace";
+pub use crate::explain::client::INFO_KEY as CLIENT_INFO_KEY;
 /// `cat` of the flow events linking client requests to server steps.
 pub const FLOW_CAT: &str = "inferperf_request_flow";
 /// `name` of those flow events.
@@ -79,15 +78,6 @@ pub(crate) struct ClientPlan {
     pub alignment: ClientAlignment,
 }
 
-#[derive(Deserialize)]
-struct Info {
-    #[serde(default)]
-    run_tag: String,
-    clock: Option<serde_json::Value>,
-    #[serde(default)]
-    server_clock: Option<MeasuredOffset>,
-}
-
 impl ClientPlan {
     /// Reads and checks the client trace's description: it must be a client request trace with
     /// a wall-clock anchor and a Unix `baseTimeNanoseconds`.
@@ -98,37 +88,15 @@ impl ClientPlan {
         {
             reader.skip_events()?;
         }
-        let info: Info = match reader.meta(CLIENT_INFO_KEY) {
-            Some(raw) => serde_json::from_str(raw.get()).map_err(|e| {
-                TraceError::format(path, format!("{CLIENT_INFO_KEY} is not readable: {e}"))
-            })?,
-            None => {
-                return Err(TraceError::format(
-                    path,
-                    format!(
-                        "--client: not a client request trace (no {CLIENT_INFO_KEY} key, so no \
-                         wall-clock anchor to put it on the server's timeline; write one with \
-                         `bench serving --request-trace FILE`)"
-                    ),
-                ))
-            }
-        };
-        if info.clock.as_ref().is_none_or(|c| c.is_null()) {
-            return Err(TraceError::format(
+        let header = crate::explain::client::read_header(&reader, path).map_err(|e| match e {
+            TraceError::Format { path, message } => TraceError::Format {
                 path,
-                format!(
-                    "--client: the client trace has no wall-clock anchor ({CLIENT_INFO_KEY}.clock), \
-                     so it cannot be placed on the server's timeline"
-                ),
-            ));
-        }
-        let base_ns: i64 = reader
-            .meta("baseTimeNanoseconds")
-            .and_then(|v| v.get().trim().parse().ok())
-            .ok_or_else(|| {
-                TraceError::format(path, "--client: no baseTimeNanoseconds (Unix time base)")
-            })?;
-        let alignment = match info.server_clock {
+                message: format!("--client: {message}"),
+            },
+            other => other,
+        })?;
+        let base_ns = header.base_ns;
+        let alignment = match header.server_clock {
             Some(m) => ClientAlignment {
                 source: "server_clock".into(),
                 offset_ns: m.offset_ns,
@@ -153,7 +121,7 @@ impl ClientPlan {
         };
         Ok(ClientPlan {
             path: path.to_path_buf(),
-            run_tag: info.run_tag,
+            run_tag: header.run_tag,
             base_ns,
             alignment,
         })

@@ -73,6 +73,57 @@ struct Info {
     server_clock: Option<MeasuredOffset>,
 }
 
+/// What a client request trace says of itself: its run, the server clock offset the client
+/// measured, and its Unix time base.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientHeader {
+    pub run_tag: String,
+    pub server_clock: Option<MeasuredOffset>,
+    /// `baseTimeNanoseconds`: Unix ns that every `ts` counts from.
+    pub base_ns: i64,
+}
+
+/// The top-level key that marks a client request trace (and holds its description).
+pub const INFO_KEY: &str = "inferperfRequestTrace";
+
+/// Read and check the header of the client trace `reader` reads from `path` (its top-level
+/// keys before `traceEvents`, as our writer puts them). A file that is not a client request
+/// trace, or has no wall-clock anchor or time base, is an error naming it.
+pub fn read_header(reader: &TraceReader, path: &Path) -> Result<ClientHeader, TraceError> {
+    let info: Info = match reader.meta(INFO_KEY) {
+        Some(raw) => serde_json::from_str(raw.get())
+            .map_err(|e| TraceError::format(path, format!("{INFO_KEY} is not readable: {e}")))?,
+        None => {
+            return Err(TraceError::format(
+                path,
+                format!(
+                    "not a client request trace (no {INFO_KEY} key, so no wall-clock anchor to \
+                     put it on the server's timeline; write one with `bench serving \
+                     --request-trace FILE`)"
+                ),
+            ))
+        }
+    };
+    if info.clock.as_ref().is_none_or(|c| c.is_null()) {
+        return Err(TraceError::format(
+            path,
+            format!(
+                "the client trace has no wall-clock anchor ({INFO_KEY}.clock), so it cannot be \
+                 placed on the server's timeline"
+            ),
+        ));
+    }
+    let base_ns: i64 = reader
+        .meta("baseTimeNanoseconds")
+        .and_then(|v| v.get().trim().parse().ok())
+        .ok_or_else(|| TraceError::format(path, "no baseTimeNanoseconds (Unix time base)"))?;
+    Ok(ClientHeader {
+        run_tag: info.run_tag,
+        server_clock: info.server_clock,
+        base_ns,
+    })
+}
+
 #[derive(Deserialize)]
 struct RequestArgs {
     #[serde(default)]
@@ -85,29 +136,8 @@ struct RequestArgs {
 /// wall-clock anchor) is an error naming the file.
 pub fn read(path: &Path) -> Result<ClientTrace, TraceError> {
     let mut reader = TraceReader::open(path)?;
-    let info: Info = match reader.meta("inferperfRequestTrace") {
-        Some(raw) => serde_json::from_str(raw.get()).map_err(|e| {
-            TraceError::format(path, format!("inferperfRequestTrace is not readable: {e}"))
-        })?,
-        None => {
-            return Err(TraceError::format(
-                path,
-                "not a client request trace (no inferperfRequestTrace key; write one with \
-                 `bench serving --request-trace FILE`)",
-            ))
-        }
-    };
-    if info.clock.is_none() {
-        return Err(TraceError::format(
-            path,
-            "the client trace has no wall-clock anchor (inferperfRequestTrace.clock), so it \
-             cannot be placed on the server's timeline",
-        ));
-    }
-    let base: i64 = reader
-        .meta("baseTimeNanoseconds")
-        .and_then(|v| v.get().parse().ok())
-        .ok_or_else(|| TraceError::format(path, "no baseTimeNanoseconds (Unix time base)"))?;
+    let header = read_header(&reader, path)?;
+    let base = header.base_ns;
     let mut parser = EventParser::default();
     let mut requests: Vec<ClientRequest> = Vec::new();
     // Chunks come after their request's slice, on its lane: (pid, tid) -> current request.
@@ -188,8 +218,8 @@ pub fn read(path: &Path) -> Result<ClientTrace, TraceError> {
         )));
     }
     Ok(ClientTrace {
-        run_tag: info.run_tag,
-        server_clock: info.server_clock,
+        run_tag: header.run_tag,
+        server_clock: header.server_clock,
         requests,
     })
 }
