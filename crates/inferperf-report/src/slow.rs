@@ -173,15 +173,21 @@ pub fn section(rep: &ExplainReport) -> String {
                         .map(|(r, n)| format!("{r} ({n} tok)"))
                         .collect();
                     let more = d.rids.len().saturating_sub(6);
+                    // Started before the request was sent only within clock uncertainty.
+                    let when = if d.start_ms < -0.005 {
+                        format!("{:.2} ms before it was sent", -d.start_ms)
+                    } else {
+                        format!("{:.2} ms after it was sent", d.start_ms.max(0.0))
+                    };
                     let _ = write!(
                         h,
-                        "delayed most by {} step{} ({} ms of its {} ms not its own work, {} ms \
-                         after it was sent{}): {} tokens for {} requests: {}{}",
+                        "delayed most by {} step{} ({} ms of its {} ms not its own work, {}{}): \
+                         {} tokens for {} request{}: {}{}",
                         esc(&d.mode),
                         d.forward_ct.map(|f| format!(" #{f}")).unwrap_or_default(),
                         ms(d.delay_ns),
                         ms(d.dur_ns),
-                        format_args!("{:.2}", d.start_ms),
+                        when,
                         if d.holds_request {
                             ""
                         } else {
@@ -189,6 +195,7 @@ pub fn section(rep: &ExplainReport) -> String {
                         },
                         d.extend_lens.iter().sum::<u64>(),
                         d.rids.len(),
+                        if d.rids.len() == 1 { "" } else { "s" },
                         esc(&shown.join(", ")),
                         if more > 0 {
                             format!(", +{more} more")

@@ -162,6 +162,7 @@ fn the_section_draws_one_row_per_slow_request_with_bars_as_wide_as_their_parts()
     // Under each chart, the step that delayed each request most, with its batch.
     assert!(page.contains("delayed most by EXTEND step #1"), "{page}");
     assert!(page.contains("long (64 tok), short&lt;b&gt;&amp;amp (16 tok)"));
+    assert!(page.contains("0.00 ms after it was sent; it was not in the batch"));
     assert!(page.contains("<b>early</b>: no step of the server overlaps its window"));
 }
 
