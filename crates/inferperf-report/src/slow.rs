@@ -156,7 +156,11 @@ pub fn section(rep: &ExplainReport) -> String {
         rep.requests.iter().map(|r| (r.rid.as_str(), r)).collect();
     for (id, title, list) in [
         ("gantt-ttft", "Slowest requests by TTFT", &rep.slowest_ttft),
-        ("gantt-e2e", "Slowest requests by E2E latency", &rep.slowest_e2e),
+        (
+            "gantt-e2e",
+            "Slowest requests by E2E latency",
+            &rep.slowest_e2e,
+        ),
     ] {
         let _ = write!(h, "<h3>{}</h3>", esc(title));
         h.push_str(&gantt(id, list, &by_rid));
@@ -293,7 +297,10 @@ pub fn gantt(
         for ((name, colour), &v) in PARTS.iter().zip(p.iter()) {
             let w = v.max(0) as f64 / 1e6 * scale;
             let tip = if v < 0 {
-                format!("{name}: {} ms (negative: clock uncertainty; drawn 0 wide)", ms(v))
+                format!(
+                    "{name}: {} ms (negative: clock uncertainty; drawn 0 wide)",
+                    ms(v)
+                )
             } else {
                 format!("{name}: {} ms", ms(v))
             };

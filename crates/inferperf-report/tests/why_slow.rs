@@ -41,12 +41,18 @@ fn chart<'a>(page: &'a str, id: &str) -> &'a str {
 /// The value of attribute `name` in the tag starting `tag`.
 fn attr<'a>(tag: &'a str, name: &str) -> &'a str {
     let key = format!(" {name}=\"");
-    let at = tag.find(&key).unwrap_or_else(|| panic!("no {name} in {tag}")) + key.len();
+    let at = tag
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {name} in {tag}"))
+        + key.len();
     &tag[at..at + tag[at..].find('"').expect("closing quote")]
 }
 
-/// Each row of a chart: its rid attribute and its bars (part, width, tooltip).
-fn rows(svg: &str) -> Vec<(String, Vec<(String, f64, String)>)> {
+/// A bar: its part, width and tooltip.
+type Bar = (String, f64, String);
+
+/// Each row of a chart: its rid attribute and its bars.
+fn rows(svg: &str) -> Vec<(String, Vec<Bar>)> {
     svg.split("<g class=\"row\"")
         .skip(1)
         .map(|row| {
@@ -84,7 +90,12 @@ fn the_section_draws_one_row_per_slow_request_with_bars_as_wide_as_their_parts()
     assert!(page.contains("short&lt;b&gt;&amp;amp"));
 
     // The composition table has p50/p90/p99 and every TTFT part.
-    for h in ["<th>p50</th>", "<th>p90</th>", "<th>p99</th>", "<td>queue wait</td>"] {
+    for h in [
+        "<th>p50</th>",
+        "<th>p90</th>",
+        "<th>p99</th>",
+        "<td>queue wait</td>",
+    ] {
         assert!(page.contains(h), "{h} missing");
     }
 
@@ -107,7 +118,9 @@ fn the_section_draws_one_row_per_slow_request_with_bars_as_wide_as_their_parts()
             .iter()
             .zip(&values)
             .flat_map(|(r, v)| r.1.iter().zip(v.iter()))
-            .fold((0.0, 0.0), |(px, ns), (b, v)| (px + b.1, ns + (*v).max(0) as f64));
+            .fold((0.0, 0.0), |(px, ns), (b, v)| {
+                (px + b.1, ns + (*v).max(0) as f64)
+            });
         let scale = px / ns;
         for (((rid, bars), slow), values) in rows.iter().zip(list.iter()).zip(&values) {
             let escaped = slow
@@ -157,7 +170,11 @@ fn the_section_draws_one_row_per_slow_request_with_bars_as_wide_as_their_parts()
         .expect("early drawn");
     let send = &early.1[1];
     assert_eq!((send.0.as_str(), send.1), ("send", 0.0));
-    assert!(send.2.contains("-0.10 ms") && send.2.contains("negative"), "{}", send.2);
+    assert!(
+        send.2.contains("-0.10 ms") && send.2.contains("negative"),
+        "{}",
+        send.2
+    );
 
     // Under each chart, the step that delayed each request most, with its batch.
     assert!(page.contains("delayed most by EXTEND step #1"), "{page}");

@@ -64,7 +64,10 @@ fn a_request_trace_without_a_server_side_fails_naming_what_is_missing() {
     // The server side without the client's.
     let o = report_html(&out, &[&data("requests.jsonl")], &["--request-log"]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("--request-trace"), "{err}");
+    assert!(
+        !o.status.success() && err.contains("--request-trace"),
+        "{err}"
+    );
     assert!(!out.exists(), "a page was written");
     // A file that is not a request log: explain fails, naming it.
     let o = report_html(
@@ -74,6 +77,9 @@ fn a_request_trace_without_a_server_side_fails_naming_what_is_missing() {
     );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "{err}");
-    assert!(err.contains("runs.jsonl") && err.contains("--log-requests record"), "{err}");
+    assert!(
+        err.contains("runs.jsonl") && err.contains("--log-requests record"),
+        "{err}"
+    );
     assert!(!out.exists(), "a page was written");
 }

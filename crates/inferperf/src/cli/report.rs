@@ -127,8 +127,8 @@ pub fn run(cmd: ReportCommand) -> anyhow::Result<ExitCode> {
             let path = a
                 .output
                 .unwrap_or_else(|| out_dir(&a.experiment_folder).join("report.html"));
-            let page = inferperf_report::html::page_with(&d, explained.as_ref())
-                .context("report html")?;
+            let page =
+                inferperf_report::html::page_with(&d, explained.as_ref()).context("report html")?;
             write_atomic(&path, page.as_bytes()).context("report html")?;
             println!("HTML report written to {}", path.display());
         }
