@@ -82,4 +82,29 @@ fn a_request_trace_without_a_server_side_fails_naming_what_is_missing() {
         "{err}"
     );
     assert!(!out.exists(), "a page was written");
+    // --server-trace reaches explain: a file that is not a trace is named.
+    let o = report_html(
+        &out,
+        &[&data("client-requests.json"), &data("runs.jsonl")],
+        &["--request-trace", "--server-trace"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("runs.jsonl"), "{err}");
+    assert!(!out.exists(), "a page was written");
+    // Both server sides at once are refused.
+    let o = report_html(
+        &out,
+        &[
+            &data("client-requests.json"),
+            &data("requests.jsonl"),
+            &data("requests.jsonl"),
+        ],
+        &["--request-trace", "--request-log", "--server-trace"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("--server-trace"),
+        "{err}"
+    );
+    assert!(!out.exists(), "a page was written");
 }
