@@ -177,7 +177,8 @@ pub fn section(rep: &ExplainReport) -> String {
                         .map(|(r, n)| format!("{r} ({n} tok)"))
                         .collect();
                     let more = d.rids.len().saturating_sub(6);
-                    // Started before the request was sent only within clock uncertainty.
+                    // A step can start before the send: it was running when the request
+                    // arrived. Within 5 us of the send it reads as `0.00 ms after`, not `-0.00`.
                     let when = if d.start_ms < -0.005 {
                         format!("{:.2} ms before it was sent", -d.start_ms)
                     } else {
