@@ -19,6 +19,10 @@ pub enum ReportError {
     NoRuns(PathBuf),
     #[error("writing the workbook: {0}")]
     Excel(String),
+    /// The "Why requests were slow" section's inputs are incomplete or `trace explain` failed
+    /// on them (the message names the files).
+    #[error("{0}")]
+    Explain(String),
     #[error("drawing {name}: {message}")]
     Plot { name: String, message: String },
 }

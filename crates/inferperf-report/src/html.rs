@@ -3,11 +3,13 @@
 
 use std::fmt::Write as _;
 
+use inferperf_trace::explain::ExplainReport;
+
 use crate::data::ReportData;
 use crate::error::ReportError;
 use crate::plot::{svg, Preset};
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -16,6 +18,12 @@ fn esc(s: &str) -> String {
 
 /// The page.
 pub fn page(d: &ReportData) -> Result<String, ReportError> {
+    page_with(d, None)
+}
+
+/// The page, with the "Why requests were slow" section ([`crate::slow`]) after the plots when
+/// `explained` is given.
+pub fn page_with(d: &ReportData, explained: Option<&ExplainReport>) -> Result<String, ReportError> {
     let mut h = String::new();
     let title = format!("inferperf report: {}", d.source.display());
     let _ = write!(
@@ -49,6 +57,9 @@ pub fn page(d: &ReportData) -> Result<String, ReportError> {
     for p in [Preset::Default2x4, Preset::MultiLineLatency] {
         let _ = write!(h, "<h2>{}</h2>", esc(p.file_stem()));
         h.push_str(&svg(d, p)?);
+    }
+    if let Some(rep) = explained {
+        h.push_str(&crate::slow::section(rep));
     }
     h.push_str("<h2>Run metadata</h2><pre>");
     h.push_str(&esc(

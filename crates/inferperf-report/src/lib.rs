@@ -1,12 +1,14 @@
 //! Reports from result files: Excel workbooks, plots (SVG) and self-contained HTML pages, from a
 //! genai-bench experiment folder (as `bench sweep` writes it) or `bench serving` JSONL results.
 //!
-//! [`data`] loads the runs; [`excel`], [`plot`] and [`html`] render them.
+//! [`data`] loads the runs; [`excel`], [`plot`] and [`html`] render them; [`slow`] adds the
+//! "Why requests were slow" section (`trace explain`) to the page.
 
 pub mod data;
 pub mod error;
 pub mod excel;
 pub mod html;
 pub mod plot;
+pub mod slow;
 
 pub use error::ReportError;

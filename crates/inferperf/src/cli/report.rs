@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use inferperf_report::error::write_atomic;
 use inferperf_report::plot::Preset;
+use inferperf_report::slow::SlowInputs;
 
 #[derive(clap::Subcommand)]
 pub enum ReportCommand {
@@ -50,6 +51,21 @@ pub struct HtmlArgs {
     /// Output file (default `report.html` next to the data).
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// Add a "Why requests were slow" section (`trace explain`'s TTFT composition and Gantt
+    /// charts of the slowest requests): the client request trace of the run
+    /// (`bench serving --request-trace FILE`). Needs the server's side too.
+    #[arg(long, value_name = "FILE")]
+    pub request_trace: Option<PathBuf>,
+    /// The server's side for the section: the reference server's `serve --log-requests` file.
+    #[arg(long, value_name = "FILE", conflicts_with = "server_trace")]
+    pub request_log: Option<PathBuf>,
+    /// The server's side for the section: its profiler traces (rank 0; repeat the flag for
+    /// by-stage files).
+    #[arg(long, value_name = "FILE")]
+    pub server_trace: Vec<PathBuf>,
+    /// Requests drawn in each Gantt chart (slowest by TTFT, slowest by E2E).
+    #[arg(long, default_value_t = 10)]
+    pub slowest: usize,
 }
 
 fn out_dir(source: &std::path::Path) -> PathBuf {
@@ -99,10 +115,20 @@ pub fn run(cmd: ReportCommand) -> anyhow::Result<ExitCode> {
         }
         ReportCommand::Html(a) => {
             let d = inferperf_report::data::load(&a.experiment_folder).context("report html")?;
+            // The section's inputs are checked and explained before anything is written.
+            let explained = SlowInputs {
+                request_trace: a.request_trace,
+                request_log: a.request_log,
+                server_traces: a.server_trace,
+                slowest: a.slowest,
+            }
+            .explain()
+            .context("report html")?;
             let path = a
                 .output
                 .unwrap_or_else(|| out_dir(&a.experiment_folder).join("report.html"));
-            let page = inferperf_report::html::page(&d).context("report html")?;
+            let page =
+                inferperf_report::html::page_with(&d, explained.as_ref()).context("report html")?;
             write_atomic(&path, page.as_bytes()).context("report html")?;
             println!("HTML report written to {}", path.display());
         }

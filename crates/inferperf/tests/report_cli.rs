@@ -1,0 +1,110 @@
+//! `inferperf report html` as a user runs it with the "Why requests were slow" inputs
+//! (`--request-trace` plus `--request-log` or `--server-trace`): the section is added, and
+//! incomplete or unreadable inputs stop it with the file or flag named and no page written.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The report crate's hand-written inputs (a client request trace and a `--log-requests` file
+/// of the same three requests, and a `bench serving` result line).
+fn data(name: &str) -> PathBuf {
+    inferperf_test_support::manifest_dir!()
+        .join("../inferperf-report/tests/data/why-slow")
+        .join(name)
+}
+
+fn report_html(out: &Path, extra: &[&Path], flags: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_inferperf"));
+    c.args(["report", "html", "--experiment-folder"])
+        .arg(data("runs.jsonl"))
+        .arg("--output")
+        .arg(out);
+    for (flag, file) in flags.iter().zip(extra) {
+        c.arg(flag).arg(file);
+    }
+    c.output().expect("run inferperf")
+}
+
+#[test]
+fn the_section_is_added_with_both_sides() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("report.html");
+    let o = report_html(
+        &out,
+        &[&data("client-requests.json"), &data("requests.jsonl")],
+        &["--request-trace", "--request-log"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let page = std::fs::read_to_string(&out).expect("page");
+    assert!(page.contains("<h2>Why requests were slow</h2>"));
+    assert_eq!(page.matches("<svg class=\"gantt\"").count(), 2);
+    // Without the flags the page is as before.
+    let plain = dir.path().join("plain.html");
+    let o = report_html(&plain, &[], &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let page = std::fs::read_to_string(&plain).expect("page");
+    assert!(!page.contains("Why requests were slow"));
+}
+
+#[test]
+fn a_request_trace_without_a_server_side_fails_naming_what_is_missing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("report.html");
+    let o = report_html(&out, &[&data("client-requests.json")], &["--request-trace"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("client-requests.json")
+            && err.contains("server's side")
+            && err.contains("--request-log")
+            && err.contains("--server-trace"),
+        "{err}"
+    );
+    assert!(!out.exists(), "a page was written");
+    // The server side without the client's.
+    let o = report_html(&out, &[&data("requests.jsonl")], &["--request-log"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("--request-trace"),
+        "{err}"
+    );
+    assert!(!out.exists(), "a page was written");
+    // A file that is not a request log: explain fails, naming it.
+    let o = report_html(
+        &out,
+        &[&data("client-requests.json"), &data("runs.jsonl")],
+        &["--request-trace", "--request-log"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("runs.jsonl") && err.contains("--log-requests record"),
+        "{err}"
+    );
+    assert!(!out.exists(), "a page was written");
+    // --server-trace reaches explain: a file that is not a trace is named.
+    let o = report_html(
+        &out,
+        &[&data("client-requests.json"), &data("runs.jsonl")],
+        &["--request-trace", "--server-trace"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("runs.jsonl"), "{err}");
+    assert!(!out.exists(), "a page was written");
+    // Both server sides at once are refused.
+    let o = report_html(
+        &out,
+        &[
+            &data("client-requests.json"),
+            &data("requests.jsonl"),
+            &data("requests.jsonl"),
+        ],
+        &["--request-trace", "--request-log", "--server-trace"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("--server-trace"),
+        "{err}"
+    );
+    assert!(!out.exists(), "a page was written");
+}
