@@ -278,11 +278,8 @@ pub fn explain_views(
     let slowest =
         |key: &dyn Fn(&RequestExplanation) -> i64,
          window: &dyn Fn(&ClientRequest, &ServerRequest) -> (i64, i64)| {
-            let mut order: Vec<usize> = (0..explained.len()).collect();
-            order.sort_by_key(|&i| std::cmp::Reverse(key(&explained[i].0)));
-            order
+            slowest_first(explained.len(), top, |i| key(&explained[i].0))
                 .into_iter()
-                .take(top)
                 .map(|i| {
                     let (e, c, s) = &explained[i];
                     let (from, to) = window(c, s);
@@ -379,11 +376,8 @@ fn by_overlap(
     let per = o.steps_per_request.max(1);
     let slowest = |key: &dyn Fn(&RequestExplanation) -> i64,
                    window: &dyn Fn(&ClientRequest) -> (i64, i64)| {
-        let mut order: Vec<usize> = (0..explained.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(key(&explained[i].0)));
-        order
+        slowest_first(explained.len(), top, |i| key(&explained[i].0))
             .into_iter()
-            .take(top)
             .map(|i| {
                 let (e, c) = &explained[i];
                 let (from, to) = window(c);
@@ -428,6 +422,14 @@ fn by_overlap(
         ttft_shares,
         notes,
     }
+}
+
+/// The indices of the `top` largest of `n` values by `key`, largest first.
+fn slowest_first(n: usize, top: usize, key: impl Fn(usize) -> i64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(key(i)));
+    order.truncate(top);
+    order
 }
 
 /// Own work of `rid` in `step`, ns: the step's time times its share of the step's tokens.
