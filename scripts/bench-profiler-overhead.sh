@@ -116,3 +116,10 @@ for m in modes:
     med = statistics.median(times[m])
     print(f"{m:<10} {med*1e3:>17.3f} {med/base:>7.3f}")
 PY
+
+# The request log's own cost per step, on the hooks alone (no model, no server): end-to-end
+# runs on a shared 2-core machine cannot resolve it (two identical servers differ by several %).
+if [[ ",$MODES," == *",log_requests,"* ]]; then
+  cargo run --release --quiet -p inferperf-server --example request_log_step_cost -- \
+    2000 "$CONC" "$TOKENS"
+fi
