@@ -92,6 +92,9 @@ pub const PARTS: [(&str, &str); 10] = [
     ("stream tail", "#17becf"),
 ];
 
+/// The last part of TTFT: the chart marks its end (the first token at the client).
+const FIRST_TOKEN_PART: &str = "first-token delivery";
+
 /// The parts of one request, ns, in [`PARTS`] order.
 pub fn parts(client_queue_ns: i64, c: &Components) -> [i64; 10] {
     [
@@ -313,6 +316,18 @@ pub fn gantt(
                 esc(&tip)
             );
             x += w;
+            if *name == FIRST_TOKEN_PART {
+                // Where the first token reached the client: TTFT ends here.
+                let _ = write!(
+                    h,
+                    "<line class=\"first-token\" x1=\"{x:.2}\" y1=\"{:.2}\" x2=\"{x:.2}\" \
+                     y2=\"{:.2}\" stroke=\"#000\" stroke-width=\"2\"><title>first token \
+                     (TTFT {} ms)</title></line>",
+                    y - 2.0,
+                    y + BAR + 2.0,
+                    ms(p[1..=6].iter().sum())
+                );
+            }
         }
         h.push_str("</g>");
     }

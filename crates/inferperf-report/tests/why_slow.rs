@@ -109,6 +109,15 @@ fn the_section_draws_one_row_per_slow_request_with_bars_as_wide_as_their_parts()
         // One row per slow request, in the report's order, labelled by its rid.
         assert_eq!(rows.len(), list.len());
         assert_eq!(rows.len(), 3);
+        // Each row marks where its first token reached the client, with the TTFT.
+        assert_eq!(svg.matches("class=\"first-token\"").count(), 3);
+        for slow in list.iter() {
+            let ttft = format!(
+                "first token (TTFT {:.2} ms)",
+                slow.components.ttft() as f64 / 1e6
+            );
+            assert!(svg.contains(&ttft), "{ttft} missing");
+        }
         let values: Vec<[i64; 10]> = list
             .iter()
             .map(|s| parts(by_rid[s.rid.as_str()].client_queue_ns, &s.components))
