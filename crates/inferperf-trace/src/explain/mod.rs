@@ -288,7 +288,16 @@ pub fn explain_views(
                         value_ns: key(e),
                         components: e.components,
                         window: window_summary(view, &e.rid, from, to),
-                        delaying_steps: delaying_steps(view, &e.rid, from, to, c.sent + off, per),
+                        delaying_steps: delaying_steps(
+                            view,
+                            &e.rid,
+                            (from, to),
+                            c.sent + off,
+                            per,
+                            // Not its own work: the others' share of a step, or all of one
+                            // without it.
+                            &|st| st.dur() - own_share(st, &e.rid),
+                        ),
                     }
                 })
                 .collect::<Vec<_>>()
@@ -300,10 +309,7 @@ pub fn explain_views(
     });
     let slowest_e2e = slowest(&|e| e.e2e_ns, &|_, s| (s.enqueued, s.finished));
     let requests: Vec<RequestExplanation> = explained.into_iter().map(|(e, _, _)| e).collect();
-    let ttft_shares = [50.0, 90.0, 99.0]
-        .iter()
-        .filter_map(|&p| shares_at(&requests, p))
-        .collect();
+    let ttft_shares = ttft_shares(&requests);
     Ok(ExplainReport {
         attribution: "request id".into(),
         alignment,
@@ -340,10 +346,7 @@ fn by_overlap(
     let off = alignment.offset_ns;
     let busy = |from: i64, to: i64| -> i64 {
         view.steps_within(from, to)
-            .map(|i| {
-                let s = &view.steps[i];
-                s.end.min(to) - s.start.max(from)
-            })
+            .map(|i| overlap(&view.steps[i], from, to))
             .sum()
     };
     let mut explained: Vec<(RequestExplanation, &ClientRequest)> = Vec::new();
@@ -381,15 +384,10 @@ fn by_overlap(
             .map(|i| {
                 let (e, c) = &explained[i];
                 let (from, to) = window(c);
-                let mut steps =
-                    delaying_steps(view, &e.rid, from, to, c.sent + off, view.steps.len());
                 // By overlap, a step delays the request by the part of it inside the window.
-                for d in &mut steps {
-                    let start = c.sent + off + (d.start_ms * 1e6) as i64;
-                    d.delay_ns = (start + d.dur_ns).min(to) - start.max(from);
-                }
-                steps.sort_by_key(|d| std::cmp::Reverse(d.delay_ns));
-                steps.truncate(per);
+                let steps = delaying_steps(view, &e.rid, (from, to), c.sent + off, per, &|st| {
+                    overlap(st, from, to)
+                });
                 SlowRequest {
                     rid: e.rid.clone(),
                     value_ns: key(e),
@@ -407,10 +405,7 @@ fn by_overlap(
     });
     let slowest_e2e = slowest(&|e| e.e2e_ns, &|c| (c.sent + off, c.last + off));
     let requests: Vec<RequestExplanation> = explained.into_iter().map(|(e, _)| e).collect();
-    let ttft_shares = [50.0, 90.0, 99.0]
-        .iter()
-        .filter_map(|&p| shares_at(&requests, p))
-        .collect();
+    let ttft_shares = ttft_shares(&requests);
     ExplainReport {
         attribution: "time overlap".into(),
         alignment,
@@ -430,6 +425,19 @@ fn slowest_first(n: usize, top: usize, key: impl Fn(usize) -> i64) -> Vec<usize>
     order.sort_by_key(|&i| std::cmp::Reverse(key(i)));
     order.truncate(top);
     order
+}
+
+/// The TTFT parts' shares at p50, p90 and p99.
+fn ttft_shares(requests: &[RequestExplanation]) -> Vec<PercentileShares> {
+    [50.0, 90.0, 99.0]
+        .iter()
+        .filter_map(|&p| shares_at(requests, p))
+        .collect()
+}
+
+/// The part of `step` inside `[from, to)`, ns.
+fn overlap(step: &Step, from: i64, to: i64) -> i64 {
+    (step.end.min(to) - step.start.max(from)).max(0)
 }
 
 /// Own work of `rid` in `step`, ns: the step's time times its share of the step's tokens.
@@ -484,14 +492,15 @@ fn decompose(
     })
 }
 
-/// The steps overlapping `[from, to)` ranked by how much of them was not `rid`'s own work.
+/// The steps overlapping `[from, to)` ranked by how much each delayed `rid` (`delay`), the
+/// first `n`.
 fn delaying_steps(
     view: &ServerView,
     rid: &str,
-    from: i64,
-    to: i64,
+    (from, to): (i64, i64),
     sent: i64,
     n: usize,
+    delay: &dyn Fn(&Step) -> i64,
 ) -> Vec<DelayingStep> {
     if to <= from {
         return Vec::new();
@@ -506,7 +515,7 @@ fn delaying_steps(
                 mode: st.mode.clone(),
                 start_ms: (st.start - sent) as f64 / 1e6,
                 dur_ns: st.dur(),
-                delay_ns: st.dur() - own_share(st, rid),
+                delay_ns: delay(st),
                 holds_request: holds,
                 rids: st.rids.clone(),
                 extend_lens: st.extend_lens.clone(),
