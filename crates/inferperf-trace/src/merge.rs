@@ -566,60 +566,23 @@ fn merge_client(
         }
         let ts = view.ts.map(|t| t.0 + shift_ns).unwrap_or(0);
         let dur = view.dur.map(|d| d.0).unwrap_or(0).max(0);
-        extra.clear();
-        let mut done = false;
-        if fast {
-            if scanned {
-                std::mem::swap(&mut members, &mut scratch.members);
-            }
-            match fast_rewrite(
-                &mut rw,
-                raw,
-                scanned,
-                &drop,
-                &mut scratch,
-                &mut extra,
-                state,
-            ) {
-                Fast::Unsupported => {}
-                Fast::Dropped => {
-                    state.dropped += 1;
-                    continue;
-                }
-                Fast::Rewritten => {
-                    for e in &extra {
-                        writer.write_raw_event(e.as_bytes())?;
-                    }
-                    scratch.write_event(raw, writer.begin_event());
-                    writer.end_event()?;
-                    done = true;
-                }
-            }
-        }
-        if !done {
-            let lossy;
-            let text = match std::str::from_utf8(raw) {
-                Ok(t) => t,
-                Err(_) => {
-                    lossy = String::from_utf8_lossy(raw).into_owned();
-                    lossy.as_str()
-                }
-            };
-            let mut obj = RawObject::parse(text)
-                .map_err(|e| TraceError::format(path, format!("event {index}: {e}")))?;
-            let cat: Option<String> = obj.get_as("cat");
-            if cat.as_deref().is_some_and(|c| drop.contains(c)) {
-                state.dropped += 1;
-                continue;
-            }
-            extra.clear();
-            rewrite(&mut rw, &mut obj, cat.as_deref(), &mut extra, state)
-                .map_err(|m| TraceError::format(path, format!("event {index}: {m}")))?;
-            for e in &extra {
-                writer.write_raw_event(e.as_bytes())?;
-            }
-            obj.write_to(writer.begin_event());
-            writer.end_event()?;
+        let mut invalid_utf8 = 0;
+        let emitted = emit_event(
+            &mut rw,
+            raw,
+            scanned,
+            fast,
+            &drop,
+            &mut scratch,
+            &mut members,
+            &mut extra,
+            state,
+            writer,
+            &mut invalid_utf8,
+        )
+        .map_err(|e| e.at(path, index))?;
+        if emitted == Emitted::Dropped {
+            continue;
         }
         if is_request && !rid.is_empty() {
             rep.requests += 1;
@@ -928,74 +891,24 @@ fn merge_rank(
             events_in += 1;
             continue;
         }
-        if fast {
-            extra.clear();
-            if scanned {
-                std::mem::swap(&mut members, &mut scratch.members);
-            }
-            match fast_rewrite(
-                &mut rw,
-                raw,
-                scanned,
-                &drop,
-                &mut scratch,
-                &mut extra,
-                state,
-            ) {
-                Fast::Unsupported => {}
-                Fast::Dropped => {
-                    events_in += 1;
-                    state.dropped += 1;
-                    continue;
-                }
-                Fast::Rewritten => {
-                    events_in += 1;
-                    for e in &extra {
-                        writer.write_raw_event(e.as_bytes())?;
-                    }
-                    scratch.write_event(raw, writer.begin_event());
-                    writer.end_event()?;
-                    events_out += 1;
-                    if let Some(l) = links.as_deref_mut() {
-                        l.observe(raw, index, shift_ns, |id| rw.map_pid(id));
-                    }
-                    let pos = events.position();
-                    if pos - last_pos > 1 << 20 {
-                        progress.inc(pos - last_pos);
-                        last_pos = pos;
-                    }
-                    continue;
-                }
-            }
-        }
-        let lossy: String;
-        let text: &str = match std::str::from_utf8(raw) {
-            Ok(t) => t,
-            Err(_) => {
-                invalid_utf8 += 1;
-                lossy = String::from_utf8_lossy(raw).into_owned();
-                &lossy
-            }
-        };
-        let mut obj = RawObject::parse(text)
-            .map_err(|e| TraceError::format(path, format!("event {events_in}: {e}")))?;
+        let emitted = emit_event(
+            &mut rw,
+            raw,
+            scanned,
+            fast,
+            &drop,
+            &mut scratch,
+            &mut members,
+            &mut extra,
+            state,
+            writer,
+            &mut invalid_utf8,
+        )
+        .map_err(|e| e.at(path, events_in))?;
         events_in += 1;
-        let cat: Option<String> = obj.get_as("cat");
-        if let Some(c) = &cat {
-            if drop.contains(c.as_str()) {
-                state.dropped += 1;
-                continue;
-            }
+        if emitted == Emitted::Dropped {
+            continue;
         }
-        extra.clear();
-        rewrite(&mut rw, &mut obj, cat.as_deref(), &mut extra, state)
-            .map_err(|m| TraceError::format(path, format!("event {}: {m}", events_in - 1)))?;
-        // Synthesized metadata goes before the event it describes.
-        for e in &extra {
-            writer.write_raw_event(e.as_bytes())?;
-        }
-        obj.write_to(writer.begin_event());
-        writer.end_event()?;
         events_out += 1;
         if let Some(l) = links.as_deref_mut() {
             l.observe(raw, index, shift_ns, |id| rw.map_pid(id));
@@ -1023,6 +936,103 @@ fn merge_rank(
         warnings,
         metadata: reader.metadata().to_vec(),
     })
+}
+
+/// What became of one input event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Emitted {
+    /// Its category is dropped (`drop_categories`).
+    Dropped,
+    Written,
+}
+
+/// Why one input event could not be written.
+enum EmitError {
+    /// The event itself (bad JSON, a field the rewrite cannot take).
+    Event(String),
+    /// Writing the output.
+    Write(TraceError),
+}
+
+impl EmitError {
+    /// The error, placed at event `index` of `path`.
+    fn at(self, path: &Path, index: u64) -> TraceError {
+        match self {
+            EmitError::Event(m) => TraceError::format(path, format!("event {index}: {m}")),
+            EmitError::Write(e) => e,
+        }
+    }
+}
+
+impl From<TraceError> for EmitError {
+    fn from(e: TraceError) -> Self {
+        EmitError::Write(e)
+    }
+}
+
+/// Rewrite one input event for the merged file (rank's or client's pid, shifted times) and
+/// write it, with the metadata events it needs first: by the byte-level fast path when `fast`
+/// and the event allows it, else through the general parser (`invalid_utf8` counts events
+/// read with replacement characters there).
+#[allow(clippy::too_many_arguments)]
+fn emit_event(
+    rw: &mut Rewriter<'_>,
+    raw: &[u8],
+    scanned: bool,
+    fast: bool,
+    drop: &HashSet<&str>,
+    scratch: &mut FastScratch,
+    members: &mut Vec<Member>,
+    extra: &mut Vec<String>,
+    state: &mut MergeState,
+    writer: &mut TraceWriter,
+    invalid_utf8: &mut u64,
+) -> Result<Emitted, EmitError> {
+    extra.clear();
+    if fast {
+        if scanned {
+            std::mem::swap(members, &mut scratch.members);
+        }
+        match fast_rewrite(rw, raw, scanned, drop, scratch, extra, state) {
+            Fast::Unsupported => {}
+            Fast::Dropped => {
+                state.dropped += 1;
+                return Ok(Emitted::Dropped);
+            }
+            Fast::Rewritten => {
+                for e in extra.iter() {
+                    writer.write_raw_event(e.as_bytes())?;
+                }
+                scratch.write_event(raw, writer.begin_event());
+                writer.end_event()?;
+                return Ok(Emitted::Written);
+            }
+        }
+    }
+    let lossy: String;
+    let text: &str = match std::str::from_utf8(raw) {
+        Ok(t) => t,
+        Err(_) => {
+            *invalid_utf8 += 1;
+            lossy = String::from_utf8_lossy(raw).into_owned();
+            &lossy
+        }
+    };
+    let mut obj = RawObject::parse(text).map_err(|e| EmitError::Event(e.to_string()))?;
+    let cat: Option<String> = obj.get_as("cat");
+    if cat.as_deref().is_some_and(|c| drop.contains(c)) {
+        state.dropped += 1;
+        return Ok(Emitted::Dropped);
+    }
+    extra.clear();
+    rewrite(rw, &mut obj, cat.as_deref(), extra, state).map_err(EmitError::Event)?;
+    // Synthesized metadata goes before the event it describes.
+    for e in extra.iter() {
+        writer.write_raw_event(e.as_bytes())?;
+    }
+    obj.write_to(writer.begin_event());
+    writer.end_event()?;
+    Ok(Emitted::Written)
 }
 
 fn rewrite(
