@@ -27,10 +27,15 @@ impl Slo {
     /// A successful request meets the SLO when every set objective holds (vLLM semantics:
     /// TPOT is checked only for requests with more than one output token).
     pub fn met_by(&self, r: &RequestRecord) -> bool {
+        self.met_by_latencies(r.ttft_s(), r.tpot_s(), r.latency_s())
+    }
+
+    /// [`Slo::met_by`] on a request's TTFT, TPOT (if it has one) and E2E latency, in seconds.
+    pub fn met_by_latencies(&self, ttft_s: f64, tpot_s: Option<f64>, e2e_s: f64) -> bool {
         let ok = |limit: Option<f64>, v: f64| limit.is_none_or(|l| v * 1000.0 <= l);
-        ok(self.ttft_ms, r.ttft_s())
-            && r.tpot_s().is_none_or(|t| ok(self.tpot_ms, t))
-            && ok(self.e2el_ms, r.latency_s())
+        ok(self.ttft_ms, ttft_s)
+            && tpot_s.is_none_or(|t| ok(self.tpot_ms, t))
+            && ok(self.e2el_ms, e2e_s)
     }
 }
 
@@ -124,152 +129,271 @@ pub struct MetricInputs<'a> {
 
 /// Compute every metric from the records of the measured (non-warmup) requests.
 pub fn compute(inp: &MetricInputs<'_>) -> BenchmarkMetrics {
-    let ok: Vec<&RequestRecord> = inp.records.iter().filter(|r| r.success()).collect();
-    let dur = if inp.duration_s > 0.0 {
-        inp.duration_s
-    } else {
-        f64::MIN_POSITIVE
-    };
-    let mut m = BenchmarkMetrics {
-        completed: ok.len(),
-        failed: inp.records.len() - ok.len(),
-        ..Default::default()
-    };
-    let (mut ttfts, mut tpots, mut itls, mut e2es) = (vec![], vec![], vec![], vec![]);
-    let (mut gaps, mut per_req_itl, mut queue, mut from_sched) = (vec![], vec![], vec![], vec![]);
-    let mut chunks = 0usize;
-    let mut goodput = 0usize;
-    for r in &ok {
-        m.total_input += r.prompt_len;
-        m.total_output += r.output_len;
-        ttfts.push(r.ttft_s());
-        if let Some(t) = r.tpot_s() {
-            tpots.push(t);
-        }
-        itls.extend(r.sglang_itl_s());
-        gaps.extend(r.chunk_gaps_s());
-        e2es.push(r.latency_s());
-        queue.push(r.client_queue_s());
-        from_sched.push(r.latency_from_schedule_s());
-        chunks += r.chunk_ns.len();
-        if let (Some(first), Some(last)) = (r.chunk_ns.first(), r.chunk_ns.last()) {
-            if r.output_len > 1 {
-                per_req_itl.push(ns_to_s(last.saturating_sub(*first)) / (r.output_len - 1) as f64);
-            }
-        }
-        if inp.slo.is_set() && inp.slo.met_by(r) {
-            goodput += 1;
-        }
+    let mut acc = MetricsAccumulator::new(Timeline::origin_of(inp.records));
+    for (k, r) in inp.records.iter().enumerate() {
+        acc.add(r, inp.retokenized.and_then(|t| t.get(k).copied()));
     }
-    if let Some(retok) = inp.retokenized {
-        m.total_output_retokenized = retok.iter().sum();
-    }
-    m.request_throughput = m.completed as f64 / dur;
-    m.input_throughput = m.total_input as f64 / dur;
-    m.output_throughput = m.total_output as f64 / dur;
-    m.output_throughput_retokenized = m.total_output_retokenized as f64 / dur;
-    m.total_throughput = (m.total_input + m.total_output) as f64 / dur;
-    m.total_throughput_retokenized = (m.total_input + m.total_output_retokenized) as f64 / dur;
-    m.ttft_ms = summarize(&ttfts, 1000.0);
-    m.tpot_ms = summarize(&tpots, 1000.0);
-    m.itl_ms = summarize(&itls, 1000.0);
-    m.e2e_latency_ms = summarize(&e2es, 1000.0);
-    m.concurrency = e2es.iter().fold(0.0, |a, b| a + b) / dur;
-    let (peak_tok, peak_conc) = peaks(&ok);
-    m.max_output_tokens_per_s = peak_tok as f64;
-    m.max_concurrent_requests = peak_conc;
+    acc.finish(&MetricSettings {
+        duration_s: inp.duration_s,
+        server_added_prompt_tokens: inp.server_added_prompt_tokens,
+        slo: inp.slo,
+        percentile_metrics: inp.percentile_metrics,
+        metric_percentiles: inp.metric_percentiles,
+    })
+}
 
-    let x = &mut m.extra;
-    x.inter_chunk_ms = summarize(&gaps, 1000.0);
-    x.itl_per_request_mean_ms = summarize(&per_req_itl, 1000.0);
-    x.tokens_per_chunk = if chunks > 0 {
-        m.total_output as f64 / chunks as f64
-    } else {
-        0.0
-    };
-    x.client_queue_ms = summarize(&queue, 1000.0);
-    x.e2e_from_schedule_ms = summarize(&from_sched, 1000.0);
-    let failed_inf = std::iter::repeat_n(f64::INFINITY, m.failed);
-    let adj_e2e = sorted(
-        &e2es
-            .iter()
-            .copied()
-            .chain(failed_inf.clone())
-            .collect::<Vec<_>>(),
-    );
-    let adj_ttft = sorted(&ttfts.iter().copied().chain(failed_inf).collect::<Vec<_>>());
-    x.error_adjusted_p50_e2e_ms = percentile_sorted(&adj_e2e, 50.0) * 1000.0;
-    x.error_adjusted_p90_e2e_ms = percentile_sorted(&adj_e2e, 90.0) * 1000.0;
-    x.error_adjusted_p99_e2e_ms = percentile_sorted(&adj_e2e, 99.0) * 1000.0;
-    x.error_adjusted_p99_ttft_ms = percentile_sorted(&adj_ttft, 99.0) * 1000.0;
-    if inp.slo.is_set() {
-        x.goodput_completed = Some(goodput);
-        x.request_goodput = Some(goodput as f64 / dur);
-    }
-    let lens: Vec<usize> = inp.records.iter().map(|r| r.prompt_len).collect();
-    x.input_len_min = lens.iter().copied().min().unwrap_or(0);
-    x.input_len_max = lens.iter().copied().max().unwrap_or(0);
-    x.input_len_mean = if lens.is_empty() {
-        0.0
-    } else {
-        lens.iter().sum::<usize>() as f64 / lens.len() as f64
-    };
-    x.cache_total_prompt_tokens = ok
-        .iter()
-        .map(|r| r.server_prompt_len.unwrap_or(r.prompt_len))
-        .sum();
-    x.cache_total_cached_tokens = ok.iter().map(|r| r.cached_tokens.unwrap_or(0)).sum();
-    match inp.server_added_prompt_tokens {
-        Some(added) => {
-            x.input_len_mismatches = ok
-                .iter()
-                .filter(|r| {
-                    r.server_prompt_len
-                        .is_some_and(|s| s != r.prompt_len + added)
-                })
-                .count();
+/// The run-level inputs of [`MetricsAccumulator::finish`]: everything of [`MetricInputs`] that
+/// is not a record.
+pub struct MetricSettings<'a> {
+    pub duration_s: f64,
+    pub server_added_prompt_tokens: Option<usize>,
+    pub slo: &'a Slo,
+    pub percentile_metrics: &'a [String],
+    pub metric_percentiles: &'a [f64],
+}
+
+/// The metrics of a run built one record at a time, so that a caller streaming records from
+/// files (`bench merge` over shard records) computes exactly what [`compute`] computes over an
+/// in-memory run without holding the records: it keeps one number per request and one per
+/// inter-token gap (the pooled ITL percentiles need every gap), nothing else.
+pub struct MetricsAccumulator {
+    completed: usize,
+    failed: usize,
+    total_input: usize,
+    total_output: usize,
+    total_output_retokenized: usize,
+    ttfts: Vec<f64>,
+    tpots: Vec<f64>,
+    itls: Vec<f64>,
+    e2es: Vec<f64>,
+    gaps: Vec<f64>,
+    per_req_itl: Vec<f64>,
+    queue: Vec<f64>,
+    from_sched: Vec<f64>,
+    chunks: usize,
+    input_len_min: Option<usize>,
+    input_len_max: usize,
+    input_len_sum: usize,
+    records: usize,
+    cache_prompt: usize,
+    cache_cached: usize,
+    /// Server prompt length minus the dataset's, per successful request that reported one.
+    server_extra_prompt: Vec<i64>,
+    replacement_chars: usize,
+    errors_by_kind: BTreeMap<String, usize>,
+    timeline: TimelineBuilder,
+    /// SLO checks need the run's SLO; kept per request until `finish` knows it.
+    slo_samples: Vec<(f64, Option<f64>, f64)>,
+}
+
+impl MetricsAccumulator {
+    /// An empty accumulator whose throughput timeline starts at `timeline_origin_ns` (the
+    /// earliest send of a successful request, [`Timeline::origin_of`]).
+    pub fn new(timeline_origin_ns: Option<u64>) -> Self {
+        Self {
+            completed: 0,
+            failed: 0,
+            total_input: 0,
+            total_output: 0,
+            total_output_retokenized: 0,
+            ttfts: Vec::new(),
+            tpots: Vec::new(),
+            itls: Vec::new(),
+            e2es: Vec::new(),
+            gaps: Vec::new(),
+            per_req_itl: Vec::new(),
+            queue: Vec::new(),
+            from_sched: Vec::new(),
+            chunks: 0,
+            input_len_min: None,
+            input_len_max: 0,
+            input_len_sum: 0,
+            records: 0,
+            cache_prompt: 0,
+            cache_cached: 0,
+            server_extra_prompt: Vec::new(),
+            replacement_chars: 0,
+            errors_by_kind: BTreeMap::new(),
+            timeline: TimelineBuilder::new(timeline_origin_ns),
+            slo_samples: Vec::new(),
         }
-        None => {
-            let extra: Vec<f64> = ok
-                .iter()
-                .filter_map(|r| r.server_prompt_len.map(|s| s as f64 - r.prompt_len as f64))
-                .collect();
-            if !extra.is_empty() {
-                x.chat_template_tokens_mean = Some(extra.iter().sum::<f64>() / extra.len() as f64);
-            }
-        }
     }
-    x.responses_with_replacement_chars = ok
-        .iter()
-        .filter(|r| r.generated_text.contains('\u{FFFD}'))
-        .count();
-    for r in inp.records {
+
+    /// Add one measured request; `retokenized_len` is its retokenized output length, if known.
+    pub fn add(&mut self, r: &RequestRecord, retokenized_len: Option<usize>) {
+        self.records += 1;
+        self.input_len_min = Some(
+            self.input_len_min
+                .map_or(r.prompt_len, |m| m.min(r.prompt_len)),
+        );
+        self.input_len_max = self.input_len_max.max(r.prompt_len);
+        self.input_len_sum += r.prompt_len;
         if let Some(e) = &r.error {
             let key = serde_json::to_value(e.kind)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default();
-            *x.errors_by_kind.entry(key).or_default() += 1;
+            *self.errors_by_kind.entry(key).or_default() += 1;
         }
+        if !r.success() {
+            self.failed += 1;
+            return;
+        }
+        self.completed += 1;
+        self.total_output_retokenized += retokenized_len.unwrap_or(0);
+        self.total_input += r.prompt_len;
+        self.total_output += r.output_len;
+        self.ttfts.push(r.ttft_s());
+        if let Some(t) = r.tpot_s() {
+            self.tpots.push(t);
+        }
+        self.itls.extend(r.sglang_itl_s());
+        self.gaps.extend(r.chunk_gaps_s());
+        self.e2es.push(r.latency_s());
+        self.queue.push(r.client_queue_s());
+        self.from_sched.push(r.latency_from_schedule_s());
+        self.chunks += r.chunk_ns.len();
+        if let (Some(first), Some(last)) = (r.chunk_ns.first(), r.chunk_ns.last()) {
+            if r.output_len > 1 {
+                self.per_req_itl
+                    .push(ns_to_s(last.saturating_sub(*first)) / (r.output_len - 1) as f64);
+            }
+        }
+        self.slo_samples
+            .push((r.ttft_s(), r.tpot_s(), r.latency_s()));
+        self.cache_prompt += r.server_prompt_len.unwrap_or(r.prompt_len);
+        self.cache_cached += r.cached_tokens.unwrap_or(0);
+        if let Some(s) = r.server_prompt_len {
+            self.server_extra_prompt
+                .push(s as i64 - r.prompt_len as i64);
+        }
+        if r.generated_text.contains('\u{FFFD}') {
+            self.replacement_chars += 1;
+        }
+        self.timeline.add(r);
     }
-    for name in inp.percentile_metrics {
-        let samples: &[f64] = match name.as_str() {
-            "ttft" => &ttfts,
-            "tpot" => &tpots,
-            "itl" => &itls,
-            "e2el" => &e2es,
-            "client_queue_time" => &queue,
-            "e2el_including_client_queue" => &from_sched,
-            _ => continue,
+
+    /// The run's metrics.
+    pub fn finish(self, s: &MetricSettings<'_>) -> BenchmarkMetrics {
+        let dur = if s.duration_s > 0.0 {
+            s.duration_s
+        } else {
+            f64::MIN_POSITIVE
         };
-        let s = sorted(samples);
-        for &p in inp.metric_percentiles {
-            let key = format!("p{}_{}_ms", fmt_pct(p), name);
-            x.selected_percentiles
-                .insert(key, percentile_sorted(&s, p) * 1000.0);
+        let mut m = BenchmarkMetrics {
+            completed: self.completed,
+            failed: self.failed,
+            total_input: self.total_input,
+            total_output: self.total_output,
+            total_output_retokenized: self.total_output_retokenized,
+            ..Default::default()
+        };
+        m.request_throughput = m.completed as f64 / dur;
+        m.input_throughput = m.total_input as f64 / dur;
+        m.output_throughput = m.total_output as f64 / dur;
+        m.output_throughput_retokenized = m.total_output_retokenized as f64 / dur;
+        m.total_throughput = (m.total_input + m.total_output) as f64 / dur;
+        m.total_throughput_retokenized = (m.total_input + m.total_output_retokenized) as f64 / dur;
+        m.ttft_ms = summarize(&self.ttfts, 1000.0);
+        m.tpot_ms = summarize(&self.tpots, 1000.0);
+        m.itl_ms = summarize(&self.itls, 1000.0);
+        m.e2e_latency_ms = summarize(&self.e2es, 1000.0);
+        m.concurrency = self.e2es.iter().fold(0.0, |a, b| a + b) / dur;
+        let timeline = self.timeline.finish();
+        m.max_output_tokens_per_s =
+            timeline.output_tokens.iter().copied().max().unwrap_or(0) as f64;
+        m.max_concurrent_requests = timeline.concurrency.iter().copied().max().unwrap_or(0);
+
+        let x = &mut m.extra;
+        x.inter_chunk_ms = summarize(&self.gaps, 1000.0);
+        x.itl_per_request_mean_ms = summarize(&self.per_req_itl, 1000.0);
+        x.tokens_per_chunk = if self.chunks > 0 {
+            m.total_output as f64 / self.chunks as f64
+        } else {
+            0.0
+        };
+        x.client_queue_ms = summarize(&self.queue, 1000.0);
+        x.e2e_from_schedule_ms = summarize(&self.from_sched, 1000.0);
+        let failed_inf = std::iter::repeat_n(f64::INFINITY, m.failed);
+        let adj_e2e = sorted(
+            &self
+                .e2es
+                .iter()
+                .copied()
+                .chain(failed_inf.clone())
+                .collect::<Vec<_>>(),
+        );
+        let adj_ttft = sorted(
+            &self
+                .ttfts
+                .iter()
+                .copied()
+                .chain(failed_inf)
+                .collect::<Vec<_>>(),
+        );
+        x.error_adjusted_p50_e2e_ms = percentile_sorted(&adj_e2e, 50.0) * 1000.0;
+        x.error_adjusted_p90_e2e_ms = percentile_sorted(&adj_e2e, 90.0) * 1000.0;
+        x.error_adjusted_p99_e2e_ms = percentile_sorted(&adj_e2e, 99.0) * 1000.0;
+        x.error_adjusted_p99_ttft_ms = percentile_sorted(&adj_ttft, 99.0) * 1000.0;
+        if s.slo.is_set() {
+            let goodput = self
+                .slo_samples
+                .iter()
+                .filter(|(ttft, tpot, e2e)| s.slo.met_by_latencies(*ttft, *tpot, *e2e))
+                .count();
+            x.goodput_completed = Some(goodput);
+            x.request_goodput = Some(goodput as f64 / dur);
         }
+        x.input_len_min = self.input_len_min.unwrap_or(0);
+        x.input_len_max = self.input_len_max;
+        x.input_len_mean = if self.records == 0 {
+            0.0
+        } else {
+            self.input_len_sum as f64 / self.records as f64
+        };
+        x.cache_total_prompt_tokens = self.cache_prompt;
+        x.cache_total_cached_tokens = self.cache_cached;
+        match s.server_added_prompt_tokens {
+            Some(added) => {
+                x.input_len_mismatches = self
+                    .server_extra_prompt
+                    .iter()
+                    .filter(|&&extra| extra != added as i64)
+                    .count();
+            }
+            None => {
+                if !self.server_extra_prompt.is_empty() {
+                    x.chat_template_tokens_mean = Some(
+                        self.server_extra_prompt
+                            .iter()
+                            .map(|&e| e as f64)
+                            .sum::<f64>()
+                            / self.server_extra_prompt.len() as f64,
+                    );
+                }
+            }
+        }
+        x.responses_with_replacement_chars = self.replacement_chars;
+        x.errors_by_kind = self.errors_by_kind;
+        for name in s.percentile_metrics {
+            let samples: &[f64] = match name.as_str() {
+                "ttft" => &self.ttfts,
+                "tpot" => &self.tpots,
+                "itl" => &self.itls,
+                "e2el" => &self.e2es,
+                "client_queue_time" => &self.queue,
+                "e2el_including_client_queue" => &self.from_sched,
+                _ => continue,
+            };
+            let sorted_samples = sorted(samples);
+            for &p in s.metric_percentiles {
+                let key = format!("p{}_{}_ms", fmt_pct(p), name);
+                x.selected_percentiles
+                    .insert(key, percentile_sorted(&sorted_samples, p) * 1000.0);
+            }
+        }
+        m
     }
-    m
 }
 
 /// SGLang's cache hit rate in percent (0 without prompt tokens).
@@ -291,21 +415,11 @@ pub fn fmt_pct(p: f64) -> String {
     }
 }
 
-/// Peak metrics over one-second buckets from the earliest send: output tokens per bucket and
-/// requests alive per bucket. Each chunk adds the tokens it carried at its arrival time.
-/// SGLang adds one token per inter-token gap instead, which undercounts whenever a chunk holds
-/// several tokens (`--stream-interval` > 1, or a server that coalesces): its peak can then fall
-/// below the mean throughput.
-fn peaks(ok: &[&RequestRecord]) -> (usize, usize) {
-    let t = Timeline::of(ok);
-    (
-        t.output_tokens.into_iter().max().unwrap_or(0),
-        t.concurrency.into_iter().max().unwrap_or(0),
-    )
-}
-
 /// Output tokens and requests in flight per one-second bucket from the earliest send (the
-/// series behind the peak metrics and `--plot-throughput`).
+/// series behind the peak metrics and `--plot-throughput`). Each chunk adds the tokens it
+/// carried at its arrival time. SGLang adds one token per inter-token gap instead, which
+/// undercounts whenever a chunk holds several tokens (`--stream-interval` > 1, or a server that
+/// coalesces): its peak can then fall below the mean throughput.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Timeline {
     pub output_tokens: Vec<usize>,
@@ -315,46 +429,91 @@ pub struct Timeline {
 impl Timeline {
     /// The timeline of the successful records.
     pub fn of_records(records: &[RequestRecord]) -> Self {
-        let ok: Vec<&RequestRecord> = records
-            .iter()
-            .filter(|r| r.success() && !r.warmup)
-            .collect();
-        Self::of(&ok)
+        let mut b = TimelineBuilder::new(Self::origin_of(records));
+        for r in records {
+            b.add(r);
+        }
+        b.finish()
     }
 
-    fn of(ok: &[&RequestRecord]) -> Self {
-        let Some(t0) = ok.iter().map(|r| r.sent_ns).min() else {
-            return Self::default();
-        };
-        let t_end = ok.iter().map(|r| r.last_ns).max().unwrap_or(t0);
-        let buckets = (ns_to_s(t_end - t0).ceil() as usize) + 1;
-        let mut tokens = vec![0usize; buckets];
-        let mut conc = vec![0usize; buckets];
-        for r in ok {
-            let start = ns_to_s(r.sent_ns - t0);
-            for (k, &ns) in r.chunk_ns.iter().enumerate() {
-                let carried = match r.chunk_tokens.get(k) {
-                    Some(&n) => n as usize,
-                    // One chunk for the whole answer (non-streaming): all its tokens.
-                    None if r.chunk_ns.len() == 1 => r.output_len,
-                    None => 1,
-                };
-                let b = ns_to_s(ns.saturating_sub(t0)) as usize;
-                if b < buckets {
-                    tokens[b] += carried.max(1);
-                }
-            }
-            let end = start + r.latency_s();
-            let (b0, b1) = (start as usize, ((end as usize) + 1).min(buckets));
-            for c in conc.iter_mut().take(b1).skip(b0) {
-                *c += 1;
-            }
-        }
+    /// The timeline's origin: the earliest send of a successful measured request.
+    pub fn origin_of(records: &[RequestRecord]) -> Option<u64> {
+        records
+            .iter()
+            .filter(|r| r.success() && !r.warmup)
+            .map(|r| r.sent_ns)
+            .min()
+    }
+}
+
+/// A [`Timeline`] built one record at a time from a known origin.
+pub struct TimelineBuilder {
+    origin_ns: Option<u64>,
+    end_ns: u64,
+    tokens: Vec<usize>,
+    concurrency: Vec<usize>,
+}
+
+impl TimelineBuilder {
+    /// An empty timeline starting at `origin_ns` (`None`: no successful request).
+    pub fn new(origin_ns: Option<u64>) -> Self {
         Self {
-            output_tokens: tokens,
-            concurrency: conc,
+            origin_ns,
+            end_ns: 0,
+            tokens: Vec::new(),
+            concurrency: Vec::new(),
         }
     }
+
+    /// Add a record (failed and warm-up records are skipped).
+    pub fn add(&mut self, r: &RequestRecord) {
+        let Some(t0) = self.origin_ns else { return };
+        if !r.success() || r.warmup {
+            return;
+        }
+        self.end_ns = self.end_ns.max(r.last_ns);
+        for (k, &ns) in r.chunk_ns.iter().enumerate() {
+            let carried = match r.chunk_tokens.get(k) {
+                Some(&n) => n as usize,
+                // One chunk for the whole answer (non-streaming): all its tokens.
+                None if r.chunk_ns.len() == 1 => r.output_len,
+                None => 1,
+            };
+            let b = ns_to_s(ns.saturating_sub(t0)) as usize;
+            grow(&mut self.tokens, b + 1)[b] += carried.max(1);
+        }
+        let start = ns_to_s(r.sent_ns.saturating_sub(t0));
+        let end = start + r.latency_s();
+        let (b0, b1) = (start as usize, (end as usize) + 1);
+        for c in grow(&mut self.concurrency, b1).iter_mut().take(b1).skip(b0) {
+            *c += 1;
+        }
+    }
+
+    /// The timeline: `ceil(last end - origin) + 1` buckets.
+    pub fn finish(mut self) -> Timeline {
+        let Some(t0) = self.origin_ns else {
+            return Timeline::default();
+        };
+        if self.end_ns == 0 {
+            return Timeline::default();
+        }
+        let buckets = (ns_to_s(self.end_ns.saturating_sub(t0)).ceil() as usize) + 1;
+        self.tokens.resize(buckets, 0);
+        self.concurrency.resize(buckets, 0);
+        Timeline {
+            output_tokens: self.tokens,
+            concurrency: self.concurrency,
+        }
+    }
+}
+
+/// `v` with at least `len` elements (zeros appended).
+fn grow(v: &mut Vec<usize>, len: usize) -> &mut Vec<usize> {
+    if v.len() < len {
+        v.resize(len, 0);
+    }
+    v
 }
 
 #[cfg(test)]
@@ -372,8 +531,9 @@ mod tests {
             output_len: 8,
             ..Default::default()
         };
-        let (a, b) = (rec(0), rec(10_000_000));
-        let (peak_tokens, peak_conc) = peaks(&[&a, &b]);
+        let t = Timeline::of_records(&[rec(0), rec(10_000_000)]);
+        let peak_tokens = t.output_tokens.iter().copied().max().unwrap_or(0);
+        let peak_conc = t.concurrency.iter().copied().max().unwrap_or(0);
         assert_eq!(
             peak_tokens, 16,
             "two requests x 8 tokens in the first second"
