@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod pacer;
 pub mod progress;
 pub mod record;
+pub mod records_file;
 pub mod request_log;
 pub mod request_trace;
 pub mod result;

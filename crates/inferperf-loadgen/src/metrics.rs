@@ -11,7 +11,7 @@ use crate::record::{ns_to_s, RequestRecord};
 use crate::stats::{percentile_sorted, sorted, summarize, Summary};
 
 /// Service-level objectives for goodput (vLLM `--goodput ttft:MS tpot:MS e2el:MS`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Slo {
     pub ttft_ms: Option<f64>,
     pub tpot_ms: Option<f64>,

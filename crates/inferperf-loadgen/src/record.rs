@@ -2,10 +2,10 @@
 //! start instant), token accounting and the outcome. Filled on the hot path with plain stores;
 //! every derived metric is computed after the run.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where `output_len` came from, so that a reader knows whether it is the server's count.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenCountSource {
     /// `usage.completion_tokens` or `meta_info.completion_tokens` from the server.
@@ -16,7 +16,7 @@ pub enum TokenCountSource {
 }
 
 /// Why a request failed. Failed requests stay in the records and in the summary.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// TCP connect failed (refused, unreachable).
@@ -42,7 +42,7 @@ pub enum ErrorKind {
 }
 
 /// A failure with a short human-readable message (status and body excerpt, error text).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RequestError {
     pub kind: ErrorKind,
     pub message: String,

@@ -30,7 +30,7 @@ use crate::record::RequestRecord;
 
 /// The server's wall clock relative to ours, estimated NTP-style from probes before and after
 /// the run: `offset_ns = server − client`, from the probe with the smallest round trip.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ServerClock {
     pub offset_ns: i64,
     /// Half the round trip of the probe used: the offset is within this of the truth.

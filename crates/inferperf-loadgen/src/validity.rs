@@ -12,7 +12,7 @@ use crate::stats::{percentile_sorted, sorted};
 pub const LATE_NS: u64 = 1_000_000;
 
 /// The validity block.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct Validity {
     pub pacing_lag_p50_ms: f64,
     pub pacing_lag_p99_ms: f64,
