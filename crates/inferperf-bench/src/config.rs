@@ -128,6 +128,15 @@ pub struct ServingConfig {
     pub request_trace: Option<std::path::PathBuf>,
     /// Request ids are `{prefix}-{index}`; `None` draws a fresh 8-hex-digit prefix per run.
     pub request_id_prefix: Option<String>,
+    /// A sharded run: this process's part (`--num-shards`, `--shard-index`).
+    pub sharding: Option<crate::shard::Sharding>,
+    /// Start the measured run at this wall-clock instant (`--start-at`, Unix ns).
+    pub start_at_unix_ns: Option<u64>,
+    /// Write every request's raw observations here (`--save-records`; `{shard}` becomes the
+    /// shard index) for `bench merge`.
+    pub save_records: Option<std::path::PathBuf>,
+    /// The command line, recorded in the records file's header.
+    pub argv: Vec<String>,
     /// Add per-request arrays to the record.
     pub output_details: bool,
     /// Draw output throughput and concurrency per second in the terminal after the run.
@@ -207,6 +216,10 @@ impl Default for ServingConfig {
             output_file: None,
             request_trace: None,
             request_id_prefix: None,
+            sharding: None,
+            start_at_unix_ns: None,
+            save_records: None,
+            argv: Vec::new(),
             output_details: false,
             plot_throughput: false,
             disable_tqdm: false,

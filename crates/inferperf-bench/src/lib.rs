@@ -5,7 +5,8 @@
 //! image/video serving benchmark, [`calibrate`] the client's own ceiling; [`profiling`] opens
 //! server-side profile windows around a run, [`scenario`] holds genai-bench's traffic
 //! scenarios, [`plot`] and [`upload`] publish results. [`config`] holds `bench serving`'s settings,
-//! [`multipart`] builds upload bodies. The load engine's own modules are named from
+//! [`multipart`] builds upload bodies; [`shard`] cuts one run into deterministic shards and
+//! [`shard_merge`] recomputes the run's result from their records (`bench merge`). The load engine's own modules are named from
 //! `inferperf_loadgen` wherever they are used.
 
 pub mod calibrate;
@@ -18,6 +19,8 @@ pub mod profiling;
 pub mod scenario;
 pub mod server_clock;
 pub mod serving;
+pub mod shard;
+pub mod shard_merge;
 pub mod slo;
 pub mod sweep;
 pub mod upload;

@@ -26,6 +26,9 @@ use inferperf_loadgen::cpu::{CpuMark, ThreadCpu};
 use inferperf_loadgen::dataset::{self, DatasetName, DatasetRow};
 use inferperf_loadgen::error::BenchError;
 use inferperf_loadgen::metrics::{compute, BenchmarkMetrics, MetricInputs};
+use inferperf_loadgen::records_file::{
+    self, ClockAnchors, RecordsFooter, RecordsHeader, RunSettings, ShardIdentity,
+};
 use inferperf_loadgen::request_trace::RequestTraceInfo;
 use inferperf_loadgen::runner::{run, Abort, LiveCounters, PlannedRequest, RunSpec};
 use inferperf_loadgen::table::{extra_table, py_float, sglang_table, TableContext};
@@ -127,6 +130,13 @@ pub async fn run_serving_rows(
         .clone()
         .unwrap_or_else(|| default_output_file(args));
     inferperf_loadgen::jsonl::check_appendable(Path::new(&output_file))?;
+    if args.sharding.is_some_and(|s| s.num_shards > 1) && (args.profile || args.sglang_profile) {
+        return Err(BenchError::Config(
+            "--profile with --num-shards > 1: every shard would open its own window; profile \
+             from one place instead (`inferperf profile start`/`stop` around the run)"
+                .into(),
+        ));
+    }
     let headers = request_headers(&args.header)?;
     let target = Target::from_base_url(&ctx.base_url, headers)?;
     let pool = Arc::new(Pool::new(target));
@@ -162,26 +172,56 @@ pub async fn run_serving_rows(
     ctx.say(format_args!("#Input tokens: {total_in}"));
     ctx.say(format_args!("#Output tokens: {total_out}"));
     let extra = body_extras(args)?;
-    let rid_prefix = args
-        .request_id_prefix
-        .clone()
-        .unwrap_or_else(inferperf_loadgen::record::new_run_tag);
-    let requests = Arc::new(plan_requests(
-        args,
+    let (arrivals, rate_for_record) = arrivals_for(args, &rows, &ctx);
+    // SGLang's --use-trace-timestamps only relabels the rate.
+    let rate_for_record = rate_for_record.filter(|_| !args.use_trace_timestamps);
+    // One planned request per row; the whole plan's schedule, before any sharding.
+    let offsets = schedule(&arrivals, rows.len(), args.dataset.seed)?;
+    let run_id = crate::shard::run_id(
         &rows,
-        &model_id,
-        &extra,
-        Some(&rid_prefix),
-    )?);
+        &offsets,
+        args.dataset.seed,
+        args.sharding.map_or(1, |s| s.num_shards),
+        args.start_at_unix_ns,
+    );
+    // Shards of one run share their request ids' prefix, so every id names one request.
+    let rid_prefix = match (&args.request_id_prefix, &args.sharding) {
+        (Some(p), _) => p.clone(),
+        (None, Some(_)) => run_id[..8].to_owned(),
+        (None, None) => inferperf_loadgen::record::new_run_tag(),
+    };
+    let requests = plan_requests(args, &rows, &model_id, &extra, Some(&rid_prefix))?;
+    let planned_requests = requests.len();
+    let shard_plan = match &args.sharding {
+        Some(s) => crate::shard::select(requests, offsets, s),
+        None => crate::shard::ShardPlan {
+            plan_index: (0..requests.len()).collect(),
+            requests,
+            offsets,
+        },
+    };
+    let max_concurrency = match (&args.sharding, args.max_concurrency) {
+        (Some(s), Some(c)) => Some(s.max_concurrency(c)?),
+        (_, c) => c,
+    };
+    if let Some(s) = &args.sharding {
+        ctx.say(format_args!(
+            "shard {} of {}: {} of {} requests{}",
+            s.shard_index,
+            s.num_shards,
+            shard_plan.requests.len(),
+            planned_requests,
+            max_concurrency.map_or(String::new(), |c| format!(", max concurrency {c}"))
+        ));
+    }
+    let plan_index = shard_plan.plan_index;
+    let requests = Arc::new(shard_plan.requests);
+    let offsets = shard_plan.offsets;
     tracing::info!(
         "prepared {} requests in {:.2} s",
         requests.len(),
         t_prep.elapsed().as_secs_f64()
     );
-    let (arrivals, rate_for_record) = arrivals_for(args, &rows, &ctx);
-    // SGLang's --use-trace-timestamps only relabels the rate.
-    let rate_for_record = rate_for_record.filter(|_| !args.use_trace_timestamps);
-    let offsets = schedule(&arrivals, requests.len(), args.dataset.seed)?;
     if let Some(cal) = &ctx.calibration {
         for w in cal.overload_warnings(
             offered_rate(&offsets),
@@ -220,12 +260,13 @@ pub async fn run_serving_rows(
             flush_cache_skipped = Some(why);
         }
     }
-    // The measured clock; with a request trace, the server's clock is probed against it
+    // With a request trace or saved records, the server's clock is probed (on Unix time)
     // before the profile window opens and again after it closes.
-    let clock = Clock::start();
+    let probe_clock = Clock::start();
     let wants_trace = args.request_trace.is_some() || profile_plan.is_some();
-    let probes_before = if wants_trace {
-        crate::server_clock::probe(&pool, &clock, crate::server_clock::PROBES).await
+    let wants_server_clock = wants_trace || args.save_records.is_some();
+    let probes_before = if wants_server_clock {
+        crate::server_clock::probe(&pool, &probe_clock, crate::server_clock::PROBES).await
     } else {
         Vec::new()
     };
@@ -237,14 +278,20 @@ pub async fn run_serving_rows(
         Some(plan) => Some(plan.start(&profile_http).await),
         None => None,
     };
+    // Every shard starts its schedule on the shared instant; the measured clock starts there.
+    if let Some(at) = args.start_at_unix_ns {
+        crate::shard::wait_until(at).await;
+    }
+    let clock = Clock::start();
 
     let counters = Arc::new(LiveCounters::default());
     let pb = inferperf_loadgen::progress::bar(requests.len(), args.disable_tqdm);
     let ticker = inferperf_loadgen::progress::spawn_ticker(pb.clone(), counters.clone());
     let cpu0 = CpuMark::now(&ctx.cpu);
-    let mut spec = send.spec(requests.clone(), offsets, false);
+    let mut spec = send.spec(requests.clone(), offsets.clone(), false);
     spec.print_requests = args.print_requests;
-    let res = run(
+    spec.max_concurrency = max_concurrency;
+    let mut res = run(
         pool.clone(),
         spec,
         clock,
@@ -252,12 +299,16 @@ pub async fn run_serving_rows(
         ctx.abort.clone(),
     )
     .await;
+    // Records carry their index in the whole plan (the same as the shard's without shards).
+    for r in &mut res.records {
+        r.index = plan_index.get(r.index).copied().unwrap_or(r.index);
+    }
     let client_cpu = cpu0.client_since(&ctx.cpu);
     if let Some(p) = &profile {
         p.stop(&profile_http, res.abort_reason.is_some()).await;
     }
-    let probes_after = if wants_trace && res.abort_reason.is_none() {
-        crate::server_clock::probe(&pool, &clock, crate::server_clock::PROBES).await
+    let probes_after = if wants_server_clock && res.abort_reason.is_none() {
+        crate::server_clock::probe(&pool, &probe_clock, crate::server_clock::PROBES).await
     } else {
         Vec::new()
     };
@@ -340,6 +391,76 @@ pub async fn run_serving_rows(
     );
     let line = rec.to_line();
     inferperf_loadgen::jsonl::append_line(Path::new(&output_file), &line)?;
+    let server_clock = crate::server_clock::estimate(&probes_before, &probes_after);
+    if let Some(template) = &args.save_records {
+        let path = crate::shard::records_path(template, args.sharding.as_ref());
+        let first_offset = offsets.first().copied().unwrap_or(0);
+        let header = RecordsHeader {
+            format: records_file::FORMAT.into(),
+            version: records_file::VERSION,
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            shard: ShardIdentity {
+                run_id: run_id.clone(),
+                shard_index: args.sharding.map_or(0, |s| s.shard_index),
+                num_shards: args.sharding.map_or(1, |s| s.num_shards),
+                planned_requests,
+                shard_requests: requests.len(),
+            },
+            seed: args.dataset.seed,
+            argv: args.argv.clone(),
+            clock: ClockAnchors {
+                unix_ns_at_start: clock.unix_ns_at_start(),
+                start_at_unix_ns: args.start_at_unix_ns,
+                // The schedule's origin (the first release minus its offset) against --start-at.
+                start_late_ns: match (args.start_at_unix_ns, schedule_origin_ns(&res.records)) {
+                    (Some(at), Some(origin)) => clock
+                        .unix_ns(origin)
+                        .saturating_sub(first_offset)
+                        .saturating_sub(at),
+                    _ => 0,
+                },
+                server_clock,
+            },
+            settings: RunSettings {
+                tag: args.tag.clone(),
+                backend: args.backend.name().into(),
+                dataset_name: args.dataset.name.name().into(),
+                request_rate: rate_for_record,
+                burstiness: args.burstiness,
+                max_concurrency: args.max_concurrency,
+                sharegpt_output_len: args.dataset.sharegpt_output_len,
+                random_input_len: args.dataset.random_input_len,
+                random_output_len: args.dataset.random_output_len,
+                random_range_ratio: args.dataset.random_range_ratio,
+                model_id: model_id.clone(),
+                num_prompts: args.dataset.num_prompts,
+                server_added_prompt_tokens,
+                slo: slo.clone(),
+                percentile_metrics: pm.clone(),
+                metric_percentiles: mp.clone(),
+                cache_report: args.cache_report,
+                output_details: args.output_details,
+                accept_length,
+            },
+        };
+        if header.clock.start_late_ns > 1_000_000 {
+            ctx.say(format_args!(
+                "WARNING: this shard started {:.1} ms after --start-at (recorded in {})",
+                header.clock.start_late_ns as f64 / 1e6,
+                path.display()
+            ));
+        }
+        let footer = RecordsFooter {
+            records: res.records.len(),
+            not_started: res.not_started,
+            duration_s: res.duration_s,
+            abort_reason: res.abort_reason.clone(),
+            validity: validity.clone(),
+        };
+        records_file::write(&path, &header, &res.records, retok.as_deref(), &footer)
+            .map_err(|e| BenchError::Config(e.to_string()))?;
+        ctx.say(format_args!("Records saved to {}", path.display()));
+    }
     let request_traces = write_request_traces(
         args,
         &output_file,
@@ -350,7 +471,7 @@ pub async fn run_serving_rows(
             run_tag: rid_prefix.clone(),
             backend: args.backend.name().into(),
             base_url: ctx.base_url.clone(),
-            server_clock: crate::server_clock::estimate(&probes_before, &probes_after),
+            server_clock,
         },
     )?;
     let merged_timelines = merge_with_client(&ctx, profile.as_ref());
@@ -374,6 +495,12 @@ pub async fn run_serving_rows(
         request_traces,
         merged_timelines,
     })
+}
+
+/// The run's schedule origin on the measured clock: the earliest scheduled time (that of the
+/// first request, whose offset is the smallest).
+fn schedule_origin_ns(records: &[inferperf_loadgen::record::RequestRecord]) -> Option<u64> {
+    records.iter().map(|r| r.scheduled_ns).min()
 }
 
 /// Write the client request trace where `--request-trace` says and, with `--profile`, as

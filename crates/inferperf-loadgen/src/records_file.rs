@@ -279,13 +279,12 @@ impl SavedRecord {
     }
 }
 
-/// Write a records file atomically: header, one line per record (`plan_index` maps a record's
-/// index in the shard's plan to the whole run's), footer.
+/// Write a records file atomically: header, one line per record (whose `index` must already
+/// be its index in the whole run's plan), footer.
 pub fn write(
     path: &Path,
     header: &RecordsHeader,
     records: &[RequestRecord],
-    plan_index: &dyn Fn(usize) -> usize,
     retokenized: Option<&[usize]>,
     footer: &RecordsFooter,
 ) -> Result<(), RecordsFileError> {
@@ -294,11 +293,7 @@ pub fn write(
         serde_json::to_writer(&mut w, header)?;
         w.write_all(b"\n")?;
         for (k, r) in records.iter().enumerate() {
-            let saved = SavedRecord::of(
-                r,
-                plan_index(r.index),
-                retokenized.and_then(|t| t.get(k).copied()),
-            );
+            let saved = SavedRecord::of(r, r.index, retokenized.and_then(|t| t.get(k).copied()));
             serde_json::to_writer(&mut w, &saved)?;
             w.write_all(b"\n")?;
         }
@@ -438,7 +433,7 @@ mod tests {
     #[test]
     fn records_round_trip_with_plan_indexes_and_a_shift() {
         let ok = RequestRecord {
-            index: 0,
+            index: 1,
             rid: "x-1".into(),
             scheduled_ns: 5,
             released_ns: 6,
@@ -455,7 +450,7 @@ mod tests {
             ..Default::default()
         };
         let failed = RequestRecord {
-            index: 1,
+            index: 3,
             sent_ns: 12,
             error: Some(RequestError {
                 kind: ErrorKind::HttpStatus,
@@ -474,7 +469,6 @@ mod tests {
             &path,
             &header(),
             &[ok.clone(), failed.clone()],
-            &|i| 2 * i + 1,
             Some(&[3, 0]),
             &footer,
         )
@@ -485,7 +479,11 @@ mod tests {
         let b = rd.next_record().expect("read").expect("second");
         assert!(rd.next_record().expect("footer").is_none());
         assert_eq!(rd.footer().map(|f| f.records), Some(2));
-        assert_eq!((a.index, b.index), (1, 3), "indexes of the whole plan");
+        assert_eq!(
+            (a.index, b.index),
+            (1, 3),
+            "indexes of the whole plan, as given"
+        );
         let (back, retok) = a.into_record(1000);
         assert_eq!(retok, Some(3));
         assert_eq!(back.chunk_ns, vec![1030, 1045, 1070]);

@@ -45,6 +45,34 @@ pub fn compact_utc(t: SystemTime) -> String {
     timestamp(t).strftime("%Y%m%d-%H%M%S").to_string()
 }
 
+/// A wall-clock instant that is neither RFC 3339 nor Unix seconds.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{input:?} is not an instant: give RFC 3339 (2026-12-05T12:00:00Z) or Unix seconds ({why})"
+)]
+pub struct InstantParseError {
+    pub input: String,
+    pub why: String,
+}
+
+/// An instant given as RFC 3339 (`2026-12-05T12:00:00Z`, any offset) or as Unix seconds
+/// (`1764936000`, `1764936000.5`), as Unix nanoseconds (`--start-at`).
+pub fn parse_instant_unix_ns(input: &str) -> Result<u64, InstantParseError> {
+    let err = |why: String| InstantParseError {
+        input: input.to_owned(),
+        why,
+    };
+    let s = input.trim();
+    if let Ok(secs) = s.parse::<f64>() {
+        if !secs.is_finite() || secs < 0.0 {
+            return Err(err("Unix seconds must be a non-negative number".into()));
+        }
+        return Ok((secs * 1e9).round() as u64);
+    }
+    let ts: Timestamp = s.parse().map_err(|e: jiff::Error| err(e.to_string()))?;
+    u64::try_from(ts.as_nanosecond()).map_err(|_| err("before 1970".into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +128,23 @@ mod tests {
             "20260102-030405"
         );
         assert_eq!(compact_utc(UNIX_EPOCH), "19700101-000000");
+    }
+
+    #[test]
+    fn instants_parse_as_rfc3339_or_unix_seconds() {
+        let t = 1_764_936_000_000_000_000u64;
+        assert_eq!(parse_instant_unix_ns("2025-12-05T12:00:00Z").ok(), Some(t));
+        assert_eq!(
+            parse_instant_unix_ns("2025-12-05T13:00:00+01:00").ok(),
+            Some(t)
+        );
+        assert_eq!(parse_instant_unix_ns("1764936000").ok(), Some(t));
+        assert_eq!(
+            parse_instant_unix_ns("1764936000.5").ok(),
+            Some(t + 500_000_000)
+        );
+        let e = parse_instant_unix_ns("tomorrow").expect_err("not an instant");
+        assert!(e.to_string().contains("tomorrow") && e.to_string().contains("RFC 3339"));
+        assert!(parse_instant_unix_ns("-5").is_err());
     }
 }
