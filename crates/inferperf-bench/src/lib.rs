@@ -6,7 +6,8 @@
 //! server-side profile windows around a run, [`scenario`] holds genai-bench's traffic
 //! scenarios, [`plot`] and [`upload`] publish results. [`config`] holds `bench serving`'s settings,
 //! [`multipart`] builds upload bodies. The load engine's own modules are named from
-//! `inferperf_loadgen` wherever they are used.
+//! `inferperf_loadgen` wherever they are used; [`steady_report`] adds the steady-state
+//! section to `bench serving`'s output.
 
 pub mod calibrate;
 pub mod config;
@@ -19,5 +20,6 @@ pub mod scenario;
 pub mod server_clock;
 pub mod serving;
 pub mod slo;
+pub mod steady_report;
 pub mod sweep;
 pub mod upload;
