@@ -244,6 +244,30 @@ fn describe(p: &Probe) -> String {
     s
 }
 
+/// `--use-steady-state`: the numbers an SLO probe reads (latency summaries, request
+/// throughput, failures) from the steady-state window; the failures stay the whole run's.
+fn steady_state_metrics(
+    ss: &inferperf_loadgen::steady_state::SteadyStateMetrics,
+    whole: &BenchmarkMetrics,
+) -> BenchmarkMetrics {
+    BenchmarkMetrics {
+        completed: ss.completed,
+        failed: whole.failed,
+        request_throughput: if ss.duration > 0.0 {
+            ss.completed as f64 / ss.duration
+        } else {
+            0.0
+        },
+        input_throughput: ss.input_throughput,
+        output_throughput: ss.output_throughput,
+        ttft_ms: ss.within_window_ttft_ms,
+        tpot_ms: ss.within_window_tpot_ms,
+        itl_ms: ss.within_window_itl_ms,
+        e2e_latency_ms: ss.within_window_e2e_latency_ms,
+        ..BenchmarkMetrics::default()
+    }
+}
+
 async fn probe(
     o: &SearchOptions,
     base: &ServingConfig,
@@ -270,7 +294,18 @@ async fn probe(
         None => None,
     };
     let out = run_serving_rows(&args, make_ctx(), rows).await?;
-    let m = &out.metrics;
+    let steady;
+    let m = match (&out.steady_state, args.steady_state.use_in_aggregates) {
+        (Some(Ok(ss)), true) => {
+            steady = steady_state_metrics(ss, &out.metrics);
+            &steady
+        }
+        (Some(Err(e)), true) => {
+            tracing::warn!("probe at {load}: no steady-state window ({e}); whole-run numbers");
+            &out.metrics
+        }
+        _ => &out.metrics,
+    };
     let values: Vec<(String, f64)> = o
         .slos
         .iter()
