@@ -381,3 +381,36 @@ impl SteadyStateConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod steady_state_tests {
+    use super::SteadyStateConfig;
+    use inferperf_loadgen::steady_state::WindowRule;
+
+    /// Any warm-up or cool-down replaces the ratio search; bad values name their flags.
+    #[test]
+    fn the_rule_follows_the_durations() {
+        let c = SteadyStateConfig::default();
+        assert_eq!(c.rule(), WindowRule::ConcurrencyRatio(0.8));
+        let fixed = SteadyStateConfig {
+            cooldown_duration_s: 3.0,
+            ..c.clone()
+        };
+        assert_eq!(
+            fixed.rule(),
+            WindowRule::WarmupCooldown {
+                warmup_s: 0.0,
+                cooldown_s: 3.0
+            }
+        );
+        let bad = SteadyStateConfig {
+            warmup_duration_s: -1.0,
+            ..c.clone()
+        };
+        let e = bad.validate().expect_err("negative").to_string();
+        assert!(e.contains("--warmup-duration"), "{e}");
+        let bad = SteadyStateConfig { ratio: 0.0, ..c };
+        let e = bad.validate().expect_err("ratio").to_string();
+        assert!(e.contains("--steady-state-concurrency-ratio"), "{e}");
+    }
+}
