@@ -296,9 +296,16 @@ async fn probe(
     let out = run_serving_rows(&args, make_ctx(), rows).await?;
     let steady;
     let m = match (&out.steady_state, args.steady_state.use_in_aggregates) {
-        (Some(Ok(ss)), true) => {
+        // A window with no request inside has no latencies to judge (they would read 0).
+        (Some(Ok(ss)), true) if ss.requests_within_window > 0 => {
             steady = steady_state_metrics(ss, &out.metrics);
             &steady
+        }
+        (Some(Ok(_)), true) => {
+            tracing::warn!(
+                "probe at {load}: no request inside the steady-state window; whole-run numbers"
+            );
+            &out.metrics
         }
         (Some(Err(e)), true) => {
             tracing::warn!("probe at {load}: no steady-state window ({e}); whole-run numbers");
@@ -354,5 +361,28 @@ mod tests {
         ] {
             assert!(parse_slos(bad).is_err(), "{bad}");
         }
+    }
+
+    /// `--use-steady-state`: SLO names read the in-window summaries, the rate is the window's
+    /// completions per second, failures stay the whole run's.
+    #[test]
+    fn steady_state_probes_read_the_window() {
+        let ss = inferperf_loadgen::steady_state::SteadyStateMetrics {
+            completed: 30,
+            duration: 2.0,
+            requests_within_window: 20,
+            within_window_ttft_ms: Summary {
+                p99: 12.0,
+                ..Summary::default()
+            },
+            ..Default::default()
+        };
+        let whole = BenchmarkMetrics {
+            failed: 3,
+            ..BenchmarkMetrics::default()
+        };
+        let m = steady_state_metrics(&ss, &whole);
+        assert_eq!(value_of(&m, "p99_ttft_ms"), Ok(12.0));
+        assert_eq!((m.request_throughput, m.failed), (15.0, 3));
     }
 }

@@ -256,8 +256,8 @@ pub fn aggregate(
 
 /// `--use-steady-state`: replace a point's throughputs and latency `stats` by its
 /// steady-state window's (stats over the requests that started and ended inside it); request
-/// and error counts stay the whole run's. Without a window the point keeps its whole-run
-/// numbers, with a warning.
+/// and error counts stay the whole run's. Without a window (or without a request inside it) the
+/// point keeps its whole-run numbers, with a warning.
 pub fn use_steady_state(
     agg: &mut AggregatedMetrics,
     load: &LoadPoint,
@@ -265,7 +265,14 @@ pub fn use_steady_state(
     steady: &crate::steady_report::SteadyStateOutcome,
 ) {
     let ss = match steady {
-        Some(Ok(ss)) if ss.duration > 0.0 => ss,
+        Some(Ok(ss)) if ss.duration > 0.0 && ss.requests_within_window > 0 => ss,
+        Some(Ok(_)) => {
+            tracing::warn!(
+                "{}: no request inside the steady-state window; whole-run numbers",
+                agg.scenario
+            );
+            return;
+        }
         Some(Err(e)) => {
             tracing::warn!(
                 "{}: no steady-state window ({e}); whole-run numbers",
