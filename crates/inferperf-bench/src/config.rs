@@ -154,6 +154,8 @@ pub struct ServingConfig {
     pub max_failure_rate: Option<f64>,
     /// Client worker threads (default: one per four cores, at least one).
     pub client_threads: Option<usize>,
+    /// The steady-state section reported next to the whole-run metrics.
+    pub steady_state: SteadyStateConfig,
 }
 
 impl Default for ServingConfig {
@@ -228,6 +230,7 @@ impl Default for ServingConfig {
             stall_timeout_sec: 600.0,
             max_failure_rate: None,
             client_threads: None,
+            steady_state: SteadyStateConfig::default(),
         }
     }
 }
@@ -320,5 +323,107 @@ impl ServingConfig {
             "http://{host}:{}",
             self.port.unwrap_or(self.backend.default_port())
         )
+    }
+}
+
+/// How the steady-state window is chosen and where it goes (see
+/// `inferperf_loadgen::steady_state`). On by default, unlike SGLang's opt-in client.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SteadyStateConfig {
+    /// Report the section (`--no-steady-state` turns it off).
+    pub enabled: bool,
+    /// SGLang's `--steady-state-concurrency-ratio`, in (0, 1]; default 0.8, SGLang's example.
+    pub ratio: f64,
+    /// Also append the section alone as one JSONL line here (SGLang's
+    /// `--steady-state-output-file`).
+    pub output_file: Option<String>,
+    /// Seconds cut from the start and the end of the run (`--warmup-duration`,
+    /// `--cooldown-duration`); either > 0 replaces the ratio search by the fixed window.
+    pub warmup_duration_s: f64,
+    pub cooldown_duration_s: f64,
+    /// Sweeps and SLO searches (`--use-steady-state`): take each point's throughput and
+    /// latency numbers from its steady-state section instead of the whole run.
+    pub use_in_aggregates: bool,
+}
+
+impl Default for SteadyStateConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            ratio: 0.8,
+            output_file: None,
+            warmup_duration_s: 0.0,
+            cooldown_duration_s: 0.0,
+            use_in_aggregates: false,
+        }
+    }
+}
+
+impl SteadyStateConfig {
+    /// The window rule the settings choose.
+    pub fn rule(&self) -> inferperf_loadgen::steady_state::WindowRule {
+        use inferperf_loadgen::steady_state::WindowRule;
+        if self.warmup_duration_s > 0.0 || self.cooldown_duration_s > 0.0 {
+            WindowRule::WarmupCooldown {
+                warmup_s: self.warmup_duration_s,
+                cooldown_s: self.cooldown_duration_s,
+            }
+        } else {
+            WindowRule::ConcurrencyRatio(self.ratio)
+        }
+    }
+
+    /// Reject what no run can make sense of, before the first request.
+    pub fn validate(&self) -> Result<(), BenchError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        if !(self.ratio > 0.0 && self.ratio <= 1.0) {
+            return Err(BenchError::Config(format!(
+                "--steady-state-concurrency-ratio must be in (0, 1], got {}",
+                self.ratio
+            )));
+        }
+        let ok = |x: f64| x.is_finite() && x >= 0.0;
+        if !ok(self.warmup_duration_s) || !ok(self.cooldown_duration_s) {
+            return Err(BenchError::Config(format!(
+                "--warmup-duration and --cooldown-duration must be finite and >= 0 seconds, got {} and {}",
+                self.warmup_duration_s, self.cooldown_duration_s
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod steady_state_tests {
+    use super::SteadyStateConfig;
+    use inferperf_loadgen::steady_state::WindowRule;
+
+    /// Any warm-up or cool-down replaces the ratio search; bad values name their flags.
+    #[test]
+    fn the_rule_follows_the_durations() {
+        let c = SteadyStateConfig::default();
+        assert_eq!(c.rule(), WindowRule::ConcurrencyRatio(0.8));
+        let fixed = SteadyStateConfig {
+            cooldown_duration_s: 3.0,
+            ..c.clone()
+        };
+        assert_eq!(
+            fixed.rule(),
+            WindowRule::WarmupCooldown {
+                warmup_s: 0.0,
+                cooldown_s: 3.0
+            }
+        );
+        let bad = SteadyStateConfig {
+            warmup_duration_s: -1.0,
+            ..c.clone()
+        };
+        let e = bad.validate().expect_err("negative").to_string();
+        assert!(e.contains("--warmup-duration"), "{e}");
+        let bad = SteadyStateConfig { ratio: 0.0, ..c };
+        let e = bad.validate().expect_err("ratio").to_string();
+        assert!(e.contains("--steady-state-concurrency-ratio"), "{e}");
     }
 }

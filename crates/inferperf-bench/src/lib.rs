@@ -6,8 +6,9 @@
 //! server-side profile windows around a run, [`scenario`] holds genai-bench's traffic
 //! scenarios, [`plot`] and [`upload`] publish results. [`config`] holds `bench serving`'s settings,
 //! [`multipart`] builds upload bodies; [`shard`] cuts one run into deterministic shards and
-//! [`shard_merge`] recomputes the run's result from their records (`bench merge`). The load engine's own modules are named from
-//! `inferperf_loadgen` wherever they are used.
+//! [`shard_merge`] recomputes the run's result from their records (`bench merge`);
+//! [`steady_report`] adds the steady-state section to `bench serving`'s output. The load
+//! engine's own modules are named from `inferperf_loadgen` wherever they are used.
 
 pub mod calibrate;
 pub mod config;
@@ -22,5 +23,6 @@ pub mod serving;
 pub mod shard;
 pub mod shard_merge;
 pub mod slo;
+pub mod steady_report;
 pub mod sweep;
 pub mod upload;

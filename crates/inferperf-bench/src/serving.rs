@@ -79,6 +79,8 @@ pub struct ServingOutcome {
     pub request_traces: Vec<std::path::PathBuf>,
     /// With `--profile`: the server traces and the client's merged into one timeline.
     pub merged_timelines: Vec<std::path::PathBuf>,
+    /// The steady-state section (`None` with `--no-steady-state`).
+    pub steady_state: crate::steady_report::SteadyStateOutcome,
 }
 
 impl ServingOutcome {
@@ -137,6 +139,8 @@ pub async fn run_serving_rows(
                 .into(),
         ));
     }
+    args.steady_state.validate()?;
+    crate::steady_report::check_output_file(&args.steady_state)?;
     let headers = request_headers(&args.header)?;
     let target = Target::from_base_url(&ctx.base_url, headers)?;
     let pool = Arc::new(Pool::new(target));
@@ -344,6 +348,8 @@ pub async fn run_serving_rows(
         percentile_metrics: &pm,
         metric_percentiles: &mp,
     });
+    let steady_state =
+        crate::steady_report::compute(&args.steady_state, &res.records, retok.as_deref());
     if metrics.completed == 0 {
         ctx.say("All requests failed. This is likely due to a misconfiguration on the benchmark arguments.");
     }
@@ -362,6 +368,7 @@ pub async fn run_serving_rows(
         rate_for_record,
         accept_length,
     );
+    let console_report = console_report + &crate::steady_report::console(&steady_state);
     let rec = inferperf_loadgen::result::build(
         &inferperf_loadgen::result::RecordContext {
             tag: args.tag.as_deref(),
@@ -389,8 +396,13 @@ pub async fn run_serving_rows(
         &validity,
         &res.records,
     );
+    let mut rec = rec;
+    crate::steady_report::put_keys(&mut rec, &steady_state, &res.records);
     let line = rec.to_line();
     inferperf_loadgen::jsonl::append_line(Path::new(&output_file), &line)?;
+    if let Err(e) = crate::steady_report::append_output_file(&args.steady_state, &steady_state) {
+        eprintln!("WARNING: --steady-state-output-file: {e}");
+    }
     let server_clock = crate::server_clock::estimate(&probes_before, &probes_after);
     if let Some(template) = &args.save_records {
         let path = crate::shard::records_path(template, args.sharding.as_ref());
@@ -494,6 +506,7 @@ pub async fn run_serving_rows(
         profile_locations,
         request_traces,
         merged_timelines,
+        steady_state,
     })
 }
 

@@ -244,6 +244,30 @@ fn describe(p: &Probe) -> String {
     s
 }
 
+/// `--use-steady-state`: the numbers an SLO probe reads (latency summaries, request
+/// throughput, failures) from the steady-state window; the failures stay the whole run's.
+fn steady_state_metrics(
+    ss: &inferperf_loadgen::steady_state::SteadyStateMetrics,
+    whole: &BenchmarkMetrics,
+) -> BenchmarkMetrics {
+    BenchmarkMetrics {
+        completed: ss.completed,
+        failed: whole.failed,
+        request_throughput: if ss.duration > 0.0 {
+            ss.completed as f64 / ss.duration
+        } else {
+            0.0
+        },
+        input_throughput: ss.input_throughput,
+        output_throughput: ss.output_throughput,
+        ttft_ms: ss.within_window_ttft_ms,
+        tpot_ms: ss.within_window_tpot_ms,
+        itl_ms: ss.within_window_itl_ms,
+        e2e_latency_ms: ss.within_window_e2e_latency_ms,
+        ..BenchmarkMetrics::default()
+    }
+}
+
 async fn probe(
     o: &SearchOptions,
     base: &ServingConfig,
@@ -270,7 +294,25 @@ async fn probe(
         None => None,
     };
     let out = run_serving_rows(&args, make_ctx(), rows).await?;
-    let m = &out.metrics;
+    let steady;
+    let m = match (&out.steady_state, args.steady_state.use_in_aggregates) {
+        // A window with no request inside has no latencies to judge (they would read 0).
+        (Some(Ok(ss)), true) if ss.requests_within_window > 0 => {
+            steady = steady_state_metrics(ss, &out.metrics);
+            &steady
+        }
+        (Some(Ok(_)), true) => {
+            tracing::warn!(
+                "probe at {load}: no request inside the steady-state window; whole-run numbers"
+            );
+            &out.metrics
+        }
+        (Some(Err(e)), true) => {
+            tracing::warn!("probe at {load}: no steady-state window ({e}); whole-run numbers");
+            &out.metrics
+        }
+        _ => &out.metrics,
+    };
     let values: Vec<(String, f64)> = o
         .slos
         .iter()
@@ -319,5 +361,28 @@ mod tests {
         ] {
             assert!(parse_slos(bad).is_err(), "{bad}");
         }
+    }
+
+    /// `--use-steady-state`: SLO names read the in-window summaries, the rate is the window's
+    /// completions per second, failures stay the whole run's.
+    #[test]
+    fn steady_state_probes_read_the_window() {
+        let ss = inferperf_loadgen::steady_state::SteadyStateMetrics {
+            completed: 30,
+            duration: 2.0,
+            requests_within_window: 20,
+            within_window_ttft_ms: Summary {
+                p99: 12.0,
+                ..Summary::default()
+            },
+            ..Default::default()
+        };
+        let whole = BenchmarkMetrics {
+            failed: 3,
+            ..BenchmarkMetrics::default()
+        };
+        let m = steady_state_metrics(&ss, &whole);
+        assert_eq!(value_of(&m, "p99_ttft_ms"), Ok(12.0));
+        assert_eq!((m.request_throughput, m.failed), (15.0, 3));
     }
 }

@@ -179,6 +179,10 @@ pub struct AggregatedMetrics {
     /// Trace directory of the point (`--sglang-profile`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile_path: Option<String>,
+    /// With `--use-steady-state`: the window the throughputs and `stats` above come from
+    /// (absent: they are the whole run's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steady_state: Option<inferperf_loadgen::steady_state::SteadyStateMetrics>,
 }
 
 /// Aggregate a point's records as genai-bench does (no warm-up/cool-down trimming).
@@ -246,7 +250,50 @@ pub fn aggregate(
         stats,
         validity_verdict: verdict.into(),
         profile_path: None,
+        steady_state: None,
     }
+}
+
+/// `--use-steady-state`: replace a point's throughputs and latency `stats` by its
+/// steady-state window's (stats over the requests that started and ended inside it); request
+/// and error counts stay the whole run's. Without a window (or without a request inside it) the
+/// point keeps its whole-run numbers, with a warning.
+pub fn use_steady_state(
+    agg: &mut AggregatedMetrics,
+    load: &LoadPoint,
+    records: &[RequestRecord],
+    steady: &crate::steady_report::SteadyStateOutcome,
+) {
+    let ss = match steady {
+        Some(Ok(ss)) if ss.duration > 0.0 && ss.requests_within_window > 0 => ss,
+        Some(Ok(_)) => {
+            tracing::warn!(
+                "{}: no request inside the steady-state window; whole-run numbers",
+                agg.scenario
+            );
+            return;
+        }
+        Some(Err(e)) => {
+            tracing::warn!(
+                "{}: no steady-state window ({e}); whole-run numbers",
+                agg.scenario
+            );
+            return;
+        }
+        _ => return,
+    };
+    let w = ss.window;
+    let inside: Vec<RequestMetrics> = records
+        .iter()
+        .filter(|r| r.success() && !r.warmup && r.sent_ns >= w.start_ns && r.last_ns <= w.end_ns)
+        .map(RequestMetrics::from_record)
+        .collect();
+    agg.stats = aggregate(&agg.scenario, load, &inside, ss.duration, "").stats;
+    agg.mean_output_throughput_tokens_per_s = ss.output_throughput;
+    agg.mean_input_throughput_tokens_per_s = ss.input_throughput;
+    agg.mean_total_tokens_throughput_tokens_per_s = ss.input_throughput + ss.output_throughput;
+    agg.requests_per_second = ss.completed as f64 / ss.duration;
+    agg.steady_state = Some(ss.clone());
 }
 
 /// One run file, in genai-bench's key order.
@@ -522,6 +569,9 @@ pub async fn run(o: &SweepOptions, base_args: &ServingConfig) -> Result<Vec<Path
             let duration = inferperf_loadgen::record::ns_to_s(t1.saturating_sub(t0));
             let mut agg = aggregate(&label, load, &recs, duration, out.validity.verdict.as_str());
             agg.profile_path = profile_path;
+            if args.steady_state.use_in_aggregates {
+                use_steady_state(&mut agg, load, &out.records, &out.steady_state);
+            }
             let name = format!(
                 "{}_{}_{}_{}_time_{}s.json",
                 sanitize(&label),
@@ -552,4 +602,40 @@ pub async fn run(o: &SweepOptions, base_args: &ServingConfig) -> Result<Vec<Path
         }
     }
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--use-steady-state`: the window's throughputs, and stats over the requests inside it.
+    #[test]
+    fn steady_state_replaces_throughput_and_stats() {
+        let s = 1_000_000_000u64;
+        let rec = |sent: u64, end: u64| RequestRecord {
+            sent_ns: sent * s,
+            first_token_ns: sent * s + s / 2,
+            chunk_ns: vec![sent * s + s / 2, end * s],
+            last_ns: end * s,
+            output_len: 2,
+            prompt_len: 10,
+            ..Default::default()
+        };
+        // Two in flight on [2, 5): the window at ratio 1; only (2, 5) lies inside it.
+        let records = vec![rec(0, 6), rec(2, 5), rec(7, 9)];
+        let ss = inferperf_loadgen::steady_state::steady_state(&records, None, 1.0);
+        let ss_m = ss.clone().expect("window");
+        let load = LoadPoint::Concurrency(2);
+        let recs: Vec<RequestMetrics> = records.iter().map(RequestMetrics::from_record).collect();
+        let mut agg = aggregate("D(1,1)", &load, &recs, 9.0, "OK");
+        use_steady_state(&mut agg, &load, &records, &Some(ss));
+        assert_eq!(
+            agg.mean_output_throughput_tokens_per_s,
+            ss_m.output_throughput
+        );
+        assert_eq!(agg.num_requests, 3, "counts stay the whole run's");
+        let e2e = agg.stats.e2e_latency.as_ref().expect("e2e stats");
+        assert_eq!((e2e.min, e2e.max), (3.0, 3.0), "only the request inside");
+        assert_eq!(agg.steady_state, Some(ss_m));
+    }
 }

@@ -10,9 +10,9 @@
 //! shapes them), [`backend`] bodies and routes, [`arrival`] the schedule, [`pacer`] the
 //! release thread, [`client`] HTTP with [`rx_stamp`] kernel receive times and [`sse`] the
 //! stream parser, [`runner`] the measured run, [`record`] per-request observations,
-//! [`metrics`] / [`stats`] the numbers, [`validity`] the verdict, [`table`] the console
-//! table, [`result`] / [`jsonl`] the record file; [`clock`], [`cpu`], [`progress`] and
-//! [`request_log`] serve the run.
+//! [`metrics`] / [`stats`] the numbers, [`steady_state`] the window in which the load held,
+//! [`validity`] the verdict, [`table`] the console table, [`result`] / [`jsonl`] the record
+//! file; [`clock`], [`cpu`], [`progress`] and [`request_log`] serve the run.
 
 pub mod arrival;
 pub mod backend;
@@ -37,6 +37,7 @@ pub mod runner;
 pub mod rx_stamp;
 pub mod sse;
 pub mod stats;
+pub mod steady_state;
 pub mod table;
 pub mod tokenizer;
 pub mod validity;

@@ -225,6 +225,80 @@ pub fn extra_table(m: &BenchmarkMetrics) -> String {
     o
 }
 
+/// SGLang's " Steady-State Result " block (same labels and formats), then ours: the rule that
+/// chose the window, where it lies, and the latencies of the requests inside it.
+pub fn steady_state_table(m: &crate::steady_state::SteadyStateMetrics) -> String {
+    let mut o = String::from("\n");
+    header(&mut o, " Steady-State Result ", '=');
+    match m.concurrency_ratio {
+        Some(r) => rowf(&mut o, "Concurrency ratio:", r),
+        None => row(
+            &mut o,
+            "Warm-up / cool-down (s):",
+            &format!(
+                "{:.2} / {:.2}",
+                m.warmup_duration.unwrap_or(0.0),
+                m.cooldown_duration.unwrap_or(0.0)
+            ),
+        ),
+    }
+    rowf(&mut o, "Measurement duration (s):", m.duration);
+    row(
+        &mut o,
+        "Minimum concurrency:",
+        &m.concurrency_threshold.to_string(),
+    );
+    row(&mut o, "Completed requests:", &m.completed.to_string());
+    row(&mut o, "Input tokens:", &m.total_input.to_string());
+    rowf(
+        &mut o,
+        "Input token throughput (tok/s):",
+        m.input_throughput,
+    );
+    rowf(&mut o, "Generated tokens:", m.total_output);
+    rowf(
+        &mut o,
+        "Output token throughput (tok/s):",
+        m.output_throughput,
+    );
+    rowf(
+        &mut o,
+        "Output throughput, retokenized (tok/s):",
+        m.output_throughput_retokenized,
+    );
+    rowf(&mut o, "Average concurrency:", m.average_concurrency);
+    row(&mut o, "Peak concurrency:", &m.peak_concurrency.to_string());
+    rowf(
+        &mut o,
+        "Peak output throughput (tok/s):",
+        m.peak_output_throughput,
+    );
+    row(&mut o, "Window rule:", m.window_rule);
+    row(
+        &mut o,
+        "Window (s from the first send):",
+        &format!("{:.2} - {:.2}", m.window_start, m.window_end),
+    );
+    header(&mut o, "Requests within the window", '-');
+    row(&mut o, "Requests:", &m.requests_within_window.to_string());
+    let none = m.requests_within_window == 0;
+    for (name, s) in [
+        ("TTFT", &m.within_window_ttft_ms),
+        ("TPOT", &m.within_window_tpot_ms),
+        ("ITL", &m.within_window_itl_ms),
+        ("E2E Latency", &m.within_window_e2e_latency_ms),
+    ]
+    .into_iter()
+    .filter(|_| !none)
+    {
+        rowf(&mut o, &format!("Mean {name} (ms):"), s.mean);
+        rowf(&mut o, &format!("P99 {name} (ms):"), s.p99);
+    }
+    o.push_str(&"=".repeat(50));
+    o.push('\n');
+    o
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,5 +337,26 @@ mod tests {
         assert!(t.contains("\n---------------Inter-Token Latency----------------\n"));
         assert_eq!(py_float(4.0), "4.0");
         assert_eq!(py_float(0.25), "0.25");
+    }
+
+    #[test]
+    fn steady_state_block_has_sglangs_title_and_rows() {
+        let m = crate::steady_state::SteadyStateMetrics {
+            concurrency_ratio: Some(0.8),
+            duration: 12.0,
+            ..Default::default()
+        };
+        let t = steady_state_table(&m);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[1],
+            "============== Steady-State Result ==============="
+        );
+        assert_eq!(
+            lines[2],
+            "Concurrency ratio:                       0.80      "
+        );
+        assert!(t.contains("\nMeasurement duration (s):                12.00     \n"));
+        assert!(t.contains("\nPeak output throughput (tok/s):"));
     }
 }

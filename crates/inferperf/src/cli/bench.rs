@@ -443,4 +443,40 @@ mod tests {
         assert_eq!(c.dataset.random_input_len, 9);
         assert_eq!(c.request_rate, 4.0);
     }
+
+    /// SGLang's steady-state flags (and our alias) reach the settings; bad values are refused
+    /// by the parser naming the flag.
+    #[test]
+    fn steady_state_flags_reach_the_config() {
+        let c = Cli::parse_from([
+            "bench",
+            "--steady-state-ratio",
+            "0.5",
+            "--steady-state-output-file",
+            "ss.jsonl",
+            "--warmup-duration",
+            "2.5",
+        ])
+        .args
+        .to_config();
+        let s = &c.steady_state;
+        assert!(s.enabled);
+        assert_eq!((s.ratio, s.warmup_duration_s), (0.5, 2.5));
+        assert_eq!(s.output_file.as_deref(), Some("ss.jsonl"));
+        let off = Cli::parse_from(["bench", "--no-steady-state"])
+            .args
+            .to_config();
+        assert!(!off.steady_state.enabled);
+        for bad in [
+            ["--steady-state-concurrency-ratio", "0"],
+            ["--steady-state-concurrency-ratio", "1.5"],
+            ["--warmup-duration", "-1"],
+        ] {
+            let e = Cli::try_parse_from(["bench", bad[0], bad[1]])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains(bad[0]), "{bad:?}: {e}");
+        }
+    }
 }

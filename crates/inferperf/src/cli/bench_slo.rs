@@ -43,11 +43,16 @@ pub struct Args {
     pub seconds_per_probe: f64,
     #[arg(long, default_value_t = 50)]
     pub min_requests: usize,
+    /// Judge each probe on its steady-state window (latencies of the requests that started
+    /// and ended inside it, completion rate inside it) instead of the whole run.
+    #[arg(long, help_heading = "Steady state")]
+    pub use_steady_state: bool,
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let slos = parse_slos(&a.slo).context("bench slo")?;
-    let serving = a.bench.to_config();
+    let mut serving = a.bench.to_config();
+    serving.steady_state.use_in_aggregates = a.use_steady_state;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -81,6 +81,13 @@ pub struct Args {
     /// `az://` (builds with the `cloud-upload` feature).
     #[arg(long)]
     pub upload_results: Option<String>,
+    /// Each point's throughputs and latency stats from its steady-state window (the
+    /// requests that started and ended inside it) instead of the whole run; the run files
+    /// then carry the window as `aggregated_metrics.steady_state`.
+    #[arg(long, help_heading = "Steady state")]
+    pub use_steady_state: bool,
+    #[command(flatten)]
+    pub steady_state: super::steady_state_args::SteadyStateArgs,
 }
 
 const DEFAULT_CHAT_SCENARIOS: [&str; 5] = [
@@ -218,6 +225,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let mut serving = ServingConfig {
         backend: Backend::OpenaiChat,
         model: a.api_model_name.clone(),
+        steady_state: inferperf_bench::config::SteadyStateConfig {
+            use_in_aggregates: a.use_steady_state,
+            ..a.steady_state.to_config()
+        },
         ..ServingConfig::default()
     };
     if let Some(k) = &a.api_key {

@@ -227,6 +227,8 @@ pub struct ServingArgs {
     /// Client worker threads (default: one per four cores, at least one).
     #[arg(long)]
     pub client_threads: Option<usize>,
+    #[command(flatten)]
+    pub steady_state: super::steady_state_args::SteadyStateArgs,
 }
 
 impl ServingArgs {
@@ -300,6 +302,7 @@ impl ServingArgs {
             stall_timeout_sec: self.stall_timeout_sec,
             max_failure_rate: self.max_failure_rate,
             client_threads: self.client_threads,
+            steady_state: self.steady_state.to_config(),
         }
     }
 }

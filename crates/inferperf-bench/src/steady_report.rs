@@ -1,0 +1,75 @@
+//! `bench serving`'s steady-state section: the window by the configured rule
+//! (`inferperf_loadgen::steady_state`), SGLang's console block, the record's `steady_state`
+//! and `timeline` keys, and SGLang's `--steady-state-output-file` line. A window that cannot
+//! be found is one console line and a `null` section, never an error: the run is kept.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::config::SteadyStateConfig;
+use inferperf_loadgen::error::BenchError;
+use inferperf_loadgen::jsonl::OrderedRecord;
+use inferperf_loadgen::metrics::Timeline;
+use inferperf_loadgen::record::RequestRecord;
+use inferperf_loadgen::steady_state::{steady_state_by_rule, SteadyStateError, SteadyStateMetrics};
+
+/// The section of a run: `None` when turned off (`--no-steady-state`).
+pub type SteadyStateOutcome = Option<Result<SteadyStateMetrics, SteadyStateError>>;
+
+/// Compute the section for the measured records (`retokenized` aligned with them).
+pub fn compute(
+    cfg: &SteadyStateConfig,
+    records: &[RequestRecord],
+    retokenized: Option<&[usize]>,
+) -> SteadyStateOutcome {
+    (cfg.enabled || cfg.use_in_aggregates)
+        .then(|| steady_state_by_rule(records, retokenized, cfg.rule()))
+}
+
+/// The console text after the main report: SGLang's block, or one line saying why not.
+pub fn console(s: &SteadyStateOutcome) -> String {
+    match s {
+        None => String::new(),
+        Some(Ok(m)) => inferperf_loadgen::table::steady_state_table(m),
+        Some(Err(e)) => format!("Steady-state result: none ({e})\n"),
+    }
+}
+
+/// Add `steady_state` (the section, or `null`) and `timeline` (output tokens and requests in
+/// flight per one-second bucket from the earliest successful send, the origin of the window's
+/// times) to the record.
+pub fn put_keys(rec: &mut OrderedRecord, s: &SteadyStateOutcome, records: &[RequestRecord]) {
+    let section = match s {
+        Some(Ok(m)) => serde_json::to_value(m).unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    rec.put("steady_state", section);
+    let t = Timeline::of_records(records);
+    rec.put(
+        "timeline",
+        json!({"bucket_s": 1.0, "output_tokens": t.output_tokens, "concurrency": t.concurrency}),
+    );
+}
+
+/// Fail before the run when `--steady-state-output-file` cannot be appended to.
+pub fn check_output_file(cfg: &SteadyStateConfig) -> Result<(), BenchError> {
+    match (&cfg.output_file, cfg.enabled) {
+        (Some(f), true) => inferperf_loadgen::jsonl::check_appendable(Path::new(f)),
+        _ => Ok(()),
+    }
+}
+
+/// SGLang's `--steady-state-output-file`: the section alone as one JSONL line (nothing when
+/// no window was found).
+pub fn append_output_file(
+    cfg: &SteadyStateConfig,
+    s: &SteadyStateOutcome,
+) -> Result<(), BenchError> {
+    let (Some(f), Some(Ok(m))) = (&cfg.output_file, s) else {
+        return Ok(());
+    };
+    let line = serde_json::to_string(m)
+        .map_err(|e| BenchError::Config(format!("serializing the steady-state section: {e}")))?;
+    inferperf_loadgen::jsonl::append_line(Path::new(f), &line)
+}
