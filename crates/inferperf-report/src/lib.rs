@@ -2,9 +2,11 @@
 //! genai-bench experiment folder (as `bench sweep` writes it) or `bench serving` JSONL results.
 //!
 //! [`data`] loads the runs (with [`detail`]: percentiles, per-request samples, timeline);
-//! [`excel`], [`plot`] and [`html`] render them; [`slow`] adds the "Why requests were slow"
+//! [`excel`], [`plot`] and [`html`] render them; [`charts`] builds the data of the interactive
+//! charts; [`slow`] adds the "Why requests were slow"
 //! section (`trace explain`).
 
+pub mod charts;
 pub mod data;
 pub mod detail;
 pub mod error;
