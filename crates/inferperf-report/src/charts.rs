@@ -400,27 +400,26 @@ fn timeline_section(d: &ReportData) -> Section {
             (0..=n).map(|k| at(&t.concurrency, k)).collect(),
         ];
         let mut notes = Vec::new();
-        let shade = match &r.detail.steady_state {
-            Some(s) => {
-                let mut note = format!(
-                    "Steady state (shaded): {:.1} s to {:.1} s",
-                    s.window_start, s.window_end
-                );
-                if let Some(tp) = s.output_throughput {
-                    note.push_str(&format!(", {tp:.1} output tokens/s"));
-                }
-                if let Some(c) = s.concurrency_threshold {
-                    note.push_str(&format!(", requests in flight >= {c}"));
-                }
-                note.push('.');
-                notes.push(note);
-                Some((s.window_start, s.window_end))
+        let steady = r.detail.steady_state.as_ref();
+        let shade = steady.and_then(|s| s.window()).inspect(|&(start, end)| {
+            let mut note = format!("Steady state (shaded): {start:.1} s to {end:.1} s");
+            if let Some(tp) = steady.and_then(|s| s.output_throughput) {
+                note.push_str(&format!(", {tp:.1} output tokens/s"));
             }
-            None => {
-                notes.push("No steady-state window recorded for this run.".into());
-                None
+            if let Some(c) = steady.and_then(|s| s.concurrency_threshold) {
+                note.push_str(&format!(", requests in flight >= {c}"));
             }
-        };
+            note.push('.');
+            notes.push(note);
+        });
+        if shade.is_none() {
+            notes.push(match steady {
+                Some(_) => "The run recorded no steady-state window (it never held the \
+                            concurrency threshold)."
+                    .into(),
+                None => "No steady-state window recorded for this run.".into(),
+            });
+        }
         groups.push(Group {
             heading,
             charts: vec![Chart {

@@ -30,11 +30,15 @@ pub struct Timeline {
 }
 
 /// The window `bench serving` measured as steady (`steady_state` key): seconds from the same
-/// earliest send as [`Timeline`]. Only the fields the page shows are read.
+/// earliest send as [`Timeline`]. Only the fields the page shows are read; the window's ends
+/// are optional so that a run that never reached steady state (ends null or absent) still
+/// gets its timeline, unshaded.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct SteadyState {
-    pub window_start: f64,
-    pub window_end: f64,
+    #[serde(default)]
+    pub window_start: Option<f64>,
+    #[serde(default)]
+    pub window_end: Option<f64>,
     #[serde(default)]
     pub output_throughput: Option<f64>,
     #[serde(default)]
@@ -43,6 +47,14 @@ pub struct SteadyState {
     pub concurrency_threshold: Option<f64>,
     #[serde(default)]
     pub completed: Option<f64>,
+}
+
+impl SteadyState {
+    /// `(start, end)` when both ends are finite and the window is not empty.
+    pub fn window(&self) -> Option<(f64, f64)> {
+        let (a, b) = (self.window_start?, self.window_end?);
+        (a.is_finite() && b.is_finite() && b > a).then_some((a, b))
+    }
 }
 
 /// A run's details (see the module doc).
@@ -193,8 +205,15 @@ mod tests {
         let t = d.timeline.expect("timeline");
         assert_eq!(t.output_tokens, vec![10.0, 20.0]);
         let s = d.steady_state.expect("steady state");
-        assert_eq!((s.window_start, s.window_end), (0.5, 1.5));
+        assert_eq!(s.window(), Some((0.5, 1.5)));
         assert_eq!(s.output_throughput, Some(18.0));
+        // A run that never reached steady state: the key is there, the window is not.
+        let none = json!({"steady_state": {"window_start": null, "completed": 0}});
+        let s = from_sglang(&none)
+            .expect("parsed")
+            .steady_state
+            .expect("key");
+        assert_eq!(s.window(), None);
         let e = from_sglang(&json!({"timeline": {"bucket_s": 1.0}})).expect_err("malformed");
         assert!(
             e.contains("\"timeline\"") && e.contains("output_tokens"),
