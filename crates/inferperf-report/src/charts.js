@@ -56,7 +56,8 @@
       out.paths = uPlot.paths.stepped({ align: 1 });
       out.points = { show: false };
     } else {
-      out.points = { show: true, size: 6 };
+      // Filled, so a Pareto frontier's points stand out over the plain run points.
+      out.points = { show: true, size: 7, fill: color, stroke: color };
     }
     if (spec.point_labels) {
       out.value = function (u, v, si, i) {

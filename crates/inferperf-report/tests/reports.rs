@@ -139,6 +139,15 @@ print(json.dumps(out))
     assert!(
         page.contains("No per-request ITL data for concurrency 1, concurrency 2, concurrency 4")
     );
+    let all = inferperf_report::charts::build(&d);
+    let cdfs = all
+        .iter()
+        .find(|s| s.title == "TTFT and ITL distributions")
+        .expect("CDF section");
+    for g in &cdfs.groups {
+        assert_eq!(g.charts.len(), 1, "{}: a TTFT CDF only", g.heading);
+        assert_eq!(g.charts[0].series.len(), 3, "one curve per run");
+    }
     assert!(page.contains("U(10,30)/(4,8)"));
 }
 
