@@ -24,6 +24,8 @@ pub const ERRORS_ID: &str = "chart-errors";
 /// strings, where their `\u` escapes mean the same, so neither `</script>` nor `<!--` can
 /// appear in the block.
 pub fn script_json(v: &impl serde::Serialize) -> String {
+    // Chart data is strings and numbers (non-finite ones become null), which always serialize;
+    // were it ever to fail, an empty list makes the script report every chart as missing.
     serde_json::to_string(v)
         .unwrap_or_else(|_| "[]".into())
         .replace('<', "\\u003c")
