@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::detail::{self, RunDetail};
 use crate::error::ReportError;
 
 /// One load point of one scenario.
@@ -31,6 +32,8 @@ pub struct Run {
     pub aggregated: Value,
     /// Per-request records as stored.
     pub requests: Vec<Value>,
+    /// Percentiles, per-request samples and the timeline, for the page's interactive charts.
+    pub detail: RunDetail,
 }
 
 /// Everything a report needs.
@@ -79,7 +82,12 @@ fn from_genai(v: Value) -> Run {
         "batch_size" => ("batch_size", f(&a["batch_size"])),
         _ => ("num_concurrency", f(&a["num_concurrency"])),
     };
+    let requests: Vec<Value> = v["individual_request_metrics"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     Run {
+        detail: detail::from_genai(st, &requests),
         scenario: a["scenario"].as_str().unwrap_or("?").to_string(),
         iteration_type: iteration_type.into(),
         value,
@@ -96,15 +104,13 @@ fn from_genai(v: Value) -> Run {
         error_rate: f(&a["error_rate"]),
         num_requests: f(&a["num_requests"]),
         aggregated: a.clone(),
-        requests: v["individual_request_metrics"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default(),
+        requests,
     }
 }
 
-/// One `bench serving` record (SGLang keys, milliseconds).
-fn from_sglang(v: Value) -> Run {
+/// One `bench serving` record (SGLang keys, milliseconds); an error names the malformed key.
+fn from_sglang(v: Value) -> Result<Run, String> {
+    let detail = detail::from_sglang(&v)?;
     let ms = |k: &str| f(&v[k]) / 1000.0;
     let (iteration_type, value) = match v["max_concurrency"].as_f64() {
         Some(c) => ("num_concurrency", c),
@@ -119,7 +125,7 @@ fn from_sglang(v: Value) -> Run {
         Some(d) => d.to_string(),
         None => "bench serving".into(),
     };
-    Run {
+    Ok(Run {
         scenario,
         iteration_type: iteration_type.into(),
         value,
@@ -141,7 +147,8 @@ fn from_sglang(v: Value) -> Run {
         num_requests: total,
         aggregated: v,
         requests: Vec::new(),
-    }
+        detail,
+    })
 }
 
 /// Load an experiment folder (`experiment_metadata.json` + run files) or a `bench serving`
@@ -186,7 +193,11 @@ pub fn load(path: &Path) -> Result<ReportData, ReportError> {
                 path: path.to_path_buf(),
                 message: format!("line {}: {e}", i + 1),
             })?;
-            data.runs.push(from_sglang(v));
+            let run = from_sglang(v).map_err(|message| ReportError::Malformed {
+                path: path.to_path_buf(),
+                message: format!("line {}: {message}", i + 1),
+            })?;
+            data.runs.push(run);
         }
         data.metadata = serde_json::json!({"source": path.display().to_string()});
     }

@@ -13,6 +13,9 @@ pub enum ReportError {
     },
     #[error("{}: not valid JSON: {message}", path.display())]
     Parse { path: PathBuf, message: String },
+    /// Valid JSON, but a key the page draws has the wrong shape (the message names it).
+    #[error("{}: {message}", path.display())]
+    Malformed { path: PathBuf, message: String },
     #[error("{} is not an experiment folder (no experiment_metadata.json)", .0.display())]
     NotAnExperiment(PathBuf),
     #[error("{} has no runs to report", .0.display())]

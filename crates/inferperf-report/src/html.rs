@@ -1,5 +1,6 @@
-//! `report html`: one self-contained page (inline SVG plots, the summary table and the run
-//! metadata; no external scripts, styles or fonts) that can be mailed around.
+//! `report html`: one self-contained page (the summary table, inline SVG plots, the interactive
+//! charts of [`crate::charts`] drawn by the embedded chart library, and the run metadata; no
+//! external scripts, styles or fonts) that can be mailed around and opened offline.
 
 use std::fmt::Write as _;
 
@@ -32,8 +33,9 @@ pub fn page_with(d: &ReportData, explained: Option<&ExplainReport>) -> Result<St
          <style>body{{font-family:sans-serif;margin:24px}}table{{border-collapse:collapse;margin:12px 0}}\
          td,th{{border:1px solid #bbb;padding:4px 8px;text-align:right}}th{{background:#eee}}\
          td:first-child,th:first-child{{text-align:left}}svg{{max-width:100%;height:auto}}</style>\
-         </head><body><h1>{}</h1>",
+         {}</head><body><h1>{}</h1>",
         esc(&title),
+        crate::interactive::styles(),
         esc(&title)
     );
     h.push_str("<h2>Summary</h2><table><tr><th>Scenario</th><th>Load</th><th>Req/s</th><th>Output tok/s</th><th>Mean TTFT (s)</th><th>P99 TTFT (s)</th><th>Mean E2E (s)</th><th>P99 E2E (s)</th><th>Error rate</th></tr>");
@@ -58,6 +60,7 @@ pub fn page_with(d: &ReportData, explained: Option<&ExplainReport>) -> Result<St
         let _ = write!(h, "<h2>{}</h2>", esc(p.file_stem()));
         h.push_str(&svg(d, p)?);
     }
+    h.push_str(&crate::interactive::sections(&crate::charts::build(d)));
     if let Some(rep) = explained {
         h.push_str(&crate::slow::section(rep));
     }

@@ -1,7 +1,7 @@
 //! Reports from a real `bench sweep` folder (2 scenarios x 3 concurrencies against the HTTP
 //! server over the simulated engine) and from `bench serving` JSONL: the workbook opens in
 //! openpyxl with genai-bench's five sheets and their headers, the SVG plots carry one line per
-//! scenario, and the HTML page is self-contained.
+//! scenario, and the HTML page is self-contained (its interactive charts included).
 
 use std::path::{Path, PathBuf};
 
@@ -131,7 +131,23 @@ print(json.dumps(out))
     let page = inferperf_report::html::page(&d).expect("page");
     assert!(page.starts_with("<!DOCTYPE html>"));
     assert_eq!(page.matches("<svg").count(), 2);
-    assert!(!page.contains("<script") && !page.contains("<link") && !page.contains("src=\"http"));
+    // Scripts and styles are inline (the embedded chart library), nothing is fetched.
+    assert!(
+        !page.contains("<script src") && !page.contains("<link") && !page.contains("src=\"http")
+    );
+    // Sweep folders hold per-request TTFTs (a CDF per scenario) but no per-token gaps.
+    assert!(
+        page.contains("No per-request ITL data for concurrency 1, concurrency 2, concurrency 4")
+    );
+    let all = inferperf_report::charts::build(&d);
+    let cdfs = all
+        .iter()
+        .find(|s| s.title == "TTFT and ITL distributions")
+        .expect("CDF section");
+    for g in &cdfs.groups {
+        assert_eq!(g.charts.len(), 1, "{}: a TTFT CDF only", g.heading);
+        assert_eq!(g.charts[0].series.len(), 3, "one curve per run");
+    }
     assert!(page.contains("U(10,30)/(4,8)"));
 }
 

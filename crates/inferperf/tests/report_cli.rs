@@ -108,3 +108,33 @@ fn a_request_trace_without_a_server_side_fails_naming_what_is_missing() {
     );
     assert!(!out.exists(), "a page was written");
 }
+
+#[test]
+fn a_malformed_timeline_is_named_with_its_line_and_no_page_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runs = dir.path().join("runs.jsonl");
+    std::fs::write(
+        &runs,
+        "{\"max_concurrency\": 1, \"output_throughput\": 9.0}\n\
+         {\"max_concurrency\": 2, \"timeline\": {\"bucket_s\": 1.0, \"output_tokens\": [1]}}\n",
+    )
+    .expect("write");
+    let out = dir.path().join("report.html");
+    let o = Command::new(env!("CARGO_BIN_EXE_inferperf"))
+        .args(["report", "html", "--experiment-folder"])
+        .arg(&runs)
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .expect("run inferperf");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("runs.jsonl")
+            && err.contains("line 2")
+            && err.contains("\"timeline\"")
+            && err.contains("concurrency"),
+        "{err}"
+    );
+    assert!(!out.exists(), "a page was written");
+}

@@ -16,7 +16,11 @@ pub enum ReportCommand {
     Excel(ExcelArgs),
     /// Plots with genai-bench's presets (PNG and SVG).
     Plot(PlotArgs),
-    /// One self-contained HTML page with plots, tables and run metadata.
+    /// One self-contained HTML page with plots, tables, interactive charts and run metadata.
+    ///
+    /// The interactive charts (hover values, drag zoom, log2 concurrency axis, Pareto frontiers,
+    /// TTFT/ITL CDFs, throughput over time with the steady-state window) are drawn by the
+    /// embedded uPlot; the page works offline.
     Html(HtmlArgs),
 }
 
