@@ -6,6 +6,18 @@
 //! substitutes `$(NAME)` as the kubelet does (from the `inferperf-params` ConfigMap, i.e.
 //! `params.env`, plus overrides) and maps each volume's mount path to a local directory, so a
 //! test can start one shard process per index with `JOB_COMPLETION_INDEX` set, then the merge.
+//!
+//! ```text
+//! let dir = tempfile::tempdir().unwrap();
+//! let c = deploy::local_command_lines(dir.path(), &[("BASE_URL", &url), ("START_AT", &start)]);
+//! let n: usize = c.params["NUM_SHARDS"].parse().unwrap();
+//! let shards: Vec<_> = (0..n)
+//!     .map(|i| Command::new(env!("CARGO_BIN_EXE_inferperf")).args(&c.shard[1..])
+//!         .env("JOB_COMPLETION_INDEX", i.to_string()).spawn().unwrap())
+//!     .collect();
+//! // wait for every shard, then:
+//! Command::new(env!("CARGO_BIN_EXE_inferperf")).args(&c.merge[1..]).output()
+//! ```
 
 use std::collections::BTreeMap;
 use std::io::Write;
