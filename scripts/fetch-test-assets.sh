@@ -26,12 +26,15 @@ fi
 
 
 # Python peers the tests drive: the official OpenAI SDK (server compatibility), HTA 0.5.0
-# (trace compatibility) and openpyxl (reading our Excel reports back). One venv, reused.
+# (trace compatibility), openpyxl (reading our Excel reports back) and kubernetes-validate
+# (deploy/kubernetes against the Kubernetes schemas; it brings PyYAML, which the deploy tests
+# also use to read the manifests). One venv, reused.
 VENV="$ASSETS/venv"
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, hta, openpyxl' 2>/dev/null; then
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, hta, openpyxl, kubernetes_validate, yaml' 2>/dev/null; then
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check openai "HolisticTraceAnalysis==0.5.0" "openpyxl==3.1.5"
-  "$VENV/bin/python" -c 'import openai, hta, openpyxl'
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check openai "HolisticTraceAnalysis==0.5.0" "openpyxl==3.1.5" \
+    "kubernetes-validate==1.37.0"
+  "$VENV/bin/python" -c 'import openai, hta, openpyxl, kubernetes_validate, yaml'
 fi
 echo "python venv in $VENV"
 

@@ -38,11 +38,11 @@ pub fn smollm2_gguf() -> PathBuf {
     )
 }
 
-/// The test venv's python (with the `openai` SDK, HTA and openpyxl).
+/// The test venv's python (with the `openai` SDK, HTA, openpyxl, kubernetes-validate and PyYAML).
 pub fn venv_python() -> PathBuf {
     asset(
         "venv/bin/python",
-        "it creates $INFERPERF_ASSETS/venv with openai, HTA and openpyxl",
+        "it creates $INFERPERF_ASSETS/venv with openai, HTA, openpyxl and kubernetes-validate",
     )
 }
 

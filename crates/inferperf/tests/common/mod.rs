@@ -1,6 +1,9 @@
 //! Helpers of the CLI's process tests: `inferperf serve` as a child process on an ephemeral
-//! port, and the combined output of a finished command for assertion messages.
+//! port, the combined output of a finished command for assertion messages, and (`deploy`) the
+//! Kubernetes manifests' command lines.
 #![allow(dead_code)] // each test binary uses a different subset
+
+pub mod deploy;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
