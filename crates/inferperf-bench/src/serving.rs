@@ -127,10 +127,15 @@ pub async fn run_serving_rows(
         ));
     }
     // Checked before the first request: a run must not end in "cannot write the result".
+    // `{shard}` in the name becomes the shard index, so shards can share a directory.
     let output_file = args
         .output_file
         .clone()
-        .unwrap_or_else(|| default_output_file(args));
+        .unwrap_or_else(|| default_output_file(args))
+        .replace(
+            "{shard}",
+            &args.sharding.map_or(0, |s| s.shard_index).to_string(),
+        );
     inferperf_loadgen::jsonl::check_appendable(Path::new(&output_file))?;
     if args.sharding.is_some_and(|s| s.num_shards > 1) && (args.profile || args.sglang_profile) {
         return Err(BenchError::Config(
@@ -397,7 +402,11 @@ pub async fn run_serving_rows(
         &res.records,
     );
     let mut rec = rec;
-    crate::steady_report::put_keys(&mut rec, &steady_state, &res.records);
+    crate::steady_report::put_keys(
+        &mut rec,
+        &steady_state,
+        &inferperf_loadgen::metrics::Timeline::of_records(&res.records),
+    );
     let line = rec.to_line();
     inferperf_loadgen::jsonl::append_line(Path::new(&output_file), &line)?;
     if let Err(e) = crate::steady_report::append_output_file(&args.steady_state, &steady_state) {
@@ -453,6 +462,7 @@ pub async fn run_serving_rows(
                 cache_report: args.cache_report,
                 output_details: args.output_details,
                 accept_length,
+                steady_state: args.steady_state.enabled.then(|| args.steady_state.rule()),
             },
         };
         if header.clock.start_late_ns > 1_000_000 {

@@ -39,13 +39,12 @@ pub fn console(s: &SteadyStateOutcome) -> String {
 /// Add `steady_state` (the section, or `null`) and `timeline` (output tokens and requests in
 /// flight per one-second bucket from the earliest successful send, the origin of the window's
 /// times) to the record.
-pub fn put_keys(rec: &mut OrderedRecord, s: &SteadyStateOutcome, records: &[RequestRecord]) {
+pub fn put_keys(rec: &mut OrderedRecord, s: &SteadyStateOutcome, t: &Timeline) {
     let section = match s {
         Some(Ok(m)) => serde_json::to_value(m).unwrap_or(Value::Null),
         _ => Value::Null,
     };
     rec.put("steady_state", section);
-    let t = Timeline::of_records(records);
     rec.put(
         "timeline",
         json!({"bucket_s": 1.0, "output_tokens": t.output_tokens, "concurrency": t.concurrency}),

@@ -275,6 +275,11 @@ impl MetricsAccumulator {
 
     /// The run's metrics.
     pub fn finish(self, s: &MetricSettings<'_>) -> BenchmarkMetrics {
+        self.finish_with_timeline(s).0
+    }
+
+    /// The run's metrics and its per-second timeline (the series behind the peaks).
+    pub fn finish_with_timeline(self, s: &MetricSettings<'_>) -> (BenchmarkMetrics, Timeline) {
         let dur = if s.duration_s > 0.0 {
             s.duration_s
         } else {
@@ -300,6 +305,7 @@ impl MetricsAccumulator {
         m.e2e_latency_ms = summarize(&self.e2es, 1000.0);
         m.concurrency = self.e2es.iter().fold(0.0, |a, b| a + b) / dur;
         let timeline = self.timeline.finish();
+        let timeline_out = timeline.clone();
         m.max_output_tokens_per_s =
             timeline.output_tokens.iter().copied().max().unwrap_or(0) as f64;
         m.max_concurrent_requests = timeline.concurrency.iter().copied().max().unwrap_or(0);
@@ -392,7 +398,7 @@ impl MetricsAccumulator {
                     .insert(key, percentile_sorted(&sorted_samples, p) * 1000.0);
             }
         }
-        m
+        (m, timeline_out)
     }
 }
 

@@ -117,6 +117,9 @@ pub struct RunSettings {
     pub cache_report: bool,
     pub output_details: bool,
     pub accept_length: Option<f64>,
+    /// How the steady-state window is chosen; `None` with `--no-steady-state`.
+    #[serde(default)]
+    pub steady_state: Option<crate::steady_state::WindowRule>,
 }
 
 /// The first line.

@@ -68,7 +68,8 @@ pub struct SteadyStateWindow {
 }
 
 /// Which rule chose the window.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum WindowRule {
     /// SGLang's `--steady-state-concurrency-ratio`.
     ConcurrencyRatio(f64),

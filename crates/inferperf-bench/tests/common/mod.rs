@@ -51,6 +51,7 @@ impl SimServer {
 pub mod cli_flags {
     pub mod dataset_args;
     pub mod serving_args;
+    pub mod shard_args;
     pub mod steady_state_args;
     pub mod value_parsers;
 }

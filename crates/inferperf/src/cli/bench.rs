@@ -36,6 +36,8 @@ pub enum BenchCommand {
     Sweep(Box<super::bench_sweep::Args>),
     /// Capacity search: the highest load that meets every SLO.
     Slo(Box<super::bench_slo::Args>),
+    /// Merge sharded runs: recompute the result from the shards' `--save-records` files.
+    Merge(super::shard_args::MergeArgs),
 }
 
 /// `bench serving` flags: SGLang's, plus the embedded-server choice.
@@ -93,6 +95,7 @@ pub fn run(cmd: BenchCommand, matches: Option<&clap::ArgMatches>) -> anyhow::Res
         BenchCommand::Offline(a) => super::bench_offline::run(*a),
         BenchCommand::Sweep(a) => super::bench_sweep::run(*a),
         BenchCommand::Slo(a) => super::bench_slo::run(*a),
+        BenchCommand::Merge(a) => super::shard_args::merge(a),
     }
 }
 
@@ -228,7 +231,9 @@ fn serving(a: ServingCliArgs, given: GivenFlags) -> anyhow::Result<ExitCode> {
     if a.diffusion.requested() {
         return diffusion_serving(a, given);
     }
-    let args = a.bench.to_config();
+    let mut args = a.bench.to_config();
+    args.sharding = a.bench.shard.sharding()?;
+    args.argv = std::env::args().collect();
     let model_path = a.model_path.clone();
     let schedule = a.simulate.as_deref().map(parse_schedule).transpose()?;
     let threads = default_threads(args.client_threads);

@@ -16,6 +16,7 @@ pub mod send_one;
 pub mod serve;
 pub mod server_flags;
 pub mod serving_args;
+pub mod shard_args;
 pub mod steady_state_args;
 pub mod trace;
 pub mod trace_explain;

@@ -229,6 +229,8 @@ pub struct ServingArgs {
     pub client_threads: Option<usize>,
     #[command(flatten)]
     pub steady_state: super::steady_state_args::SteadyStateArgs,
+    #[command(flatten)]
+    pub shard: super::shard_args::ShardArgs,
 }
 
 impl ServingArgs {
@@ -303,6 +305,11 @@ impl ServingArgs {
             max_failure_rate: self.max_failure_rate,
             client_threads: self.client_threads,
             steady_state: self.steady_state.to_config(),
+            start_at_unix_ns: self.shard.start_at,
+            save_records: self.shard.save_records.clone(),
+            // Resolved by `bench serving` (the index may come from the environment).
+            sharding: None,
+            argv: Vec::new(),
         }
     }
 }
