@@ -27,6 +27,7 @@ pub mod jsonl;
 pub mod lora;
 pub mod metrics;
 pub mod pacer;
+pub mod pooled;
 pub mod progress;
 pub mod record;
 pub mod records_file;

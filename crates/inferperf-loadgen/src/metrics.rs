@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::pooled::PooledSeconds;
 use crate::record::{ns_to_s, RequestRecord};
 use crate::stats::{percentile_sorted, sorted, summarize, Summary};
 
@@ -164,9 +165,11 @@ pub struct MetricsAccumulator {
     total_output_retokenized: usize,
     ttfts: Vec<f64>,
     tpots: Vec<f64>,
-    itls: Vec<f64>,
+    /// SGLang's ITL samples when they differ from the chunk gaps (a chunk carried several
+    /// tokens); `None` while they are the same list.
+    itls: Option<PooledSeconds>,
     e2es: Vec<f64>,
-    gaps: Vec<f64>,
+    gaps: PooledSeconds,
     per_req_itl: Vec<f64>,
     queue: Vec<f64>,
     from_sched: Vec<f64>,
@@ -198,9 +201,9 @@ impl MetricsAccumulator {
             total_output_retokenized: 0,
             ttfts: Vec::new(),
             tpots: Vec::new(),
-            itls: Vec::new(),
+            itls: None,
             e2es: Vec::new(),
-            gaps: Vec::new(),
+            gaps: PooledSeconds::default(),
             per_req_itl: Vec::new(),
             queue: Vec::new(),
             from_sched: Vec::new(),
@@ -247,8 +250,17 @@ impl MetricsAccumulator {
         if let Some(t) = r.tpot_s() {
             self.tpots.push(t);
         }
-        self.itls.extend(r.sglang_itl_s());
-        self.gaps.extend(r.chunk_gaps_s());
+        // The same numbers as `sglang_itl_s` and `chunk_gaps_s`, kept compactly.
+        if self.itls.is_none() && r.chunk_tokens.iter().skip(1).any(|&n| n > 1) {
+            self.itls = Some(self.gaps.clone());
+        }
+        for k in 1..r.chunk_ns.len() {
+            let gap_ns = r.chunk_ns[k].saturating_sub(r.chunk_ns[k - 1]);
+            self.gaps.push_ns(gap_ns);
+            if let Some(itls) = self.itls.as_mut() {
+                itls.push_itl(gap_ns, r.chunk_tokens.get(k).copied().unwrap_or(1));
+            }
+        }
         self.e2es.push(r.latency_s());
         self.queue.push(r.client_queue_s());
         self.from_sched.push(r.latency_from_schedule_s());
@@ -279,7 +291,7 @@ impl MetricsAccumulator {
     }
 
     /// The run's metrics and its per-second timeline (the series behind the peaks).
-    pub fn finish_with_timeline(self, s: &MetricSettings<'_>) -> (BenchmarkMetrics, Timeline) {
+    pub fn finish_with_timeline(mut self, s: &MetricSettings<'_>) -> (BenchmarkMetrics, Timeline) {
         let dur = if s.duration_s > 0.0 {
             s.duration_s
         } else {
@@ -301,7 +313,11 @@ impl MetricsAccumulator {
         m.total_throughput_retokenized = (m.total_input + m.total_output_retokenized) as f64 / dur;
         m.ttft_ms = summarize(&self.ttfts, 1000.0);
         m.tpot_ms = summarize(&self.tpots, 1000.0);
-        m.itl_ms = summarize(&self.itls, 1000.0);
+        let gap_summary = self.gaps.summarize(1000.0);
+        m.itl_ms = match self.itls.as_mut() {
+            Some(itls) => itls.summarize(1000.0),
+            None => gap_summary,
+        };
         m.e2e_latency_ms = summarize(&self.e2es, 1000.0);
         m.concurrency = self.e2es.iter().fold(0.0, |a, b| a + b) / dur;
         let timeline = self.timeline.finish();
@@ -311,7 +327,7 @@ impl MetricsAccumulator {
         m.max_concurrent_requests = timeline.concurrency.iter().copied().max().unwrap_or(0);
 
         let x = &mut m.extra;
-        x.inter_chunk_ms = summarize(&self.gaps, 1000.0);
+        x.inter_chunk_ms = gap_summary;
         x.itl_per_request_mean_ms = summarize(&self.per_req_itl, 1000.0);
         x.tokens_per_chunk = if self.chunks > 0 {
             m.total_output as f64 / self.chunks as f64
@@ -385,7 +401,16 @@ impl MetricsAccumulator {
             let samples: &[f64] = match name.as_str() {
                 "ttft" => &self.ttfts,
                 "tpot" => &self.tpots,
-                "itl" => &self.itls,
+                "itl" => {
+                    // Sorted by `summarize` above.
+                    let itls = self.itls.as_ref().unwrap_or(&self.gaps);
+                    for &p in s.metric_percentiles {
+                        let key = format!("p{}_{}_ms", fmt_pct(p), name);
+                        x.selected_percentiles
+                            .insert(key, itls.percentile_sorted(p) * 1000.0);
+                    }
+                    continue;
+                }
                 "e2el" => &self.e2es,
                 "client_queue_time" => &self.queue,
                 "e2el_including_client_queue" => &self.from_sched,

@@ -23,14 +23,20 @@ pub fn sorted(xs: &[f64]) -> Vec<f64> {
 /// NumPy `percentile(x, p)` with the default linear interpolation on an already sorted slice.
 /// Returns 0 for an empty slice (SGLang substitutes `[0]` for empty TTFT/TPOT/ITL lists).
 pub fn percentile_sorted(sorted: &[f64], p: f64) -> f64 {
-    match sorted.len() {
+    percentile_of(sorted.len(), |i| sorted[i], p)
+}
+
+/// [`percentile_sorted`] over `n` sorted values read through `at` (a sorted store that is not
+/// one `f64` slice, such as [`crate::pooled::PooledSeconds`]).
+pub fn percentile_of(n: usize, at: impl Fn(usize) -> f64, p: f64) -> f64 {
+    match n {
         0 => 0.0,
-        1 => sorted[0],
+        1 => at(0),
         n => {
             let h = (n - 1) as f64 * p / 100.0;
             let lo = h.floor() as usize;
             let hi = (lo + 1).min(n - 1);
-            let (a, b) = (sorted[lo], sorted[hi]);
+            let (a, b) = (at(lo), at(hi));
             if a == b || (a.is_infinite() && b.is_infinite()) {
                 return a;
             }

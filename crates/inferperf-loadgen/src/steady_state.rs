@@ -282,7 +282,7 @@ pub struct SteadyStateAccumulator {
     buckets: Vec<f64>,
     ttft: Vec<f64>,
     tpot: Vec<f64>,
-    itl: Vec<f64>,
+    itl: crate::pooled::PooledSeconds,
     e2e: Vec<f64>,
 }
 
@@ -309,7 +309,7 @@ impl SteadyStateAccumulator {
             buckets: vec![0.0; secs],
             ttft: Vec::new(),
             tpot: Vec::new(),
-            itl: Vec::new(),
+            itl: crate::pooled::PooledSeconds::default(),
             e2e: Vec::new(),
         }
     }
@@ -339,7 +339,11 @@ impl SteadyStateAccumulator {
             if let Some(t) = r.tpot_s() {
                 self.tpot.push(t);
             }
-            self.itl.extend(r.sglang_itl_s());
+            for k in 1..r.chunk_ns.len() {
+                let gap_ns = r.chunk_ns[k].saturating_sub(r.chunk_ns[k - 1]);
+                self.itl
+                    .push_itl(gap_ns, r.chunk_tokens.get(k).copied().unwrap_or(1));
+            }
             self.e2e.push(r.latency_s());
         }
     }
@@ -378,7 +382,7 @@ impl SteadyStateAccumulator {
     }
 
     /// The window's metrics.
-    pub fn finish(self) -> SteadyStateMetrics {
+    pub fn finish(mut self) -> SteadyStateMetrics {
         let w = self.window;
         let dur = ns_to_s(w.end_ns.saturating_sub(w.start_ns));
         let per_s = |x: f64| if dur > 0.0 { x / dur } else { 0.0 };
@@ -412,7 +416,7 @@ impl SteadyStateAccumulator {
             requests_within_window: self.e2e.len(),
             within_window_ttft_ms: summarize(&self.ttft, 1000.0),
             within_window_tpot_ms: summarize(&self.tpot, 1000.0),
-            within_window_itl_ms: summarize(&self.itl, 1000.0),
+            within_window_itl_ms: self.itl.summarize(1000.0),
             within_window_e2e_latency_ms: summarize(&self.e2e, 1000.0),
             window: w,
         }
