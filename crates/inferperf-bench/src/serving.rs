@@ -223,6 +223,19 @@ pub async fn run_serving_rows(
             max_concurrency.map_or(String::new(), |c| format!(", max concurrency {c}"))
         ));
     }
+    // One descriptor per open stream: raise the soft open-file limit before the run, and say
+    // when it cannot hold the run's concurrency (the requests that do not fit fail as
+    // `client_limit`, never as a dead server).
+    let streams = max_concurrency.unwrap_or(shard_plan.requests.len()) as u64;
+    let wanted = streams + 64;
+    if let Some(limit) = inferperf_protocol::os_limits::raise_open_file_limit(wanted) {
+        if limit < wanted {
+            ctx.say(format_args!(
+                "WARNING: the open-file limit ({limit}) cannot hold {streams} concurrent streams; \
+                 raise `ulimit -n` (hard limit) or use --num-shards"
+            ));
+        }
+    }
     let plan_index = shard_plan.plan_index;
     let requests = Arc::new(shard_plan.requests);
     let offsets = shard_plan.offsets;
@@ -321,6 +334,7 @@ pub async fn run_serving_rows(
     } else {
         Vec::new()
     };
+    pool.close_idle();
     let process_cpu = cpu0.process_since();
     ticker.abort();
     pb.finish_and_clear();

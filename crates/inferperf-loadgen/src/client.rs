@@ -135,15 +135,33 @@ impl Pool {
         &self.target
     }
 
+    /// Close every idle connection: after a run, so that its descriptors are free for the
+    /// result files (a run that used the whole open-file limit must still write them).
+    pub fn close_idle(&self) {
+        if let Ok(mut v) = self.idle.lock() {
+            v.clear();
+        }
+    }
+
     /// Open a new connection with TCP_NODELAY.
     pub async fn connect(&self) -> Result<Conn, RequestError> {
         let err = |kind, e: &dyn std::fmt::Display| RequestError {
             kind,
             message: format!("connect {}: {e}", self.target.addr),
         };
-        let stream = TcpStream::connect(self.target.addr)
-            .await
-            .map_err(|e| err(ErrorKind::Connect, &e))?;
+        let stream = TcpStream::connect(self.target.addr).await.map_err(|e| {
+            if is_client_limit(&e) {
+                err(
+                    ErrorKind::ClientLimit,
+                    &format_args!(
+                        "{e} (this client's limit: raise `ulimit -n`, or spread the load over \
+                         more --num-shards)"
+                    ),
+                )
+            } else {
+                err(ErrorKind::Connect, &e)
+            }
+        })?;
         stream
             .set_nodelay(true)
             .map_err(|e| err(ErrorKind::Connect, &e))?;
@@ -615,4 +633,13 @@ mod tests {
         let third = arrived_ns(&arrival, &clock, sent, &mut floor);
         assert!(third > first, "later stamps still move time forward");
     }
+}
+
+/// A connect error that is the client's own limit: no descriptor left (EMFILE, ENFILE) or no
+/// ephemeral port left for this destination (EADDRNOTAVAIL).
+fn is_client_limit(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::EADDRNOTAVAIL)
+    )
 }

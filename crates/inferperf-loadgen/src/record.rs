@@ -39,6 +39,9 @@ pub enum ErrorKind {
     Stalled,
     /// Interrupted by Ctrl-C or an aborted run.
     Cancelled,
+    /// The client ran out of its own resources to open a connection (open files, ephemeral
+    /// ports): the load generator's limit, not the server's failure.
+    ClientLimit,
 }
 
 /// A failure with a short human-readable message (status and body excerpt, error text).

@@ -131,6 +131,21 @@ pub fn assess(i: &ValidityInputs<'_>) -> Validity {
             v.runtime_lag_p99_ms
         ));
     }
+    let client_limited = i
+        .records
+        .iter()
+        .filter(|r| {
+            r.error
+                .as_ref()
+                .is_some_and(|e| e.kind == crate::record::ErrorKind::ClientLimit)
+        })
+        .count();
+    if client_limited > 0 {
+        v.reasons.push(format!(
+            "{client_limited} requests failed on this client's own limits (open files or \
+             ephemeral ports): raise `ulimit -n` or use more shards"
+        ));
+    }
     if v.client_cpu_utilization > 0.9 {
         v.reasons.push(format!(
             "client threads {:.0} % busy",
@@ -156,7 +171,16 @@ pub fn server_failure(records: &[RequestRecord], abort_reason: Option<&str>) -> 
     if let Some(r) = abort_reason.filter(|r| r.starts_with("server unreachable")) {
         return Some(format!("the server died during the run: {r}"));
     }
-    if records.is_empty() || records.iter().any(RequestRecord::success) {
+    let client_limit = |r: &RequestRecord| {
+        r.error
+            .as_ref()
+            .is_some_and(|e| e.kind == crate::record::ErrorKind::ClientLimit)
+    };
+    // Failures that are all the client's own limits are not the server's failure.
+    if records.is_empty()
+        || records.iter().any(RequestRecord::success)
+        || records.iter().all(client_limit)
+    {
         return None;
     }
     let first = records

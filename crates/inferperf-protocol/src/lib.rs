@@ -2,7 +2,8 @@
 //! `ProfileReqInput`, diffusion API and the perf-dump schema. One definition, used on both sides.
 //!
 //! Being the crate every other one depends on, it also holds the few primitives they all share:
-//! the stable hash ([`hash`]), the atomic file writer ([`fs`]) and date formats ([`dates`]).
+//! the stable hash ([`hash`]), the atomic file writer ([`fs`]), date formats ([`dates`]) and the
+//! open-file limit ([`os_limits`]).
 //!
 //! Conventions: request types keep optional fields as `Option` (skipped when `None`), so the
 //! server can tell "absent" from "default" and clients send only what they set; response types
@@ -15,6 +16,7 @@ pub mod fs;
 pub mod generate;
 pub mod hash;
 pub mod openai;
+pub mod os_limits;
 pub mod perf_dump;
 pub mod profile;
 pub mod server_info;

@@ -272,3 +272,73 @@ fn steady_state_without_a_window_keeps_the_run() {
     assert!(err.contains("--cooldown-duration"), "{err}");
     rt.block_on(server.shutdown()).expect("shutdown");
 }
+
+/// A client that runs out of open files says so: the requests that could not connect fail
+/// as `client_limit` (not a dead server: the run goes on and is not aborted), the verdict is
+/// CLIENT-BOUND with the reason, and the warning before the run names the limit.
+#[test]
+fn running_out_of_open_files_is_the_clients_limit_not_a_dead_server() {
+    use inferperf_engine::simulated::{SimulatedEngine, TokenSchedule};
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    // Streams stay open ~1 s, so 200 at once need 200 descriptors.
+    let sim = SimulatedEngine::start(
+        TokenSchedule::Fixed {
+            ttft: std::time::Duration::from_millis(800),
+            itl: std::time::Duration::from_millis(100),
+        },
+        32000,
+    )
+    .expect("simulated engine");
+    let parts = inferperf_server::EngineParts {
+        handle: sim.handle.clone(),
+        tokenizer: sim.tokenizer.clone(),
+        model_info: sim.model_info.clone(),
+    };
+    let config = inferperf_server::ServerConfig {
+        model_path: sim.model_info.model_path.clone(),
+        ..inferperf_server::ServerConfig::ephemeral()
+    };
+    let server = rt
+        .block_on(inferperf_server::EmbeddedServer::start_with_engine(
+            config, parts,
+        ))
+        .expect("server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("r.jsonl");
+    // `ulimit -n` sets the hard limit too, so the client cannot raise it back.
+    let script = format!(
+        "ulimit -n 64 && exec {} bench serving --base-url {} --dataset-name random-ids \
+         --num-prompts 200 --random-input-len 8 --random-output-len 3 --warmup-requests 0 \
+         --disable-tqdm --output-file {}",
+        env!("CARGO_BIN_EXE_inferperf"),
+        server.base_url(),
+        out.display()
+    );
+    let run = Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .expect("bash");
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    let all = format!("{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        all.contains("the open-file limit (64) cannot hold 200 concurrent streams"),
+        "{all}"
+    );
+    let rec = last_record(&out);
+    let limited = rec["errors_by_kind"]["client_limit"].as_u64().unwrap_or(0);
+    assert!(limited > 0, "some connects hit the limit: {all}");
+    assert!(rec["completed"].as_u64().unwrap_or(0) > 0, "{all}");
+    assert!(
+        rec["abort_reason"].is_null(),
+        "not a dead server: {}",
+        rec["abort_reason"]
+    );
+    assert_eq!(
+        rec["validity"]["verdict"], "CLIENT-BOUND",
+        "{}",
+        rec["validity"]
+    );
+    assert!(all.contains("this client's own limits"), "{all}");
+    rt.block_on(server.shutdown()).expect("shutdown");
+    drop(sim);
+}
