@@ -605,6 +605,15 @@ pub async fn simple_request(
         .map_err(|_| format!("timed out after {timeout:?}"))?
 }
 
+/// A connect error that is the client's own limit: no descriptor left (EMFILE, ENFILE) or no
+/// ephemeral port left for this destination (EADDRNOTAVAIL).
+fn is_client_limit(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::EADDRNOTAVAIL)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -633,13 +642,4 @@ mod tests {
         let third = arrived_ns(&arrival, &clock, sent, &mut floor);
         assert!(third > first, "later stamps still move time forward");
     }
-}
-
-/// A connect error that is the client's own limit: no descriptor left (EMFILE, ENFILE) or no
-/// ephemeral port left for this destination (EADDRNOTAVAIL).
-fn is_client_limit(e: &std::io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::EADDRNOTAVAIL)
-    )
 }
