@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use inferperf_loadgen::error::BenchError;
 use inferperf_loadgen::metrics::{BenchmarkMetrics, MetricSettings, MetricsAccumulator};
 use inferperf_loadgen::records_file::{
-    RecordsFileError, RecordsFooter, RecordsHeader, RecordsReader,
+    RecordsFileError, RecordsFooter, RecordsHeader, RecordsReader, RunSettings,
 };
 use inferperf_loadgen::steady_state::{
     interval_of, window_by_rule, SteadyStateAccumulator, SteadyStateError, SteadyStateMetrics,
@@ -269,6 +269,11 @@ pub fn merge(cfg: &MergeConfig) -> Result<MergeOutcome, MergeError> {
     });
     let clock = if server { "server" } else { "wall" };
     let abort_reason = footers.iter().find_map(|f| f.abort_reason.clone());
+    // Every shard read the same server after its run; the last file's reading is kept.
+    let accept_length = headers
+        .iter()
+        .rev()
+        .find_map(|(_, h)| h.settings.accept_length);
     let incomplete = abort_reason.is_some();
 
     let mut rec = inferperf_loadgen::result::build(
@@ -285,7 +290,7 @@ pub fn merge(cfg: &MergeConfig) -> Result<MergeOutcome, MergeError> {
             random_range_ratio: settings.random_range_ratio,
             server_info: None,
             duration_s,
-            accept_length: settings.accept_length,
+            accept_length,
             model_id: &settings.model_id,
             num_prompts: settings.num_prompts,
             incomplete,
@@ -321,7 +326,7 @@ pub fn merge(cfg: &MergeConfig) -> Result<MergeOutcome, MergeError> {
                 .map_or_else(|| "trace".to_owned(), py_float),
             max_concurrency: settings.max_concurrency,
             duration_s,
-            accept_length: settings.accept_length,
+            accept_length,
             cache_report: settings.cache_report,
         },
     );
@@ -405,7 +410,13 @@ fn check_one_run(headers: &[(PathBuf, RecordsHeader)]) -> Result<(), MergeError>
                 h.shard.num_shards.to_string(),
             ));
         }
-        if h.settings != h0.settings {
+        // The spec-decoding accept length is each shard's own reading of the server after
+        // its run; everything else must be the same.
+        let comparable = |h: &RecordsHeader| RunSettings {
+            accept_length: None,
+            ..h.settings.clone()
+        };
+        if comparable(h) != comparable(h0) {
             return Err(differ(
                 "settings (backend, dataset, rate, concurrency, SLO, ...)",
                 format!("{:?}", h0.settings),

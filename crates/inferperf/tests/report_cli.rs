@@ -138,3 +138,80 @@ fn a_malformed_timeline_is_named_with_its_line_and_no_page_is_written() {
     );
     assert!(!out.exists(), "a page was written");
 }
+
+/// The interactive charts from real `bench serving` output (not a hand-made fixture): two
+/// runs at concurrency 2 and 4 give a log2 load axis, a TTFT and an ITL CDF curve per run
+/// (from `--output-details`), and a throughput-over-time chart per run shaded with the
+/// run's own steady-state window.
+#[test]
+fn charts_are_built_from_real_bench_serving_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runs = dir.path().join("runs.jsonl");
+    for c in ["2", "4"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_inferperf"))
+            .args([
+                "bench",
+                "serving",
+                "--simulate",
+                "20:5",
+                "--dataset-name",
+                "random-ids",
+                "--num-prompts",
+                "24",
+                "--random-input-len",
+                "16",
+                "--random-output-len",
+                "12",
+                "--max-concurrency",
+                c,
+                "--warmup-requests",
+                "0",
+                "--steady-state-ratio",
+                "0.5",
+                "--disable-tqdm",
+                "--output-details",
+                "--output-file",
+            ])
+            .arg(&runs)
+            .output()
+            .expect("bench serving");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let page = dir.path().join("page.html");
+    let o = Command::new(env!("CARGO_BIN_EXE_inferperf"))
+        .args(["report", "html", "--experiment-folder"])
+        .arg(&runs)
+        .arg("--output")
+        .arg(&page)
+        .output()
+        .expect("report html");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let html = std::fs::read_to_string(&page).expect("page");
+    let open = "<script type=\"application/json\" id=\"chart-data\">";
+    let start = html.find(open).expect("chart data block") + open.len();
+    let end = start + html[start..].find("</script>").expect("end of block");
+    let charts: Vec<serde_json::Value> =
+        serde_json::from_str(&html[start..end]).expect("chart data JSON");
+    let titled = |t: &str| -> Vec<&serde_json::Value> {
+        charts.iter().filter(|c| c["title"] == t).collect()
+    };
+    let load = titled("Output tokens/s vs concurrency");
+    assert_eq!(load.len(), 1, "{charts:?}");
+    assert_eq!(load[0]["x_log2"], true);
+    for cdf in ["TTFT CDF", "ITL CDF"] {
+        let c = titled(cdf);
+        assert_eq!(c.len(), 1, "{cdf}");
+        assert_eq!(
+            c[0]["series"].as_array().map(Vec::len),
+            Some(2),
+            "{cdf}: {}",
+            c[0]
+        );
+    }
+    let over_time = titled("Throughput over time");
+    assert_eq!(over_time.len(), 2, "one per run");
+    for c in over_time {
+        let shade = c["shade"].as_array().expect("a shaded window");
+        assert!(!shade.is_empty(), "{c}");
+    }
+}
