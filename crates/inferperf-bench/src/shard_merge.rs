@@ -274,32 +274,15 @@ pub fn merge(cfg: &MergeConfig) -> Result<MergeOutcome, MergeError> {
         .iter()
         .rev()
         .find_map(|(_, h)| h.settings.accept_length);
-    let incomplete = abort_reason.is_some();
 
+    let merged_settings = RunSettings {
+        accept_length,
+        // Per-request arrays are not kept in memory by the merge.
+        output_details: false,
+        ..settings.clone()
+    };
     let mut rec = inferperf_loadgen::result::build(
-        &inferperf_loadgen::result::RecordContext {
-            tag: settings.tag.as_deref(),
-            backend: &settings.backend,
-            dataset_name: &settings.dataset_name,
-            request_rate: settings.request_rate,
-            burstiness: settings.burstiness,
-            max_concurrency: settings.max_concurrency,
-            sharegpt_output_len: settings.sharegpt_output_len,
-            random_input_len: settings.random_input_len,
-            random_output_len: settings.random_output_len,
-            random_range_ratio: settings.random_range_ratio,
-            server_info: None,
-            duration_s,
-            accept_length,
-            model_id: &settings.model_id,
-            num_prompts: settings.num_prompts,
-            incomplete,
-            abort_reason: abort_reason.as_deref(),
-            flush_cache_skipped: None,
-            // Per-request arrays are not kept in memory by the merge.
-            output_details: false,
-            cache_report: settings.cache_report,
-        },
+        &merged_settings.record_context(None, duration_s, abort_reason.as_deref(), None),
         &metrics,
         &validity,
         &[],

@@ -122,6 +122,41 @@ pub struct RunSettings {
     pub steady_state: Option<crate::steady_state::WindowRule>,
 }
 
+impl RunSettings {
+    /// The JSONL record's run facts: these settings plus what the run itself produced (the
+    /// server's `/server_info`, the duration, why it stopped early, a skipped cache flush).
+    pub fn record_context<'a>(
+        &'a self,
+        server_info: Option<serde_json::Value>,
+        duration_s: f64,
+        abort_reason: Option<&'a str>,
+        flush_cache_skipped: Option<&'a str>,
+    ) -> crate::result::RecordContext<'a> {
+        crate::result::RecordContext {
+            tag: self.tag.as_deref(),
+            backend: &self.backend,
+            dataset_name: &self.dataset_name,
+            request_rate: self.request_rate,
+            burstiness: self.burstiness,
+            max_concurrency: self.max_concurrency,
+            sharegpt_output_len: self.sharegpt_output_len,
+            random_input_len: self.random_input_len,
+            random_output_len: self.random_output_len,
+            random_range_ratio: self.random_range_ratio,
+            server_info,
+            duration_s,
+            accept_length: self.accept_length,
+            model_id: &self.model_id,
+            num_prompts: self.num_prompts,
+            incomplete: abort_reason.is_some(),
+            abort_reason,
+            flush_cache_skipped,
+            output_details: self.output_details,
+            cache_report: self.cache_report,
+        }
+    }
+}
+
 /// The first line.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RecordsHeader {
