@@ -179,20 +179,74 @@ struct StepEvent<'a> {
 #[derive(Deserialize)]
 struct StepArgs<'a> {
     #[serde(default, borrow)]
-    rids: Vec<std::borrow::Cow<'a, str>>,
+    rids: Vec<RidStr<'a>>,
     #[serde(default)]
     extend_lens: Vec<i64>,
-    #[serde(default)]
-    forward_mode: String,
+    #[serde(default, borrow)]
+    forward_mode: std::borrow::Cow<'a, str>,
+}
+
+/// The key of the `rids` array whose key `"rids"` starts at `at`: its length and the FNV-1a
+/// hash of its bytes as written; `None` when what follows is not `: [...]` (then the event is
+/// parsed as usual).
+fn rids_list_key(raw: &[u8], at: usize) -> Option<(usize, u64)> {
+    let i = crate::fastscan::skip_ws(raw, at + b"\"rids\"".len());
+    if raw.get(i) != Some(&b':') {
+        return None;
+    }
+    let start = crate::fastscan::skip_ws(raw, i + 1);
+    if raw.get(start) != Some(&b'[') {
+        return None;
+    }
+    let end = crate::fastscan::skip_value(raw, start, 0)?;
+    let bytes = &raw[start..end];
+    Some((bytes.len(), fnv1a(bytes)))
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = fnv::FnvHasher::default();
+    h.write(bytes);
+    h.finish()
+}
+
+/// A rid borrowed from the event's bytes when it has no escapes (serde's `borrow` does not
+/// reach inside a `Vec<Cow<str>>`: every rid would be a fresh `String`, one allocation per
+/// rid per step per rank -- most of the cost of joining a client trace).
+struct RidStr<'a>(std::borrow::Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for RidStr<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = RidStr<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a request id string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(RidStr(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RidStr(std::borrow::Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(Visit(std::marker::PhantomData))
+    }
 }
 
 /// Server steps by rid, recorded during the rank pass.
 pub(crate) struct StepLinks {
     finder: memchr::memmem::Finder<'static>,
-    by_rid: HashMap<Box<str>, RidSteps>,
+    /// FNV: request ids are short strings looked up once per rid per step per rank, where
+    /// SipHash's DoS resistance buys nothing and costs a tenth of the join.
+    by_rid: fnv::FnvHashMap<Box<str>, RidSteps>,
     /// The `tid`s of step spans (JSON as written), interned.
     tids: Vec<Box<str>>,
     tid_index: HashMap<Box<str>, u32>,
+    /// Rid lists already linked, by (length, FNV-1a of their bytes), with the first rank
+    /// that ran them. 16 bytes a distinct list; a collision (odds ~2^-64 a pair of equal
+    /// length) would drop one duplicate step, never link a wrong one.
+    lists: fnv::FnvHashMap<(usize, u64), usize>,
     /// Step spans with rids seen.
     pub steps: u64,
 }
@@ -201,9 +255,10 @@ impl StepLinks {
     pub fn new() -> Self {
         StepLinks {
             finder: memchr::memmem::Finder::new(b"\"rids\""),
-            by_rid: HashMap::new(),
+            by_rid: fnv::FnvHashMap::default(),
             tids: Vec::new(),
             tid_index: HashMap::new(),
+            lists: fnv::FnvHashMap::default(),
             steps: 0,
         }
     }
@@ -218,8 +273,18 @@ impl StepLinks {
         shift_ns: i64,
         map_pid: impl FnOnce(&Id<'_>) -> i64,
     ) {
-        if self.finder.find(raw).is_none() {
+        let Some(at) = self.finder.find(raw) else {
             return;
+        };
+        // TP ranks run the same batches: a rid list an earlier rank already ran, byte for
+        // byte, links nothing new (each of its rids belongs to that rank), so it is counted
+        // and skipped without being parsed.
+        let list = rids_list_key(raw, at);
+        if let Some(key) = list {
+            if self.lists.get(&key).is_some_and(|&first| first < rank) {
+                self.steps += 1;
+                return;
+            }
         }
         let Ok(e) = serde_json::from_slice::<StepEvent<'_>>(raw) else {
             return;
@@ -251,16 +316,20 @@ impl StepLinks {
             dur_ns: e.dur.map(|d| d.0).unwrap_or(0).max(0),
         };
         self.steps += 1;
+        if let Some(key) = list {
+            self.lists.entry(key).or_insert(rank);
+        }
         for (i, rid) in args.rids.iter().enumerate() {
             // Without extend_lens, a non-decode step is taken as prefill for all its rows.
             let prefill = match args.extend_lens.get(i) {
                 Some(&n) => n > 1,
                 None => args.forward_mode != "DECODE",
             };
-            match self.by_rid.get_mut(rid.as_ref()) {
+            let rid = rid.0.as_ref();
+            match self.by_rid.get_mut(rid) {
                 None => {
                     self.by_rid.insert(
-                        rid.as_ref().into(),
+                        rid.into(),
                         RidSteps {
                             rank,
                             first: step,
@@ -371,4 +440,32 @@ pub(crate) fn flow_events(
         ));
     }
     n + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rids are read without copying when they can be, and still read when they hold escapes;
+    /// a step on a later rank does not take a rid the first rank already ran.
+    #[test]
+    fn step_rids_link_plain_and_escaped_ids() {
+        let mut links = StepLinks::new();
+        let step = br#"{"ph":"X","name":"step[3]","pid":1,"tid":1,"ts":10,"dur":5,"args":{"forward_mode":"EXTEND","rids":["run-1","a\"b"],"extend_lens":[16,1]}}"#;
+        links.observe(step, 0, 0, |_| 7);
+        let later = br#"{"ph":"X","name":"step[3]","pid":2,"tid":1,"ts":11,"dur":5,"args":{"forward_mode":"DECODE","rids":["run-1"],"extend_lens":[1]}}"#;
+        links.observe(later, 1, 0, |_| 8);
+        // The same batch on another TP rank: counted, not parsed, links nothing new.
+        let same = br#"{"ph":"X","name":"step[3]","pid":3,"tid":1,"ts":10,"dur":5,"args":{"forward_mode":"EXTEND","rids":["run-1","a\"b"],"extend_lens":[16,1]}}"#;
+        links.observe(same, 2, 0, |_| 9);
+        assert_eq!(links.rids(), 2);
+        assert_eq!(links.steps, 3);
+        let plain = links.targets("run-1").expect("plain rid linked");
+        assert!(
+            plain.iter().all(|s| s.pid == 7),
+            "the first rank's steps only"
+        );
+        let escaped = links.targets("a\"b").expect("escaped rid linked");
+        assert!(escaped.iter().all(|s| s.pid == 7));
+    }
 }
