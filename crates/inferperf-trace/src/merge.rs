@@ -512,7 +512,7 @@ fn merge_client(
     let flow_base = mc::flow_id_base(ranks);
     let mut parser = EventParser::default();
     let mut extra: Vec<String> = Vec::new();
-    let mut flows: Vec<String> = Vec::new();
+    let mut flows = mc::FlowBuffer::default();
     let mut pending: Option<PendingRequest> = None;
     let mut flush = |p: Option<PendingRequest>,
                      rep: &mut ClientReport,
@@ -526,7 +526,7 @@ fn merge_client(
         } else {
             rep.linked += 1;
             rep.flow_events += n as u64;
-            for f in &flows {
+            for f in flows.events() {
                 writer.write_raw_event(f.as_bytes())?;
             }
         }
@@ -539,33 +539,43 @@ fn merge_client(
     while let Some((raw, scanned)) = events.next_event(&mut members)? {
         let index = rep.events_in;
         rep.events_in += 1;
-        let view = if scanned {
-            parser.parse_scanned(raw, &members)
-        } else {
-            parser.parse(raw)
-        }
-        .map_err(|e| TraceError::format(path, format!("event {index}: {e}")))?;
-        let is_request =
-            view.ph == "X" && view.name == "request" && view.category() == "client_request";
-        let is_sent = view.ph == "X" && view.name == "awaiting headers";
+        // Only `request` and `awaiting headers` slices matter for the flows; the scanner's
+        // members tell the others apart without building an event view (most events are
+        // phases and chunks).
+        let maybe_linked = !scanned
+            || crate::fastscan::find(raw, &members, b"name")
+                .is_some_and(|m| matches!(m.value(raw), b"\"request\"" | b"\"awaiting headers\""));
+        let (mut is_request, mut is_sent) = (false, false);
         let mut rid = String::new();
         let mut pid_tid = None;
-        if is_request || is_sent {
-            rid = view
-                .args
-                .as_ref()
-                .and_then(|a| serde_json::from_str::<RidArgs>(a.get()).ok())
-                .map(|a| a.rid)
-                .unwrap_or_default();
-            let tid = match &view.tid {
-                Some(Id::Str(t)) => json_str(t),
-                Some(t) => t.to_string(),
-                None => "0".into(),
-            };
-            pid_tid = view.pid.as_ref().map(|p| (p.to_owned_id(), tid));
+        let (mut ts, mut dur) = (0, 0);
+        if maybe_linked {
+            let view = if scanned {
+                parser.parse_scanned(raw, &members)
+            } else {
+                parser.parse(raw)
+            }
+            .map_err(|e| TraceError::format(path, format!("event {index}: {e}")))?;
+            is_request =
+                view.ph == "X" && view.name == "request" && view.category() == "client_request";
+            is_sent = view.ph == "X" && view.name == "awaiting headers";
+            if is_request || is_sent {
+                rid = view
+                    .args
+                    .as_ref()
+                    .and_then(|a| serde_json::from_str::<RidArgs>(a.get()).ok())
+                    .map(|a| a.rid)
+                    .unwrap_or_default();
+                let tid = match &view.tid {
+                    Some(Id::Str(t)) => json_str(t),
+                    Some(t) => t.to_string(),
+                    None => "0".into(),
+                };
+                pid_tid = view.pid.as_ref().map(|p| (p.to_owned_id(), tid));
+            }
+            ts = view.ts.map(|t| t.0 + shift_ns).unwrap_or(0);
+            dur = view.dur.map(|d| d.0).unwrap_or(0).max(0);
         }
-        let ts = view.ts.map(|t| t.0 + shift_ns).unwrap_or(0);
-        let dur = view.dur.map(|d| d.0).unwrap_or(0).max(0);
         let mut invalid_utf8 = 0;
         let emitted = emit_event(
             &mut rw,

@@ -416,30 +416,59 @@ pub(crate) fn flow_events(
     links: &StepLinks,
     req: &PendingRequest,
     id: i64,
-    out: &mut Vec<String>,
+    out: &mut FlowBuffer,
 ) -> usize {
+    use std::fmt::Write as _;
     let Some(targets) = links.targets(&req.rid) else {
         return 0;
     };
     let rid = serde_json::to_string(&req.rid).unwrap_or_else(|_| "\"\"".into());
     let (start, dur) = req.sent.unwrap_or((req.ts_ns, req.dur_ns));
-    out.push(format!(
+    let _ = write!(
+        out.text,
         "{{\"ph\":\"s\",\"cat\":\"{FLOW_CAT}\",\"name\":\"{FLOW_NAME}\",\"id\":{id},\"pid\":{},\"tid\":{},\"ts\":{},\"args\":{{\"rid\":{rid}}}}}",
         req.pid,
         req.tid,
         ts_text(bind_ts(start, dur))
-    ));
+    );
+    out.ends.push(out.text.len());
     let n = targets.len();
     for (i, s) in targets.iter().enumerate() {
         let ph = if i + 1 == n { "f" } else { "t" };
-        out.push(format!(
+        let _ = write!(
+            out.text,
             "{{\"ph\":\"{ph}\",\"bp\":\"e\",\"cat\":\"{FLOW_CAT}\",\"name\":\"{FLOW_NAME}\",\"id\":{id},\"pid\":{},\"tid\":{},\"ts\":{},\"args\":{{\"rid\":{rid}}}}}",
             s.pid,
             links.tids.get(s.tid as usize).map_or("0", |t| t),
             ts_text(bind_ts(s.ts_ns, s.dur_ns))
-        ));
+        );
+        out.ends.push(out.text.len());
     }
     n + 1
+}
+
+/// One request's flow events, written into one reused buffer (no allocation per event).
+#[derive(Default)]
+pub(crate) struct FlowBuffer {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl FlowBuffer {
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+
+    /// The events, in order.
+    pub fn events(&self) -> impl Iterator<Item = &str> {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let e = &self.text[start..end];
+            start = end;
+            e
+        })
+    }
 }
 
 #[cfg(test)]
