@@ -215,3 +215,78 @@ fn charts_are_built_from_real_bench_serving_records() {
         assert!(!shade.is_empty(), "{c}");
     }
 }
+
+/// The README's run with `--profile` and nothing else: the embedded reference server records
+/// a trace (SGLang's default activities include GPU, which it does not have), the client trace
+/// lands next to it, and `report html` explains the run from the server's trace
+/// (`--server-trace`) as well as from a request log.
+#[test]
+fn profile_alone_gives_traces_that_explain_the_run_in_the_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runs = dir.path().join("runs.jsonl");
+    let client = dir.path().join("client.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_inferperf"))
+        .args([
+            "bench",
+            "serving",
+            "--dataset-name",
+            "random-ids",
+            "--num-prompts",
+            "8",
+            "--random-input-len",
+            "16",
+            "--random-output-len",
+            "4",
+            "--warmup-requests",
+            "0",
+            "--disable-tqdm",
+            "--profile",
+            "--profile-output-dir",
+        ])
+        .arg(dir.path())
+        .arg("--request-trace")
+        .arg(&client)
+        .arg("--output-file")
+        .arg(&runs)
+        .output()
+        .expect("bench serving");
+    let all = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{all}");
+    assert!(all.contains("starting an embedded server"), "{all}");
+    assert!(!all.contains("Failed to start profiler"), "{all}");
+    let traces: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .expect("profile dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .flat_map(|d| {
+            std::fs::read_dir(d)
+                .expect("run dir")
+                .filter_map(|e| e.ok().map(|e| e.path()))
+        })
+        .filter(|p| p.to_string_lossy().ends_with("-TP-0.trace.json.gz"))
+        .collect();
+    assert_eq!(traces.len(), 1, "{all}");
+    let page = dir.path().join("page.html");
+    let o = Command::new(env!("CARGO_BIN_EXE_inferperf"))
+        .args(["report", "html", "--experiment-folder"])
+        .arg(&runs)
+        .arg("--output")
+        .arg(&page)
+        .arg("--request-trace")
+        .arg(&client)
+        .arg("--server-trace")
+        .arg(&traces[0])
+        .output()
+        .expect("report html");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let html = std::fs::read_to_string(&page).expect("page");
+    assert!(
+        html.contains("<h2>Why requests were slow</h2>"),
+        "no section"
+    );
+    assert!(html.matches("<svg class=\"gantt\"").count() >= 1);
+}

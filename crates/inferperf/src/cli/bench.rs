@@ -142,6 +142,7 @@ fn something_listens(url_port: u16) -> bool {
 struct GivenFlags {
     num_prompts: bool,
     max_concurrency: bool,
+    profile_activities: bool,
 }
 
 impl GivenFlags {
@@ -152,6 +153,7 @@ impl GivenFlags {
         Self {
             num_prompts: given("num_prompts"),
             max_concurrency: given("max_concurrency"),
+            profile_activities: given("profile_activities"),
         }
     }
 }
@@ -278,6 +280,11 @@ fn serving(a: ServingCliArgs, given: GivenFlags) -> anyhow::Result<ExitCode> {
                 let e = Embedded::start(server_args, schedule)?;
                 let u = e.base_url();
                 embedded = Some(e);
+                // SGLang's default activities are CPU and GPU; the embedded reference server
+                // has no GPU and refuses it by name, so `--profile` alone would record nothing.
+                if !given.profile_activities {
+                    args.profile_activities = vec!["CPU".into()];
+                }
                 u
             }
         }
