@@ -387,7 +387,8 @@ pub async fn run_serving_rows(
         rate_for_record,
         accept_length,
     );
-    let console_report = console_report + &crate::steady_report::console(&steady_state);
+    let console_report =
+        console_report + &crate::steady_report::console(&steady_state, res.duration_s);
     // The run's settings: in the record's context here, and in the records file's header.
     let settings = RunSettings {
         tag: args.tag.clone(),

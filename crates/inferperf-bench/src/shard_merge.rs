@@ -316,7 +316,7 @@ pub fn merge(cfg: &MergeConfig) -> Result<MergeOutcome, MergeError> {
     console.push_str(&extra_table(&metrics));
     console.push_str(&shards_table(&shards, clock, clock_uncertainty_ms));
     console.push_str(&render(&validity));
-    console.push_str(&crate::steady_report::console(&steady_state));
+    console.push_str(&crate::steady_report::console(&steady_state, duration_s));
     if let Some(out) = &cfg.output_file {
         inferperf_loadgen::jsonl::append_line(out, &record_line)?;
     }

@@ -27,11 +27,25 @@ pub fn compute(
         .then(|| steady_state_by_rule(records, retokenized, cfg.rule()))
 }
 
-/// The console text after the main report: SGLang's block, or one line saying why not.
-pub fn console(s: &SteadyStateOutcome) -> String {
+/// The console text after the main report: SGLang's block, or one line saying why not. A
+/// ratio window shorter than a tenth of the run gets a note: the load never held near its
+/// peak (typical of open-loop Poisson arrivals, where the peak is a momentary burst), and a
+/// fixed window says more.
+pub fn console(s: &SteadyStateOutcome, run_duration_s: f64) -> String {
     match s {
         None => String::new(),
-        Some(Ok(m)) => inferperf_loadgen::table::steady_state_table(m),
+        Some(Ok(m)) => {
+            let mut out = inferperf_loadgen::table::steady_state_table(m);
+            if m.concurrency_ratio.is_some() && m.duration < 0.1 * run_duration_s {
+                out.push_str(&format!(
+                    "Note: the window covers {:.2} s of a {:.2} s run: concurrency never held \
+                     near its peak of {} (a burst, as open-loop arrivals make). \
+                     --warmup-duration/--cooldown-duration give a fixed window instead.\n",
+                    m.duration, run_duration_s, m.peak_concurrency
+                ));
+            }
+            out
+        }
         Some(Err(e)) => format!("Steady-state result: none ({e})\n"),
     }
 }
@@ -71,4 +85,32 @@ pub fn append_output_file(
     let line = serde_json::to_string(m)
         .map_err(|e| BenchError::Config(format!("serializing the steady-state section: {e}")))?;
     inferperf_loadgen::jsonl::append_line(Path::new(f), &line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ratio_window_much_shorter_than_the_run_gets_a_note() {
+        let m = |ratio: Option<f64>, duration: f64| {
+            Some(Ok(SteadyStateMetrics {
+                concurrency_ratio: ratio,
+                duration,
+                peak_concurrency: 16,
+                ..Default::default()
+            }))
+        };
+        let short = console(&m(Some(0.8), 0.1), 10.0);
+        assert!(
+            short.contains("Note: the window covers 0.10 s of a 10.00 s run"),
+            "{short}"
+        );
+        assert!(short.contains("peak of 16"), "{short}");
+        assert!(!console(&m(Some(0.8), 5.0), 10.0).contains("Note:"));
+        assert!(
+            !console(&m(None, 0.1), 10.0).contains("Note:"),
+            "a fixed window is the user's"
+        );
+    }
 }
