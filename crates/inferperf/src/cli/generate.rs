@@ -432,8 +432,10 @@ mod tests {
         assert_eq!(d.denoise_steps_ms.len(), 6);
         let denoise = d.stage_ms("DenoisingStage").unwrap();
         let sum = d.denoise_steps_total_ms();
+        // The steps are timed inside the stage: together they fit in it (what lies between
+        // them is the stage's own work, however long a loaded machine makes it).
         assert!(
-            (denoise - sum).abs() <= 0.01 * denoise,
+            sum > 0.0 && sum <= denoise + 0.001,
             "steps {sum} vs stage {denoise}"
         );
         assert!(d.memory_checkpoints.contains_key("after_DenoisingStage"));
