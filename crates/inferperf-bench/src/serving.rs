@@ -25,7 +25,7 @@ use inferperf_loadgen::conversation::Conversation;
 use inferperf_loadgen::cpu::{CpuMark, ThreadCpu};
 use inferperf_loadgen::dataset::{self, DatasetName, DatasetRow};
 use inferperf_loadgen::error::BenchError;
-use inferperf_loadgen::metrics::{compute, BenchmarkMetrics, MetricInputs};
+use inferperf_loadgen::metrics::{compute_with_timeline, BenchmarkMetrics, MetricInputs, Timeline};
 use inferperf_loadgen::records_file::{
     self, ClockAnchors, RecordsFooter, RecordsHeader, RunSettings, ShardIdentity,
 };
@@ -128,14 +128,12 @@ pub async fn run_serving_rows(
     }
     // Checked before the first request: a run must not end in "cannot write the result".
     // `{shard}` in the name becomes the shard index, so shards can share a directory.
-    let output_file = args
-        .output_file
-        .clone()
-        .unwrap_or_else(|| default_output_file(args))
-        .replace(
-            "{shard}",
-            &args.sharding.map_or(0, |s| s.shard_index).to_string(),
-        );
+    let output_file = crate::shard::with_shard_index(
+        args.output_file
+            .as_deref()
+            .unwrap_or(&default_output_file(args)),
+        args.sharding.as_ref(),
+    );
     inferperf_loadgen::jsonl::check_appendable(Path::new(&output_file))?;
     if args.sharding.is_some_and(|s| s.num_shards > 1) && (args.profile || args.sglang_profile) {
         return Err(BenchError::Config(
@@ -358,7 +356,7 @@ pub async fn run_serving_rows(
     let mp = args.metric_percentile_values()?;
     let server_added_prompt_tokens =
         server_added_prompt_tokens(protocol, args.dataset.tokenize_prompt, tokenizer.as_ref());
-    let metrics = compute(&MetricInputs {
+    let (metrics, timeline) = compute_with_timeline(&MetricInputs {
         records: &res.records,
         duration_s: res.duration_s,
         retokenized: retok.as_deref(),
@@ -384,6 +382,7 @@ pub async fn run_serving_rows(
         &metrics,
         &validity,
         &res,
+        &timeline,
         rate_for_record,
         accept_length,
     );
@@ -412,7 +411,7 @@ pub async fn run_serving_rows(
         accept_length,
         steady_state: args.steady_state.enabled.then(|| args.steady_state.rule()),
     };
-    let rec = inferperf_loadgen::result::build(
+    let mut rec = inferperf_loadgen::result::build(
         &settings.record_context(
             server_info,
             res.duration_s,
@@ -423,12 +422,7 @@ pub async fn run_serving_rows(
         &validity,
         &res.records,
     );
-    let mut rec = rec;
-    crate::steady_report::put_keys(
-        &mut rec,
-        &steady_state,
-        &inferperf_loadgen::metrics::Timeline::of_records(&res.records),
-    );
+    crate::steady_report::put_keys(&mut rec, &steady_state, &timeline);
     let line = rec.to_line();
     inferperf_loadgen::jsonl::append_line(Path::new(&output_file), &line)?;
     if let Err(e) = crate::steady_report::append_output_file(&args.steady_state, &steady_state) {
@@ -436,7 +430,10 @@ pub async fn run_serving_rows(
     }
     let server_clock = crate::server_clock::estimate(&probes_before, &probes_after);
     if let Some(template) = &args.save_records {
-        let path = crate::shard::records_path(template, args.sharding.as_ref());
+        let path = std::path::PathBuf::from(crate::shard::with_shard_index(
+            &template.to_string_lossy(),
+            args.sharding.as_ref(),
+        ));
         let first_offset = offsets.first().copied().unwrap_or(0);
         let header = RecordsHeader {
             format: records_file::FORMAT.into(),
@@ -480,8 +477,7 @@ pub async fn run_serving_rows(
             abort_reason: res.abort_reason.clone(),
             validity: validity.clone(),
         };
-        records_file::write(&path, &header, &res.records, retok.as_deref(), &footer)
-            .map_err(|e| BenchError::Config(e.to_string()))?;
+        records_file::write(&path, &header, &res.records, retok.as_deref(), &footer)?;
         ctx.say(format_args!("Records saved to {}", path.display()));
     }
     let request_traces = write_request_traces(
@@ -760,6 +756,7 @@ fn console_report(
     metrics: &BenchmarkMetrics,
     validity: &Validity,
     res: &inferperf_loadgen::runner::RunResult,
+    timeline: &Timeline,
     rate_for_record: Option<f64>,
     accept_length: Option<f64>,
 ) -> String {
@@ -778,9 +775,7 @@ fn console_report(
     r.push_str(&extra_table(metrics));
     r.push_str(&first_errors(&res.records));
     if args.plot_throughput {
-        r.push_str(&crate::plot::render(
-            &inferperf_loadgen::metrics::Timeline::of_records(&res.records),
-        ));
+        r.push_str(&crate::plot::render(timeline));
     }
     r.push_str(&render(validity));
     r

@@ -124,14 +124,13 @@ pub async fn wait_until(unix_ns: u64) -> u64 {
     0
 }
 
-/// Where a shard writes its records: `{shard}` in the path is replaced by the shard index.
-pub fn records_path(template: &std::path::Path, s: Option<&Sharding>) -> std::path::PathBuf {
-    let text = template.to_string_lossy();
-    if !text.contains("{shard}") {
-        return template.to_path_buf();
+/// A file name for this shard: `{shard}` in `template` becomes the shard index (0 without
+/// shards), so shards can write `--save-records` and `--output-file` into one directory.
+pub fn with_shard_index(template: &str, s: Option<&Sharding>) -> String {
+    if !template.contains("{shard}") {
+        return template.to_owned();
     }
-    let index = s.map_or(0, |s| s.shard_index);
-    std::path::PathBuf::from(text.replace("{shard}", &index.to_string()))
+    template.replace("{shard}", &s.map_or(0, |s| s.shard_index).to_string())
 }
 
 #[cfg(test)]
@@ -212,12 +211,11 @@ mod tests {
     }
 
     #[test]
-    fn records_path_takes_the_shard_index() {
+    fn file_names_take_the_shard_index() {
         let s = Sharding::new(4, 2).expect("valid");
-        let p = records_path(
-            std::path::Path::new("/r/shard-{shard}.records.jsonl"),
-            Some(&s),
-        );
-        assert_eq!(p, std::path::PathBuf::from("/r/shard-2.records.jsonl"));
+        let p = with_shard_index("/r/shard-{shard}.records.jsonl", Some(&s));
+        assert_eq!(p, "/r/shard-2.records.jsonl");
+        assert_eq!(with_shard_index("/r/x.jsonl", Some(&s)), "/r/x.jsonl");
+        assert_eq!(with_shard_index("/r/{shard}.jsonl", None), "/r/0.jsonl");
     }
 }

@@ -19,6 +19,9 @@ pub enum BenchError {
         context: String,
         cause: std::io::Error,
     },
+    /// `--save-records` could not be written (the error names the file).
+    #[error(transparent)]
+    Records(#[from] crate::records_file::RecordsFileError),
 }
 
 impl BenchError {

@@ -130,11 +130,17 @@ pub struct MetricInputs<'a> {
 
 /// Compute every metric from the records of the measured (non-warmup) requests.
 pub fn compute(inp: &MetricInputs<'_>) -> BenchmarkMetrics {
+    compute_with_timeline(inp).0
+}
+
+/// [`compute`], and the per-second timeline its peaks come from (the record's `timeline`
+/// and `--plot-throughput` show it).
+pub fn compute_with_timeline(inp: &MetricInputs<'_>) -> (BenchmarkMetrics, Timeline) {
     let mut acc = MetricsAccumulator::new(Timeline::origin_of(inp.records));
     for (k, r) in inp.records.iter().enumerate() {
         acc.add(r, inp.retokenized.and_then(|t| t.get(k).copied()));
     }
-    acc.finish(&MetricSettings {
+    acc.finish_with_timeline(&MetricSettings {
         duration_s: inp.duration_s,
         server_added_prompt_tokens: inp.server_added_prompt_tokens,
         slo: inp.slo,
@@ -157,6 +163,7 @@ pub struct MetricSettings<'a> {
 /// files (`bench merge` over shard records) computes exactly what [`compute`] computes over an
 /// in-memory run without holding the records: it keeps one number per request and one per
 /// inter-token gap (the pooled ITL percentiles need every gap), nothing else.
+#[derive(Default)]
 pub struct MetricsAccumulator {
     completed: usize,
     failed: usize,
@@ -164,7 +171,9 @@ pub struct MetricsAccumulator {
     total_output: usize,
     total_output_retokenized: usize,
     ttfts: Vec<f64>,
-    tpots: Vec<f64>,
+    /// Each successful request's TPOT (`None` for a single output token), aligned with
+    /// `ttfts` and `e2es` for the SLO check; the TPOT summary takes the `Some`s.
+    tpots: Vec<Option<f64>>,
     /// SGLang's ITL samples when they differ from the chunk gaps (a chunk carried several
     /// tokens); `None` while they are the same list.
     itls: Option<PooledSeconds>,
@@ -177,7 +186,6 @@ pub struct MetricsAccumulator {
     input_len_min: Option<usize>,
     input_len_max: usize,
     input_len_sum: usize,
-    records: usize,
     cache_prompt: usize,
     cache_cached: usize,
     /// Server prompt length minus the dataset's, per successful request that reported one.
@@ -185,8 +193,6 @@ pub struct MetricsAccumulator {
     replacement_chars: usize,
     errors_by_kind: BTreeMap<String, usize>,
     timeline: TimelineBuilder,
-    /// SLO checks need the run's SLO; kept per request until `finish` knows it.
-    slo_samples: Vec<(f64, Option<f64>, f64)>,
 }
 
 impl MetricsAccumulator {
@@ -194,37 +200,13 @@ impl MetricsAccumulator {
     /// earliest send of a successful request, [`Timeline::origin_of`]).
     pub fn new(timeline_origin_ns: Option<u64>) -> Self {
         Self {
-            completed: 0,
-            failed: 0,
-            total_input: 0,
-            total_output: 0,
-            total_output_retokenized: 0,
-            ttfts: Vec::new(),
-            tpots: Vec::new(),
-            itls: None,
-            e2es: Vec::new(),
-            gaps: PooledSeconds::default(),
-            per_req_itl: Vec::new(),
-            queue: Vec::new(),
-            from_sched: Vec::new(),
-            chunks: 0,
-            input_len_min: None,
-            input_len_max: 0,
-            input_len_sum: 0,
-            records: 0,
-            cache_prompt: 0,
-            cache_cached: 0,
-            server_extra_prompt: Vec::new(),
-            replacement_chars: 0,
-            errors_by_kind: BTreeMap::new(),
             timeline: TimelineBuilder::new(timeline_origin_ns),
-            slo_samples: Vec::new(),
+            ..Default::default()
         }
     }
 
     /// Add one measured request; `retokenized_len` is its retokenized output length, if known.
     pub fn add(&mut self, r: &RequestRecord, retokenized_len: Option<usize>) {
-        self.records += 1;
         self.input_len_min = Some(
             self.input_len_min
                 .map_or(r.prompt_len, |m| m.min(r.prompt_len)),
@@ -247,9 +229,7 @@ impl MetricsAccumulator {
         self.total_input += r.prompt_len;
         self.total_output += r.output_len;
         self.ttfts.push(r.ttft_s());
-        if let Some(t) = r.tpot_s() {
-            self.tpots.push(t);
-        }
+        self.tpots.push(r.tpot_s());
         // The same numbers as `sglang_itl_s` and `chunk_gaps_s`, kept compactly.
         if self.itls.is_none() && r.chunk_tokens.iter().skip(1).any(|&n| n > 1) {
             self.itls = Some(self.gaps.clone());
@@ -271,8 +251,6 @@ impl MetricsAccumulator {
                     .push(ns_to_s(last.saturating_sub(*first)) / (r.output_len - 1) as f64);
             }
         }
-        self.slo_samples
-            .push((r.ttft_s(), r.tpot_s(), r.latency_s()));
         self.cache_prompt += r.server_prompt_len.unwrap_or(r.prompt_len);
         self.cache_cached += r.cached_tokens.unwrap_or(0);
         if let Some(s) = r.server_prompt_len {
@@ -312,7 +290,8 @@ impl MetricsAccumulator {
         m.total_throughput = (m.total_input + m.total_output) as f64 / dur;
         m.total_throughput_retokenized = (m.total_input + m.total_output_retokenized) as f64 / dur;
         m.ttft_ms = summarize(&self.ttfts, 1000.0);
-        m.tpot_ms = summarize(&self.tpots, 1000.0);
+        let tpot_values: Vec<f64> = self.tpots.iter().flatten().copied().collect();
+        m.tpot_ms = summarize(&tpot_values, 1000.0);
         let gap_summary = self.gaps.summarize(1000.0);
         m.itl_ms = match self.itls.as_mut() {
             Some(itls) => itls.summarize(1000.0),
@@ -358,20 +337,22 @@ impl MetricsAccumulator {
         x.error_adjusted_p99_e2e_ms = percentile_sorted(&adj_e2e, 99.0) * 1000.0;
         x.error_adjusted_p99_ttft_ms = percentile_sorted(&adj_ttft, 99.0) * 1000.0;
         if s.slo.is_set() {
-            let goodput = self
-                .slo_samples
-                .iter()
-                .filter(|(ttft, tpot, e2e)| s.slo.met_by_latencies(*ttft, *tpot, *e2e))
+            let goodput = (0..self.completed)
+                .filter(|&k| {
+                    s.slo
+                        .met_by_latencies(self.ttfts[k], self.tpots[k], self.e2es[k])
+                })
                 .count();
             x.goodput_completed = Some(goodput);
             x.request_goodput = Some(goodput as f64 / dur);
         }
         x.input_len_min = self.input_len_min.unwrap_or(0);
         x.input_len_max = self.input_len_max;
-        x.input_len_mean = if self.records == 0 {
+        let records = self.completed + self.failed;
+        x.input_len_mean = if records == 0 {
             0.0
         } else {
-            self.input_len_sum as f64 / self.records as f64
+            self.input_len_sum as f64 / records as f64
         };
         x.cache_total_prompt_tokens = self.cache_prompt;
         x.cache_total_cached_tokens = self.cache_cached;
@@ -400,7 +381,7 @@ impl MetricsAccumulator {
         for name in s.percentile_metrics {
             let samples: &[f64] = match name.as_str() {
                 "ttft" => &self.ttfts,
-                "tpot" => &self.tpots,
+                "tpot" => &tpot_values,
                 "itl" => {
                     // Sorted by `summarize` above.
                     let itls = self.itls.as_ref().unwrap_or(&self.gaps);
@@ -478,6 +459,7 @@ impl Timeline {
 }
 
 /// A [`Timeline`] built one record at a time from a known origin.
+#[derive(Default)]
 pub struct TimelineBuilder {
     origin_ns: Option<u64>,
     end_ns: u64,
