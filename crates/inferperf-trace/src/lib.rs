@@ -20,6 +20,7 @@ pub mod fastscan;
 pub mod intervals;
 pub mod merge;
 pub mod merge_client;
+pub mod micros;
 pub mod naming;
 pub mod object;
 pub mod prefetch;

@@ -20,6 +20,7 @@ use crate::error::TraceError;
 use crate::event::{is_gpu_category, EventParser, Id, Nanos};
 use crate::fastscan::{self, Member};
 use crate::merge_client::{self as mc, ClientPlan, ClientReport, PendingRequest, StepLinks};
+use crate::micros;
 use crate::naming::{self, RankId, RankMap};
 use crate::object::RawObject;
 use crate::prefetch::Prefetch;
@@ -527,7 +528,7 @@ fn merge_client(
             rep.linked += 1;
             rep.flow_events += n as u64;
             for f in flows.events() {
-                writer.write_raw_event(f.as_bytes())?;
+                writer.write_raw_event(f)?;
             }
         }
         Ok(())
@@ -901,6 +902,12 @@ fn merge_rank(
             events_in += 1;
             continue;
         }
+        // Read before `emit_event` takes the members.
+        let hint = match (&links, scanned) {
+            (None, _) => mc::StepHint::NotStep,
+            (Some(_), true) => mc::step_hint(raw, &members),
+            (Some(_), false) => mc::StepHint::Unknown,
+        };
         let emitted = emit_event(
             &mut rw,
             raw,
@@ -921,7 +928,7 @@ fn merge_rank(
         }
         events_out += 1;
         if let Some(l) = links.as_deref_mut() {
-            l.observe(raw, index, shift_ns, |id| rw.map_pid(id));
+            l.observe(raw, hint, index, shift_ns, |id| rw.map_pid(id));
         }
         let pos = events.position();
         if pos - last_pos > 1 << 20 {
@@ -1137,21 +1144,28 @@ fn rewrite(
 
 /// The `ts` text of `raw` moved by `shift_ns` (integers stay integers when they can).
 fn shift_ts(raw: &str, shift_ns: i64) -> Result<String, String> {
-    let t: Nanos = serde_json::from_str(raw).map_err(|e| format!("bad ts: {e}"))?;
-    let ns = t.0 + shift_ns;
-    Ok(if ns % 1000 == 0 && !raw.contains('.') {
-        (ns / 1000).to_string()
-    } else {
-        us_text(ns)
-    })
+    let mut out = Vec::with_capacity(raw.len() + 4);
+    shift_ts_into(raw.as_bytes(), shift_ns, &mut out)?;
+    Ok(String::from_utf8(out).unwrap_or_default())
 }
 
-/// `ns` as µs with three decimals, exactly (`{:.3}` of an f64 rounds Unix-µs times, which
-/// need 19 digits, and is slower).
-pub(crate) fn us_text(ns: i64) -> String {
-    let sign = if ns < 0 { "-" } else { "" };
-    let a = ns.unsigned_abs();
-    format!("{sign}{}.{:03}", a / 1000, a % 1000)
+/// [`shift_ts`], appended to `out`: exact (decimal µs are read to the nanosecond, which an
+/// `f64` cannot do for Unix-µs times) and without allocating -- it runs on every event of a
+/// shifted file.
+fn shift_ts_into(raw: &[u8], shift_ns: i64, out: &mut Vec<u8>) -> Result<(), String> {
+    let ns = match micros::parse_us(raw) {
+        Some(ns) => ns,
+        None => {
+            serde_json::from_slice::<Nanos>(raw)
+                .map_err(|e| format!("bad ts: {e}"))?
+                .0
+        }
+    };
+    let ns = ns
+        .checked_add(shift_ns)
+        .ok_or_else(|| format!("ts {} out of range after the clock shift", span_str(raw)))?;
+    micros::write_us_compact(ns, !raw.contains(&b'.'), out);
+    Ok(())
 }
 
 /// The process kind named by a `process_labels` value (`GPU 3`, `CPU`...).
@@ -1470,9 +1484,10 @@ fn fast_rewrite(
             },
         },
     };
+    // The shifted `ts` goes straight into the patch text (nothing else is there yet).
     let ts_new = match first(b"ts") {
-        Some(i) if rw.shift_ns != 0 => match shift_ts(span_str(value(i)), rw.shift_ns) {
-            Ok(t) => Some((i, t)),
+        Some(i) if rw.shift_ns != 0 => match shift_ts_into(value(i), rw.shift_ns, &mut s.text) {
+            Ok(()) => Some((i, 0, s.text.len())),
             Err(_) => None,
         },
         _ => None,
@@ -1495,8 +1510,8 @@ fn fast_rewrite(
     }
 
     // Timestamps.
-    if let Some((i, t)) = ts_new {
-        s.patch(i, t.as_bytes());
+    if let Some(patch) = ts_new {
+        s.patches.push(patch);
     }
     // Flow / async ids.
     if let Some(i) = first(b"id") {
@@ -1550,7 +1565,7 @@ fn fast_rewrite(
     // pid.
     if let (Some(at), Some(orig)) = (pid_at, orig) {
         let new_pid = rw.map_pid(&orig);
-        s.patch(at, new_pid.to_string().as_bytes());
+        s.patch(at, itoa::Buffer::new().format(new_pid).as_bytes());
         if let Some(args) = label_process(
             rw,
             &ph,
@@ -1583,11 +1598,14 @@ mod tests {
 
     #[test]
     fn shifted_times_are_exact_even_in_unix_microseconds() {
-        assert_eq!(us_text(1_500), "1.500");
-        assert_eq!(us_text(-500), "-0.500");
-        assert_eq!(us_text(-1_500), "-1.500");
-        assert_eq!(us_text(1_669_783_687_464_181_123), "1669783687464181.123");
         assert_eq!(shift_ts("1.5", 1).unwrap(), "1.501");
+        assert_eq!(shift_ts("-2.5", 1_000).unwrap(), "-1.500");
+        assert_eq!(
+            shift_ts("1669783687464181.123", 1).unwrap(),
+            "1669783687464181.124"
+        );
+        assert_eq!(shift_ts("1.5e3", 0).unwrap(), "1500.000");
+        assert!(shift_ts("9223372036854775", 1_000).is_err());
         assert_eq!(shift_ts("2", 1_000).unwrap(), "3");
         assert_eq!(
             shift_ts("998500.123", 1_669_782_686_000_000_000).unwrap(),

@@ -268,6 +268,34 @@ impl<'de: 'a, 'a> Deserialize<'de> for RidStr<'a> {
     }
 }
 
+/// What the scanner tells of a rank event before [`StepLinks::observe`] looks at it.
+pub(crate) enum StepHint {
+    /// Not a step span with args: nothing to link (most events).
+    NotStep,
+    /// Maybe a step span; its `args` value is at this range of the event.
+    Args(std::ops::Range<usize>),
+    /// Not scanned: the event itself is searched.
+    Unknown,
+}
+
+/// The [`StepHint`] of a scanned event from its members: its `name` must start with `step[`
+/// (as written, without escapes) and it must have `args`. Looking at members costs nothing next
+/// to searching every event's bytes for `"rids"`.
+pub(crate) fn step_hint(raw: &[u8], members: &[crate::fastscan::Member]) -> StepHint {
+    let (mut name, mut args) = (None, None);
+    for m in members {
+        match m.key(raw) {
+            b"name" if name.is_none() => name = Some(m.value(raw)),
+            b"args" if args.is_none() => args = Some(m.val_start..m.val_end),
+            _ => {}
+        }
+    }
+    match (name, args) {
+        (Some(n), Some(r)) if n.starts_with(b"\"step[") => StepHint::Args(r),
+        _ => StepHint::NotStep,
+    }
+}
+
 /// Server steps by rid, recorded during the rank pass.
 pub(crate) struct StepLinks {
     finder: memchr::memmem::Finder<'static>,
@@ -298,23 +326,28 @@ impl StepLinks {
         }
     }
 
-    /// Looks at one rank event (as read; `map_pid` gives its merged pid, `shift_ns` moves its
-    /// time onto the merged clock). Only `X` spans named `step[...]` with `args.rids` count; an
-    /// event that does not parse as one is none.
+    /// Looks at one rank event (as read; `hint` from [`step_hint`]; `map_pid` gives its merged
+    /// pid, `shift_ns` moves its time onto the merged clock). Only `X` spans named `step[...]`
+    /// with `args.rids` count; an event that does not parse as one is none.
     pub fn observe(
         &mut self,
         raw: &[u8],
+        hint: StepHint,
         rank: usize,
         shift_ns: i64,
         map_pid: impl FnOnce(&Id<'_>) -> i64,
     ) {
-        let Some(at) = self.finder.find(raw) else {
-            return;
+        // TP ranks run the same batches: a step whose args (or, unscanned, whose rid list) an
+        // earlier rank already had, byte for byte, links nothing new (each of its rids
+        // belongs to that rank), so it is counted and skipped without being parsed.
+        let list = match hint {
+            StepHint::NotStep => return,
+            StepHint::Args(r) => raw.get(r).map(|a| (a.len(), list_hash(a))),
+            StepHint::Unknown => match self.finder.find(raw) {
+                Some(at) => rids_list_key(raw, at),
+                None => return,
+            },
         };
-        // TP ranks run the same batches: a rid list an earlier rank already ran, byte for
-        // byte, links nothing new (each of its rids belongs to that rank), so it is counted
-        // and skipped without being parsed.
-        let list = rids_list_key(raw, at);
         if let Some(key) = list {
             if self.lists.get(&key).is_some_and(|&first| first < rank) {
                 self.steps += 1;
@@ -409,15 +442,6 @@ impl StepLinks {
     }
 }
 
-/// `ns` after the merged base as a `ts` value in µs.
-fn ts_text(ns: i64) -> String {
-    if ns % 1000 == 0 {
-        (ns / 1000).to_string()
-    } else {
-        crate::merge::us_text(ns)
-    }
-}
-
 /// Where a flow binds in a slice: just inside its start (1 µs, or half of a shorter slice), so
 /// that the viewer finds the slice open at that time.
 fn bind_ts(start: i64, dur: i64) -> i64 {
@@ -453,31 +477,35 @@ pub(crate) fn flow_events(
     id: i64,
     out: &mut FlowBuffer,
 ) -> usize {
-    use std::fmt::Write as _;
     let Some(targets) = links.targets(&req.rid) else {
         return 0;
     };
-    let rid = serde_json::to_string(&req.rid).unwrap_or_else(|_| "\"\"".into());
+    // Bytes written directly (no formatting machinery): 400k flow events for 100k requests.
+    let mut rid = Vec::with_capacity(req.rid.len() + 2);
+    crate::object::write_json_string(&mut rid, &req.rid);
     let (start, dur) = req.sent.unwrap_or((req.ts_ns, req.dur_ns));
-    let _ = write!(
-        out.text,
-        "{{\"ph\":\"s\",\"cat\":\"{FLOW_CAT}\",\"name\":\"{FLOW_NAME}\",\"id\":{id},\"pid\":{},\"tid\":{},\"ts\":{},\"args\":{{\"rid\":{rid}}}}}",
+    out.event(
+        "s",
+        false,
+        id,
         req.pid,
-        req.tid,
-        ts_text(bind_ts(start, dur))
+        req.tid.as_bytes(),
+        bind_ts(start, dur),
+        &rid,
     );
-    out.ends.push(out.text.len());
     let n = targets.len();
     for (i, s) in targets.iter().enumerate() {
+        let tid = links.tids.get(s.tid as usize).map_or("0", |t| t);
         let ph = if i + 1 == n { "f" } else { "t" };
-        let _ = write!(
-            out.text,
-            "{{\"ph\":\"{ph}\",\"bp\":\"e\",\"cat\":\"{FLOW_CAT}\",\"name\":\"{FLOW_NAME}\",\"id\":{id},\"pid\":{},\"tid\":{},\"ts\":{},\"args\":{{\"rid\":{rid}}}}}",
+        out.event(
+            ph,
+            true,
+            id,
             s.pid,
-            links.tids.get(s.tid as usize).map_or("0", |t| t),
-            ts_text(bind_ts(s.ts_ns, s.dur_ns))
+            tid.as_bytes(),
+            bind_ts(s.ts_ns, s.dur_ns),
+            &rid,
         );
-        out.ends.push(out.text.len());
     }
     n + 1
 }
@@ -485,7 +513,7 @@ pub(crate) fn flow_events(
 /// One request's flow events, written into one reused buffer (no allocation per event).
 #[derive(Default)]
 pub(crate) struct FlowBuffer {
-    text: String,
+    text: Vec<u8>,
     ends: Vec<usize>,
 }
 
@@ -495,8 +523,45 @@ impl FlowBuffer {
         self.ends.clear();
     }
 
+    /// Appends one flow event; `ts_ns` is after the merged base (written in µs, an integer
+    /// when whole), `rid_json` the rid as a JSON string, `enclosing`: binds to the enclosing
+    /// slice (`bp` `e`).
+    #[allow(clippy::too_many_arguments)]
+    fn event(
+        &mut self,
+        ph: &str,
+        enclosing: bool,
+        id: i64,
+        pid: i64,
+        tid_json: &[u8],
+        ts_ns: i64,
+        rid_json: &[u8],
+    ) {
+        let t = &mut self.text;
+        let mut num = itoa::Buffer::new();
+        t.extend_from_slice(b"{\"ph\":\"");
+        t.extend_from_slice(ph.as_bytes());
+        t.extend_from_slice(if enclosing { b"\",\"bp\":\"e\"" } else { b"\"" });
+        t.extend_from_slice(b",\"cat\":\"");
+        t.extend_from_slice(FLOW_CAT.as_bytes());
+        t.extend_from_slice(b"\",\"name\":\"");
+        t.extend_from_slice(FLOW_NAME.as_bytes());
+        t.extend_from_slice(b"\",\"id\":");
+        t.extend_from_slice(num.format(id).as_bytes());
+        t.extend_from_slice(b",\"pid\":");
+        t.extend_from_slice(num.format(pid).as_bytes());
+        t.extend_from_slice(b",\"tid\":");
+        t.extend_from_slice(tid_json);
+        t.extend_from_slice(b",\"ts\":");
+        crate::micros::write_us_compact(ts_ns, true, t);
+        t.extend_from_slice(b",\"args\":{\"rid\":");
+        t.extend_from_slice(rid_json);
+        t.extend_from_slice(b"}}");
+        self.ends.push(t.len());
+    }
+
     /// The events, in order.
-    pub fn events(&self) -> impl Iterator<Item = &str> {
+    pub fn events(&self) -> impl Iterator<Item = &[u8]> {
         let mut start = 0;
         self.ends.iter().map(move |&end| {
             let e = &self.text[start..end];
@@ -516,12 +581,12 @@ mod tests {
     fn step_rids_link_plain_and_escaped_ids() {
         let mut links = StepLinks::new();
         let step = br#"{"ph":"X","name":"step[3]","pid":1,"tid":1,"ts":10,"dur":5,"args":{"forward_mode":"EXTEND","rids":["run-1","a\"b"],"extend_lens":[16,1]}}"#;
-        links.observe(step, 0, 0, |_| 7);
+        links.observe(step, StepHint::Unknown, 0, 0, |_| 7);
         let later = br#"{"ph":"X","name":"step[3]","pid":2,"tid":1,"ts":11,"dur":5,"args":{"forward_mode":"DECODE","rids":["run-1"],"extend_lens":[1]}}"#;
-        links.observe(later, 1, 0, |_| 8);
+        links.observe(later, StepHint::Unknown, 1, 0, |_| 8);
         // The same batch on another TP rank: counted, not parsed, links nothing new.
         let same = br#"{"ph":"X","name":"step[3]","pid":3,"tid":1,"ts":10,"dur":5,"args":{"forward_mode":"EXTEND","rids":["run-1","a\"b"],"extend_lens":[16,1]}}"#;
-        links.observe(same, 2, 0, |_| 9);
+        links.observe(same, StepHint::Unknown, 2, 0, |_| 9);
         assert_eq!(links.rids(), 2);
         assert_eq!(links.steps, 3);
         let plain = links.targets("run-1").expect("plain rid linked");
@@ -531,6 +596,42 @@ mod tests {
         );
         let escaped = links.targets("a\"b").expect("escaped rid linked");
         assert!(escaped.iter().all(|s| s.pid == 7));
+    }
+
+    /// Scanned events are told apart by their members: only `step[...]` spans with args are
+    /// looked at, and a later TP rank's step with the same args is counted, not linked.
+    #[test]
+    fn scanned_steps_are_found_by_name_and_skipped_by_args() {
+        let hint = |raw: &[u8]| {
+            let mut members = Vec::new();
+            assert!(crate::fastscan::scan_object(raw, &mut members));
+            step_hint(raw, &members)
+        };
+        let kernel =
+            br#"{"ph":"X","name":"gemm","pid":1,"tid":1,"ts":10,"dur":5,"args":{"rids":["r-1"]}}"#;
+        assert!(matches!(hint(kernel), StepHint::NotStep));
+        let no_args = br#"{"ph":"X","name":"step[1]","pid":1,"tid":1,"ts":10,"dur":5}"#;
+        assert!(matches!(hint(no_args), StepHint::NotStep));
+
+        let mut links = StepLinks::new();
+        let step = br#"{"ph":"X","name":"step[1]","pid":1,"tid":1,"ts":10,"dur":5,"args":{"rids":["r-1","r-2"],"extend_lens":[8,1]}}"#;
+        let h = hint(step);
+        assert!(matches!(&h, StepHint::Args(r) if step[r.clone()].starts_with(b"{\"rids\"")));
+        links.observe(step, h, 0, 0, |_| 7);
+        let same = br#"{"ph":"X","name":"step[1]","pid":2,"tid":1,"ts":9,"dur":5,"args":{"rids":["r-1","r-2"],"extend_lens":[8,1]}}"#;
+        links.observe(same, hint(same), 1, 0, |_| 8);
+        // Other args (a new rid) on the later rank: parsed; r-3 is that rank's.
+        let other = br#"{"ph":"X","name":"step[2]","pid":2,"tid":1,"ts":20,"dur":5,"args":{"rids":["r-1","r-3"],"extend_lens":[1,8]}}"#;
+        links.observe(other, hint(other), 1, 0, |_| 8);
+        assert_eq!(links.steps, 3);
+        assert_eq!(links.rids(), 3);
+        let r1 = links.targets("r-1").expect("r-1 linked");
+        assert!(
+            r1.iter().all(|s| s.pid == 7 && s.ts_ns == 10_000),
+            "rank 0's step only"
+        );
+        let r3 = links.targets("r-3").expect("r-3 linked");
+        assert!(r3.iter().all(|s| s.pid == 8 && s.ts_ns == 20_000));
     }
 
     #[test]
