@@ -2,6 +2,8 @@
 //! (`--request-trace` plus `--request-log` or `--server-trace`): the section is added, and
 //! incomplete or unreadable inputs stop it with the file or flag named and no page written.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -13,10 +15,16 @@ fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// `report html` of the hand-written `runs.jsonl`, with `flags[i] extra[i]` added.
 fn report_html(out: &Path, extra: &[&Path], flags: &[&str]) -> Output {
+    report_html_of(&data("runs.jsonl"), out, extra, flags)
+}
+
+/// `report html --experiment-folder runs --output out`, with `flags[i] extra[i]` added.
+fn report_html_of(runs: &Path, out: &Path, extra: &[&Path], flags: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_inferperf"));
     c.args(["report", "html", "--experiment-folder"])
-        .arg(data("runs.jsonl"))
+        .arg(runs)
         .arg("--output")
         .arg(out);
     for (flag, file) in flags.iter().zip(extra) {
@@ -120,13 +128,7 @@ fn a_malformed_timeline_is_named_with_its_line_and_no_page_is_written() {
     )
     .expect("write");
     let out = dir.path().join("report.html");
-    let o = Command::new(env!("CARGO_BIN_EXE_inferperf"))
-        .args(["report", "html", "--experiment-folder"])
-        .arg(&runs)
-        .arg("--output")
-        .arg(&out)
-        .output()
-        .expect("run inferperf");
+    let o = report_html_of(&runs, &out, &[], &[]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "{err}");
     assert!(
@@ -178,13 +180,7 @@ fn charts_are_built_from_real_bench_serving_records() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     let page = dir.path().join("page.html");
-    let o = Command::new(env!("CARGO_BIN_EXE_inferperf"))
-        .args(["report", "html", "--experiment-folder"])
-        .arg(&runs)
-        .arg("--output")
-        .arg(&page)
-        .output()
-        .expect("report html");
+    let o = report_html_of(&runs, &page, &[], &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let html = std::fs::read_to_string(&page).expect("page");
     let open = "<script type=\"application/json\" id=\"chart-data\">";
@@ -250,11 +246,7 @@ fn profile_alone_gives_traces_that_explain_the_run_in_the_report() {
         .arg(&runs)
         .output()
         .expect("bench serving");
-    let all = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let all = common::text(&o);
     assert!(o.status.success(), "{all}");
     assert!(all.contains("starting an embedded server"), "{all}");
     assert!(!all.contains("Failed to start profiler"), "{all}");
@@ -271,17 +263,12 @@ fn profile_alone_gives_traces_that_explain_the_run_in_the_report() {
         .collect();
     assert_eq!(traces.len(), 1, "{all}");
     let page = dir.path().join("page.html");
-    let o = Command::new(env!("CARGO_BIN_EXE_inferperf"))
-        .args(["report", "html", "--experiment-folder"])
-        .arg(&runs)
-        .arg("--output")
-        .arg(&page)
-        .arg("--request-trace")
-        .arg(&client)
-        .arg("--server-trace")
-        .arg(&traces[0])
-        .output()
-        .expect("report html");
+    let o = report_html_of(
+        &runs,
+        &page,
+        &[&client, &traces[0]],
+        &["--request-trace", "--server-trace"],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let html = std::fs::read_to_string(&page).expect("page");
     assert!(
