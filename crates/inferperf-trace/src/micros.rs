@@ -15,16 +15,7 @@ pub fn parse_us(v: &[u8]) -> Option<i64> {
         Some(dot) => (&digits[..dot], Some(&digits[dot + 1..])),
         None => (digits, None),
     };
-    if int.is_empty() || int.len() > 18 || (int.len() > 1 && int[0] == b'0') {
-        return None;
-    }
-    let mut us: i64 = 0;
-    for &d in int {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        us = us * 10 + i64::from(d - b'0');
-    }
+    let us = crate::fastscan::small_uint(int)?;
     let mut sub: i64 = 0;
     if let Some(frac) = frac {
         if frac.is_empty() || frac.len() > 3 {
